@@ -6,16 +6,22 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Node, NodeAddress, Taint};
 
+use crate::resolve::is_relevant_annotation;
+
 /// What bare-ccm knows about one Node.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NodeView {
+    /// `metadata.name`.
     pub name: String,
+    /// `metadata.resourceVersion`, the precondition of every patch built from this view.
     pub resource_version: String,
+    /// All labels (inventory selectors and the never-overwrite rule read them).
     pub labels: BTreeMap<String, String>,
     /// Only the annotations the resolver reads (see `resolve::is_relevant_annotation`).
     pub annotations: BTreeMap<String, String>,
     /// `spec.providerID`, "" when unset.
     pub provider_id: String,
+    /// `spec.taints`, kept whole so that a patch can write the others back unchanged.
     pub taints: Vec<Taint>,
     /// `status.addresses` as the node reports them now.
     pub addresses: Vec<NodeAddress>,
@@ -23,7 +29,138 @@ pub struct NodeView {
 
 impl NodeView {
     /// Projects a full Node into the fields bare-ccm uses.
-    pub fn from_node(_node: &Node) -> Self {
-        todo!("filled in with the resolver")
+    pub fn from_node(node: &Node) -> Self {
+        let meta = &node.metadata;
+        let spec = node.spec.as_ref();
+        NodeView {
+            name: meta.name.clone().unwrap_or_default(),
+            resource_version: meta.resource_version.clone().unwrap_or_default(),
+            labels: meta.labels.clone().unwrap_or_default(),
+            annotations: meta
+                .annotations
+                .iter()
+                .flatten()
+                .filter(|(k, _)| is_relevant_annotation(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            provider_id: spec.and_then(|s| s.provider_id.clone()).unwrap_or_default(),
+            taints: spec.and_then(|s| s.taints.clone()).unwrap_or_default(),
+            addresses: node
+                .status
+                .as_ref()
+                .and_then(|s| s.addresses.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Whether `other` differs from `self` in anything the resolver or the patch builders
+    /// read, ignoring `resource_version`: a kubelet heartbeat yields `true` here, so the
+    /// controller can skip it without resolving.
+    pub fn same_inputs(&self, other: &NodeView) -> bool {
+        self.name == other.name
+            && self.labels == other.labels
+            && self.annotations == other.annotations
+            && self.provider_id == other.provider_id
+            && self.taints == other.taints
+            && self.addresses == other.addresses
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{NodeSpec, NodeStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use super::*;
+
+    fn full_node() -> Node {
+        Node {
+            metadata: ObjectMeta {
+                name: Some("n1".into()),
+                resource_version: Some("7".into()),
+                labels: Some([("kubernetes.io/hostname".to_string(), "n1".to_string())].into()),
+                annotations: Some(
+                    [
+                        ("k3s.io/node-args", "[\"agent\"]"),
+                        ("alpha.kubernetes.io/provided-node-ip", "10.0.0.5"),
+                        ("bare-ccm.io/internal-ip", "10.0.0.5"),
+                        ("node.alpha.kubernetes.io/ttl", "0"),
+                        ("k3s.io/node-config-hash", "ABC"),
+                    ]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                ),
+                ..ObjectMeta::default()
+            },
+            spec: Some(NodeSpec {
+                provider_id: Some("k3s://n1".into()),
+                taints: Some(vec![Taint {
+                    key: "k".into(),
+                    effect: "NoSchedule".into(),
+                    ..Taint::default()
+                }]),
+                ..NodeSpec::default()
+            }),
+            status: Some(NodeStatus {
+                addresses: Some(vec![NodeAddress {
+                    type_: "Hostname".into(),
+                    address: "n1".into(),
+                }]),
+                ..NodeStatus::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn projection_keeps_only_what_the_resolver_reads() {
+        let v = NodeView::from_node(&full_node());
+        assert_eq!(v.name, "n1");
+        assert_eq!(v.resource_version, "7");
+        assert_eq!(v.provider_id, "k3s://n1");
+        assert_eq!(v.taints.len(), 1);
+        assert_eq!(v.addresses.len(), 1);
+        assert_eq!(v.labels.len(), 1);
+        assert_eq!(
+            v.annotations.keys().collect::<Vec<_>>(),
+            [
+                "alpha.kubernetes.io/provided-node-ip",
+                "bare-ccm.io/internal-ip",
+                "k3s.io/node-args"
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_node_projects_to_defaults() {
+        assert_eq!(NodeView::from_node(&Node::default()), NodeView::default());
+    }
+
+    #[test]
+    fn heartbeat_changes_only_the_resource_version() {
+        let a = NodeView::from_node(&full_node());
+        let mut heartbeat = full_node();
+        heartbeat.metadata.resource_version = Some("8".into());
+        if let Some(annotations) = heartbeat.metadata.annotations.as_mut() {
+            annotations.insert("node.alpha.kubernetes.io/ttl".into(), "5".into());
+        }
+        let b = NodeView::from_node(&heartbeat);
+        assert!(a.same_inputs(&b));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn relevant_changes_are_detected() {
+        let a = NodeView::from_node(&full_node());
+        let mut b = a.clone();
+        b.annotations
+            .insert("bare-ccm.io/internal-ip".into(), "10.0.0.6".into());
+        assert!(!a.same_inputs(&b));
+        let mut c = a.clone();
+        c.taints.clear();
+        assert!(!a.same_inputs(&c));
+        let mut d = a.clone();
+        d.labels.insert("example.com/x".into(), "y".into());
+        assert!(!a.same_inputs(&d));
     }
 }

@@ -1,0 +1,187 @@
+//! The address annotations: `bare-ccm.io/*` written by operators, and the `k3s.io/*` keys of
+//! the same names that a k3s agent writes while its embedded CCM is enabled. Per key, a
+//! non-empty `bare-ccm.io/` value wins over the `k3s.io/` one.
+
+use std::collections::BTreeMap;
+
+use super::addresses::{AddressType, Candidate};
+
+/// The annotation pairs `(bare-ccm.io key, k3s.io key)` for each address type.
+pub const ADDRESS_ANNOTATIONS: [(AddressType, &str, &str); 5] = [
+    (
+        AddressType::InternalIP,
+        "bare-ccm.io/internal-ip",
+        "k3s.io/internal-ip",
+    ),
+    (
+        AddressType::ExternalIP,
+        "bare-ccm.io/external-ip",
+        "k3s.io/external-ip",
+    ),
+    (
+        AddressType::InternalDNS,
+        "bare-ccm.io/internal-dns",
+        "k3s.io/internal-dns",
+    ),
+    (
+        AddressType::ExternalDNS,
+        "bare-ccm.io/external-dns",
+        "k3s.io/external-dns",
+    ),
+    (
+        AddressType::Hostname,
+        "bare-ccm.io/hostname",
+        "k3s.io/hostname",
+    ),
+];
+
+/// The annotation operators set to give a node its InternalIP (named in error messages).
+pub const INTERNAL_IP: &str = ADDRESS_ANNOTATIONS[0].1;
+
+/// Whether `key` is one of the address annotations.
+pub fn is_address_annotation(key: &str) -> bool {
+    ADDRESS_ANNOTATIONS
+        .iter()
+        .any(|(_, ours, k3s)| key == *ours || key == *k3s)
+}
+
+/// Reads every address annotation into candidates (type order, then value order). Values
+/// are comma lists; spaces around a comma are tolerated, empty parts ignored, and invalid
+/// parts skipped with a warning naming the annotation and the value.
+pub fn candidates(
+    annotations: &BTreeMap<String, String>,
+    warnings: &mut Vec<String>,
+) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    for (type_, ours, k3s) in ADDRESS_ANNOTATIONS {
+        let chosen = [ours, k3s].into_iter().find_map(|key| {
+            annotations
+                .get(key)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (key, v))
+        });
+        let Some((key, value)) = chosen else {
+            continue;
+        };
+        let origin = format!("annotation {key}");
+        for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match Candidate::parse(type_, part, &origin) {
+                Ok(c) => out.push(c),
+                Err(w) => warnings.push(w),
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use AddressType::*;
+
+    fn run(list: &[(&str, &str)]) -> (Vec<(AddressType, String)>, Vec<String>) {
+        let map = list
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut warnings = Vec::new();
+        let got = candidates(&map, &mut warnings)
+            .into_iter()
+            .map(|c| (c.type_, c.address))
+            .collect();
+        (got, warnings)
+    }
+
+    fn c(t: AddressType, a: &str) -> (AddressType, String) {
+        (t, a.to_string())
+    }
+
+    #[test]
+    fn bare_ccm_keys_take_precedence_over_k3s_keys_per_key() {
+        let (got, _) = run(&[
+            ("bare-ccm.io/internal-ip", "10.0.0.5"),
+            ("k3s.io/internal-ip", "10.9.9.9"),
+            ("k3s.io/external-ip", "203.0.113.5"),
+            ("k3s.io/hostname", "n1"),
+        ]);
+        assert_eq!(
+            got,
+            vec![
+                c(InternalIP, "10.0.0.5"),
+                c(ExternalIP, "203.0.113.5"),
+                c(Hostname, "n1")
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_bare_ccm_value_falls_back_to_k3s_key() {
+        let (got, _) = run(&[
+            ("bare-ccm.io/internal-ip", ""),
+            ("k3s.io/internal-ip", "10.0.0.1"),
+        ]);
+        assert_eq!(got, vec![c(InternalIP, "10.0.0.1")]);
+    }
+
+    #[test]
+    fn comma_separated_dual_stack_value_is_two_addresses_not_one() {
+        // Reference §6: other CCMs parse "v4,v6" as one IP and fail with "too many colons".
+        let (got, warnings) = run(&[("k3s.io/internal-ip", "10.0.0.1,fd00::1")]);
+        assert_eq!(
+            got,
+            vec![c(InternalIP, "10.0.0.1"), c(InternalIP, "fd00::1")]
+        );
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn spaces_around_commas_are_tolerated() {
+        let (got, warnings) = run(&[("bare-ccm.io/internal-ip", "10.0.0.1, fd00::1 ,")]);
+        assert_eq!(
+            got,
+            vec![c(InternalIP, "10.0.0.1"), c(InternalIP, "fd00::1")]
+        );
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn bad_ip_is_skipped_with_a_warning_naming_annotation_and_value() {
+        let (got, warnings) = run(&[
+            ("bare-ccm.io/internal-ip", "10.0.0.1,10.0.0.999"),
+            ("bare-ccm.io/external-ip", "fd00::1::2"),
+        ]);
+        assert_eq!(got, vec![c(InternalIP, "10.0.0.1")]);
+        assert_eq!(
+            warnings,
+            vec![
+                "ignoring invalid InternalIP \"10.0.0.999\" from annotation bare-ccm.io/internal-ip: not an IP address",
+                "ignoring invalid ExternalIP \"fd00::1::2\" from annotation bare-ccm.io/external-ip: not an IP address",
+            ]
+        );
+    }
+
+    #[test]
+    fn dns_and_hostname_values_are_kept_verbatim() {
+        let (got, _) = run(&[
+            ("bare-ccm.io/internal-dns", "n1.lan,n1.corp"),
+            ("bare-ccm.io/external-dns", "n1.example.com"),
+            ("bare-ccm.io/hostname", "n1"),
+        ]);
+        assert_eq!(
+            got,
+            vec![
+                c(InternalDNS, "n1.lan"),
+                c(InternalDNS, "n1.corp"),
+                c(ExternalDNS, "n1.example.com"),
+                c(Hostname, "n1")
+            ]
+        );
+    }
+
+    #[test]
+    fn relevant_keys_are_recognised() {
+        assert!(is_address_annotation("k3s.io/hostname"));
+        assert!(is_address_annotation("bare-ccm.io/external-dns"));
+        assert!(!is_address_annotation("bare-ccm.io/other"));
+    }
+}

@@ -1,0 +1,721 @@
+//! Table tests of `resolve` as a whole: sources, combining, provided-node-ip modes,
+//! providerID and labels, including the upstream `syncNode` scenarios.
+
+use k8s_openapi::api::core::v1::{NodeAddress, Taint};
+
+use super::*;
+use crate::config::Config;
+
+fn node(name: &str) -> NodeView {
+    NodeView {
+        name: name.to_string(),
+        resource_version: "1".to_string(),
+        taints: vec![Taint {
+            key: UNINITIALIZED_TAINT.to_string(),
+            value: Some("true".to_string()),
+            effect: "NoSchedule".to_string(),
+            time_added: None,
+        }],
+        ..NodeView::default()
+    }
+}
+
+fn ann(mut n: NodeView, key: &str, value: &str) -> NodeView {
+    n.annotations.insert(key.to_string(), value.to_string());
+    n
+}
+
+fn label(mut n: NodeView, key: &str, value: &str) -> NodeView {
+    n.labels.insert(key.to_string(), value.to_string());
+    n
+}
+
+fn kubelet(mut n: NodeView, list: &[(&str, &str)]) -> NodeView {
+    n.addresses = list
+        .iter()
+        .map(|(t, a)| NodeAddress {
+            type_: t.to_string(),
+            address: a.to_string(),
+        })
+        .collect();
+    n
+}
+
+fn cfg(yaml: &str) -> Config {
+    match Config::from_yaml(yaml) {
+        Ok(c) => c,
+        Err(e) => panic!("test config must be valid: {e}"),
+    }
+}
+
+/// `(type, address, source)` triples, for compact expectations.
+fn addrs(r: &Resolution) -> Vec<Expected> {
+    r.addresses
+        .iter()
+        .map(|a| (a.type_.clone(), a.address.clone(), a.source.as_str()))
+        .collect()
+}
+
+/// One expected address: `(type, address, source name)`.
+type Expected = (String, String, &'static str);
+
+fn a(t: &str, addr: &str, src: &'static str) -> Expected {
+    (t.to_string(), addr.to_string(), src)
+}
+
+fn label_values(r: &Resolution) -> Vec<(&str, &str)> {
+    r.labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.value.as_str()))
+        .collect()
+}
+
+const K3S_ARGS: &str = r#"["agent","--node-ip","10.0.0.5,fd00::5","--node-external-ip","203.0.113.5","--kubelet-arg","cloud-provider=external"]"#;
+
+#[test]
+fn k3s_agent_with_node_args_initialises_like_the_embedded_ccm() {
+    let n = kubelet(
+        ann(node("n1"), node_args::NODE_ARGS, K3S_ARGS),
+        &[("Hostname", "n1")],
+    );
+    let r = resolve(&n, &Config::default());
+    assert_eq!(
+        addrs(&r),
+        vec![
+            a("InternalIP", "10.0.0.5", "k3s-node-args"),
+            a("InternalIP", "fd00::5", "k3s-node-args"),
+            a("ExternalIP", "203.0.113.5", "k3s-node-args"),
+            a("Hostname", "n1", "kubelet"),
+        ]
+    );
+    assert_eq!(r.provider_id.value, "k3s://n1");
+    assert!(r.set_provider_id);
+    assert_eq!(
+        label_values(&r),
+        vec![
+            ("beta.kubernetes.io/instance-type", "k3s"),
+            ("node.kubernetes.io/instance-type", "k3s"),
+        ]
+    );
+    assert!(r.errors.is_empty() && r.warnings.is_empty(), "{r:?}");
+    assert!(r.tainted && r.would_initialize());
+}
+
+#[test]
+fn no_internal_ip_keeps_the_node_uninitialised_with_an_actionable_error() {
+    let n = kubelet(node("n1"), &[("Hostname", "n1")]);
+    let r = resolve(&n, &Config::default());
+    assert_eq!(
+        r.errors,
+        vec![
+            "no InternalIP for node n1: set --node-ip on the k3s agent, or annotate bare-ccm.io/internal-ip=<ip>, or add an inventory entry with an InternalIP"
+        ]
+    );
+    assert!(!r.would_initialize());
+    // The Hostname is still resolved, for `explain`.
+    assert_eq!(addrs(&r), vec![a("Hostname", "n1", "kubelet")]);
+}
+
+#[test]
+fn without_require_internal_ip_a_hostname_only_node_initialises() {
+    let r = resolve(&node("n1"), &cfg("requireInternalIP: false\n"));
+    assert!(r.errors.is_empty());
+    assert_eq!(addrs(&r), vec![a("Hostname", "n1", "node-name")]);
+    assert!(r.would_initialize());
+}
+
+#[test]
+fn hostname_falls_back_to_the_kubelet_even_when_kubelet_is_not_a_source() {
+    let n = kubelet(
+        ann(node("n1"), "bare-ccm.io/internal-ip", "10.0.0.5"),
+        &[("InternalIP", "10.9.9.9"), ("Hostname", "host-1")],
+    );
+    let r = resolve(&n, &cfg("addressSources: [annotations]\n"));
+    assert_eq!(
+        addrs(&r),
+        vec![
+            a("InternalIP", "10.0.0.5", "annotations"),
+            a("Hostname", "host-1", "kubelet"),
+        ]
+    );
+}
+
+#[test]
+fn hostname_from_a_source_wins_over_the_fallback() {
+    let n = kubelet(
+        ann(
+            ann(node("n1"), "bare-ccm.io/internal-ip", "10.0.0.5"),
+            "bare-ccm.io/hostname",
+            "custom",
+        ),
+        &[("Hostname", "host-1")],
+    );
+    let r = resolve(&n, &Config::default());
+    assert_eq!(
+        addrs(&r),
+        vec![
+            a("InternalIP", "10.0.0.5", "annotations"),
+            a("Hostname", "custom", "annotations"),
+        ]
+    );
+}
+
+#[test]
+fn each_source_alone_supplies_addresses() {
+    let inv = "inventory:\n  - name: n1\n    addresses: [{type: InternalIP, address: 10.1.0.1}, {type: InternalDNS, address: n1.lan}]\n";
+    let cases: Vec<(&str, String, NodeView, Vec<Expected>)> = vec![
+        (
+            "inventory",
+            format!("addressSources: [inventory]\n{inv}"),
+            node("n1"),
+            vec![
+                a("InternalIP", "10.1.0.1", "inventory"),
+                a("InternalDNS", "n1.lan", "inventory"),
+                a("Hostname", "n1", "node-name"),
+            ],
+        ),
+        (
+            "annotations (k3s.io keys)",
+            "addressSources: [annotations]\n".into(),
+            ann(
+                ann(node("n1"), "k3s.io/internal-ip", "10.2.0.1"),
+                "k3s.io/external-ip",
+                "198.51.100.2",
+            ),
+            vec![
+                a("InternalIP", "10.2.0.1", "annotations"),
+                a("ExternalIP", "198.51.100.2", "annotations"),
+                a("Hostname", "n1", "node-name"),
+            ],
+        ),
+        (
+            "k3s-node-args",
+            "addressSources: [k3s-node-args]\n".into(),
+            ann(
+                node("n1"),
+                node_args::NODE_ARGS,
+                r#"["agent","-i","10.3.0.1"]"#,
+            ),
+            vec![
+                a("InternalIP", "10.3.0.1", "k3s-node-args"),
+                a("Hostname", "n1", "node-name"),
+            ],
+        ),
+        (
+            "provided-node-ip",
+            "addressSources: [provided-node-ip]\n".into(),
+            ann(
+                node("n1"),
+                provided_node_ip::PROVIDED_NODE_IP,
+                "10.4.0.1,fd00::4",
+            ),
+            vec![
+                a("InternalIP", "10.4.0.1", "provided-node-ip"),
+                a("InternalIP", "fd00::4", "provided-node-ip"),
+                a("Hostname", "n1", "node-name"),
+            ],
+        ),
+        (
+            "kubelet",
+            "addressSources: [kubelet]\n".into(),
+            kubelet(
+                node("n1"),
+                &[("InternalIP", "10.5.0.1"), ("Hostname", "h1")],
+            ),
+            vec![
+                a("InternalIP", "10.5.0.1", "kubelet"),
+                a("Hostname", "h1", "kubelet"),
+            ],
+        ),
+    ];
+    for (name, yaml, n, expected) in cases {
+        let r = resolve(&n, &cfg(&yaml));
+        assert_eq!(addrs(&r), expected, "{name}");
+        assert!(r.errors.is_empty(), "{name}: {:?}", r.errors);
+    }
+}
+
+#[test]
+fn sources_not_listed_are_not_read() {
+    let n = kubelet(
+        ann(node("n1"), "bare-ccm.io/internal-ip", "10.0.0.5"),
+        &[("InternalIP", "10.0.0.9")],
+    );
+    let r = resolve(&n, &cfg("addressSources: [kubelet]\n"));
+    assert_eq!(addrs(&r)[0], a("InternalIP", "10.0.0.9", "kubelet"));
+}
+
+#[test]
+fn priority_is_per_type_and_follows_the_configured_order() {
+    let n = kubelet(
+        ann(
+            ann(node("n1"), node_args::NODE_ARGS, K3S_ARGS),
+            "bare-ccm.io/external-ip",
+            "198.51.100.7",
+        ),
+        &[("InternalIP", "10.0.0.9"), ("Hostname", "n1")],
+    );
+    // Default order: annotations give ExternalIP, node-args give InternalIP.
+    let r = resolve(&n, &Config::default());
+    assert_eq!(
+        addrs(&r),
+        vec![
+            a("InternalIP", "10.0.0.5", "k3s-node-args"),
+            a("InternalIP", "fd00::5", "k3s-node-args"),
+            a("ExternalIP", "198.51.100.7", "annotations"),
+            a("Hostname", "n1", "kubelet"),
+        ]
+    );
+    // Kubelet first: its InternalIP wins; ExternalIP still from the next source that has one.
+    let r = resolve(
+        &n,
+        &cfg("addressSources: [kubelet, k3s-node-args, annotations]\nprovidedNodeIP: ignore\n"),
+    );
+    assert_eq!(
+        addrs(&r),
+        vec![
+            a("InternalIP", "10.0.0.9", "kubelet"),
+            a("ExternalIP", "203.0.113.5", "k3s-node-args"),
+            a("Hostname", "n1", "kubelet"),
+        ]
+    );
+}
+
+#[test]
+fn prefer_ipv6_puts_ipv6_first_in_every_ip_type() {
+    let n = ann(
+        node("n1"),
+        node_args::NODE_ARGS,
+        r#"["agent","--node-ip","10.0.0.5,fd00::5","--node-external-ip","203.0.113.5,2001:db8::5"]"#,
+    );
+    let r = resolve(&n, &cfg("preferIPv6: true\n"));
+    assert_eq!(
+        addrs(&r),
+        vec![
+            a("InternalIP", "fd00::5", "k3s-node-args"),
+            a("InternalIP", "10.0.0.5", "k3s-node-args"),
+            a("ExternalIP", "2001:db8::5", "k3s-node-args"),
+            a("ExternalIP", "203.0.113.5", "k3s-node-args"),
+            a("Hostname", "n1", "node-name"),
+        ]
+    );
+    let r = resolve(&n, &Config::default());
+    assert_eq!(r.addresses[0].address, "10.0.0.5");
+}
+
+#[test]
+fn dual_stack_annotation_written_as_one_value_keeps_both_families() {
+    let n = ann(node("n1"), "k3s.io/internal-ip", "fd00::5,10.0.0.5");
+    let r = resolve(&n, &Config::default());
+    assert_eq!(
+        addrs(&r)[..2],
+        [
+            a("InternalIP", "10.0.0.5", "annotations"),
+            a("InternalIP", "fd00::5", "annotations")
+        ]
+    );
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+}
+
+#[test]
+fn provided_node_ip_filters_the_combined_list_in_strict_mode() {
+    let n = ann(
+        ann(
+            node("n1"),
+            node_args::NODE_ARGS,
+            r#"["agent","--node-ip","10.0.0.5","--node-ip","10.0.0.6"]"#,
+        ),
+        provided_node_ip::PROVIDED_NODE_IP,
+        "10.0.0.6",
+    );
+    let r = resolve(&n, &Config::default());
+    assert_eq!(
+        addrs(&r),
+        vec![
+            a("InternalIP", "10.0.0.6", "k3s-node-args"),
+            a("Hostname", "n1", "node-name")
+        ]
+    );
+    assert!(r.errors.is_empty());
+}
+
+fn mismatching_node() -> NodeView {
+    ann(
+        ann(node("n1"), "bare-ccm.io/internal-ip", "10.0.0.5"),
+        provided_node_ip::PROVIDED_NODE_IP,
+        "10.0.0.9",
+    )
+}
+
+#[test]
+fn provided_node_ip_mismatch_keeps_taint_in_strict_mode() {
+    let r = resolve(&mismatching_node(), &Config::default());
+    assert_eq!(
+        r.errors,
+        vec![
+            "provided-node-ip 10.0.0.9 (alpha.kubernetes.io/provided-node-ip) matches none of the resolved addresses [InternalIP 10.0.0.5 (annotations)]: fix the kubelet --node-ip or add the address via --node-ip on the k3s agent, annotation bare-ccm.io/internal-ip, or the inventory (or set providedNodeIP: prefer in the config)"
+        ]
+    );
+    assert!(!r.would_initialize());
+}
+
+#[test]
+fn provided_node_ip_mismatch_is_a_warning_in_prefer_mode() {
+    let r = resolve(&mismatching_node(), &cfg("providedNodeIP: prefer\n"));
+    assert!(r.errors.is_empty());
+    assert_eq!(r.warnings.len(), 1);
+    assert!(
+        r.warnings[0].contains("left unfiltered"),
+        "{:?}",
+        r.warnings
+    );
+    assert_eq!(addrs(&r)[0], a("InternalIP", "10.0.0.5", "annotations"));
+    assert!(r.would_initialize());
+}
+
+#[test]
+fn provided_node_ip_is_not_consulted_in_ignore_mode() {
+    let r = resolve(&mismatching_node(), &cfg("providedNodeIP: ignore\n"));
+    assert!(r.errors.is_empty() && r.warnings.is_empty());
+    assert_eq!(addrs(&r)[0], a("InternalIP", "10.0.0.5", "annotations"));
+}
+
+#[test]
+fn malformed_provided_node_ip_is_an_error_in_strict_mode() {
+    for (value, reason) in [
+        (
+            "10.0.0.5,10.0.0.6",
+            "must contain either a single IP or a dual-stack pair of IPs",
+        ),
+        (
+            "10.0.0.5,fd00::5,10.0.0.7",
+            "must contain either a single IP or a dual-stack pair of IPs",
+        ),
+        (
+            "::,10.0.0.5",
+            "dual-stack node IP cannot include '0.0.0.0' or '::'",
+        ),
+        (
+            "10.0.0.5;fd00::5",
+            "could not parse \"10.0.0.5;fd00::5\" as an IP address",
+        ),
+    ] {
+        let n = ann(
+            ann(
+                node("n1"),
+                "bare-ccm.io/internal-ip",
+                "10.0.0.5,10.0.0.6,fd00::5",
+            ),
+            provided_node_ip::PROVIDED_NODE_IP,
+            value,
+        );
+        let r = resolve(&n, &cfg("addressSources: [annotations]\n"));
+        assert_eq!(r.errors.len(), 1, "{value}: {r:?}");
+        assert!(
+            r.errors[0].starts_with(&format!("provided-node-ip {value:?} (alpha.kubernetes.io/provided-node-ip) is invalid: {reason}")),
+            "{value}: {}",
+            r.errors[0]
+        );
+    }
+}
+
+#[test]
+fn invalid_inputs_are_skipped_with_warnings_never_accepted() {
+    let n = kubelet(
+        ann(
+            ann(node("n1"), "bare-ccm.io/internal-ip", "10.0.0.x"),
+            node_args::NODE_ARGS,
+            "[\"agent\", \"--node-ip\"",
+        ),
+        &[
+            ("InternalIP", "not-an-ip"),
+            ("InternalIP", "10.0.0.7"),
+            ("Bogus", "x"),
+        ],
+    );
+    let r = resolve(&n, &Config::default());
+    assert_eq!(
+        addrs(&r),
+        vec![
+            a("InternalIP", "10.0.0.7", "kubelet"),
+            a("Hostname", "n1", "node-name")
+        ]
+    );
+    assert_eq!(r.warnings.len(), 4, "{:#?}", r.warnings);
+    assert!(
+        r.warnings[0].contains("\"10.0.0.x\"") && r.warnings[0].contains("bare-ccm.io/internal-ip")
+    );
+    assert!(r.warnings[1].contains(node_args::NODE_ARGS) && r.warnings[1].contains("JSON"));
+    assert!(r.warnings[2].contains("\"not-an-ip\""));
+    assert!(r.warnings[3].contains("\"Bogus\""));
+}
+
+#[test]
+fn inventory_first_match_supplies_addresses_and_overrides() {
+    let c = cfg(r#"
+zone: default-zone
+extraLabels: {example.com/cluster: c1}
+inventory:
+  - nameRegex: "db-[0-9]+"
+    addresses: [{type: InternalIP, address: 10.7.0.1}, {type: ExternalIP, address: 203.0.113.7}]
+    providerID: "metal://{node}"
+    instanceType: big
+    zone: z1
+    region: r1
+    labels: {example.com/role: db, example.com/cluster: override}
+  - nameRegex: ".*"
+    instanceType: never-used
+"#);
+    let r = resolve(&kubelet(node("db-1"), &[("Hostname", "db-1")]), &c);
+    assert_eq!(
+        addrs(&r),
+        vec![
+            a("InternalIP", "10.7.0.1", "inventory"),
+            a("ExternalIP", "203.0.113.7", "inventory"),
+            a("Hostname", "db-1", "kubelet"),
+        ]
+    );
+    assert_eq!(r.provider_id.value, "metal://db-1");
+    assert!(
+        r.provider_id
+            .why
+            .starts_with("inventory[0] (nameRegex db-[0-9]+)"),
+        "{}",
+        r.provider_id.why
+    );
+    assert_eq!(
+        label_values(&r),
+        vec![
+            ("beta.kubernetes.io/instance-type", "big"),
+            ("example.com/cluster", "override"),
+            ("example.com/role", "db"),
+            ("failure-domain.beta.kubernetes.io/region", "r1"),
+            ("failure-domain.beta.kubernetes.io/zone", "z1"),
+            ("node.kubernetes.io/instance-type", "big"),
+            ("topology.kubernetes.io/region", "r1"),
+            ("topology.kubernetes.io/zone", "z1"),
+        ]
+    );
+    assert_eq!(
+        r.labels["example.com/cluster"].why,
+        "inventory[0] (nameRegex db-[0-9]+) labels"
+    );
+
+    // A node matching only the catch-all entry gets its instance type and the defaults.
+    let r = resolve(
+        &ann(node("web-1"), "bare-ccm.io/internal-ip", "10.0.0.1"),
+        &c,
+    );
+    assert_eq!(
+        r.labels["node.kubernetes.io/instance-type"].value,
+        "never-used"
+    );
+    assert_eq!(
+        r.labels["topology.kubernetes.io/zone"].value,
+        "default-zone"
+    );
+    assert_eq!(r.labels["topology.kubernetes.io/zone"].why, "config zone");
+    assert_eq!(r.labels["example.com/cluster"].value, "c1");
+    assert_eq!(r.provider_id.value, "k3s://web-1");
+}
+
+#[test]
+fn inventory_selector_matches_on_node_labels() {
+    let c =
+        cfg("inventory:\n  - selector: {matchLabels: {example.com/rack: r7}}\n    zone: rack7\n");
+    let n = label(
+        ann(node("n1"), "bare-ccm.io/internal-ip", "10.0.0.1"),
+        "example.com/rack",
+        "r7",
+    );
+    assert_eq!(
+        resolve(&n, &c).labels["topology.kubernetes.io/zone"].value,
+        "rack7"
+    );
+    let other = ann(node("n2"), "bare-ccm.io/internal-ip", "10.0.0.2");
+    assert!(
+        !resolve(&other, &c)
+            .labels
+            .contains_key("topology.kubernetes.io/zone")
+    );
+}
+
+// --- upstream syncNode scenarios: kubernetes/cloud-provider
+// `controllers/node/node_controller_test.go` (`Test_syncNode`), with the cloud's answer
+// played by an inventory entry ---
+
+const UPSTREAM_INVENTORY: &str = "inventory:\n  - name: node0\n    addresses: [{type: InternalIP, address: 10.0.0.1}, {type: ExternalIP, address: 132.143.154.163}]\n";
+
+fn upstream_node0(provided_ip: &str) -> NodeView {
+    let mut n = kubelet(
+        ann(
+            node("node0"),
+            provided_node_ip::PROVIDED_NODE_IP,
+            provided_ip,
+        ),
+        &[("Hostname", "node0.cloud.internal")],
+    );
+    n.provider_id = "node0.aws.12345".to_string();
+    n
+}
+
+#[test]
+fn upstream_provided_node_ip_address_scenario() {
+    let r = resolve(&upstream_node0("10.0.0.1"), &cfg(UPSTREAM_INVENTORY));
+    assert_eq!(
+        addrs(&r),
+        vec![
+            a("InternalIP", "10.0.0.1", "inventory"),
+            a("ExternalIP", "132.143.154.163", "inventory"),
+            a("Hostname", "node0.cloud.internal", "kubelet"),
+        ]
+    );
+    assert_eq!(r.provider_id.value, "node0.aws.12345");
+    assert!(!r.set_provider_id);
+    assert!(r.would_initialize(), "{:?}", r.errors);
+}
+
+#[test]
+fn upstream_provided_node_ip_address_is_not_valid_scenario() {
+    let r = resolve(&upstream_node0("invalid-ip"), &cfg(UPSTREAM_INVENTORY));
+    assert_eq!(r.errors.len(), 1, "{r:?}");
+    assert!(r.errors[0].contains("\"invalid-ip\""), "{}", r.errors[0]);
+    assert!(!r.would_initialize());
+}
+
+#[test]
+fn existing_provider_id_is_kept() {
+    let mut n = ann(node("n1"), "bare-ccm.io/internal-ip", "10.0.0.1");
+    n.provider_id = "k3s://n1-original".to_string();
+    let r = resolve(&n, &cfg("providerID: \"metal://{node}\"\n"));
+    assert_eq!(r.provider_id.value, "k3s://n1-original");
+    assert!(!r.set_provider_id);
+    assert!(r.provider_id.why.contains("never changed"));
+}
+
+#[test]
+fn empty_provider_id_template_sets_none() {
+    let r = resolve(
+        &ann(node("n1"), "bare-ccm.io/internal-ip", "10.0.0.1"),
+        &cfg("providerID: \"\"\n"),
+    );
+    assert!(!r.set_provider_id);
+    assert_eq!(r.provider_id.value, "");
+}
+
+#[test]
+fn untainted_node_is_not_initialised() {
+    let mut n = ann(node("n1"), "bare-ccm.io/internal-ip", "10.0.0.1");
+    n.taints.clear();
+    let r = resolve(&n, &Config::default());
+    assert!(!r.tainted);
+    assert!(!r.would_initialize());
+}
+
+#[test]
+fn taint_is_matched_by_key_whatever_its_value_and_effect() {
+    let mut n = ann(node("n1"), "bare-ccm.io/internal-ip", "10.0.0.1");
+    n.taints = vec![Taint {
+        key: UNINITIALIZED_TAINT.to_string(),
+        value: None,
+        effect: "NoExecute".to_string(),
+        time_added: None,
+    }];
+    assert!(resolve(&n, &Config::default()).tainted);
+}
+
+#[test]
+fn existing_labels_are_never_overwritten_and_pairs_are_mirrored() {
+    let n = label(
+        label(
+            label(
+                ann(node("n1"), "bare-ccm.io/internal-ip", "10.0.0.1"),
+                "node.kubernetes.io/instance-type",
+                "metal-xl",
+            ),
+            "failure-domain.beta.kubernetes.io/zone",
+            "old-zone",
+        ),
+        "example.com/team",
+        "blue",
+    );
+    let c = cfg("zone: z1\nregion: r1\nextraLabels: {example.com/team: red, example.com/new: x}\n");
+    let r = resolve(&n, &c);
+    assert_eq!(
+        label_values(&r),
+        vec![
+            ("beta.kubernetes.io/instance-type", "metal-xl"),
+            ("example.com/new", "x"),
+            ("failure-domain.beta.kubernetes.io/region", "r1"),
+            ("topology.kubernetes.io/region", "r1"),
+            ("topology.kubernetes.io/zone", "old-zone"),
+        ]
+    );
+    assert_eq!(
+        r.labels["beta.kubernetes.io/instance-type"].why,
+        "mirrored from existing label node.kubernetes.io/instance-type"
+    );
+    assert_eq!(
+        r.labels["topology.kubernetes.io/zone"].why,
+        "mirrored from existing label failure-domain.beta.kubernetes.io/zone"
+    );
+    assert_eq!(
+        r.warnings,
+        vec![
+            "label node.kubernetes.io/instance-type=metal-xl already on the node is kept; config instanceType wants \"k3s\"",
+            "label example.com/team=blue already on the node is kept; config extraLabels wants \"red\"",
+        ]
+    );
+}
+
+#[test]
+fn kubernetes_io_extra_labels_are_refused_at_load() {
+    let err =
+        Config::from_yaml("extraLabels: {node-role.kubernetes.io/worker: \"true\"}\n").unwrap_err();
+    assert!(
+        err.to_string().contains("extraLabels.\"node-role.kubernetes.io/worker\": label key \"node-role.kubernetes.io/worker\": keys under kubernetes.io/ or k8s.io/"),
+        "{err}"
+    );
+}
+
+#[test]
+fn empty_instance_type_writes_no_instance_type_labels() {
+    let r = resolve(
+        &ann(node("n1"), "bare-ccm.io/internal-ip", "10.0.0.1"),
+        &cfg("instanceType: \"\"\n"),
+    );
+    assert!(r.labels.is_empty(), "{:?}", r.labels);
+}
+
+#[test]
+fn only_resolver_inputs_are_relevant_annotations() {
+    for key in [
+        "k3s.io/node-args",
+        "alpha.kubernetes.io/provided-node-ip",
+        "k3s.io/internal-ip",
+        "bare-ccm.io/hostname",
+    ] {
+        assert!(is_relevant_annotation(key), "{key}");
+    }
+    for key in [
+        "k3s.io/node-config-hash",
+        "node.alpha.kubernetes.io/ttl",
+        "bare-ccm.io/other",
+    ] {
+        assert!(!is_relevant_annotation(key), "{key}");
+    }
+}
+
+#[test]
+fn address_source_names_round_trip() {
+    for src in AddressSource::CONFIGURABLE
+        .into_iter()
+        .chain([AddressSource::NodeName])
+    {
+        assert_eq!(src.as_str().parse::<AddressSource>(), Ok(src));
+    }
+    assert_eq!(
+        "foo".parse::<AddressSource>().unwrap_err().to_string(),
+        "unknown source \"foo\" (expected one of inventory, annotations, k3s-node-args, provided-node-ip, kubelet)"
+    );
+}
