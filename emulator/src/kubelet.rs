@@ -1,1 +1,1188 @@
-//! (being written)
+//! Simulated kubelets: they register Nodes exactly as a kubelet started with
+//! `--cloud-provider=external` does, send status heartbeats, and perform the concurrent
+//! taint, label and annotation changes that other kubelets and admins make while a
+//! cloud-controller-manager works.
+//!
+//! Everything goes through a `kube::Client` over HTTP, like a real kubelet; this module
+//! never touches the emulator's store, so every request is authenticated, authorised,
+//! counted and subject to injected faults.
+//!
+//! Upstream behaviour mirrored (kubernetes `pkg/kubelet/kubelet_node_status.go`,
+//! `pkg/kubelet/nodestatus/setters.go`, k8s.io/component-helpers `node/util/status.go`):
+//! - registration is a `create` of the whole Node, retried with backoff on failure; an
+//!   `AlreadyExists` answer means the Node exists and the kubelet adopts it;
+//! - the initial Node carries the taint `node.cloudprovider.kubernetes.io/uninitialized`
+//!   (`initialNode` adds it under an external cloud provider), and, already at creation,
+//!   `node.kubernetes.io/not-ready:NoSchedule`, which in a real cluster the node lifecycle
+//!   controller adds moments later (`TaintNodesByCondition`), so the CCM sees both;
+//! - with `--node-ip`, the kubelet sets `alpha.kubernetes.io/provided-node-ip` and reports
+//!   the IPs as InternalIP; without it (since 1.29, KEP-3705) it reports only a Hostname;
+//! - status heartbeats are strategic merge patches of `nodes/status`, as
+//!   `PatchNodeStatus` sends them (`CreateTwoWayMergePatch` output: the changed
+//!   `lastHeartbeatTime` of each condition plus `$setElementOrder/conditions`).
+//!
+//! Not simulated: the kubelet's Lease heartbeats in `kube-node-lease`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Map, Value, json};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Taint key a kubelet with `--cloud-provider=external` registers with
+/// (k8s.io/cloud-provider `api/well_known_taints.go`).
+pub const UNINITIALIZED_TAINT: &str = crate::accounting::UNINITIALIZED_TAINT;
+/// Taint key a Node carries until it is Ready (k8s.io/api `core/v1/well_known_taints.go`,
+/// `TaintNodeNotReady`); set by the node lifecycle controller right after registration.
+pub const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
+/// Annotation the kubelet sets from `--node-ip` under an external cloud provider.
+pub const PROVIDED_NODE_IP: &str = "alpha.kubernetes.io/provided-node-ip";
+/// Annotation in which the k3s agent records its command line (JSON array of strings).
+pub const K3S_NODE_ARGS: &str = "k3s.io/node-args";
+
+/// RBAC equivalent of what kube-apiserver grants kubelets (the `system:node` bootstrap
+/// ClusterRole's Node rules, plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go,
+/// bound to group `system:nodes`), for tests that enable RBAC: append it to the policy
+/// and give the fleet a token in group `system:nodes`. The admin actions of a fleet (taints,
+/// labels, annotations) are covered too, since they use the same client.
+pub const NODE_RBAC: &str = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: emulator:simulated-node
+rules:
+  - apiGroups: [""]
+    resources: ["nodes"]
+    verbs: ["create", "get", "list", "watch", "patch", "update"]
+  - apiGroups: [""]
+    resources: ["nodes/status"]
+    verbs: ["patch", "update"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: emulator:simulated-node
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: emulator:simulated-node
+subjects:
+  - apiGroup: rbac.authorization.k8s.io
+    kind: Group
+    name: system:nodes
+"#;
+
+/// The collection URL of Nodes.
+const NODES_PATH: &str = "/api/v1/nodes";
+/// Condition types in the order the kubelet reports them.
+const CONDITION_TYPES: [&str; 4] = ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"];
+/// Default number of container images a simulated node reports.
+const DEFAULT_IMAGES: usize = 40;
+/// Default time a request is retried through transient failures before giving up.
+const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(60);
+/// Heartbeat requests in flight at once, so a slow server slows heartbeats down instead
+/// of piling up tasks.
+const HEARTBEATS_IN_FLIGHT: u32 = 256;
+/// First and largest pause between retries.
+const BACKOFF_START: Duration = Duration::from_millis(20);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Errors of the simulated kubelets and admins.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeletError {
+    /// The API server refused the request with a non-retryable answer.
+    #[error("{action} of node {node:?} failed: {source}")]
+    Request {
+        /// What was attempted (e.g. "registration").
+        action: &'static str,
+        /// The Node name.
+        node: String,
+        /// The client error, with the server's Status when there is one.
+        #[source]
+        source: kube::Error,
+    },
+    /// Transient failures (5xx, 429, conflicts, refused connections) lasted longer than
+    /// the fleet's retry budget.
+    #[error(
+        "{action} of node {node:?} still failing after retrying for {budget:?}: {source}; \
+         is the API server reachable, or is a fault injected for longer than the budget?"
+    )]
+    RetriesExhausted {
+        /// What was attempted.
+        action: &'static str,
+        /// The Node name.
+        node: String,
+        /// The retry budget that ran out.
+        budget: Duration,
+        /// The last failure.
+        #[source]
+        source: kube::Error,
+    },
+    /// Heartbeats were asked for with a zero period.
+    #[error("the heartbeat period must be above zero")]
+    ZeroPeriod,
+    /// Heartbeats were started outside a Tokio runtime.
+    #[error("heartbeats need a Tokio runtime; call start_heartbeats from async code")]
+    NoRuntime,
+}
+
+/// How one simulated kubelet registers its Node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KubeletSpec {
+    /// The Node name (also its hostname).
+    pub name: String,
+    /// The kubelet's `--node-ip` values (one, or a dual-stack pair). When non-empty they
+    /// are reported as InternalIP addresses (if `report_internal_ip`) and written to the
+    /// provided-node-ip annotation.
+    pub node_ip: Vec<String>,
+    /// Whether the `node_ip` values appear as InternalIP addresses; `false` leaves only
+    /// the Hostname address, as a kubelet without `--node-ip` reports since 1.29.
+    pub report_internal_ip: bool,
+    /// Overrides the provided-node-ip annotation value (e.g. a malformed one); when None
+    /// it is `node_ip` joined with `,`, or absent when `node_ip` is empty.
+    pub provided_node_ip: Option<String>,
+    /// The `k3s.io/node-args` annotation as a list of arguments, when running under k3s.
+    pub node_args: Option<Vec<String>>,
+    /// Labels added to the kubelet's own (`kubernetes.io/hostname`, `kubernetes.io/os`...).
+    pub labels: BTreeMap<String, String>,
+    /// Annotations added to the kubelet's own.
+    pub annotations: BTreeMap<String, String>,
+    /// How many container images `status.images` lists (realistic nodes have 30–50).
+    pub images: usize,
+}
+
+impl KubeletSpec {
+    /// A plain kubelet with `--cloud-provider=external` and no `--node-ip`: it reports only
+    /// a Hostname address.
+    pub fn new(name: &str) -> Self {
+        KubeletSpec {
+            name: name.to_owned(),
+            node_ip: Vec::new(),
+            report_internal_ip: true,
+            provided_node_ip: None,
+            node_args: None,
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            images: DEFAULT_IMAGES,
+        }
+    }
+
+    /// A k3s agent started with `--node-ip v4[,v6]` and
+    /// `--kubelet-arg cloud-provider=external`, its node-args annotation shaped as k3s
+    /// writes it (`--flag value` split, secrets replaced by `********`).
+    pub fn k3s_agent(name: &str, ipv4: &str, ipv6: Option<&str>) -> Self {
+        Self::k3s(
+            name,
+            ipv4,
+            ipv6,
+            "agent",
+            &["--server", "https://10.0.0.1:6443"],
+        )
+    }
+
+    /// A k3s server with the embedded cloud controller disabled, carrying the k3s
+    /// control-plane labels (value "true").
+    pub fn k3s_server(name: &str, ipv4: &str, ipv6: Option<&str>) -> Self {
+        let mut spec = Self::k3s(name, ipv4, ipv6, "server", &["--disable-cloud-controller"]);
+        for role in ["control-plane", "master"] {
+            spec.labels
+                .insert(format!("node-role.kubernetes.io/{role}"), "true".to_owned());
+        }
+        spec
+    }
+
+    fn k3s(name: &str, ipv4: &str, ipv6: Option<&str>, command: &str, extra: &[&str]) -> Self {
+        let mut node_ip = vec![ipv4.to_owned()];
+        node_ip.extend(ipv6.map(str::to_owned));
+        let mut args = vec![command.to_owned()];
+        args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+        args.extend(
+            [
+                "--token",
+                "********",
+                "--node-ip",
+                &node_ip.join(","),
+                "--kubelet-arg",
+                "cloud-provider=external",
+            ]
+            .map(str::to_owned),
+        );
+        let mut spec = KubeletSpec::new(name);
+        spec.node_ip = node_ip;
+        spec.node_args = Some(args);
+        spec.annotations.insert(
+            "k3s.io/node-config-hash".to_owned(),
+            "JTQY2VMCS3XSRGPS3YQ2WCAKRQ4QPHFXZ3EFAQ3NRLQJSTCNGHXQ====".to_owned(),
+        );
+        spec.annotations.insert(
+            "k3s.io/node-env".to_owned(),
+            r#"{"K3S_DATA_DIR":"/var/lib/rancher/k3s/data/1c1d2a6f","K3S_TOKEN":"********"}"#
+                .to_owned(),
+        );
+        spec
+    }
+}
+
+/// A deterministic 64-bit mix of a string and a salt, to derive stable fake digests,
+/// machine IDs and pod CIDRs from a node name.
+fn mix(text: &str, salt: u64) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325_u64 ^ salt;
+    for byte in text.bytes() {
+        h ^= u64::from(byte);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^ (h >> 33)
+}
+
+fn hex(text: &str, salt: u64, len: usize) -> String {
+    let mut out = String::with_capacity(len + 16);
+    let mut round = 0;
+    while out.len() < len {
+        out.push_str(&format!("{:016x}", mix(text, salt.wrapping_add(round))));
+        round += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+/// Repositories of the images a k3s node typically pulls.
+const IMAGE_REPOSITORIES: [&str; 12] = [
+    "docker.io/rancher/mirrored-pause",
+    "docker.io/rancher/mirrored-coredns-coredns",
+    "docker.io/rancher/local-path-provisioner",
+    "docker.io/rancher/mirrored-metrics-server",
+    "docker.io/rancher/klipper-helm",
+    "docker.io/rancher/mirrored-library-traefik",
+    "docker.io/rancher/klipper-lb",
+    "registry.k8s.io/ingress-nginx/controller",
+    "quay.io/prometheus/node-exporter",
+    "docker.io/grafana/promtail",
+    "quay.io/jetstack/cert-manager-controller",
+    "ghcr.io/example/application",
+];
+
+fn images(spec: &KubeletSpec) -> Vec<Value> {
+    (0..spec.images)
+        .map(|i| {
+            let repository = IMAGE_REPOSITORIES[i % IMAGE_REPOSITORIES.len()];
+            let tag = format!("v1.{}.{}", i / IMAGE_REPOSITORIES.len(), i % 7);
+            let digest = hex(repository, i as u64, 64);
+            json!({
+                "names": [format!("{repository}@sha256:{digest}"), format!("{repository}:{tag}")],
+                "sizeBytes": 300_000 + (mix(repository, i as u64) % 150_000_000),
+            })
+        })
+        .collect()
+}
+
+fn condition(kind: &str, now: &str) -> Value {
+    let (status, reason, message) = match kind {
+        "MemoryPressure" => (
+            "False",
+            "KubeletHasSufficientMemory",
+            "kubelet has sufficient memory available",
+        ),
+        "DiskPressure" => (
+            "False",
+            "KubeletHasNoDiskPressure",
+            "kubelet has no disk pressure",
+        ),
+        "PIDPressure" => (
+            "False",
+            "KubeletHasSufficientPID",
+            "kubelet has sufficient PID available",
+        ),
+        _ => (
+            "False",
+            "KubeletNotReady",
+            "container runtime network not ready: NetworkReady=false \
+             reason:NetworkPluginNotReady message:Network plugin returns error: \
+             cni plugin not initialized",
+        ),
+    };
+    json!({
+        "type": kind,
+        "status": status,
+        "lastHeartbeatTime": now,
+        "lastTransitionTime": now,
+        "reason": reason,
+        "message": message,
+    })
+}
+
+/// The `managedFields` the API server records for a kubelet's create and status writes,
+/// listing the fields the kubelet owns (FieldsV1 format). The manager is the client's
+/// user-agent name: `k3s` for the kubelet embedded in k3s, `kubelet` otherwise.
+fn managed_fields(
+    manager: &str,
+    labels: &Map<String, Value>,
+    annotations: &Map<String, Value>,
+    addresses: &[Value],
+    now: &str,
+) -> Value {
+    let keys = |map: &Map<String, Value>| {
+        let mut fields = Map::new();
+        fields.insert(".".to_owned(), json!({}));
+        for key in map.keys() {
+            fields.insert(format!("f:{key}"), json!({}));
+        }
+        Value::Object(fields)
+    };
+    let mut address_fields = Map::new();
+    address_fields.insert(".".to_owned(), json!({}));
+    for address in addresses {
+        let key = format!(
+            "k:{{\"address\":{},\"type\":{}}}",
+            address["address"], address["type"]
+        );
+        address_fields.insert(key, json!({".": {}, "f:address": {}, "f:type": {}}));
+    }
+    let mut condition_fields = Map::new();
+    condition_fields.insert(".".to_owned(), json!({}));
+    for kind in CONDITION_TYPES {
+        condition_fields.insert(
+            format!("k:{{\"type\":\"{kind}\"}}"),
+            json!({".": {}, "f:lastHeartbeatTime": {}, "f:lastTransitionTime": {}, "f:message": {}, "f:reason": {}, "f:status": {}, "f:type": {}}),
+        );
+    }
+    let resources = json!({".": {}, "f:cpu": {}, "f:ephemeral-storage": {}, "f:hugepages-1Gi": {}, "f:hugepages-2Mi": {}, "f:memory": {}, "f:pods": {}});
+    json!([
+        {
+            "manager": manager,
+            "operation": "Update",
+            "apiVersion": "v1",
+            "time": now,
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {
+                "f:metadata": {"f:annotations": keys(annotations), "f:labels": keys(labels)},
+                "f:spec": {"f:taints": {}},
+            },
+        },
+        {
+            "manager": manager,
+            "operation": "Update",
+            "apiVersion": "v1",
+            "time": now,
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:status": {
+                "f:addresses": address_fields,
+                "f:allocatable": resources.clone(),
+                "f:capacity": resources,
+                "f:conditions": condition_fields,
+                "f:daemonEndpoints": {"f:kubeletEndpoint": {"f:Port": {}}},
+                "f:images": {},
+                "f:nodeInfo": {"f:architecture": {}, "f:bootID": {}, "f:containerRuntimeVersion": {}, "f:kernelVersion": {}, "f:kubeProxyVersion": {}, "f:kubeletVersion": {}, "f:machineID": {}, "f:operatingSystem": {}, "f:osImage": {}, "f:systemUUID": {}},
+                "f:runtimeHandlers": {},
+            }},
+            "subresource": "status",
+        },
+    ])
+}
+
+fn timestamp_now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// The Node JSON a kubelet sends when it registers (10–20 KB with the default 40
+/// images), before the server adds uid, resourceVersion and creationTimestamp. It also
+/// carries the `managedFields` the real server would record, and the `podCIDR` the node
+/// IPAM controller assigns soon after, so that stored Nodes have their real size.
+pub fn node_object(spec: &KubeletSpec) -> Value {
+    let now = timestamp_now();
+    let name = spec.name.as_str();
+
+    let mut labels = Map::new();
+    for (key, value) in [
+        ("beta.kubernetes.io/arch", "amd64"),
+        ("beta.kubernetes.io/os", "linux"),
+        ("kubernetes.io/arch", "amd64"),
+        ("kubernetes.io/hostname", name),
+        ("kubernetes.io/os", "linux"),
+    ] {
+        labels.insert(key.to_owned(), json!(value));
+    }
+    for (key, value) in &spec.labels {
+        labels.insert(key.clone(), json!(value));
+    }
+
+    let mut annotations = Map::new();
+    annotations.insert(
+        "volumes.kubernetes.io/controller-managed-attach-detach".to_owned(),
+        json!("true"),
+    );
+    let provided = spec
+        .provided_node_ip
+        .clone()
+        .or_else(|| (!spec.node_ip.is_empty()).then(|| spec.node_ip.join(",")));
+    if let Some(provided) = provided {
+        annotations.insert(PROVIDED_NODE_IP.to_owned(), json!(provided));
+    }
+    if let Some(args) = &spec.node_args {
+        // k3s stores the arguments as a JSON array serialised into the annotation string.
+        annotations.insert(K3S_NODE_ARGS.to_owned(), json!(json!(args).to_string()));
+    }
+    for (key, value) in &spec.annotations {
+        annotations.insert(key.clone(), json!(value));
+    }
+
+    let mut addresses: Vec<Value> = Vec::new();
+    if spec.report_internal_ip {
+        addresses.extend(
+            spec.node_ip
+                .iter()
+                .map(|ip| json!({"type": "InternalIP", "address": ip})),
+        );
+    }
+    addresses.push(json!({"type": "Hostname", "address": name}));
+
+    let cidr_index = mix(name, 7) % 250;
+    let pod_cidr = format!("10.42.{cidr_index}.0/24");
+    let conditions: Vec<Value> = CONDITION_TYPES
+        .iter()
+        .map(|kind| condition(kind, &now))
+        .collect();
+    let manager = if spec.node_args.is_some() {
+        "k3s"
+    } else {
+        "kubelet"
+    };
+    let managed = managed_fields(manager, &labels, &annotations, &addresses, &now);
+
+    json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": labels,
+            "annotations": annotations,
+            "managedFields": managed,
+        },
+        "spec": {
+            "podCIDR": pod_cidr,
+            "podCIDRs": [pod_cidr],
+            "taints": [
+                {"key": UNINITIALIZED_TAINT, "value": "true", "effect": "NoSchedule"},
+                {"key": NOT_READY_TAINT, "effect": "NoSchedule"},
+            ],
+        },
+        "status": {
+            "capacity": {
+                "cpu": "8", "ephemeral-storage": "102626232Ki", "hugepages-1Gi": "0",
+                "hugepages-2Mi": "0", "memory": "32823552Ki", "pods": "110",
+            },
+            "allocatable": {
+                "cpu": "8", "ephemeral-storage": "99833802265", "hugepages-1Gi": "0",
+                "hugepages-2Mi": "0", "memory": "32823552Ki", "pods": "110",
+            },
+            "conditions": conditions,
+            "addresses": addresses,
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "nodeInfo": {
+                "machineID": hex(name, 1, 32),
+                "systemUUID": hex(name, 2, 32),
+                "bootID": hex(name, 3, 32),
+                "kernelVersion": "6.8.0-45-generic",
+                "osImage": "Ubuntu 24.04.1 LTS",
+                "containerRuntimeVersion": "containerd://2.0.5-k3s1",
+                "kubeletVersion": "v1.33.4+k3s1",
+                "kubeProxyVersion": "",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+            },
+            "images": images(spec),
+            "runtimeHandlers": [
+                {"name": "runc", "features": {"recursiveReadOnlyMounts": true, "userNamespaces": true}},
+                {"name": "", "features": {"recursiveReadOnlyMounts": true, "userNamespaces": true}},
+            ],
+        },
+    })
+}
+
+/// The strategic merge patch of `nodes/status` a kubelet sends when only the heartbeat
+/// times changed (the output of `CreateTwoWayMergePatch` in `PatchNodeStatus`).
+pub fn heartbeat_patch(now: &str) -> Value {
+    let order: Vec<Value> = CONDITION_TYPES.iter().map(|t| json!({"type": t})).collect();
+    let conditions: Vec<Value> = CONDITION_TYPES
+        .iter()
+        .map(|t| json!({"type": t, "lastHeartbeatTime": now}))
+        .collect();
+    json!({"status": {"$setElementOrder/conditions": order, "conditions": conditions}})
+}
+
+/// Counts of heartbeats sent by a fleet, to show that heartbeat traffic existed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeartbeatStats {
+    /// Heartbeat patches the server accepted.
+    pub sent: u64,
+    /// Heartbeat patches that failed (they are not retried: the next period covers them).
+    pub failed: u64,
+}
+
+struct Heartbeats {
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+struct Inner {
+    client: Client,
+    nodes: Api<Node>,
+    retry_budget: Duration,
+    registered: Mutex<Vec<Arc<str>>>,
+    heartbeats: Mutex<Option<Heartbeats>>,
+    /// Bounds the heartbeat requests in flight; a permit is held until the answer.
+    heartbeats_in_flight: Arc<Semaphore>,
+    sent: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// A set of simulated kubelets (and admins) sharing one client. Dropping it stops the
+/// heartbeats.
+pub struct Fleet {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Whether a failure is worth retrying: the ones a real client retries (server errors,
+/// throttling, conflicts) and transport failures such as refused connections.
+fn is_transient(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => match status.code {
+            409 => status.reason != "AlreadyExists",
+            429 | 500 | 502 | 503 | 504 => true,
+            _ => false,
+        },
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
+        _ => false,
+    }
+}
+
+/// The wait the server asked for (`details.retryAfterSeconds`, which the real server sets
+/// with the `Retry-After` header on 429 and some 5xx answers); client-go honours it too
+/// (`rest/request.go`, `checkWait`).
+fn retry_after(error: &kube::Error) -> Option<Duration> {
+    match error {
+        kube::Error::Api(status) => status
+            .details
+            .as_ref()
+            .map(|details| details.retry_after_seconds)
+            .filter(|seconds| *seconds > 0)
+            .map(|seconds| Duration::from_secs(u64::from(seconds))),
+        _ => None,
+    }
+}
+
+fn is_already_exists(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 409 && status.reason == "AlreadyExists")
+}
+
+impl Fleet {
+    /// A fleet sending its requests through `client`, retrying transient failures for up to
+    /// 60 s per action.
+    pub fn new(client: Client) -> Fleet {
+        Fleet::with_retry_budget(client, DEFAULT_RETRY_BUDGET)
+    }
+
+    /// A fleet retrying transient failures for up to `budget` per action (a reliability
+    /// test with a 15 s outage needs more than 15 s).
+    pub fn with_retry_budget(client: Client, budget: Duration) -> Fleet {
+        Fleet {
+            inner: Arc::new(Inner {
+                nodes: Api::all(client.clone()),
+                client,
+                retry_budget: budget,
+                registered: Mutex::new(Vec::new()),
+                heartbeats: Mutex::new(None),
+                heartbeats_in_flight: Arc::new(Semaphore::new(HEARTBEATS_IN_FLIGHT as usize)),
+                sent: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or transient failures outlast the
+    /// retry budget. Backoff doubles from 20 ms to 1 s, with jitter so that thousands of
+    /// kubelets do not retry in lockstep; a server-requested Retry-After wins.
+    async fn retry<T, F, Fut>(
+        &self,
+        action: &'static str,
+        node: &str,
+        mut attempt: F,
+    ) -> Result<T, KubeletError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
+        let start = Instant::now();
+        let mut pause = BACKOFF_START;
+        loop {
+            match attempt().await {
+                Ok(value) => return Ok(value),
+                Err(source) if !is_transient(&source) => {
+                    return Err(KubeletError::Request {
+                        action,
+                        node: node.to_owned(),
+                        source,
+                    });
+                }
+                Err(source) if start.elapsed() >= self.inner.retry_budget => {
+                    return Err(KubeletError::RetriesExhausted {
+                        action,
+                        node: node.to_owned(),
+                        budget: self.inner.retry_budget,
+                        source,
+                    });
+                }
+                Err(source) => {
+                    let jitter = rand::random_range(0..=pause.as_millis() as u64 / 2);
+                    let wait =
+                        retry_after(&source).unwrap_or(pause + Duration::from_millis(jitter));
+                    tokio::time::sleep(wait).await;
+                    pause = (pause * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+
+    /// Registers one Node as its kubelet would, and adds it to the heartbeat rotation.
+    /// The JSON is posted as is and the answer is not parsed, to keep the simulated
+    /// kubelets' own CPU use small next to the system under test.
+    pub async fn register(&self, spec: &KubeletSpec) -> Result<(), KubeletError> {
+        let body = serde_json::to_vec(&node_object(spec)).map_err(|e| KubeletError::Request {
+            action: "registration",
+            node: spec.name.clone(),
+            source: kube::Error::SerdeError(e),
+        })?;
+        self.retry("registration", &spec.name, || async {
+            let request = kube::core::Request::new(NODES_PATH)
+                .create(&PostParams::default(), body.clone())
+                .map_err(kube::Error::BuildRequest)?;
+            match self.inner.client.request_text(request).await {
+                // The Node exists already (an earlier attempt got through although its answer
+                // was lost, or the kubelet restarted): the kubelet adopts it
+                // (`tryRegisterWithAPIServer` in kubelet_node_status.go).
+                Err(e) if is_already_exists(&e) => Ok(()),
+                other => other.map(drop),
+            }
+        })
+        .await?;
+        lock(&self.inner.registered).push(Arc::from(spec.name.as_str()));
+        Ok(())
+    }
+
+    /// Registers many Nodes with at most `concurrency` registrations in flight, either all
+    /// at once (`rate_per_sec` None) or started at a steady rate. Stops at the first
+    /// registration that fails for good.
+    pub async fn register_all(
+        &self,
+        specs: Vec<KubeletSpec>,
+        rate_per_sec: Option<f64>,
+        concurrency: usize,
+    ) -> Result<(), KubeletError> {
+        let start = tokio::time::Instant::now();
+        let interval = rate_per_sec
+            .filter(|rate| rate.is_finite() && *rate > 0.0)
+            .map(|rate| Duration::from_secs_f64(1.0 / rate));
+        futures::stream::iter(specs.into_iter().enumerate().map(Ok))
+            .try_for_each_concurrent(concurrency.max(1), |(index, spec)| async move {
+                if let Some(interval) = interval {
+                    let offset = interval.saturating_mul(u32::try_from(index).unwrap_or(u32::MAX));
+                    tokio::time::sleep_until(start + offset).await;
+                }
+                self.register(&spec).await
+            })
+            .await
+    }
+
+    /// Starts (or restarts with a new period) the status heartbeats of every registered
+    /// node, including nodes registered later. Each node heartbeats once per `period`, the
+    /// nodes spread evenly over the period. Must be called inside a Tokio runtime.
+    pub fn start_heartbeats(&self, period: Duration) -> Result<(), KubeletError> {
+        if period.is_zero() {
+            return Err(KubeletError::ZeroPeriod);
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| KubeletError::NoRuntime)?;
+        let cancel = CancellationToken::new();
+        let task = runtime.spawn(heartbeat_loop(self.inner.clone(), period, cancel.clone()));
+        if let Some(old) = lock(&self.inner.heartbeats).replace(Heartbeats { cancel, task }) {
+            old.cancel.cancel();
+        }
+        Ok(())
+    }
+
+    /// Heartbeats sent and failed so far.
+    pub fn heartbeat_stats(&self) -> HeartbeatStats {
+        HeartbeatStats {
+            sent: self.inner.sent.load(Ordering::Relaxed),
+            failed: self.inner.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Names of the nodes this fleet registered, in registration order.
+    pub fn registered(&self) -> Vec<String> {
+        lock(&self.inner.registered)
+            .iter()
+            .map(|name| name.to_string())
+            .collect()
+    }
+
+    /// Changes `spec.taints` conflict-safely: read the Node, edit its taints, write them
+    /// back with the read resourceVersion as a precondition, and start again on 409.
+    async fn edit_taints(
+        &self,
+        action: &'static str,
+        node: &str,
+        edit: impl Fn(&mut Vec<Value>) -> bool,
+    ) -> Result<(), KubeletError> {
+        self.retry(action, node, || async {
+            let current = self.inner.nodes.get(node).await?;
+            let mut taints: Vec<Value> = current
+                .spec
+                .and_then(|spec| spec.taints)
+                .unwrap_or_default()
+                .iter()
+                .map(|taint| json!(taint))
+                .collect();
+            if !edit(&mut taints) {
+                return Ok(());
+            }
+            let taints = if taints.is_empty() {
+                Value::Null
+            } else {
+                json!(taints)
+            };
+            let patch = json!({
+                "metadata": {"resourceVersion": current.metadata.resource_version},
+                "spec": {"taints": taints},
+            });
+            self.inner
+                .nodes
+                .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(drop)
+        })
+        .await
+    }
+
+    /// Adds a taint (or overwrites the value of the taint with the same key and effect),
+    /// keeping every other taint, like `kubectl taint nodes N key=value:effect --overwrite`.
+    pub async fn add_taint(
+        &self,
+        node: &str,
+        key: &str,
+        value: &str,
+        effect: &str,
+    ) -> Result<(), KubeletError> {
+        let wanted = if value.is_empty() {
+            json!({"key": key, "effect": effect})
+        } else {
+            json!({"key": key, "value": value, "effect": effect})
+        };
+        self.edit_taints("taint addition", node, |taints| {
+            let same = |t: &Value| t["key"] == key && t["effect"] == effect;
+            match taints.iter_mut().find(|t| same(t)) {
+                Some(existing) if *existing == wanted => false,
+                Some(existing) => {
+                    *existing = wanted.clone();
+                    true
+                }
+                None => {
+                    taints.push(wanted.clone());
+                    true
+                }
+            }
+        })
+        .await
+    }
+
+    /// Removes every taint with `key` (any effect), keeping the others, like
+    /// `kubectl taint nodes N key-`. Removing an absent taint changes nothing.
+    pub async fn remove_taint(&self, node: &str, key: &str) -> Result<(), KubeletError> {
+        self.edit_taints("taint removal", node, |taints| {
+            let before = taints.len();
+            taints.retain(|t| t["key"] != key);
+            taints.len() != before
+        })
+        .await
+    }
+
+    /// Sets (Some) or removes (None) one metadata map entry with a JSON merge patch that
+    /// names only that key, so concurrent changes to other keys are kept.
+    async fn set_metadata_entry(
+        &self,
+        action: &'static str,
+        field: &str,
+        node: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), KubeletError> {
+        let patch = json!({"metadata": {field: {key: value}}});
+        self.retry(action, node, || async {
+            self.inner
+                .nodes
+                .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(drop)
+        })
+        .await
+    }
+
+    /// Sets or (with None) removes a label, like `kubectl label nodes N key=value` / `key-`.
+    pub async fn set_label(
+        &self,
+        node: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), KubeletError> {
+        self.set_metadata_entry("label change", "labels", node, key, value)
+            .await
+    }
+
+    /// Sets or (with None) removes an annotation, like `kubectl annotate nodes N key=value`.
+    pub async fn set_annotation(
+        &self,
+        node: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), KubeletError> {
+        self.set_metadata_entry("annotation change", "annotations", node, key, value)
+            .await
+    }
+
+    /// Stops the heartbeats and waits until the last heartbeat in flight has been
+    /// answered, so no heartbeat reaches the server after this returns.
+    pub async fn stop(&self) {
+        let heartbeats = lock(&self.inner.heartbeats).take();
+        if let Some(heartbeats) = heartbeats {
+            heartbeats.cancel.cancel();
+            // The task only ends by cancellation; a join error means it panicked, which
+            // the heartbeat counters already reflect.
+            let _ = heartbeats.task.await;
+        }
+        // Every heartbeat request holds a permit until it is answered. The semaphore is
+        // never closed, so acquiring cannot fail.
+        let _ = self
+            .inner
+            .heartbeats_in_flight
+            .acquire_many(HEARTBEATS_IN_FLIGHT)
+            .await;
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        if let Some(heartbeats) = lock(&self.inner.heartbeats).take() {
+            heartbeats.cancel.cancel();
+        }
+    }
+}
+
+/// Sends one heartbeat per registered node per period, each node at its own offset in the
+/// period, with a bounded number of requests in flight.
+async fn heartbeat_loop(inner: Arc<Inner>, period: Duration, cancel: CancellationToken) {
+    let in_flight = inner.heartbeats_in_flight.clone();
+    loop {
+        let round = tokio::time::Instant::now();
+        let names: Vec<Arc<str>> = lock(&inner.registered).clone();
+        let count = u32::try_from(names.len()).unwrap_or(u32::MAX);
+        for (index, name) in names.into_iter().enumerate() {
+            let due = round + period.mul_f64(index as f64 / f64::from(count.max(1)));
+            let permit = tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep_until(due) => {
+                    match in_flight.clone().acquire_owned().await {
+                        Ok(permit) => permit,
+                        Err(_) => return,
+                    }
+                }
+            };
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                let ok = send_heartbeat(&inner, &name).await;
+                let counter = if ok { &inner.sent } else { &inner.failed };
+                counter.fetch_add(1, Ordering::Relaxed);
+                drop(permit);
+            });
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep_until(round + period) => {}
+        }
+    }
+}
+
+/// One status heartbeat; the response body is not parsed, to keep the simulated
+/// kubelets' own CPU use small next to the system under test.
+async fn send_heartbeat(inner: &Inner, name: &str) -> bool {
+    let patch = heartbeat_patch(&timestamp_now());
+    let request = kube::core::Request::new(NODES_PATH).patch_subresource(
+        "status",
+        name,
+        &PatchParams::default(),
+        &Patch::Strategic(&patch),
+    );
+    match request {
+        Ok(request) => inner.client.request_text(request).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn size(spec: &KubeletSpec) -> usize {
+        serde_json::to_vec(&node_object(spec)).map_or(0, |bytes| bytes.len())
+    }
+
+    fn addresses(node: &Value) -> Vec<(String, String)> {
+        node["status"]["addresses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| {
+                (
+                    a["type"].as_str().unwrap_or("").to_owned(),
+                    a["address"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn nodes_are_between_10_and_20_kilobytes() {
+        for spec in [
+            KubeletSpec::new("worker-1"),
+            KubeletSpec::k3s_agent("agent-1", "10.0.0.5", Some("fd00::5")),
+            KubeletSpec::k3s_server("server-1", "10.0.0.2", None),
+        ] {
+            let bytes = size(&spec);
+            assert!(
+                (10_000..=20_000).contains(&bytes),
+                "{}: {bytes} bytes",
+                spec.name
+            );
+        }
+        let mut big = KubeletSpec::new("big");
+        big.images = 50;
+        assert!(size(&big) <= 20_000, "{} bytes", size(&big));
+    }
+
+    #[test]
+    fn registration_carries_the_external_cloud_provider_taints() {
+        let node = node_object(&KubeletSpec::new("worker-1"));
+        assert_eq!(
+            node["spec"]["taints"],
+            json!([
+                {"key": UNINITIALIZED_TAINT, "value": "true", "effect": "NoSchedule"},
+                {"key": NOT_READY_TAINT, "effect": "NoSchedule"},
+            ])
+        );
+        assert_eq!(
+            node["metadata"]["labels"]["kubernetes.io/hostname"],
+            "worker-1"
+        );
+        assert!(node["metadata"].get("resourceVersion").is_none());
+        assert!(node["spec"].get("providerID").is_none());
+    }
+
+    #[test]
+    fn kubelet_without_node_ip_reports_only_its_hostname() {
+        let node = node_object(&KubeletSpec::new("worker-1"));
+        assert_eq!(
+            addresses(&node),
+            [("Hostname".to_owned(), "worker-1".to_owned())]
+        );
+        assert!(
+            node["metadata"]["annotations"]
+                .get(PROVIDED_NODE_IP)
+                .is_none()
+        );
+        assert!(node["metadata"]["annotations"].get(K3S_NODE_ARGS).is_none());
+    }
+
+    #[test]
+    fn dual_stack_k3s_agent_reports_both_ips_and_annotations() {
+        let node = node_object(&KubeletSpec::k3s_agent(
+            "agent-1",
+            "10.0.0.5",
+            Some("fd00::5"),
+        ));
+        assert_eq!(
+            addresses(&node),
+            [
+                ("InternalIP".to_owned(), "10.0.0.5".to_owned()),
+                ("InternalIP".to_owned(), "fd00::5".to_owned()),
+                ("Hostname".to_owned(), "agent-1".to_owned()),
+            ]
+        );
+        let annotations = &node["metadata"]["annotations"];
+        assert_eq!(annotations[PROVIDED_NODE_IP], "10.0.0.5,fd00::5");
+        let args: Vec<String> = annotations[K3S_NODE_ARGS]
+            .as_str()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_default();
+        assert_eq!(args.first().map(String::as_str), Some("agent"));
+        let node_ip = args.iter().position(|a| a == "--node-ip");
+        assert_eq!(
+            node_ip.and_then(|i| args.get(i + 1)).map(String::as_str),
+            Some("10.0.0.5,fd00::5")
+        );
+        let token = args.iter().position(|a| a == "--token");
+        assert_eq!(
+            token.and_then(|i| args.get(i + 1)).map(String::as_str),
+            Some("********")
+        );
+        assert!(!args.iter().any(|a| a.starts_with("--") && a.contains('=')));
+    }
+
+    #[test]
+    fn k3s_server_carries_control_plane_labels_with_value_true() {
+        let node = node_object(&KubeletSpec::k3s_server("server-1", "10.0.0.2", None));
+        let labels = &node["metadata"]["labels"];
+        assert_eq!(labels["node-role.kubernetes.io/control-plane"], "true");
+        assert_eq!(labels["node-role.kubernetes.io/master"], "true");
+    }
+
+    #[test]
+    fn provided_node_ip_can_be_set_without_reported_addresses() {
+        let mut spec = KubeletSpec::k3s_agent("agent-2", "10.0.0.6", None);
+        spec.report_internal_ip = false;
+        spec.provided_node_ip = Some("10.0.0.6,10.0.0.7".to_owned());
+        let node = node_object(&spec);
+        assert_eq!(
+            addresses(&node),
+            [("Hostname".to_owned(), "agent-2".to_owned())]
+        );
+        assert_eq!(
+            node["metadata"]["annotations"][PROVIDED_NODE_IP],
+            "10.0.0.6,10.0.0.7"
+        );
+    }
+
+    #[test]
+    fn status_has_conditions_images_node_info_and_managed_fields() {
+        let node = node_object(&KubeletSpec::new("worker-1"));
+        let types: Vec<&str> = node["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["type"].as_str())
+            .collect();
+        assert_eq!(types, CONDITION_TYPES);
+        assert_eq!(
+            node["status"]["images"].as_array().map(Vec::len),
+            Some(DEFAULT_IMAGES)
+        );
+        assert_eq!(node["status"]["nodeInfo"]["kubeletVersion"], "v1.33.4+k3s1");
+        assert_eq!(
+            node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"],
+            10250
+        );
+        assert_eq!(
+            node["metadata"]["managedFields"][1]["subresource"],
+            "status"
+        );
+        // The typed client used for registration must accept the object unchanged.
+        let typed: Result<Node, _> = serde_json::from_value(node.clone());
+        let round_trip = typed.map(|n| json!(n)).unwrap_or_default();
+        assert_eq!(round_trip["status"], node["status"]);
+        assert_eq!(
+            round_trip["metadata"]["managedFields"],
+            node["metadata"]["managedFields"]
+        );
+    }
+
+    #[test]
+    fn heartbeat_patch_only_bumps_heartbeat_times_in_kubelet_order() {
+        let patch = heartbeat_patch("2026-01-01T00:00:00Z");
+        assert_eq!(
+            patch,
+            json!({"status": {
+                "$setElementOrder/conditions": [
+                    {"type": "MemoryPressure"}, {"type": "DiskPressure"},
+                    {"type": "PIDPressure"}, {"type": "Ready"},
+                ],
+                "conditions": [
+                    {"type": "MemoryPressure", "lastHeartbeatTime": "2026-01-01T00:00:00Z"},
+                    {"type": "DiskPressure", "lastHeartbeatTime": "2026-01-01T00:00:00Z"},
+                    {"type": "PIDPressure", "lastHeartbeatTime": "2026-01-01T00:00:00Z"},
+                    {"type": "Ready", "lastHeartbeatTime": "2026-01-01T00:00:00Z"},
+                ],
+            }})
+        );
+    }
+
+    /// A fleet whose server refuses every connection (a port nothing listens on).
+    fn unreachable_fleet(budget: Duration) -> Fleet {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|addr| addr.port())
+            .unwrap_or(9);
+        let url = format!("http://127.0.0.1:{port}");
+        let config = kube::Config::new(url.parse().unwrap_or_default());
+        match Client::try_from(config) {
+            Ok(client) => Fleet::with_retry_budget(client, budget),
+            Err(e) => panic!("client for {url}: {e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_exhausts_the_retry_budget() {
+        let fleet = unreachable_fleet(Duration::from_millis(300));
+        let started = Instant::now();
+        let result = fleet.register(&KubeletSpec::new("n")).await;
+        assert!(
+            matches!(
+                result,
+                Err(KubeletError::RetriesExhausted {
+                    action: "registration",
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert!(fleet.registered().is_empty());
+    }
+
+    #[tokio::test]
+    async fn heartbeats_need_a_positive_period() {
+        let fleet = unreachable_fleet(Duration::ZERO);
+        assert!(matches!(
+            fleet.start_heartbeats(Duration::ZERO),
+            Err(KubeletError::ZeroPeriod)
+        ));
+    }
+
+    #[test]
+    fn heartbeats_outside_a_runtime_are_refused() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        let fleet = match runtime {
+            Ok(runtime) => runtime.block_on(async { unreachable_fleet(Duration::ZERO) }),
+            Err(e) => panic!("runtime: {e}"),
+        };
+        assert!(matches!(
+            fleet.start_heartbeats(Duration::from_secs(1)),
+            Err(KubeletError::NoRuntime)
+        ));
+    }
+}
