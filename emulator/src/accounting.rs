@@ -1,18 +1,23 @@
 //! What happened on the emulated API server, for tests and benchmarks to read afterwards:
-//! request counters per verb, resource and status code, a bounded log of writes (who
-//! wrote what, when, with which result), and per-node "registered" and "taint removed"
-//! timestamps.
+//! request counters per verb, resource and status code, request counters per user and
+//! authorization attributes (so a test can match one user's traffic against the RBAC rules
+//! it was granted), a bounded log of writes (who wrote what, when, with which result), and
+//! per-node "registered" and "taint removed" timestamps.
 //!
 //! The server calls in once or twice per request, so the hot path takes one short lock
 //! and allocates nothing once a (verb, resource, code) counter exists. This module only
 //! records; it never decides how a request is answered.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Instant, SystemTime};
 
 use serde_json::Value;
+
+use crate::rbac::RequestAttributes;
 
 /// The taint a kubelet with `--cloud-provider=external` registers with and only a
 /// cloud-controller-manager removes (k8s.io/cloud-provider `api/well_known_taints.go`).
@@ -44,6 +49,88 @@ pub struct WriteRecord {
     pub code: u16,
     /// The object's resourceVersion after the write, or "" when it failed.
     pub resource_version: String,
+}
+
+/// One kind of resource request as kube-apiserver's authorizer sees it (who asked, and the
+/// `authorizer.Attributes` of the request), with the status code it was answered with.
+/// Counted per distinct value, so a test can tell which RBAC grant each request used and
+/// which requests were refused.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AttributedRequest {
+    /// The authenticated user name.
+    pub user: String,
+    /// The request verb (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`...).
+    pub verb: String,
+    /// The API group, "" for core/v1.
+    pub api_group: String,
+    /// The plural resource, e.g. `nodes`.
+    pub resource: String,
+    /// The subresource, e.g. `status`, or "".
+    pub subresource: String,
+    /// The namespace, or "" for cluster-scoped resources and cluster-wide lists.
+    pub namespace: String,
+    /// The object name, or "" for create, list and watch.
+    pub name: String,
+    /// The HTTP status code of the response.
+    pub code: u16,
+}
+
+impl AttributedRequest {
+    fn new(user: &str, attrs: &RequestAttributes, code: u16) -> Self {
+        AttributedRequest {
+            user: user.to_owned(),
+            verb: attrs.verb.to_owned(),
+            api_group: attrs.api_group.to_owned(),
+            resource: attrs.resource.to_owned(),
+            subresource: attrs.subresource.to_owned(),
+            namespace: attrs.namespace.to_owned(),
+            name: attrs.name.to_owned(),
+            code,
+        }
+    }
+
+    /// The request's attributes in the form the RBAC authorizer takes, to evaluate
+    /// recorded traffic against a policy afterwards.
+    pub fn attributes(&self) -> RequestAttributes<'_> {
+        RequestAttributes {
+            verb: &self.verb,
+            api_group: &self.api_group,
+            resource: &self.resource,
+            subresource: &self.subresource,
+            namespace: &self.namespace,
+            name: &self.name,
+            path: "",
+        }
+    }
+
+    fn is(&self, user: &str, attrs: &RequestAttributes, code: u16) -> bool {
+        self.code == code
+            && self.user == user
+            && self.verb == attrs.verb
+            && self.api_group == attrs.api_group
+            && self.resource == attrs.resource
+            && self.subresource == attrs.subresource
+            && self.namespace == attrs.namespace
+            && self.name == attrs.name
+    }
+}
+
+/// The hash of an [`AttributedRequest`] computed from borrowed parts, so that counting a
+/// request already seen allocates nothing.
+fn attributed_hash(user: &str, attrs: &RequestAttributes, code: u16) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    (
+        user,
+        attrs.verb,
+        attrs.api_group,
+        attrs.resource,
+        attrs.subresource,
+        attrs.namespace,
+        attrs.name,
+        code,
+    )
+        .hash(&mut hasher);
+    hasher.finish()
 }
 
 /// When a Node was created and when its uninitialized taint first disappeared: the two
@@ -85,6 +172,8 @@ struct Inner {
     /// Few distinct keys (verbs × resources × codes), so a scan under a read lock is
     /// cheaper than hashing owned keys, and counting needs no write lock.
     counters: RwLock<Vec<Counter>>,
+    /// Per-user attributed counts, bucketed by [`attributed_hash`].
+    attributed: Mutex<HashMap<u64, Vec<(AttributedRequest, u64)>>>,
     writes: Mutex<WriteLog>,
     nodes: Mutex<HashMap<String, NodeTimes>>,
 }
@@ -114,6 +203,7 @@ impl Accounting {
         Accounting {
             inner: Arc::new(Inner {
                 counters: RwLock::new(Vec::new()),
+                attributed: Mutex::new(HashMap::new()),
                 writes: Mutex::new(WriteLog {
                     records: VecDeque::new(),
                     capacity,
@@ -159,6 +249,30 @@ impl Accounting {
                 count: AtomicU64::new(1),
             }),
         }
+    }
+
+    /// Counts one answered resource request of `user`, keyed by its authorization
+    /// attributes (whether or not RBAC is enforced) and status code.
+    pub fn record_attributed_request(&self, user: &str, attrs: &RequestAttributes, code: u16) {
+        let hash = attributed_hash(user, attrs, code);
+        let mut attributed = lock(&self.inner.attributed);
+        let bucket = attributed.entry(hash).or_default();
+        match bucket
+            .iter_mut()
+            .find(|(seen, _)| seen.is(user, attrs, code))
+        {
+            Some((_, count)) => *count += 1,
+            None => bucket.push((AttributedRequest::new(user, attrs, code), 1)),
+        }
+    }
+
+    /// Request counts per user, authorization attributes and status code, sorted.
+    pub fn attributed_requests(&self) -> BTreeMap<AttributedRequest, u64> {
+        lock(&self.inner.attributed)
+            .values()
+            .flatten()
+            .map(|(request, count)| (request.clone(), *count))
+            .collect()
     }
 
     /// Appends a write to the log, dropping the oldest record when the log is full.
@@ -254,6 +368,7 @@ impl Accounting {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clear();
+        lock(&self.inner.attributed).clear();
         {
             let mut log = lock(&self.inner.writes);
             log.records.clear();
@@ -353,6 +468,63 @@ mod tests {
     }
 
     #[test]
+    fn attributed_requests_are_counted_per_user_attributes_and_code() {
+        let accounting = Accounting::default();
+        let sa = "system:serviceaccount:kube-system:bare-ccm";
+        let renew = RequestAttributes {
+            verb: "update",
+            api_group: "coordination.k8s.io",
+            resource: "leases",
+            namespace: "kube-system",
+            name: "bare-ccm",
+            ..Default::default()
+        };
+        let status = RequestAttributes {
+            verb: "patch",
+            resource: "nodes",
+            subresource: "status",
+            name: "n1",
+            ..Default::default()
+        };
+        accounting.record_attributed_request(sa, &renew, 200);
+        accounting.record_attributed_request(sa, &renew, 200);
+        accounting.record_attributed_request(sa, &renew, 409);
+        accounting.record_attributed_request("admin", &renew, 200);
+        accounting.record_attributed_request(sa, &status, 403);
+
+        let counts: Vec<(String, String, String, u16, u64)> = accounting
+            .attributed_requests()
+            .into_iter()
+            .map(|(r, n)| (r.user, r.resource, r.name, r.code, n))
+            .collect();
+        let row = |user: &str, resource: &str, name: &str, code, n| {
+            (
+                user.to_string(),
+                resource.to_string(),
+                name.to_string(),
+                code,
+                n,
+            )
+        };
+        assert_eq!(
+            counts,
+            [
+                row("admin", "leases", "bare-ccm", 200, 1),
+                row(sa, "nodes", "n1", 403, 1),
+                row(sa, "leases", "bare-ccm", 200, 2),
+                row(sa, "leases", "bare-ccm", 409, 1),
+            ]
+        );
+        let refused = accounting
+            .attributed_requests()
+            .into_keys()
+            .find(|r| r.code == 403)
+            .unwrap();
+        let attrs = refused.attributes();
+        assert_eq!((attrs.verb, attrs.subresource), ("patch", "status"));
+    }
+
+    #[test]
     fn write_log_drops_the_oldest_records_beyond_capacity() {
         let accounting = Accounting::with_write_capacity(2);
         for name in ["a", "b", "c"] {
@@ -367,10 +539,18 @@ mod tests {
     fn reset_forgets_everything() {
         let accounting = Accounting::default();
         accounting.record_request("get", "nodes", 200);
+        let get = RequestAttributes {
+            verb: "get",
+            resource: "nodes",
+            name: "a",
+            ..Default::default()
+        };
+        accounting.record_attributed_request("admin", &get, 200);
         accounting.record_write(write("a"));
         accounting.observe_node("a", None, Some(&node(&[])));
         accounting.reset();
         assert!(accounting.requests().is_empty());
+        assert!(accounting.attributed_requests().is_empty());
         assert!(accounting.writes().is_empty());
         assert!(accounting.node_times().is_empty());
     }

@@ -5,9 +5,26 @@
 #![forbid(unsafe_code)]
 
 pub mod accounting;
+mod auth;
+mod discovery;
+mod error;
+mod event_versions;
 pub mod faults;
+mod kubeconfig;
 pub mod kubelet;
+mod patch;
 pub mod rbac;
+mod registry;
+mod resources;
+mod routes;
 pub mod selector;
+mod server;
+mod status;
+mod store;
 pub mod strategic;
+mod tls;
 pub mod validation;
+mod watch;
+
+pub use error::EmulatorError;
+pub use server::{Emulator, EmulatorOptions};

@@ -102,6 +102,56 @@ pub struct GrantedRule {
     pub non_resource_url: Option<String>,
 }
 
+impl GrantedRule {
+    /// Whether this one permission alone authorises the request, so that a test can count
+    /// which grant each recorded request used (and find grants no request needs).
+    pub fn allows(&self, attrs: &RequestAttributes) -> bool {
+        if self
+            .namespace
+            .as_deref()
+            .is_some_and(|ns| ns != attrs.namespace)
+        {
+            return false;
+        }
+        let rule = PolicyRule {
+            verbs: vec![self.verb.clone()],
+            api_groups: vec![self.api_group.clone()],
+            resources: vec![self.resource.clone()],
+            resource_names: self.resource_name.iter().cloned().collect(),
+            non_resource_urls: self.non_resource_url.iter().cloned().collect(),
+        };
+        rule_allows(&rule, attrs)
+    }
+}
+
+/// kubectl's spelling: `verb resource[.group][/subresource] ["name"] (scope)`, e.g.
+/// `update leases.coordination.k8s.io "bare-ccm" in namespace kube-system`.
+impl std::fmt::Display for GrantedRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(url) = &self.non_resource_url {
+            return write!(f, "{} {url}", self.verb);
+        }
+        let (resource, subresource) = match self.resource.split_once('/') {
+            Some((resource, subresource)) => (resource, Some(subresource)),
+            None => (self.resource.as_str(), None),
+        };
+        write!(f, "{} {resource}", self.verb)?;
+        if !self.api_group.is_empty() {
+            write!(f, ".{}", self.api_group)?;
+        }
+        if let Some(subresource) = subresource {
+            write!(f, "/{subresource}")?;
+        }
+        if let Some(name) = &self.resource_name {
+            write!(f, " {name:?}")?;
+        }
+        match &self.namespace {
+            Some(namespace) => write!(f, " in namespace {namespace}"),
+            None => f.write_str(" cluster-wide"),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PolicyRule {
@@ -725,6 +775,54 @@ subjects: [{kind: User, name: alice}]
         // 4 node verbs + 1 status + 2 verbs × 2 groups of events + 2 URLs + 1 + 2 lease.
         assert_eq!(rules.len(), 4 + 1 + 4 + 2 + 1 + 2);
         assert!(policy().rules_for(&UserInfo::default()).is_empty());
+    }
+
+    #[test]
+    fn each_granted_rule_allows_exactly_the_requests_its_scope_covers() {
+        let rules = policy().rules_for(&ccm());
+        let find = |shown: &str| {
+            rules
+                .iter()
+                .find(|r| r.to_string() == shown)
+                .unwrap_or_else(|| panic!("no grant {shown:?} in {rules:#?}"))
+        };
+        let named_update =
+            find(r#"update leases.coordination.k8s.io "bare-ccm" in namespace kube-system"#);
+        assert!(named_update.allows(&lease("update", "kube-system", "bare-ccm")));
+        assert!(!named_update.allows(&lease("update", "kube-system", "other")));
+        assert!(!named_update.allows(&lease("get", "kube-system", "bare-ccm")));
+
+        let status = find("patch nodes/status cluster-wide");
+        assert!(status.allows(&node_request("patch", "status")));
+        assert!(!status.allows(&node_request("patch", "")));
+        assert!(!find("patch nodes cluster-wide").allows(&node_request("patch", "status")));
+
+        let healthz = find("get /healthz");
+        let get_healthz = RequestAttributes {
+            verb: "get",
+            path: "/healthz",
+            ..Default::default()
+        };
+        assert!(healthz.allows(&get_healthz));
+        assert!(!healthz.allows(&node_request("get", "")));
+
+        let reader = UserInfo {
+            name: "bob".into(),
+            groups: vec!["readers".into()],
+        };
+        let reader_rules = policy().rules_for(&reader);
+        let list = reader_rules
+            .iter()
+            .find(|r| r.to_string() == "list configmaps in namespace default")
+            .unwrap_or_else(|| panic!("{reader_rules:#?}"));
+        let in_namespace = |namespace| RequestAttributes {
+            verb: "list",
+            resource: "configmaps",
+            namespace,
+            ..Default::default()
+        };
+        assert!(list.allows(&in_namespace("default")));
+        assert!(!list.allows(&in_namespace("kube-system")));
     }
 
     #[test]

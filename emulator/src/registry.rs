@@ -1,0 +1,1005 @@
+//! The semantics of each verb on a resource, as kube-apiserver's generic registry applies
+//! them: create, get, list, update, patch, delete and deletecollection, with
+//! resourceVersion preconditions, the Node status subresource, validation, no-op detection,
+//! and the Event version conversion.
+//!
+//! Sources: apiserver `pkg/registry/generic/registry/store.go` (Create/Update/Delete),
+//! `pkg/registry/rest/create.go` (`BeforeCreate`), `pkg/registry/rest/update.go`
+//! (`BeforeUpdate`), `pkg/endpoints/handlers/{create,update,patch,delete,get}.go`, and
+//! kubernetes `pkg/registry/core/node/strategy.go`. Every check and write of one request runs
+//! inside one store transaction. No HTTP here: the server turns [`Reply`] and [`ApiError`]
+//! into responses.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use rand::Rng;
+use serde::ser::{SerializeMap, Serializer};
+use serde_json::{Map, Value, json};
+
+use crate::event_versions;
+use crate::patch;
+use crate::resources::{ResourceDef, StoreKind};
+use crate::routes::{ResourceRequest, query_param};
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::status::{self, ApiError};
+use crate::store::{Key, ListSnapshot, Store, Txn};
+use crate::validation::{self, FieldError, FieldErrorKind};
+
+/// One committed change, for accounting.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// Namespace of the object ("" when cluster-scoped).
+    pub namespace: String,
+    /// Name of the object.
+    pub name: String,
+    /// The object before (None on create).
+    pub before: Option<Arc<Value>>,
+    /// The object after (None on delete).
+    pub after: Option<Arc<Value>>,
+    /// The resourceVersion the change produced.
+    pub rv: u64,
+}
+
+/// A successful answer: HTTP code, serialized body, and the committed changes (empty for
+/// reads, no-op writes and dry runs).
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status code.
+    pub code: u16,
+    /// JSON body.
+    pub body: Bytes,
+    /// What was written.
+    pub changes: Vec<Change>,
+}
+
+impl Reply {
+    fn json(code: u16, value: &Value, changes: Vec<Change>) -> Reply {
+        Reply {
+            code,
+            body: Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
+            changes,
+        }
+    }
+}
+
+/// The parts of a write request the registry needs beyond the route.
+pub struct WriteInput<'a> {
+    /// The request body.
+    pub body: &'a [u8],
+    /// The Content-Type (for PATCH).
+    pub content_type: &'a str,
+    /// The raw query string.
+    pub query: &'a str,
+}
+
+impl WriteInput<'_> {
+    /// `dryRun=All`: run every check, persist nothing (apiserver
+    /// `pkg/endpoints/handlers/rest.go`, `dryrun.IsDryRun`).
+    fn dry_run(&self) -> bool {
+        query_param(self.query, "dryRun").is_some_and(|v| v == "All")
+    }
+}
+
+fn key(req: &ResourceRequest) -> Key {
+    (req.namespace.clone(), req.name.clone())
+}
+
+fn meta(obj: &Value) -> Option<&Map<String, Value>> {
+    obj.get("metadata").and_then(Value::as_object)
+}
+
+fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
+    meta(obj)
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+fn meta_mut(obj: &mut Value) -> Option<&mut Map<String, Value>> {
+    let root = obj.as_object_mut()?;
+    let m = root
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !m.is_object() {
+        *m = Value::Object(Map::new());
+    }
+    m.as_object_mut()
+}
+
+/// The client's view of a stored object: Events served through events.k8s.io/v1 are
+/// converted; every other resource is served as stored (with kind/apiVersion).
+fn view<'a>(def: &ResourceDef, obj: &'a Value) -> Cow<'a, Value> {
+    if def.is_events_v1() {
+        Cow::Owned(event_versions::to_events_v1(obj))
+    } else {
+        Cow::Borrowed(obj)
+    }
+}
+
+/// The stored form of an object a client sent through `def`.
+fn to_stored(def: &ResourceDef, obj: Value) -> Value {
+    if def.is_events_v1() {
+        event_versions::from_events_v1(&obj)
+    } else {
+        obj
+    }
+}
+
+/// Stored objects carry kind and apiVersion of their storage version (core/v1 for Events).
+fn stored_type(def: &ResourceDef) -> (&'static str, String) {
+    if def.store == StoreKind::Events {
+        ("Event", "v1".to_string())
+    } else {
+        (def.kind, def.api_version())
+    }
+}
+
+/// Decodes a create/update body. JSON and YAML are accepted, as by the real server's
+/// serializers (apimachinery `pkg/runtime/serializer/codec_factory.go`); protobuf is not
+/// implemented by the emulator and is answered with 415 UnsupportedMediaType, which makes
+/// client-go based clients (kubectl) retry the request as JSON.
+fn parse_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let value: Value = match media.as_str() {
+        "" | "application/json" | "*/*" => serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the object provided is unrecognized or could not be decoded: {e}"
+            ))
+        })?,
+        "application/yaml" => {
+            let text = std::str::from_utf8(body)
+                .map_err(|e| ApiError::bad_request(format!("the body is not UTF-8: {e}")))?;
+            serde_saphyr::from_str(text).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the object provided is unrecognized or could not be decoded: {e}"
+                ))
+            })?
+        }
+        _ => return Err(ApiError::unsupported_body_media_type(&media)),
+    };
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            "the object provided is unrecognized: the body must be a JSON object",
+        ));
+    }
+    Ok(value)
+}
+
+/// Rejects a body whose apiVersion/kind names another type, as the decoder does
+/// (apimachinery `pkg/runtime/serializer/versioning`: the body's GVK must be the
+/// endpoint's); missing apiVersion/kind are filled in, as the real handlers default them.
+fn check_type(def: &ResourceDef, obj: &mut Value) -> Result<(), ApiError> {
+    let expected_version = def.api_version();
+    let given_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let given_kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+    if !given_version.is_empty() && given_version != expected_version {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({given_version}) does not match the expected API version ({expected_version})"
+        )));
+    }
+    if !given_kind.is_empty() && given_kind != def.kind {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({given_kind}) does not match the expected kind ({})",
+            def.kind
+        )));
+    }
+    if let Some(root) = obj.as_object_mut() {
+        root.insert("apiVersion".into(), json!(expected_version));
+        root.insert("kind".into(), json!(def.kind));
+    }
+    Ok(())
+}
+
+/// The namespace of the body must be empty or the request's (`rest.BeforeCreate` /
+/// `BeforeUpdate`: "the namespace of the provided object does not match the namespace sent
+/// on the request"); cluster-scoped objects have their namespace cleared.
+fn settle_namespace(
+    def: &ResourceDef,
+    req: &ResourceRequest,
+    obj: &mut Value,
+) -> Result<(), ApiError> {
+    let given = meta_str(obj, "namespace").to_string();
+    let Some(m) = meta_mut(obj) else {
+        return Ok(());
+    };
+    if def.namespaced {
+        if !given.is_empty() && given != req.namespace {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        m.insert("namespace".into(), json!(req.namespace));
+    } else {
+        m.remove("namespace");
+    }
+    Ok(())
+}
+
+/// A random UID shaped like the real server's UUIDs (apimachinery `pkg/util/uuid`).
+fn new_uid() -> String {
+    let mut b = [0u8; 16];
+    rand::rng().fill(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// RFC 3339 in whole seconds, the precision of `metav1.Time`.
+fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// `generateName` + 5 random characters from the alphabet without vowels and confusable
+/// digits, truncating the base to keep the name at most 63 characters (apiserver
+/// `pkg/storage/names/generate.go`).
+fn generate_name(base: &str) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let base: String = base.chars().take(63 - 5).collect();
+    let mut rng = rand::rng();
+    let suffix: String = (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("{base}{suffix}")
+}
+
+/// Validation of the object as its strategy does it: Node has its own rules (which include
+/// the metadata rules), and writes to `nodes/status` run only the update rules
+/// (`nodeStatusStrategy.ValidateUpdate` calls `ValidateNodeUpdate` alone); the others use
+/// the common ObjectMeta validation.
+fn validate(
+    def: &ResourceDef,
+    subresource: &str,
+    old: Option<&Value>,
+    new: &Value,
+) -> Vec<FieldError> {
+    match (def.store, old) {
+        (StoreKind::Nodes, Some(old)) if subresource == "status" => {
+            validation::validate_node_update(old, new)
+        }
+        (StoreKind::Nodes, _) => validation::validate_node(old, new),
+        _ => validation::validate_object_meta(new),
+    }
+}
+
+fn invalid(def: &ResourceDef, name: &str, errs: &[FieldError]) -> ApiError {
+    ApiError::invalid(validation::invalid_status(def.kind, def.group, name, errs))
+}
+
+/// GET.
+pub fn get(store: &Store, req: &ResourceRequest) -> Result<Reply, ApiError> {
+    let not_found = || ApiError::not_found(req.def.group, req.def.resource, &req.name);
+    if req.def.is_events_v1() {
+        let obj = store.get(req.def.store, &key(req)).ok_or_else(not_found)?;
+        return Ok(Reply::json(200, &view(req.def, &obj), Vec::new()));
+    }
+    let json = store
+        .get_json(req.def.store, &key(req))
+        .ok_or_else(not_found)?;
+    Ok(Reply {
+        code: 200,
+        body: json,
+        changes: Vec::new(),
+    })
+}
+
+/// The label and field selectors of a LIST or WATCH; a malformed one is a 400 with the
+/// parser's message, as the real server answers.
+pub struct Selectors {
+    label: Option<LabelSelector>,
+    field: Option<FieldSelector>,
+}
+
+impl Selectors {
+    /// Parses `labelSelector` and `fieldSelector` from the query; the field labels a
+    /// selector may use depend on the kind, as each upstream registry declares them.
+    pub fn parse(kind: &str, query: &str) -> Result<Selectors, ApiError> {
+        let label = query_param(query, "labelSelector")
+            .filter(|s| !s.is_empty())
+            .map(|s| LabelSelector::parse(&s))
+            .transpose()
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let field = query_param(query, "fieldSelector")
+            .filter(|s| !s.is_empty())
+            .map(|s| FieldSelector::parse_for_kind(kind, &s))
+            .transpose()
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        Ok(Selectors { label, field })
+    }
+
+    /// Whether the stored object passes both selectors.
+    pub fn matches(&self, obj: &Value) -> bool {
+        let labels = meta(obj)
+            .and_then(|m| m.get("labels"))
+            .and_then(Value::as_object);
+        self.label.as_ref().is_none_or(|l| l.matches(labels))
+            && self.field.as_ref().is_none_or(|f| f.matches(obj))
+    }
+}
+
+/// The decoded `continue` token: which snapshot, where to resume.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ContinueToken {
+    v: String,
+    rv: u64,
+    snapshot: u64,
+    offset: usize,
+}
+
+/// The message of a continue token whose snapshot is gone (apiserver
+/// `pkg/storage/etcd3/store.go`, list on a compacted revision).
+const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
+
+/// LIST with selectors, `limit` and `continue`. Each page is cut from one consistent
+/// snapshot taken by the first request, as etcd serves continuations at the first page's
+/// revision.
+pub fn list(store: &Store, req: &ResourceRequest, query: &str) -> Result<Reply, ApiError> {
+    let selectors = Selectors::parse(req.def.kind, query)?;
+    let limit = match query_param(query, "limit").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if n > 0 => Some(n as usize),
+            Ok(_) => None,
+            Err(_) => return Err(ApiError::bad_request(format!("invalid limit {s:?}"))),
+        },
+    };
+    let (rv, items, offset) = match query_param(query, "continue").filter(|s| !s.is_empty()) {
+        Some(token) => {
+            let decoded = URL_SAFE_NO_PAD
+                .decode(token.as_bytes())
+                .ok()
+                .and_then(|raw| serde_json::from_slice::<ContinueToken>(&raw).ok())
+                .ok_or_else(|| ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
+            let snap = store
+                .snapshot(decoded.snapshot)
+                .ok_or_else(|| ApiError::expired(CONTINUE_EXPIRED))?;
+            (snap.rv, snap.items, decoded.offset)
+        }
+        None => {
+            let ns = (!req.namespace.is_empty()).then_some(req.namespace.as_str());
+            let (rv, all) = store.list(req.def.store, ns);
+            let items: Vec<Arc<Value>> = all.into_iter().filter(|o| selectors.matches(o)).collect();
+            (rv, Arc::new(items), 0)
+        }
+    };
+    let start = offset.min(items.len());
+    let end = limit.map_or(items.len(), |l| (start + l).min(items.len()));
+    let mut list_meta = Map::new();
+    list_meta.insert("resourceVersion".into(), json!(rv.to_string()));
+    if end < items.len() {
+        let snapshot = store.save_snapshot(ListSnapshot {
+            rv,
+            items: items.clone(),
+        });
+        let token = ContinueToken {
+            v: "meta.k8s.io/v1".into(),
+            rv,
+            snapshot,
+            offset: end,
+        };
+        let raw = serde_json::to_vec(&token).unwrap_or_default();
+        list_meta.insert("continue".into(), json!(URL_SAFE_NO_PAD.encode(raw)));
+        list_meta.insert("remainingItemCount".into(), json!(items.len() - end));
+    }
+    let page = &items[start..end];
+    let body = serialize_list(req.def, &list_meta, page);
+    Ok(Reply {
+        code: 200,
+        body,
+        changes: Vec::new(),
+    })
+}
+
+/// A list item as the real server writes it: typed list items carry no kind/apiVersion.
+struct Item<'a>(&'a Value);
+
+impl serde::Serialize for Item<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_object() {
+            Some(obj) => {
+                let mut map = s.serialize_map(None)?;
+                for (k, v) in obj {
+                    if k != "kind" && k != "apiVersion" {
+                        map.serialize_entry(k, v)?;
+                    }
+                }
+                map.end()
+            }
+            None => self.0.serialize(s),
+        }
+    }
+}
+
+fn serialize_list(
+    def: &ResourceDef,
+    list_meta: &Map<String, Value>,
+    items: &[Arc<Value>],
+) -> Bytes {
+    #[derive(serde::Serialize)]
+    struct List<'a> {
+        kind: String,
+        #[serde(rename = "apiVersion")]
+        api_version: String,
+        metadata: &'a Map<String, Value>,
+        items: Vec<Item<'a>>,
+    }
+    let converted: Vec<Value>;
+    let refs: Vec<&Value> = if def.is_events_v1() {
+        converted = items.iter().map(|o| view(def, o).into_owned()).collect();
+        converted.iter().collect()
+    } else {
+        items.iter().map(|o| o.as_ref()).collect()
+    };
+    let list = List {
+        kind: def.list_kind(),
+        api_version: def.api_version(),
+        metadata: list_meta,
+        items: refs.into_iter().map(Item).collect(),
+    };
+    Bytes::from(serde_json::to_vec(&list).unwrap_or_default())
+}
+
+/// CREATE (POST): 201 with the stored object; 409 AlreadyExists; 404 when the namespace
+/// does not exist (NamespaceLifecycle admission); 422 when invalid.
+pub fn create(
+    store: &Store,
+    req: &ResourceRequest,
+    input: &WriteInput<'_>,
+) -> Result<Reply, ApiError> {
+    let def = req.def;
+    let mut obj = parse_body(input.body, input.content_type)?;
+    check_type(def, &mut obj)?;
+    let mut obj = to_stored(def, obj);
+    settle_namespace(def, req, &mut obj)?;
+    let (kind, api_version) = stored_type(def);
+    if let Some(root) = obj.as_object_mut() {
+        root.insert("kind".into(), json!(kind));
+        root.insert("apiVersion".into(), json!(api_version));
+    }
+    let dry_run = input.dry_run();
+    // `rest.BeforeCreate`: system fields are the server's; generateName fills an empty name.
+    let mut name = meta_str(&obj, "name").to_string();
+    let generate = meta_str(&obj, "generateName").to_string();
+    if name.is_empty() && !generate.is_empty() {
+        name = generate_name(&generate);
+    }
+    if name.is_empty() {
+        return Err(invalid(
+            def,
+            "",
+            &[FieldError {
+                field: "metadata.name".into(),
+                kind: FieldErrorKind::Required,
+                detail: "name or generateName is required".into(),
+                bad_value: None,
+            }],
+        ));
+    }
+    if let Some(m) = meta_mut(&mut obj) {
+        m.insert("name".into(), json!(name));
+        m.insert("uid".into(), json!(new_uid()));
+        m.insert("creationTimestamp".into(), json!(now_rfc3339()));
+        m.remove("resourceVersion");
+        m.remove("deletionTimestamp");
+        m.remove("deletionGracePeriodSeconds");
+        m.remove("selfLink");
+    }
+    if def.store == StoreKind::Namespaces {
+        // Namespace strategy PrepareForCreate: phase Active, the `kubernetes` finalizer
+        // (kubernetes `pkg/registry/core/namespace/strategy.go`).
+        // The `kubernetes.io/metadata.name` label is set on every namespace (kubernetes
+        // `pkg/registry/core/namespace/strategy.go`, `PrepareForCreate`).
+        if let Some(root) = obj.as_object_mut() {
+            root.insert("spec".into(), json!({"finalizers": ["kubernetes"]}));
+            root.insert("status".into(), json!({"phase": "Active"}));
+        }
+        if let Some(m) = meta_mut(&mut obj) {
+            let labels = m.entry("labels").or_insert_with(|| json!({}));
+            if let Some(labels) = labels.as_object_mut() {
+                labels.insert("kubernetes.io/metadata.name".into(), json!(name));
+            }
+        }
+    }
+    let errs = validate(def, "", None, &obj);
+    if !errs.is_empty() {
+        return Err(invalid(def, &name, &errs));
+    }
+    let k = (req.namespace.clone(), name.clone());
+    store.write(|txn| {
+        if def.namespaced
+            && txn
+                .get(
+                    StoreKind::Namespaces,
+                    &(String::new(), req.namespace.clone()),
+                )
+                .is_none()
+        {
+            return Err(ApiError::not_found("", "namespaces", &req.namespace));
+        }
+        if txn.get(def.store, &k).is_some() {
+            return Err(ApiError::already_exists(def.group, def.resource, &name));
+        }
+        if dry_run {
+            return Ok(Reply::json(201, &view(def, &obj), Vec::new()));
+        }
+        let stored = txn.put(def.store, k.clone(), obj);
+        let rv = txn_rv(&stored);
+        let change = Change {
+            namespace: req.namespace.clone(),
+            name: name.clone(),
+            before: None,
+            after: Some(stored.clone()),
+            rv,
+        };
+        Ok(Reply::json(201, &view(def, &stored), vec![change]))
+    })
+}
+
+fn txn_rv(obj: &Value) -> u64 {
+    meta_str(obj, "resourceVersion").parse().unwrap_or(0)
+}
+
+/// Copies `field` of `from` into `to` (or removes it from `to` when `from` has none).
+fn keep_field(to: &mut Value, from: &Value, field: &str) {
+    if let Some(root) = to.as_object_mut() {
+        match from.get(field) {
+            Some(v) => {
+                root.insert(field.into(), v.clone());
+            }
+            None => {
+                root.remove(field);
+            }
+        }
+    }
+}
+
+/// The body's name must be the URL's (apiserver `pkg/endpoints/handlers/rest.go`,
+/// `checkName`), checked before the object is looked up.
+fn check_name(req: &ResourceRequest, obj: &Value) -> Result<(), ApiError> {
+    let body_name = meta_str(obj, "name");
+    if !body_name.is_empty() && body_name != req.name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({})",
+            req.name
+        )));
+    }
+    Ok(())
+}
+
+/// The checks and rewrites of the update path of PUT and PATCH: resourceVersion
+/// precondition, `BeforeUpdate`, the status-subresource rules, validation. Runs without the
+/// store lock against `old`; [`guaranteed_update`] commits only if `old` is still current.
+fn prepare_update(req: &ResourceRequest, old: &Value, mut new: Value) -> Result<Value, ApiError> {
+    let def = req.def;
+    check_name(req, &new)?;
+    // Optimistic concurrency: a given resourceVersion must be the current one; an empty one
+    // is an unconditional update, allowed for every resource served here (their strategies'
+    // `AllowUnconditionalUpdate` return true; store.go `Update`).
+    let given_rv = meta_str(&new, "resourceVersion").to_string();
+    let old_rv = meta_str(old, "resourceVersion").to_string();
+    if !given_rv.is_empty() && given_rv != old_rv {
+        return Err(ApiError::conflict_modified(
+            def.group,
+            def.resource,
+            &req.name,
+        ));
+    }
+    settle_namespace(def, req, &mut new)?;
+    let (kind, api_version) = stored_type(def);
+    // `rest.BeforeUpdate`: uid is immutable (an empty one means "keep"), creationTimestamp
+    // and the deletion fields are the server's.
+    let given_uid = meta_str(&new, "uid").to_string();
+    let old_uid = meta_str(old, "uid").to_string();
+    if !given_uid.is_empty() && given_uid != old_uid {
+        return Err(invalid(
+            def,
+            &req.name,
+            &[FieldError {
+                field: "metadata.uid".into(),
+                kind: FieldErrorKind::Invalid,
+                detail: "field is immutable".into(),
+                bad_value: Some(json!(given_uid)),
+            }],
+        ));
+    }
+    if let Some(root) = new.as_object_mut() {
+        root.insert("kind".into(), json!(kind));
+        root.insert("apiVersion".into(), json!(api_version));
+    }
+    if let Some(m) = meta_mut(&mut new) {
+        m.insert("name".into(), json!(req.name));
+        m.insert("uid".into(), json!(old_uid));
+        m.insert("resourceVersion".into(), json!(old_rv));
+        for field in [
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ] {
+            match meta(old).and_then(|om| om.get(field)) {
+                Some(v) => {
+                    m.insert(field.into(), v.clone());
+                }
+                None => {
+                    m.remove(field);
+                }
+            }
+        }
+    }
+    // Node status subresource (kubernetes `pkg/registry/core/node/strategy.go`):
+    // `nodeStrategy.PrepareForUpdate` keeps the old status on writes to the node;
+    // `nodeStatusStrategy.PrepareForUpdate` keeps the old spec on writes to `/status`.
+    // The node status strategy does not reset metadata, so label/annotation changes sent
+    // to `/status` are stored, as on the real server.
+    if def.store == StoreKind::Nodes {
+        if req.subresource == "status" {
+            keep_field(&mut new, old, "spec");
+        } else {
+            keep_field(&mut new, old, "status");
+        }
+    }
+    if def.store == StoreKind::Namespaces {
+        keep_field(&mut new, old, "status");
+    }
+    let errs = validate(def, &req.subresource, Some(old), &new);
+    if !errs.is_empty() {
+        return Err(invalid(def, &req.name, &errs));
+    }
+    Ok(new)
+}
+
+/// The update loop of the registry store (apiserver `store.go` `Update` over etcd3
+/// `GuaranteedUpdate`): read the current object, compute the new one without holding the
+/// lock, then commit only if the object did not change meanwhile, else start again from the
+/// newer object (where a resourceVersion precondition then fails with 409). Ok(None) when
+/// the object does not exist.
+fn guaranteed_update(
+    store: &Store,
+    req: &ResourceRequest,
+    dry_run: bool,
+    compute: impl Fn(&Value) -> Result<Value, ApiError>,
+) -> Result<Option<Reply>, ApiError> {
+    let def = req.def;
+    let k = key(req);
+    loop {
+        let Some(old) = store.get(def.store, &k) else {
+            return Ok(None);
+        };
+        let new = prepare_update(req, &old, compute(&old)?)?;
+        // A write that changes nothing is not persisted: no new resourceVersion, no watch
+        // event (etcd3 `store.go` `GuaranteedUpdate`: when the new data equals the existing
+        // data the write is skipped and the existing object returned).
+        let changed = new != *old;
+        let committed = store.write(|txn| {
+            let current = txn.get(def.store, &k)?;
+            if !Arc::ptr_eq(&current, &old) {
+                return Some(None);
+            }
+            if !changed || dry_run {
+                return Some(Some(Reply::json(200, &view(def, &new), Vec::new())));
+            }
+            // An update that removes the last finalizer of an object marked for deletion
+            // deletes it (apiserver store.go `Update`, `ShouldDeleteDuringUpdate`).
+            if !meta_str(&new, "deletionTimestamp").is_empty() && !has_finalizers(&new) {
+                let last = txn.remove(def.store, &k)?;
+                let change = Change {
+                    namespace: req.namespace.clone(),
+                    name: req.name.clone(),
+                    before: Some(old.clone()),
+                    after: None,
+                    rv: txn_rv(&last),
+                };
+                return Some(Some(Reply::json(200, &view(def, &last), vec![change])));
+            }
+            let stored = txn.put(def.store, k.clone(), new);
+            let change = Change {
+                namespace: req.namespace.clone(),
+                name: req.name.clone(),
+                before: Some(old.clone()),
+                after: Some(stored.clone()),
+                rv: txn_rv(&stored),
+            };
+            Some(Some(Reply::json(200, &view(def, &stored), vec![change])))
+        });
+        match committed {
+            None => return Ok(None),
+            Some(Some(reply)) => return Ok(Some(reply)),
+            Some(None) => continue,
+        }
+    }
+}
+
+/// UPDATE (PUT): 404 when absent (no resource here allows create-on-update except core
+/// Events, whose strategy does), 409 on a stale resourceVersion.
+pub fn update(
+    store: &Store,
+    req: &ResourceRequest,
+    input: &WriteInput<'_>,
+) -> Result<Reply, ApiError> {
+    let def = req.def;
+    let mut obj = parse_body(input.body, input.content_type)?;
+    check_type(def, &mut obj)?;
+    check_name(req, &obj)?;
+    let obj = to_stored(def, obj);
+    let dry_run = input.dry_run();
+    match guaranteed_update(store, req, dry_run, |_| Ok(obj.clone()))? {
+        Some(reply) => Ok(reply),
+        // Event strategy `AllowCreateOnUpdate` is true (kubernetes
+        // `pkg/registry/core/event/strategy.go`): a PUT of a missing Event creates it.
+        None if def.store == StoreKind::Events => create(store, req, input),
+        None => Err(ApiError::not_found(def.group, def.resource, &req.name)),
+    }
+}
+
+/// PATCH: applies the patch to the current object (in the client's API version), then
+/// the result follows the update path; a `metadata.resourceVersion` in the result that is
+/// not the current one fails with 409, which makes it a precondition.
+pub fn patch(
+    store: &Store,
+    req: &ResourceRequest,
+    input: &WriteInput<'_>,
+) -> Result<Reply, ApiError> {
+    let def = req.def;
+    let dry_run = input.dry_run();
+    let kind = patch::PatchKind::from_content_type(input.content_type)?;
+    let compute = |old: &Value| {
+        let original = view(def, old);
+        let mut patched = patch::apply(kind, def.kind, &original, input.body)?;
+        check_type(def, &mut patched)?;
+        Ok(to_stored(def, patched))
+    };
+    guaranteed_update(store, req, dry_run, compute)?
+        .ok_or_else(|| ApiError::not_found(def.group, def.resource, &req.name))
+}
+
+/// `DeleteOptions.preconditions` of a DELETE body, if any.
+fn preconditions(body: &[u8]) -> Result<(Option<String>, Option<String>), ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok((None, None));
+    }
+    let opts: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?;
+    let pre = opts.get("preconditions");
+    let get = |f: &str| {
+        pre.and_then(|p| p.get(f))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    Ok((get("uid"), get("resourceVersion")))
+}
+
+/// Deletes one object inside a transaction, with the preconditions of `DeleteOptions`
+/// (apimachinery `storage.Preconditions.Check`: 409 Conflict "Precondition failed: ...").
+fn delete_in_txn(
+    txn: &mut Txn<'_>,
+    def: &ResourceDef,
+    k: &Key,
+    pre: &(Option<String>, Option<String>),
+    dry_run: bool,
+) -> Result<Deletion, ApiError> {
+    let old = txn
+        .get(def.store, k)
+        .ok_or_else(|| ApiError::not_found(def.group, def.resource, &k.1))?;
+    if let Some(uid) = &pre.0
+        && uid != meta_str(&old, "uid")
+    {
+        return Err(ApiError::conflict(
+            def.group,
+            def.resource,
+            &k.1,
+            &format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                meta_str(&old, "uid")
+            ),
+        ));
+    }
+    if let Some(rv) = &pre.1
+        && rv != meta_str(&old, "resourceVersion")
+    {
+        return Err(ApiError::conflict(
+            def.group,
+            def.resource,
+            &k.1,
+            &format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                meta_str(&old, "resourceVersion")
+            ),
+        ));
+    }
+    let change = |after: Option<Arc<Value>>, rv: u64| Change {
+        namespace: k.0.clone(),
+        name: k.1.clone(),
+        before: Some(old.clone()),
+        after,
+        rv,
+    };
+    // An object with finalizers is only marked for deletion: deletionTimestamp is set and
+    // it stays until an update removes the last finalizer (apiserver store.go `Delete` →
+    // `updateForGracefulDeletionAndFinalizers`).
+    if has_finalizers(&old) {
+        if !meta_str(&old, "deletionTimestamp").is_empty() || dry_run {
+            return Ok(Deletion {
+                change: None,
+                pending: Some(old.clone()),
+            });
+        }
+        let mut marked = (*old).clone();
+        if let Some(m) = meta_mut(&mut marked) {
+            m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
+            m.insert("deletionGracePeriodSeconds".into(), json!(0));
+        }
+        let stored = txn.put(def.store, k.clone(), marked);
+        let rv = txn_rv(&stored);
+        return Ok(Deletion {
+            change: Some(change(Some(stored.clone()), rv)),
+            pending: Some(stored),
+        });
+    }
+    if dry_run {
+        return Ok(Deletion {
+            change: None,
+            pending: None,
+        });
+    }
+    let last = txn.remove(def.store, k);
+    Ok(Deletion {
+        change: Some(change(None, last.map_or(0, |l| txn_rv(&l)))),
+        pending: None,
+    })
+}
+
+/// What a delete did: the committed change (none for dry runs and repeated deletes of an
+/// object already marked), and the object when it only got marked for deletion because
+/// finalizers remain.
+struct Deletion {
+    change: Option<Change>,
+    pending: Option<Arc<Value>>,
+}
+
+fn has_finalizers(obj: &Value) -> bool {
+    meta(obj)
+        .and_then(|m| m.get("finalizers"))
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty())
+}
+
+/// DELETE: 200 with a `Status` Success naming the object (the generic registry's answer
+/// when `ReturnDeletedObject` is false, as for every resource here); watchers get DELETED.
+/// Deleting a Namespace removes what it contains (the namespace controller's job, done at
+/// once here).
+pub fn delete(
+    store: &Store,
+    req: &ResourceRequest,
+    input: &WriteInput<'_>,
+) -> Result<Reply, ApiError> {
+    let def = req.def;
+    // The NamespaceLifecycle admission plugin protects the system namespaces (apiserver
+    // `pkg/admission/plugin/namespace/lifecycle/admission.go`, `immortalNamespaces`).
+    if def.store == StoreKind::Namespaces
+        && matches!(req.name.as_str(), "default" | "kube-system" | "kube-public")
+    {
+        return Err(ApiError::forbidden_with_reason(
+            def.group,
+            def.resource,
+            &req.name,
+            "this namespace may not be deleted",
+        ));
+    }
+    let pre = preconditions(input.body)?;
+    let dry_run = input.dry_run();
+    store.write(|txn| {
+        let uid = txn
+            .get(def.store, &key(req))
+            .map(|o| meta_str(&o, "uid").to_string())
+            .unwrap_or_default();
+        let deletion = delete_in_txn(txn, def, &key(req), &pre, dry_run)?;
+        let mut changes: Vec<Change> = deletion.change.into_iter().collect();
+        if let Some(pending) = deletion.pending {
+            // Not deleted yet: the real handler answers 200 with the object as it now is.
+            return Ok(Reply::json(200, &view(def, &pending), changes));
+        }
+        if def.store == StoreKind::Namespaces && !dry_run {
+            for inner in crate::resources::RESOURCES
+                .iter()
+                .filter(|r| r.namespaced && r.group.is_empty())
+            {
+                for obj in txn.list(inner.store, Some(&req.name)) {
+                    let k = (req.name.clone(), meta_str(&obj, "name").to_string());
+                    if let Ok(d) = delete_in_txn(txn, inner, &k, &(None, None), false) {
+                        changes.extend(d.change);
+                    }
+                }
+            }
+        }
+        Ok(Reply::json(
+            200,
+            &status::success(def.group, def.resource, &req.name, &uid),
+            changes,
+        ))
+    })
+}
+
+/// DELETECOLLECTION: deletes every object matching the selectors and answers with the list
+/// of deleted objects (apiserver store.go `DeleteCollection`).
+pub fn delete_collection(
+    store: &Store,
+    req: &ResourceRequest,
+    input: &WriteInput<'_>,
+) -> Result<Reply, ApiError> {
+    let def = req.def;
+    let selectors = Selectors::parse(def.kind, input.query)?;
+    let dry_run = input.dry_run();
+    store.write(|txn| {
+        let ns = (!req.namespace.is_empty()).then_some(req.namespace.as_str());
+        let targets: Vec<Key> = txn
+            .list(def.store, ns)
+            .into_iter()
+            .filter(|o| selectors.matches(o))
+            .map(|o| {
+                (
+                    meta_str(&o, "namespace").to_string(),
+                    meta_str(&o, "name").to_string(),
+                )
+            })
+            .collect();
+        let mut changes = Vec::new();
+        let mut deleted = Vec::new();
+        for k in &targets {
+            if let Some(obj) = txn.get(def.store, k) {
+                deleted.push(obj);
+            }
+            changes.extend(delete_in_txn(txn, def, k, &(None, None), dry_run)?.change);
+        }
+        let mut list_meta = Map::new();
+        list_meta.insert("resourceVersion".into(), json!(""));
+        let body = serialize_list(def, &list_meta, &deleted);
+        let changes = if dry_run { Vec::new() } else { changes };
+        Ok(Reply {
+            code: 200,
+            body,
+            changes,
+        })
+    })
+}
+
+/// A Namespace as a fresh cluster has it.
+pub fn namespace_object(name: &str) -> Value {
+    json!({
+        "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    })
+}
+
+/// Writes an object straight into the store, for the emulator's own bootstrap objects
+/// (the default namespaces), with uid and creationTimestamp like any create.
+pub fn bootstrap(store: &Store, def: &ResourceDef, namespace: &str, mut obj: Value) {
+    let name = meta_str(&obj, "name").to_string();
+    let (kind, api_version) = stored_type(def);
+    if let Some(root) = obj.as_object_mut() {
+        root.insert("kind".into(), json!(kind));
+        root.insert("apiVersion".into(), json!(api_version));
+    }
+    if let Some(m) = meta_mut(&mut obj) {
+        m.insert("uid".into(), json!(new_uid()));
+        m.insert("creationTimestamp".into(), json!(now_rfc3339()));
+    }
+    store.write(|txn| txn.put(def.store, (namespace.to_string(), name), obj));
+}

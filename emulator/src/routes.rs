@@ -1,0 +1,282 @@
+//! Turning a request line into what is being asked: a discovery or health path, or a
+//! resource request with its Kubernetes verb, group, resource, subresource, namespace and
+//! name. Mirrors apiserver `pkg/endpoints/request/requestinfo.go` (`RequestInfoFactory`):
+//! GET on a name is `get`, on a collection `list` (or `watch` with `watch=true|1`), POST is
+//! `create`, PUT `update`, PATCH `patch`, DELETE on a name `delete`, on a collection
+//! `deletecollection`.
+
+use crate::resources::{self, ResourceDef};
+use crate::status::ApiError;
+
+/// A request for a resource.
+#[derive(Debug, Clone)]
+pub struct ResourceRequest {
+    /// The resource served.
+    pub def: &'static ResourceDef,
+    /// The Kubernetes verb.
+    pub verb: &'static str,
+    /// The subresource (`status`) or "".
+    pub subresource: String,
+    /// The namespace from the path, "" for cluster-scoped or all-namespace requests.
+    pub namespace: String,
+    /// The object name, "" for collections.
+    pub name: String,
+}
+
+impl ResourceRequest {
+    /// `nodes` or `nodes/status`, the form RBAC, faults and accounting use.
+    pub fn resource_path(&self) -> String {
+        if self.subresource.is_empty() {
+            self.def.resource.to_string()
+        } else {
+            format!("{}/{}", self.def.resource, self.subresource)
+        }
+    }
+}
+
+/// What a path addresses.
+#[derive(Debug, Clone)]
+pub enum Route {
+    /// `/version`.
+    Version,
+    /// `/healthz`, `/readyz`, `/livez` and their sub-checks.
+    Health,
+    /// `/api`.
+    CoreVersions,
+    /// `/apis`.
+    GroupList,
+    /// `/apis/{group}`.
+    Group(&'static str),
+    /// `/api/v1` or `/apis/{group}/{version}`.
+    ResourceList {
+        /// API group.
+        group: &'static str,
+        /// API version.
+        version: &'static str,
+    },
+    /// A resource request.
+    Resource(ResourceRequest),
+}
+
+/// Whether the query asks for a watch (`watch=true` or `watch=1`, as apimachinery parses
+/// booleans in `ListOptions`).
+pub fn is_watch(query: &str) -> bool {
+    query_param(query, "watch").is_some_and(|v| v == "true" || v == "1")
+}
+
+/// The decoded value of a query parameter.
+pub fn query_param(query: &str, key: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k) == key).then(|| percent_decode(v))
+    })
+}
+
+/// Decodes `%XX` escapes and `+` (form encoding) in a query component.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Routes a request; Err is the Status to answer (404 for unknown paths, 405 for a method
+/// the addressed resource does not support).
+pub fn route(method: &str, path: &str, query: &str) -> Result<Route, ApiError> {
+    let segments: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    match segments.as_slice() {
+        ["version"] => Ok(Route::Version),
+        [h, ..] if matches!(*h, "healthz" | "readyz" | "livez") => Ok(Route::Health),
+        ["api"] => Ok(Route::CoreVersions),
+        ["apis"] => Ok(Route::GroupList),
+        ["api", "v1"] => Ok(Route::ResourceList {
+            group: "",
+            version: "v1",
+        }),
+        ["apis", group] => resources::groups()
+            .into_iter()
+            .find(|(g, _)| g == group)
+            .map(|(g, _)| Route::Group(g))
+            .ok_or_else(ApiError::path_not_found),
+        ["apis", group, version] => resources::groups()
+            .into_iter()
+            .find(|(g, v)| g == group && v == version)
+            .map(|(group, version)| Route::ResourceList { group, version })
+            .ok_or_else(ApiError::path_not_found),
+        ["api", "v1", rest @ ..] => resource_route(method, "", "v1", rest, query),
+        ["apis", group, version, rest @ ..] => resource_route(method, group, version, rest, query),
+        _ => Err(ApiError::path_not_found()),
+    }
+}
+
+fn resource_route(
+    method: &str,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+    query: &str,
+) -> Result<Route, ApiError> {
+    // `namespaces/{ns}/{resource}/...` addresses a namespaced resource; `namespaces` alone or
+    // `namespaces/{name}[/sub]` addresses the Namespace objects themselves.
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, resource, tail @ ..] if !resource.is_empty() => {
+            let def =
+                resources::find(group, version, resource).ok_or_else(ApiError::path_not_found)?;
+            if !def.namespaced {
+                return Err(ApiError::path_not_found());
+            }
+            let mut parts = vec![*resource];
+            parts.extend_from_slice(tail);
+            ((*ns).to_string(), parts)
+        }
+        _ => (String::new(), rest.to_vec()),
+    };
+    let (resource, name, subresource) = match rest.as_slice() {
+        [resource] => (*resource, "", ""),
+        [resource, name] => (*resource, *name, ""),
+        [resource, name, sub] => (*resource, *name, *sub),
+        _ => return Err(ApiError::path_not_found()),
+    };
+    let def = resources::find(group, version, resource).ok_or_else(ApiError::path_not_found)?;
+    if !subresource.is_empty() && !def.subresources.contains(&subresource) {
+        return Err(ApiError::path_not_found());
+    }
+    // A namespaced resource addressed without a namespace serves only the all-namespace
+    // list and watch; a name there is a 404 as in the real server.
+    if def.namespaced && namespace.is_empty() && !name.is_empty() {
+        return Err(ApiError::path_not_found());
+    }
+    let verb = match (method, name.is_empty()) {
+        ("GET", false) => "get",
+        ("GET", true) if is_watch(query) => "watch",
+        ("GET", true) => "list",
+        ("POST", true) if subresource.is_empty() => "create",
+        ("PUT", false) => "update",
+        ("PATCH", false) => "patch",
+        ("DELETE", false) if subresource.is_empty() => "delete",
+        ("DELETE", true) => "deletecollection",
+        _ => {
+            return Err(ApiError::method_not_allowed(
+                def.group,
+                def.resource,
+                method,
+            ));
+        }
+    };
+    if def.namespaced && namespace.is_empty() && !matches!(verb, "list" | "watch") {
+        return Err(ApiError::method_not_allowed(
+            def.group,
+            def.resource,
+            method,
+        ));
+    }
+    Ok(Route::Resource(ResourceRequest {
+        def,
+        verb,
+        subresource: subresource.to_string(),
+        namespace,
+        name: name.to_string(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(method: &str, path: &str, query: &str) -> ResourceRequest {
+        match route(method, path, query) {
+            Ok(Route::Resource(r)) => r,
+            other => panic!("{method} {path}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn verbs_follow_the_request_info_factory() {
+        assert_eq!(res("GET", "/api/v1/nodes", "").verb, "list");
+        assert_eq!(res("GET", "/api/v1/nodes", "watch=1").verb, "watch");
+        assert_eq!(res("GET", "/api/v1/nodes", "watch=true").verb, "watch");
+        assert_eq!(res("GET", "/api/v1/nodes/n1", "").verb, "get");
+        assert_eq!(res("POST", "/api/v1/nodes", "").verb, "create");
+        assert_eq!(res("PUT", "/api/v1/nodes/n1", "").verb, "update");
+        let s = res("PATCH", "/api/v1/nodes/n1/status", "");
+        assert_eq!(
+            (s.verb, s.resource_path()),
+            ("patch", "nodes/status".to_string())
+        );
+        assert_eq!(res("DELETE", "/api/v1/nodes/n1", "").verb, "delete");
+        assert_eq!(res("DELETE", "/api/v1/nodes", "").verb, "deletecollection");
+    }
+
+    #[test]
+    fn namespaced_paths_carry_namespace_and_group() {
+        let l = res(
+            "PUT",
+            "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/bare-ccm",
+            "",
+        );
+        assert_eq!(
+            (l.def.group, l.namespace.as_str(), l.name.as_str()),
+            ("coordination.k8s.io", "kube-system", "bare-ccm")
+        );
+        let all = res("GET", "/apis/events.k8s.io/v1/events", "");
+        assert_eq!((all.verb, all.namespace.as_str()), ("list", ""));
+        let ns = res("GET", "/api/v1/namespaces/default", "");
+        assert_eq!(
+            (ns.def.resource, ns.name.as_str()),
+            ("namespaces", "default")
+        );
+    }
+
+    #[test]
+    fn unknown_paths_are_404_and_wrong_methods_405() {
+        assert_eq!(
+            route("GET", "/api/v1/pods", "").err().map(|e| e.code),
+            Some(404)
+        );
+        assert_eq!(
+            route("GET", "/api/v1/nodes/n1/proxy", "")
+                .err()
+                .map(|e| e.code),
+            Some(404)
+        );
+        assert_eq!(
+            route("POST", "/api/v1/nodes/n1", "").err().map(|e| e.code),
+            Some(405)
+        );
+        assert_eq!(
+            route("PUT", "/api/v1/nodes", "").err().map(|e| e.code),
+            Some(405)
+        );
+    }
+
+    #[test]
+    fn query_values_are_percent_decoded() {
+        assert_eq!(
+            query_param("labelSelector=a%3Db%2Cc+in+(x)&limit=5", "labelSelector").as_deref(),
+            Some("a=b,c in (x)")
+        );
+        assert_eq!(query_param("limit=5", "limit").as_deref(), Some("5"));
+        assert_eq!(query_param("limit=5", "continue"), None);
+    }
+}

@@ -1,0 +1,312 @@
+//! WATCH: newline-delimited JSON watch events streamed over a chunked response, with the
+//! semantics of the apiserver watch cache (apiserver `pkg/storage/cacher/cacher.go`,
+//! `cache_watcher.go`):
+//! - `resourceVersion` unset or "0": synthetic ADDED events for the current state, then
+//!   live events; a number: every retained event after it, then live events.
+//! - A resourceVersion older than the retained window: HTTP 200 and a single ERROR event
+//!   carrying a 410 `Expired` Status (`Cacher.Watch` returns `newErrWatcher(err)`, "to
+//!   match the uncached watch implementation ... other errors must fail with a watch event
+//!   of type ERROR"; message from `watch_cache.go`, "too old resource version: %d (%d)").
+//! - `sendInitialEvents=true` (watch-list): synthetic ADDED events, then a BOOKMARK with the
+//!   `k8s.io/initial-events-end` annotation, then live events.
+//! - Selectors: an object moving into the selection is ADDED, out of it DELETED
+//!   (`cache_watcher.go`, `convertToWatchEvent`).
+//! - `allowWatchBookmarks`: a BOOKMARK every bookmark interval and one 2 s before the
+//!   timeout (`cache_watcher.go`, `nextBookmarkTime`: "send bookmark 2 seconds before the
+//!   deadline").
+//! - `timeoutSeconds`: the stream ends after it (default 1800 s, `--min-request-timeout`).
+//! - A watcher that falls too far behind is closed rather than buffered without bound, as
+//!   the cache closes a watcher whose channel stays full.
+//!
+//! The store lock is never held while writing; each event's bytes are shared.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http_body_util::StreamBody;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Frame;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::registry::Selectors;
+use crate::resources::ResourceDef;
+use crate::routes::{ResourceRequest, query_param};
+use crate::status::ApiError;
+use crate::store::{Event, EventType, Store, WatchStart, line_around, watch_line};
+
+/// Default watch duration when the client gives no `timeoutSeconds` (kube-apiserver
+/// `--min-request-timeout` default, 1800 s).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// How many serialized lines may wait for a slow client before the watcher blocks (and
+/// then, once the fan-out overflows, is closed).
+const CLIENT_BUFFER: usize = 256;
+
+/// A validated watch request.
+pub struct WatchRequest {
+    def: &'static ResourceDef,
+    namespace: Option<String>,
+    selectors: Selectors,
+    from: Option<u64>,
+    send_initial_events: bool,
+    bookmarks: bool,
+    timeout: Duration,
+}
+
+impl WatchRequest {
+    /// Parses the query of a watch; Err is the 400 to answer.
+    pub fn parse(req: &ResourceRequest, query: &str) -> Result<WatchRequest, ApiError> {
+        let selectors = Selectors::parse(req.def.kind, query)?;
+        let rv = query_param(query, "resourceVersion").unwrap_or_default();
+        let from =
+            match rv.as_str() {
+                "" | "0" => None,
+                s => Some(s.parse::<u64>().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resource version: {s:?}"))
+                })?),
+            };
+        let flag = |k: &str| query_param(query, k).is_some_and(|v| v == "true" || v == "1");
+        let send_initial_events = flag("sendInitialEvents");
+        let bookmarks = flag("allowWatchBookmarks");
+        if send_initial_events
+            && (!bookmarks
+                || query_param(query, "resourceVersionMatch").as_deref() != Some("NotOlderThan"))
+        {
+            // apimachinery `pkg/apis/meta/internalversion/validation`, `ValidateListOptions`.
+            return Err(ApiError::bad_request(
+                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan and allowWatchBookmarks to true",
+            ));
+        }
+        let timeout = match query_param(query, "timeoutSeconds").filter(|s| !s.is_empty()) {
+            Some(s) => Duration::from_secs(
+                s.parse::<u64>()
+                    .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {s:?}")))?,
+            ),
+            None => DEFAULT_TIMEOUT,
+        };
+        Ok(WatchRequest {
+            def: req.def,
+            namespace: (!req.namespace.is_empty()).then(|| req.namespace.clone()),
+            selectors,
+            // With sendInitialEvents the state at or after the given RV is sent first, which
+            // the current state satisfies.
+            from: if send_initial_events { None } else { from },
+            send_initial_events,
+            bookmarks,
+            timeout,
+        })
+    }
+}
+
+/// A running watch's response body.
+pub type WatchBody = UnsyncBoxBody<Bytes, Infallible>;
+
+/// Starts the watch: subscribes under the store lock, then streams from a task that holds
+/// no lock. `cut` ends the stream early (fault injection, shutdown).
+pub fn start(
+    store: &Store,
+    req: WatchRequest,
+    cut: CancellationToken,
+    bookmark_interval: Duration,
+) -> WatchBody {
+    let (tx, rx) = mpsc::channel::<Bytes>(CLIENT_BUFFER);
+    match store.subscribe(req.def.store, req.namespace.as_deref(), req.from) {
+        Err(oldest) => {
+            let requested = req.from.unwrap_or(0);
+            let status =
+                ApiError::expired(format!("too old resource version: {requested} ({oldest})"));
+            let line = watch_line("ERROR", &status.body);
+            // The channel is empty and has room: this cannot fail.
+            let _ = tx.try_send(line);
+        }
+        Ok((start, live, rv)) => {
+            tokio::spawn(run(req, start, live, rv, tx, cut, bookmark_interval));
+        }
+    }
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+    });
+    UnsyncBoxBody::new(StreamBody::new(stream.boxed()))
+}
+
+struct Watcher {
+    req: WatchRequest,
+    events_v1: bool,
+    tx: mpsc::Sender<Bytes>,
+    /// The RV of the newest event this watcher has processed; bookmarks carry it.
+    seen: u64,
+}
+
+impl Watcher {
+    /// Whether an object (or its selector view, see `store::filter_meta`) is selected.
+    fn object_matches(&self, obj: &Value) -> bool {
+        let ns_ok = self.req.namespace.as_deref().is_none_or(|ns| {
+            obj.get("metadata")
+                .and_then(|m| m.get("namespace"))
+                .and_then(Value::as_str)
+                == Some(ns)
+        });
+        ns_ok && self.req.selectors.matches(obj)
+    }
+
+    /// A line of `event_type` for an object given as JSON, in this watch's API version.
+    fn line_around(&self, event_type: &str, object_json: &[u8]) -> Bytes {
+        if self.events_v1 {
+            let obj: Value = serde_json::from_slice(object_json).unwrap_or(Value::Null);
+            watch_line(event_type, &crate::event_versions::to_events_v1(&obj))
+        } else {
+            line_around(event_type, object_json)
+        }
+    }
+
+    /// The line to send for a committed event, if this watcher sees it.
+    fn line_for(&self, event: &Event) -> Option<Bytes> {
+        if event.store != self.req.def.store {
+            return None;
+        }
+        let cur = self.object_matches(&event.meta);
+        let prev = event
+            .prev_meta
+            .as_ref()
+            .is_some_and(|p| self.object_matches(p));
+        match (event.kind, prev, cur) {
+            (EventType::Added | EventType::Deleted, _, true)
+            | (EventType::Modified, true, true) => Some(event.wire(self.events_v1)),
+            (EventType::Modified, false, true) => {
+                Some(self.line_around("ADDED", event.object_json()))
+            }
+            (EventType::Modified, true, false) => {
+                // The object left the selection: DELETED with its previous state at the new
+                // resourceVersion.
+                let mut last: Value = event
+                    .prev_object_json()
+                    .and_then(|b| serde_json::from_slice(b).ok())
+                    .unwrap_or(Value::Null);
+                crate::store::set_resource_version(&mut last, event.rv);
+                let json = serde_json::to_vec(&last).unwrap_or_default();
+                Some(self.line_around("DELETED", &json))
+            }
+            _ => None,
+        }
+    }
+
+    fn bookmark(&self, initial_events_end: bool) -> Bytes {
+        let mut metadata = json!({"resourceVersion": self.seen.to_string()});
+        if initial_events_end {
+            metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        let api_version = if self.events_v1 {
+            "events.k8s.io/v1".to_string()
+        } else {
+            self.req.def.api_version()
+        };
+        watch_line(
+            "BOOKMARK",
+            &json!({"kind": self.req.def.kind, "apiVersion": api_version, "metadata": metadata}),
+        )
+    }
+}
+
+async fn run(
+    req: WatchRequest,
+    start: WatchStart,
+    mut live: broadcast::Receiver<Arc<Event>>,
+    rv: u64,
+    tx: mpsc::Sender<Bytes>,
+    cut: CancellationToken,
+    bookmark_interval: Duration,
+) {
+    let deadline = Instant::now() + req.timeout;
+    let events_v1 = req.def.is_events_v1();
+    let mut w = Watcher {
+        req,
+        events_v1,
+        tx,
+        seen: rv,
+    };
+    match start {
+        WatchStart::Snapshot(objects) => {
+            for item in objects {
+                if w.object_matches(&item.meta) {
+                    let line = w.line_around("ADDED", &item.json);
+                    if !send(&w.tx, line, &cut).await {
+                        return;
+                    }
+                }
+            }
+            if w.req.send_initial_events && !send(&w.tx, w.bookmark(true), &cut).await {
+                return;
+            }
+        }
+        WatchStart::Replay(events) => {
+            for event in events {
+                if let Some(line) = w.line_for(&event)
+                    && !send(&w.tx, line, &cut).await
+                {
+                    return;
+                }
+            }
+        }
+    }
+    let pre_timeout = deadline
+        .checked_sub(Duration::from_secs(2))
+        .unwrap_or(deadline);
+    let mut next_bookmark = (Instant::now() + bookmark_interval).min(pre_timeout);
+    let mut final_bookmark_sent = false;
+    loop {
+        tokio::select! {
+            biased;
+            _ = cut.cancelled() => return,
+            // The client went away.
+            _ = w.tx.closed() => return,
+            _ = tokio::time::sleep_until(deadline) => {
+                if w.req.bookmarks && !final_bookmark_sent {
+                    let _ = w.tx.send(w.bookmark(false)).await;
+                }
+                return;
+            }
+            _ = tokio::time::sleep_until(next_bookmark), if w.req.bookmarks => {
+                if !send(&w.tx, w.bookmark(false), &cut).await {
+                    return;
+                }
+                final_bookmark_sent = next_bookmark >= pre_timeout;
+                next_bookmark = if final_bookmark_sent {
+                    deadline + Duration::from_secs(1)
+                } else {
+                    (Instant::now() + bookmark_interval).min(pre_timeout)
+                };
+            }
+            received = live.recv() => match received {
+                Ok(event) => {
+                    w.seen = event.rv;
+                    if let Some(line) = w.line_for(&event)
+                        && !send(&w.tx, line, &cut).await
+                    {
+                        return;
+                    }
+                }
+                // Lagged: the watcher fell behind the fan-out; closed: the store is gone.
+                // Either way the watch ends and the client re-watches.
+                Err(_) => return,
+            },
+        }
+    }
+}
+
+/// Sends one line to the client, waiting while its buffer is full; false when the watch
+/// must end (client gone or watch cut).
+async fn send(tx: &mpsc::Sender<Bytes>, line: Bytes, cut: &CancellationToken) -> bool {
+    tokio::select! {
+        biased;
+        _ = cut.cancelled() => false,
+        sent = tx.send(line) => sent.is_ok(),
+    }
+}

@@ -1,0 +1,1282 @@
+//! The emulator's HTTP semantics, one test per rule, each asserting what kube-apiserver
+//! returns: status code, `reason`, and the resulting stored object. Requests go over HTTPS
+//! through a kube-rs client built from the emulator's kubeconfig, sent raw so that status
+//! codes and bodies are visible.
+
+use std::time::Duration;
+
+use bare_ccm_emulator::faults::InjectedStatus;
+use bare_ccm_emulator::rbac::RbacPolicy;
+use bare_ccm_emulator::{Emulator, EmulatorOptions};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+
+struct Api {
+    emu: Emulator,
+    client: kube::Client,
+}
+
+struct Answer {
+    code: u16,
+    body: Value,
+    retry_after: Option<String>,
+}
+
+impl Api {
+    async fn start() -> Api {
+        Api::start_with(EmulatorOptions::default()).await
+    }
+
+    async fn start_with(opts: EmulatorOptions) -> Api {
+        let emu = Emulator::start(opts).await.expect("emulator starts");
+        let client = raw_client(&emu, &emu.admin_token()).await;
+        Api { emu, client }
+    }
+
+    async fn as_user(&self, token: &str) -> kube::Client {
+        raw_client(&self.emu, token).await
+    }
+
+    async fn call_with(
+        client: &kube::Client,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Option<&Value>,
+    ) -> Answer {
+        let bytes = body
+            .map(|b| serde_json::to_vec(b).expect("json"))
+            .unwrap_or_default();
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", content_type)
+            .body(kube::client::Body::from(bytes))
+            .expect("request");
+        let resp = client.send(req).await.expect("response");
+        let code = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let raw = resp.into_body().collect_bytes().await.expect("body");
+        let body = serde_json::from_slice(&raw)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&raw).into()));
+        Answer {
+            code,
+            body,
+            retry_after,
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Answer {
+        Api::call_with(&self.client, method, path, "application/json", body).await
+    }
+
+    async fn patch(&self, path: &str, content_type: &str, body: &Value) -> Answer {
+        Api::call_with(&self.client, "PATCH", path, content_type, Some(body)).await
+    }
+
+    async fn create_node(&self, name: &str) -> Value {
+        let node = json!({"apiVersion":"v1","kind":"Node","metadata":{"name":name,"labels":{"role":"worker"}},
+            "spec":{"providerID":""},
+            "status":{"conditions":[{"type":"Ready","status":"True"}],"addresses":[{"type":"Hostname","address":name}]}});
+        let a = self.call("POST", "/api/v1/nodes", Some(&node)).await;
+        assert_eq!(a.code, 201, "create {name}: {}", a.body);
+        a.body
+    }
+
+    /// Opens a watch and returns the raw body to read events from.
+    async fn watch(&self, path_and_query: &str) -> (u16, kube::client::Body) {
+        let req = hyper::Request::builder()
+            .method("GET")
+            .uri(path_and_query)
+            .body(kube::client::Body::empty())
+            .expect("request");
+        let resp = self.client.send(req).await.expect("watch response");
+        (resp.status().as_u16(), resp.into_body())
+    }
+}
+
+/// A client from the emulator's kubeconfig with kube-rs's automatic retry of 429/503
+/// turned off, so that every answer of the server reaches the test.
+async fn raw_client(emu: &Emulator, token: &str) -> kube::Client {
+    let kc = kube::config::Kubeconfig::from_yaml(&emu.kubeconfig_yaml(token)).expect("kubeconfig");
+    let mut config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("config");
+    config.default_retry = false;
+    kube::Client::try_from(config).expect("client")
+}
+
+fn rv(obj: &Value) -> u64 {
+    obj["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no resourceVersion in {obj}"))
+}
+
+/// Reads watch events until `n` arrived, the stream ended, or `wait` passed.
+async fn read_events(
+    body: &mut kube::client::Body,
+    n: usize,
+    wait: Duration,
+) -> (Vec<Value>, bool) {
+    let mut events = Vec::new();
+    let mut buf = Vec::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    while events.len() < n {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return (events, false),
+            Ok(None) => return (events, true),
+            // A broken connection ends the stream as surely as a clean end.
+            Ok(Some(Err(_))) => return (events, true),
+            Ok(Some(Ok(f))) => f,
+        };
+        if let Ok(data) = frame.into_data() {
+            buf.extend_from_slice(&data);
+            while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=pos).collect();
+                events.push(serde_json::from_slice(&line).expect("event is JSON"));
+            }
+        }
+    }
+    (events, false)
+}
+
+#[tokio::test]
+async fn missing_or_unknown_token_is_401_unauthorized() {
+    let api = Api::start().await;
+    let stranger = api.as_user("not-a-token").await;
+    let a = Api::call_with(&stranger, "GET", "/api/v1/nodes", "application/json", None).await;
+    assert_eq!(a.code, 401);
+    assert_eq!(a.body["reason"], "Unauthorized");
+    assert_eq!(a.body["kind"], "Status");
+}
+
+#[tokio::test]
+async fn health_and_version_are_served() {
+    let api = Api::start().await;
+    for path in ["/healthz", "/readyz", "/livez"] {
+        let a = api.call("GET", path, None).await;
+        assert_eq!((a.code, a.body.clone()), (200, json!("ok")), "{path}");
+    }
+    let v = api.call("GET", "/version", None).await;
+    assert_eq!(v.code, 200);
+    assert_eq!(v.body["gitVersion"], "v1.33.0");
+    assert_eq!(v.body["major"], "1");
+}
+
+#[tokio::test]
+async fn discovery_documents_list_groups_resources_and_short_names() {
+    let api = Api::start().await;
+    let core = api.call("GET", "/api", None).await;
+    assert_eq!(core.body["versions"], json!(["v1"]));
+    let v1 = api.call("GET", "/api/v1", None).await;
+    assert_eq!(v1.body["kind"], "APIResourceList");
+    let names: Vec<String> = v1.body["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|r| r["name"].as_str().unwrap_or("").to_string())
+        .collect();
+    for n in [
+        "nodes",
+        "nodes/status",
+        "events",
+        "configmaps",
+        "namespaces",
+    ] {
+        assert!(names.contains(&n.to_string()), "{n} missing from {names:?}");
+    }
+    let groups = api.call("GET", "/apis", None).await;
+    assert_eq!(groups.body["kind"], "APIGroupList");
+    let leases = api.call("GET", "/apis/coordination.k8s.io/v1", None).await;
+    assert_eq!(leases.body["resources"][0]["name"], "leases");
+    assert_eq!(leases.body["resources"][0]["namespaced"], true);
+    let missing = api.call("GET", "/openapi/v2", None).await;
+    assert_eq!(
+        (missing.code, missing.body["reason"].clone()),
+        (404, json!("NotFound"))
+    );
+}
+
+#[tokio::test]
+async fn a_fresh_cluster_has_its_four_namespaces() {
+    let api = Api::start().await;
+    let a = api.call("GET", "/api/v1/namespaces", None).await;
+    let names: Vec<&str> = a.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|n| n["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["default", "kube-node-lease", "kube-public", "kube-system"]
+    );
+    assert_eq!(a.body["kind"], "NamespaceList");
+}
+
+#[tokio::test]
+async fn get_of_a_missing_node_is_404_with_the_real_status_shape() {
+    let api = Api::start().await;
+    let a = api.call("GET", "/api/v1/nodes/x", None).await;
+    assert_eq!(a.code, 404);
+    assert_eq!(
+        a.body,
+        json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",
+               "message":"nodes \"x\" not found","reason":"NotFound",
+               "details":{"name":"x","kind":"nodes"},"code":404})
+    );
+}
+
+#[tokio::test]
+async fn create_sets_uid_timestamp_and_one_global_increasing_resource_version() {
+    let api = Api::start().await;
+    let n1 = api.create_node("n1").await;
+    let uid = n1["metadata"]["uid"].as_str().expect("uid");
+    assert_eq!(uid.len(), 36);
+    assert_eq!(uid.matches('-').count(), 4);
+    let ts = n1["metadata"]["creationTimestamp"]
+        .as_str()
+        .expect("timestamp");
+    assert!(ts.ends_with('Z') && ts.len() == 20, "{ts}");
+    assert_eq!(n1["kind"], "Node");
+    assert_eq!(n1["apiVersion"], "v1");
+    // Another resource type shares the same counter.
+    let cm = api
+        .call(
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            Some(&json!({"metadata":{"name":"c"},"data":{"k":"v"}})),
+        )
+        .await;
+    assert_eq!(cm.code, 201);
+    assert_eq!(rv(&cm.body), rv(&n1) + 1);
+    assert_eq!(api.emu.current_resource_version(), rv(&cm.body));
+    assert_eq!(api.emu.get_object("nodes", None, "n1"), Some(n1));
+}
+
+#[tokio::test]
+async fn create_of_an_existing_name_is_409_already_exists() {
+    let api = Api::start().await;
+    api.create_node("n1").await;
+    let a = api
+        .call(
+            "POST",
+            "/api/v1/nodes",
+            Some(&json!({"metadata":{"name":"n1"}})),
+        )
+        .await;
+    assert_eq!(a.code, 409);
+    assert_eq!(a.body["reason"], "AlreadyExists");
+    assert_eq!(a.body["message"], "nodes \"n1\" already exists");
+}
+
+#[tokio::test]
+async fn create_needs_a_name_or_generate_name() {
+    let api = Api::start().await;
+    let a = api
+        .call("POST", "/api/v1/nodes", Some(&json!({"metadata":{}})))
+        .await;
+    assert_eq!(a.code, 422);
+    assert_eq!(a.body["reason"], "Invalid");
+    let g = api
+        .call(
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            Some(&json!({"metadata":{"generateName":"cfg-"}})),
+        )
+        .await;
+    assert_eq!(g.code, 201);
+    let name = g.body["metadata"]["name"].as_str().expect("name");
+    assert!(name.starts_with("cfg-") && name.len() == 9, "{name}");
+}
+
+#[tokio::test]
+async fn create_in_a_missing_namespace_is_404_for_the_namespace() {
+    let api = Api::start().await;
+    let a = api
+        .call(
+            "POST",
+            "/api/v1/namespaces/nope/configmaps",
+            Some(&json!({"metadata":{"name":"c"}})),
+        )
+        .await;
+    assert_eq!(a.code, 404);
+    assert_eq!(a.body["message"], "namespaces \"nope\" not found");
+    let mismatch = api
+        .call(
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            Some(&json!({"metadata":{"name":"c","namespace":"kube-system"}})),
+        )
+        .await;
+    assert_eq!(
+        (mismatch.code, mismatch.body["reason"].clone()),
+        (400, json!("BadRequest"))
+    );
+}
+
+#[tokio::test]
+async fn put_with_a_stale_resource_version_is_409_conflict() {
+    let api = Api::start().await;
+    let n1 = api.create_node("n1").await;
+    let mut first = n1.clone();
+    first["metadata"]["labels"]["a"] = json!("1");
+    let ok = api.call("PUT", "/api/v1/nodes/n1", Some(&first)).await;
+    assert_eq!(ok.code, 200);
+    assert!(rv(&ok.body) > rv(&n1));
+    let mut stale = n1.clone();
+    stale["metadata"]["labels"]["b"] = json!("2");
+    let a = api.call("PUT", "/api/v1/nodes/n1", Some(&stale)).await;
+    assert_eq!(a.code, 409);
+    assert_eq!(a.body["reason"], "Conflict");
+    assert_eq!(
+        a.body["message"],
+        "Operation cannot be fulfilled on nodes \"n1\": the object has been modified; please apply your changes to the latest version and try again"
+    );
+    let stored = api.emu.get_object("nodes", None, "n1").expect("stored");
+    assert_eq!(
+        stored["metadata"]["labels"],
+        json!({"role":"worker","a":"1"})
+    );
+}
+
+#[tokio::test]
+async fn put_without_resource_version_is_an_unconditional_update() {
+    let api = Api::start().await;
+    let n1 = api.create_node("n1").await;
+    let mut body = n1.clone();
+    body["metadata"]
+        .as_object_mut()
+        .expect("metadata")
+        .remove("resourceVersion");
+    body["metadata"]["labels"]["x"] = json!("y");
+    let a = api.call("PUT", "/api/v1/nodes/n1", Some(&body)).await;
+    assert_eq!(a.code, 200);
+    assert_eq!(a.body["metadata"]["labels"]["x"], "y");
+    assert_eq!(a.body["metadata"]["uid"], n1["metadata"]["uid"]);
+    let wrong_name = api.call("PUT", "/api/v1/nodes/other", Some(&body)).await;
+    assert_eq!(wrong_name.code, 400);
+    let missing = api
+        .call(
+            "PUT",
+            "/api/v1/nodes/zz",
+            Some(&json!({"metadata":{"name":"zz"}})),
+        )
+        .await;
+    assert_eq!(missing.code, 404);
+}
+
+#[tokio::test]
+async fn merge_patch_resource_version_is_a_precondition() {
+    let api = Api::start().await;
+    let n1 = api.create_node("n1").await;
+    let stale = rv(&n1).to_string();
+    let a = api
+        .patch(
+            "/api/v1/nodes/n1",
+            "application/merge-patch+json",
+            &json!({"metadata":{"labels":{"a":"1"}}}),
+        )
+        .await;
+    assert_eq!(a.code, 200);
+    assert_eq!(
+        a.body["metadata"]["labels"],
+        json!({"role":"worker","a":"1"})
+    );
+    let conflict = api
+        .patch(
+            "/api/v1/nodes/n1",
+            "application/merge-patch+json",
+            &json!({"metadata":{"resourceVersion":stale,"labels":{"b":"2"}}}),
+        )
+        .await;
+    assert_eq!(
+        (conflict.code, conflict.body["reason"].clone()),
+        (409, json!("Conflict"))
+    );
+    let current = rv(&a.body).to_string();
+    let ok = api
+        .patch(
+            "/api/v1/nodes/n1",
+            "application/merge-patch+json",
+            &json!({"metadata":{"resourceVersion":current,"labels":{"role":null}}}),
+        )
+        .await;
+    assert_eq!(ok.code, 200);
+    assert_eq!(
+        api.emu.get_object("nodes", None, "n1").expect("node")["metadata"]["labels"],
+        json!({"a":"1"})
+    );
+}
+
+#[tokio::test]
+async fn json_patch_applies_every_rfc6902_op_and_a_failed_test_is_422() {
+    let api = Api::start().await;
+    api.create_node("n1").await;
+    let ops = json!([
+        {"op":"add","path":"/metadata/labels/a","value":"1"},
+        {"op":"replace","path":"/metadata/labels/role","value":"edge"},
+        {"op":"copy","from":"/metadata/labels/a","path":"/metadata/labels/b"},
+        {"op":"move","from":"/metadata/labels/b","path":"/metadata/labels/c"},
+        {"op":"remove","path":"/metadata/labels/a"},
+        {"op":"test","path":"/metadata/labels/role","value":"edge"}
+    ]);
+    let a = api
+        .patch("/api/v1/nodes/n1", "application/json-patch+json", &ops)
+        .await;
+    assert_eq!(a.code, 200, "{}", a.body);
+    assert_eq!(a.body["metadata"]["labels"], json!({"role":"edge","c":"1"}));
+    let before = api.emu.get_object("nodes", None, "n1");
+    let failed = api
+        .patch(
+            "/api/v1/nodes/n1",
+            "application/json-patch+json",
+            &json!([{"op":"test","path":"/metadata/labels/role","value":"worker"},
+                    {"op":"add","path":"/metadata/labels/z","value":"1"}]),
+        )
+        .await;
+    assert_eq!(failed.code, 422);
+    assert_eq!(failed.body["reason"], "Invalid");
+    assert_eq!(api.emu.get_object("nodes", None, "n1"), before);
+    let malformed = api
+        .patch(
+            "/api/v1/nodes/n1",
+            "application/json-patch+json",
+            &json!({"op":"add"}),
+        )
+        .await;
+    assert_eq!(
+        (malformed.code, malformed.body["reason"].clone()),
+        (400, json!("BadRequest"))
+    );
+}
+
+#[tokio::test]
+async fn strategic_merge_patch_merges_conditions_by_type() {
+    let api = Api::start().await;
+    api.create_node("n1").await;
+    let a = api
+        .patch(
+            "/api/v1/nodes/n1/status",
+            "application/strategic-merge-patch+json",
+            &json!({"status":{"conditions":[{"type":"MemoryPressure","status":"False"}]}}),
+        )
+        .await;
+    assert_eq!(a.code, 200, "{}", a.body);
+    let types: Vec<&str> = a.body["status"]["conditions"]
+        .as_array()
+        .expect("conditions")
+        .iter()
+        .filter_map(|c| c["type"].as_str())
+        .collect();
+    assert!(
+        types.contains(&"Ready") && types.contains(&"MemoryPressure"),
+        "{types:?}"
+    );
+}
+
+#[tokio::test]
+async fn server_side_apply_and_unknown_patch_types_are_415() {
+    let api = Api::start().await;
+    api.create_node("n1").await;
+    for ct in ["application/apply-patch+yaml", "text/plain"] {
+        let a = api.patch("/api/v1/nodes/n1", ct, &json!({})).await;
+        assert_eq!(a.code, 415, "{ct}");
+        assert_eq!(a.body["reason"], "UnsupportedMediaType");
+    }
+}
+
+#[tokio::test]
+async fn a_write_that_changes_nothing_keeps_the_resource_version_and_emits_no_event() {
+    let api = Api::start().await;
+    let n1 = api.create_node("n1").await;
+    let (_, mut body) = api
+        .watch(&format!(
+            "/api/v1/nodes?watch=1&resourceVersion={}",
+            rv(&n1)
+        ))
+        .await;
+    let same = api
+        .patch(
+            "/api/v1/nodes/n1",
+            "application/merge-patch+json",
+            &json!({"metadata":{"labels":{"role":"worker"}}}),
+        )
+        .await;
+    assert_eq!(same.code, 200);
+    assert_eq!(rv(&same.body), rv(&n1));
+    assert_eq!(api.emu.current_resource_version(), rv(&n1));
+    let (events, _) = read_events(&mut body, 1, Duration::from_millis(300)).await;
+    assert!(events.is_empty(), "no-op write produced {events:?}");
+}
+
+#[tokio::test]
+async fn writes_to_a_node_ignore_status_and_writes_to_status_ignore_spec() {
+    let api = Api::start().await;
+    api.create_node("n1").await;
+    let main = api
+        .patch(
+            "/api/v1/nodes/n1",
+            "application/merge-patch+json",
+            &json!({"spec":{"unschedulable":true},"status":{"addresses":[{"type":"InternalIP","address":"10.0.0.1"}]}}),
+        )
+        .await;
+    assert_eq!(main.code, 200);
+    let stored = api.emu.get_object("nodes", None, "n1").expect("node");
+    assert_eq!(stored["spec"]["unschedulable"], true);
+    assert_eq!(
+        stored["status"]["addresses"],
+        json!([{"type":"Hostname","address":"n1"}])
+    );
+    let status = api
+        .patch(
+            "/api/v1/nodes/n1/status",
+            "application/merge-patch+json",
+            &json!({"spec":{"unschedulable":false},"status":{"addresses":[{"type":"InternalIP","address":"10.0.0.1"}]}}),
+        )
+        .await;
+    assert_eq!(status.code, 200);
+    let stored = api.emu.get_object("nodes", None, "n1").expect("node");
+    assert_eq!(stored["spec"]["unschedulable"], true);
+    assert_eq!(
+        stored["status"]["addresses"],
+        json!([{"type":"InternalIP","address":"10.0.0.1"}])
+    );
+}
+
+#[tokio::test]
+async fn changing_a_set_provider_id_is_422_invalid() {
+    let api = Api::start().await;
+    api.create_node("n1").await;
+    let set = api
+        .patch(
+            "/api/v1/nodes/n1",
+            "application/merge-patch+json",
+            &json!({"spec":{"providerID":"bare://n1"}}),
+        )
+        .await;
+    assert_eq!(set.code, 200);
+    let change = api
+        .patch(
+            "/api/v1/nodes/n1",
+            "application/merge-patch+json",
+            &json!({"spec":{"providerID":"bare://other"}}),
+        )
+        .await;
+    assert_eq!(change.code, 422, "{}", change.body);
+    assert_eq!(change.body["reason"], "Invalid");
+    assert_eq!(change.body["details"]["kind"], "Node");
+    assert_eq!(
+        api.emu.get_object("nodes", None, "n1").expect("node")["spec"]["providerID"],
+        "bare://n1"
+    );
+}
+
+#[tokio::test]
+async fn list_filters_by_label_and_field_selectors() {
+    let api = Api::start().await;
+    for n in ["a", "b", "c"] {
+        api.create_node(n).await;
+    }
+    api.patch(
+        "/api/v1/nodes/b",
+        "application/merge-patch+json",
+        &json!({"metadata":{"labels":{"role":"cp"}}}),
+    )
+    .await;
+    let by_label = api
+        .call("GET", "/api/v1/nodes?labelSelector=role%3Dworker", None)
+        .await;
+    let names = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(names(&by_label.body), vec!["a", "c"]);
+    let by_field = api
+        .call("GET", "/api/v1/nodes?fieldSelector=metadata.name%3Dc", None)
+        .await;
+    assert_eq!(names(&by_field.body), vec!["c"]);
+    let bad = api
+        .call("GET", "/api/v1/nodes?fieldSelector=spec.foo%3Dx", None)
+        .await;
+    assert_eq!(
+        (bad.code, bad.body["reason"].clone()),
+        (400, json!("BadRequest"))
+    );
+    // Nodes also accept `spec.unschedulable` (pkg/registry/core/node/strategy.go
+    // NodeToSelectableFields); our nodes are all schedulable.
+    let schedulable = api
+        .call(
+            "GET",
+            "/api/v1/nodes?fieldSelector=spec.unschedulable%3Dfalse",
+            None,
+        )
+        .await;
+    assert_eq!(schedulable.code, 200, "{:?}", schedulable.body);
+    assert_eq!(names(&schedulable.body), vec!["a", "b", "c"]);
+    // The list carries its resourceVersion and typed items carry no kind/apiVersion.
+    assert_eq!(rv(&by_label.body), api.emu.current_resource_version());
+    assert!(by_label.body["items"][0].get("kind").is_none());
+}
+
+#[tokio::test]
+async fn list_pages_with_limit_and_continue_from_one_snapshot() {
+    let api = Api::start().await;
+    for n in ["a", "b", "c", "d", "e"] {
+        api.create_node(n).await;
+    }
+    let p1 = api.call("GET", "/api/v1/nodes?limit=2", None).await;
+    assert_eq!(p1.body["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(p1.body["metadata"]["remainingItemCount"], 3);
+    let token = p1.body["metadata"]["continue"]
+        .as_str()
+        .expect("continue")
+        .to_string();
+    // A node created between pages is not in the continuation (consistent snapshot).
+    api.create_node("f").await;
+    let p2 = api
+        .call(
+            "GET",
+            &format!("/api/v1/nodes?limit=10&continue={token}"),
+            None,
+        )
+        .await;
+    let names: Vec<&str> = p2.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["c", "d", "e"]);
+    assert!(p2.body["metadata"].get("continue").is_none());
+    assert_eq!(
+        p2.body["metadata"]["resourceVersion"],
+        p1.body["metadata"]["resourceVersion"]
+    );
+    api.emu.expire_resource_versions();
+    let expired = api
+        .call(
+            "GET",
+            &format!("/api/v1/nodes?limit=2&continue={token}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (expired.code, expired.body["reason"].clone()),
+        (410, json!("Expired"))
+    );
+    let garbage = api.call("GET", "/api/v1/nodes?continue=%21%21", None).await;
+    assert_eq!(garbage.code, 400);
+}
+
+#[tokio::test]
+async fn watch_from_a_resource_version_replays_later_events_then_streams_live() {
+    let api = Api::start().await;
+    let a = api.create_node("a").await;
+    api.create_node("b").await;
+    let (code, mut body) = api
+        .watch(&format!(
+            "/api/v1/nodes?watch=true&resourceVersion={}",
+            rv(&a)
+        ))
+        .await;
+    assert_eq!(code, 200);
+    api.patch(
+        "/api/v1/nodes/a",
+        "application/merge-patch+json",
+        &json!({"metadata":{"labels":{"x":"1"}}}),
+    )
+    .await;
+    api.call("DELETE", "/api/v1/nodes/b", None).await;
+    let (events, _) = read_events(&mut body, 3, Duration::from_secs(5)).await;
+    let summary: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap_or("").to_string(),
+                e["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("ADDED".into(), "b".into()),
+            ("MODIFIED".into(), "a".into()),
+            ("DELETED".into(), "b".into())
+        ]
+    );
+    assert_eq!(events[1]["object"]["kind"], "Node");
+    // The DELETED object carries the deletion's resourceVersion.
+    assert_eq!(rv(&events[2]["object"]), api.emu.current_resource_version());
+}
+
+#[tokio::test]
+async fn watch_without_resource_version_starts_with_synthetic_added_events() {
+    let api = Api::start().await;
+    api.create_node("a").await;
+    api.create_node("b").await;
+    let (_, mut body) = api.watch("/api/v1/nodes?watch=1&resourceVersion=0").await;
+    let (events, _) = read_events(&mut body, 2, Duration::from_secs(5)).await;
+    assert!(events.iter().all(|e| e["type"] == "ADDED"));
+    assert_eq!(events.len(), 2);
+}
+
+#[tokio::test]
+async fn watch_from_an_expired_resource_version_gets_a_410_error_event() {
+    let api = Api::start_with(EmulatorOptions {
+        watch_history: 2,
+        ..Default::default()
+    })
+    .await;
+    let first = api.create_node("a").await;
+    for n in ["b", "c", "d"] {
+        api.create_node(n).await;
+    }
+    let (code, mut body) = api
+        .watch(&format!(
+            "/api/v1/nodes?watch=1&resourceVersion={}",
+            rv(&first)
+        ))
+        .await;
+    assert_eq!(code, 200);
+    let (events, ended) = read_events(&mut body, 2, Duration::from_secs(5)).await;
+    assert_eq!(events.len(), 1);
+    assert!(ended);
+    assert_eq!(events[0]["type"], "ERROR");
+    assert_eq!(events[0]["object"]["code"], 410);
+    assert_eq!(events[0]["object"]["reason"], "Expired");
+    assert!(
+        events[0]["object"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("too old resource version")
+    );
+    // After expire_resource_versions, even a recent RV is too old.
+    let now = api.emu.current_resource_version();
+    api.emu.expire_resource_versions();
+    api.create_node("e").await;
+    let (_, mut again) = api
+        .watch(&format!(
+            "/api/v1/nodes?watch=1&resourceVersion={}",
+            now - 1
+        ))
+        .await;
+    let (events, _) = read_events(&mut again, 1, Duration::from_secs(5)).await;
+    assert_eq!(events[0]["object"]["reason"], "Expired");
+}
+
+#[tokio::test]
+async fn watch_sends_a_bookmark_before_its_timeout_and_then_ends() {
+    let api = Api::start().await;
+    api.create_node("a").await;
+    let current = api.emu.current_resource_version();
+    let (_, mut body) = api
+        .watch(&format!("/api/v1/nodes?watch=1&resourceVersion={current}&allowWatchBookmarks=true&timeoutSeconds=1"))
+        .await;
+    let (events, ended) = read_events(&mut body, 5, Duration::from_secs(5)).await;
+    assert!(ended, "the watch must end at its timeout");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["type"], "BOOKMARK");
+    assert_eq!(
+        events[0]["object"]["metadata"]["resourceVersion"],
+        current.to_string()
+    );
+    assert_eq!(events[0]["object"]["kind"], "Node");
+}
+
+#[tokio::test]
+async fn watch_list_sends_initial_events_then_an_initial_events_end_bookmark() {
+    let api = Api::start().await;
+    api.create_node("a").await;
+    let (_, mut body) = api
+        .watch("/api/v1/nodes?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true")
+        .await;
+    let (events, _) = read_events(&mut body, 2, Duration::from_secs(5)).await;
+    assert_eq!(events[0]["type"], "ADDED");
+    assert_eq!(events[1]["type"], "BOOKMARK");
+    assert_eq!(
+        events[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+}
+
+#[tokio::test]
+async fn a_label_selected_watch_sees_objects_leave_as_deleted() {
+    let api = Api::start().await;
+    let a = api.create_node("a").await;
+    let (_, mut body) = api
+        .watch(&format!(
+            "/api/v1/nodes?watch=1&labelSelector=role%3Dworker&resourceVersion={}",
+            rv(&a)
+        ))
+        .await;
+    api.patch(
+        "/api/v1/nodes/a",
+        "application/merge-patch+json",
+        &json!({"metadata":{"labels":{"role":"cp"}}}),
+    )
+    .await;
+    api.patch(
+        "/api/v1/nodes/a",
+        "application/merge-patch+json",
+        &json!({"metadata":{"labels":{"role":"worker"}}}),
+    )
+    .await;
+    let (events, _) = read_events(&mut body, 2, Duration::from_secs(5)).await;
+    let types: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(types, vec!["DELETED", "ADDED"]);
+}
+
+#[tokio::test]
+async fn cut_watches_ends_every_open_watch() {
+    let api = Api::start().await;
+    let (_, mut body) = api.watch("/api/v1/nodes?watch=1").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    api.emu.cut_watches();
+    let (_, ended) = read_events(&mut body, 1, Duration::from_secs(5)).await;
+    assert!(ended);
+}
+
+#[tokio::test]
+async fn delete_answers_status_success_and_watchers_see_deleted() {
+    let api = Api::start().await;
+    let n1 = api.create_node("n1").await;
+    let conflict = api
+        .call(
+            "DELETE",
+            "/api/v1/nodes/n1",
+            Some(&json!({"preconditions":{"resourceVersion":"1"}})),
+        )
+        .await;
+    assert_eq!(
+        (conflict.code, conflict.body["reason"].clone()),
+        (409, json!("Conflict"))
+    );
+    let a = api.call("DELETE", "/api/v1/nodes/n1", None).await;
+    assert_eq!(a.code, 200);
+    assert_eq!(a.body["status"], "Success");
+    assert_eq!(a.body["details"]["name"], "n1");
+    assert_eq!(a.body["details"]["uid"], n1["metadata"]["uid"]);
+    assert_eq!(api.emu.get_object("nodes", None, "n1"), None);
+    let again = api.call("DELETE", "/api/v1/nodes/n1", None).await;
+    assert_eq!(again.code, 404);
+}
+
+#[tokio::test]
+async fn dry_run_validates_but_persists_nothing() {
+    let api = Api::start().await;
+    let a = api
+        .call(
+            "POST",
+            "/api/v1/nodes?dryRun=All",
+            Some(&json!({"metadata":{"name":"n1"}})),
+        )
+        .await;
+    assert_eq!(a.code, 201);
+    assert_eq!(api.emu.get_object("nodes", None, "n1"), None);
+}
+
+#[tokio::test]
+async fn core_and_events_k8s_io_events_share_one_store() {
+    let api = Api::start().await;
+    let core = json!({"metadata":{"name":"e1"},"involvedObject":{"kind":"Node","name":"n1"},
+        "reason":"Synced","message":"node synced","type":"Normal"});
+    let a = api
+        .call("POST", "/api/v1/namespaces/default/events", Some(&core))
+        .await;
+    assert_eq!(a.code, 201);
+    let v1 = api
+        .call(
+            "GET",
+            "/apis/events.k8s.io/v1/namespaces/default/events/e1",
+            None,
+        )
+        .await;
+    assert_eq!(v1.code, 200);
+    assert_eq!(v1.body["apiVersion"], "events.k8s.io/v1");
+    assert_eq!(v1.body["note"], "node synced");
+    assert_eq!(v1.body["regarding"]["name"], "n1");
+    let created = api
+        .call(
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/default/events",
+            Some(&json!({"metadata":{"name":"e2"},"regarding":{"kind":"Node","name":"n2"},"note":"hi","reason":"R","type":"Normal",
+                "eventTime":"2025-01-01T00:00:00.000000Z","reportingController":"bare-ccm","reportingInstance":"x","action":"Sync"})),
+        )
+        .await;
+    assert_eq!(created.code, 201, "{}", created.body);
+    let stored = api
+        .emu
+        .get_object("events", Some("default"), "e2")
+        .expect("stored");
+    assert_eq!(stored["message"], "hi");
+    assert_eq!(stored["involvedObject"]["name"], "n2");
+    let all = api.call("GET", "/api/v1/events", None).await;
+    assert_eq!(all.body["items"].as_array().map(Vec::len), Some(2));
+}
+
+#[tokio::test]
+async fn leases_are_created_and_replaced_in_their_group() {
+    let api = Api::start().await;
+    let path = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases";
+    let lease = json!({"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"bare-ccm"},
+        "spec":{"holderIdentity":"a","leaseDurationSeconds":15}});
+    let created = api.call("POST", path, Some(&lease)).await;
+    assert_eq!(created.code, 201);
+    let mut next = created.body.clone();
+    next["spec"]["holderIdentity"] = json!("b");
+    let replaced = api
+        .call("PUT", &format!("{path}/bare-ccm"), Some(&next))
+        .await;
+    assert_eq!(replaced.code, 200);
+    let stale = api
+        .call("PUT", &format!("{path}/bare-ccm"), Some(&next))
+        .await;
+    assert_eq!(stale.code, 409);
+    assert_eq!(
+        stale.body["message"],
+        "Operation cannot be fulfilled on leases.coordination.k8s.io \"bare-ccm\": the object has been modified; please apply your changes to the latest version and try again"
+    );
+    assert_eq!(
+        api.emu
+            .get_object("leases", Some("kube-system"), "bare-ccm")
+            .expect("lease")["spec"]["holderIdentity"],
+        "b"
+    );
+}
+
+const CCM_RBAC: &str = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: bare-ccm
+rules:
+- apiGroups: [""]
+  resources: ["nodes"]
+  verbs: ["get", "list", "watch"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: bare-ccm
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: bare-ccm
+subjects:
+- kind: ServiceAccount
+  name: bare-ccm
+  namespace: kube-system
+"#;
+
+#[tokio::test]
+async fn rbac_denies_ungranted_requests_with_the_real_forbidden_message() {
+    let api = Api::start().await;
+    api.create_node("n1").await;
+    api.emu
+        .set_rbac(Some(RbacPolicy::from_yaml(CCM_RBAC).expect("policy")));
+    let sa = api
+        .as_user(&api.emu.service_account_token("kube-system", "bare-ccm"))
+        .await;
+    let get = Api::call_with(&sa, "GET", "/api/v1/nodes/n1", "application/json", None).await;
+    assert_eq!(get.code, 200);
+    let denied = Api::call_with(
+        &sa,
+        "PATCH",
+        "/api/v1/nodes/n1/status",
+        "application/merge-patch+json",
+        Some(&json!({"status":{}})),
+    )
+    .await;
+    assert_eq!(denied.code, 403);
+    assert_eq!(denied.body["reason"], "Forbidden");
+    assert_eq!(
+        denied.body["message"],
+        "nodes \"n1\" is forbidden: User \"system:serviceaccount:kube-system:bare-ccm\" cannot patch resource \"nodes/status\" in API group \"\" at the cluster scope"
+    );
+    // system:masters bypasses RBAC.
+    let admin = api.call("DELETE", "/api/v1/nodes/n1", None).await;
+    assert_eq!(admin.code, 200);
+}
+
+#[tokio::test]
+async fn injected_faults_answer_with_their_status_and_retry_after() {
+    let api = Api::start().await;
+    api.create_node("n1").await;
+    api.emu.faults().fail_next(
+        1,
+        "get",
+        "nodes",
+        InjectedStatus::TooManyRequests {
+            retry_after_secs: 2,
+        },
+    );
+    let a = api.call("GET", "/api/v1/nodes/n1", None).await;
+    assert_eq!(a.code, 429);
+    assert_eq!(a.body["reason"], "TooManyRequests");
+    assert_eq!(a.body["details"]["retryAfterSeconds"], 2);
+    assert_eq!(a.retry_after.as_deref(), Some("2"));
+    assert_eq!(api.call("GET", "/api/v1/nodes/n1", None).await.code, 200);
+    api.emu.faults().fail_next(
+        1,
+        "patch",
+        "nodes/status",
+        InjectedStatus::ServiceUnavailable,
+    );
+    let s = api
+        .patch(
+            "/api/v1/nodes/n1/status",
+            "application/merge-patch+json",
+            &json!({"status":{}}),
+        )
+        .await;
+    assert_eq!(
+        (s.code, s.body["reason"].clone()),
+        (503, json!("ServiceUnavailable"))
+    );
+}
+
+#[tokio::test]
+async fn added_latency_delays_every_request() {
+    let api = Api::start().await;
+    api.emu.faults().set_latency(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    assert_eq!(api.call("GET", "/api/v1/nodes", None).await.code, 200);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+}
+
+#[tokio::test]
+async fn refused_connections_fail_then_the_server_comes_back() {
+    let api = Api::start().await;
+    let (_, mut watch) = api.watch("/api/v1/nodes?watch=1").await;
+    api.emu
+        .faults()
+        .refuse_connections_for(Duration::from_millis(500));
+    // The open watch is cut when the window starts.
+    let (_, ended) = read_events(&mut watch, 1, Duration::from_secs(5)).await;
+    assert!(ended);
+    let fresh = api.as_user(&api.emu.admin_token()).await;
+    let req = hyper::Request::builder()
+        .uri("/api/v1/nodes")
+        .body(kube::client::Body::empty())
+        .expect("request");
+    assert!(
+        fresh.send(req).await.is_err(),
+        "connections are refused during the window"
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        Api::call_with(&fresh, "GET", "/api/v1/nodes", "application/json", None)
+            .await
+            .code,
+        200
+    );
+}
+
+#[tokio::test]
+async fn accounting_counts_requests_and_logs_writes_with_their_author() {
+    let api = Api::start().await;
+    api.create_node("n1").await;
+    api.patch(
+        "/api/v1/nodes/n1",
+        "application/merge-patch+json",
+        &json!({"metadata":{"labels":{"a":"b"}}}),
+    )
+    .await;
+    let requests = api.emu.accounting().requests();
+    assert_eq!(
+        requests.get(&("create".to_string(), "nodes".to_string())),
+        Some(&1)
+    );
+    assert_eq!(
+        requests.get(&("patch".to_string(), "nodes".to_string())),
+        Some(&1)
+    );
+    let writes = api.emu.accounting().writes();
+    assert_eq!(writes.len(), 2);
+    assert_eq!(writes[1].user, "admin");
+    assert_eq!(writes[1].verb, "patch");
+    assert_eq!(
+        writes[1].resource_version,
+        api.emu.current_resource_version().to_string()
+    );
+    assert!(
+        api.emu
+            .accounting()
+            .node_times()
+            .get("n1")
+            .is_some_and(|t| t.registered.is_some())
+    );
+}
+
+#[tokio::test]
+async fn metadata_sent_to_node_status_is_kept_as_the_node_status_strategy_does() {
+    // nodeStatusStrategy.PrepareForUpdate resets only spec (kubernetes
+    // pkg/registry/core/node/strategy.go); nodes do not opt in to ResetObjectMetaForStatus.
+    let api = Api::start().await;
+    api.create_node("n1").await;
+    let a = api
+        .patch(
+            "/api/v1/nodes/n1/status",
+            "application/merge-patch+json",
+            &json!({"metadata":{"labels":{"via-status":"yes"}}}),
+        )
+        .await;
+    assert_eq!(a.code, 200);
+    let stored = api.emu.get_object("nodes", None, "n1").expect("node");
+    assert_eq!(stored["metadata"]["labels"]["via-status"], "yes");
+}
+
+#[tokio::test]
+async fn delete_collection_removes_the_selected_objects_and_returns_them() {
+    let api = Api::start().await;
+    for n in ["a", "b", "c"] {
+        api.create_node(n).await;
+    }
+    api.patch(
+        "/api/v1/nodes/b",
+        "application/merge-patch+json",
+        &json!({"metadata":{"labels":{"role":"cp"}}}),
+    )
+    .await;
+    let a = api
+        .call("DELETE", "/api/v1/nodes?labelSelector=role%3Dworker", None)
+        .await;
+    assert_eq!(a.code, 200);
+    assert_eq!(a.body["kind"], "NodeList");
+    assert_eq!(a.body["items"].as_array().map(Vec::len), Some(2));
+    let left: Vec<String> = api
+        .emu
+        .list_objects("nodes", None)
+        .iter()
+        .map(|n| n["metadata"]["name"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(left, vec!["b"]);
+}
+
+#[tokio::test]
+async fn deleting_a_namespace_removes_what_it_contains() {
+    let api = Api::start().await;
+    let ns = api
+        .call(
+            "POST",
+            "/api/v1/namespaces",
+            Some(&json!({"metadata":{"name":"tmp"}})),
+        )
+        .await;
+    assert_eq!(ns.code, 201);
+    assert_eq!(ns.body["status"]["phase"], "Active");
+    assert_eq!(
+        ns.body["metadata"]["labels"]["kubernetes.io/metadata.name"],
+        "tmp"
+    );
+    api.call(
+        "POST",
+        "/api/v1/namespaces/tmp/configmaps",
+        Some(&json!({"metadata":{"name":"c"}})),
+    )
+    .await;
+    let protected = api
+        .call("DELETE", "/api/v1/namespaces/kube-system", None)
+        .await;
+    assert_eq!(protected.code, 403);
+    assert_eq!(
+        protected.body["message"],
+        "namespaces \"kube-system\" is forbidden: this namespace may not be deleted"
+    );
+    let del = api.call("DELETE", "/api/v1/namespaces/tmp", None).await;
+    assert_eq!(del.code, 200);
+    assert_eq!(api.emu.get_object("configmaps", Some("tmp"), "c"), None);
+    assert_eq!(api.emu.get_object("namespaces", None, "tmp"), None);
+}
+
+#[tokio::test]
+async fn put_of_a_missing_event_creates_it_as_the_event_strategy_allows() {
+    let api = Api::start().await;
+    let ev = json!({"metadata":{"name":"e1"},"involvedObject":{"kind":"Node","name":"n1"},"reason":"R","message":"m"});
+    let a = api
+        .call("PUT", "/api/v1/namespaces/default/events/e1", Some(&ev))
+        .await;
+    assert_eq!(a.code, 201);
+    assert!(
+        api.emu
+            .get_object("events", Some("default"), "e1")
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn yaml_bodies_are_decoded_and_protobuf_bodies_are_415() {
+    let api = Api::start().await;
+    let req = hyper::Request::builder()
+        .method("POST")
+        .uri("/api/v1/namespaces/default/configmaps")
+        .header("content-type", "application/yaml")
+        .body(kube::client::Body::from(
+            b"metadata:\n  name: from-yaml\ndata:\n  k: v\n".to_vec(),
+        ))
+        .expect("request");
+    let resp = api.client.send(req).await.expect("response");
+    let code = resp.status().as_u16();
+    let body = resp.into_body().collect_bytes().await.expect("body");
+    assert_eq!(code, 201, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        api.emu
+            .get_object("configmaps", Some("default"), "from-yaml")
+            .expect("cm")["data"]["k"],
+        "v"
+    );
+    let a = Api::call_with(
+        &api.client,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        "application/vnd.kubernetes.protobuf",
+        Some(&json!({})),
+    )
+    .await;
+    assert_eq!(
+        (a.code, a.body["reason"].clone()),
+        (415, json!("UnsupportedMediaType"))
+    );
+}
+
+#[tokio::test]
+async fn an_object_with_finalizers_is_marked_then_deleted_when_the_last_finalizer_goes() {
+    let api = Api::start().await;
+    let cm = json!({"metadata":{"name":"f","finalizers":["example.com/keep"]}});
+    api.call("POST", "/api/v1/namespaces/default/configmaps", Some(&cm))
+        .await;
+    let del = api
+        .call("DELETE", "/api/v1/namespaces/default/configmaps/f", None)
+        .await;
+    assert_eq!(del.code, 200);
+    assert_eq!(del.body["kind"], "ConfigMap");
+    assert!(del.body["metadata"]["deletionTimestamp"].is_string());
+    let stored = api
+        .emu
+        .get_object("configmaps", Some("default"), "f")
+        .expect("still there");
+    assert!(stored["metadata"]["deletionTimestamp"].is_string());
+    let done = api
+        .patch(
+            "/api/v1/namespaces/default/configmaps/f",
+            "application/merge-patch+json",
+            &json!({"metadata":{"finalizers":null}}),
+        )
+        .await;
+    assert_eq!(done.code, 200);
+    assert_eq!(api.emu.get_object("configmaps", Some("default"), "f"), None);
+}
