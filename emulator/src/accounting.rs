@@ -266,7 +266,8 @@ impl Accounting {
         }
     }
 
-    /// Request counts per user, authorization attributes and status code, sorted.
+    /// Request counts per user, authorization attributes and status code, sorted by user,
+    /// then verb, API group, resource, subresource, namespace, name and code.
     pub fn attributed_requests(&self) -> BTreeMap<AttributedRequest, u64> {
         lock(&self.inner.attributed)
             .values()

@@ -486,18 +486,18 @@ async fn serve_resource(
     req: Request<Incoming>,
     query: &str,
 ) -> Response<Body> {
-    if let Some(policy) = shared.rbac() {
-        if !policy.authorize(user, &attributes(r)) {
-            return error_response(&ApiError::forbidden(
-                &user.name,
-                r.verb,
-                r.def.group,
-                r.def.resource,
-                &r.subresource,
-                &r.namespace,
-                &r.name,
-            ));
-        }
+    if let Some(policy) = shared.rbac()
+        && !policy.authorize(user, &attributes(r))
+    {
+        return error_response(&ApiError::forbidden(
+            &user.name,
+            r.verb,
+            r.def.group,
+            r.def.resource,
+            &r.subresource,
+            &r.namespace,
+            &r.name,
+        ));
     }
     if let Some(status) = shared
         .faults
