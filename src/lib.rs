@@ -6,6 +6,18 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod config_reload;
+pub mod controller;
+pub mod doctor;
+pub mod explain;
+pub mod http;
+pub mod kubeclient;
+pub mod leader;
+pub mod metrics;
 pub mod node_view;
 pub mod patch;
 pub mod resolve;
+pub mod run;
+#[cfg(feature = "sim")]
+pub mod sim;
+pub mod telemetry;

@@ -1,0 +1,303 @@
+//! The Kubernetes client the controller talks through: the shared client configuration
+//! wrapped in one tower layer that applies the client-side
+//! `--kube-api-qps`/`--kube-api-burst` token bucket and counts every request by verb and
+//! status code. kube 5 has no built-in client-side limiter, hence this layer.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll, ready};
+use std::time::Duration;
+
+use http::{Method, Request, Response};
+use kube::client::ClientBuilder;
+use tokio::time::{Instant, Sleep};
+use tower::{Layer, Service};
+
+use crate::metrics::Metrics;
+
+/// Builds a client from `config` (see `crate::kubeclient::client_config`) whose requests
+/// all pass through [`ApiLayer`]. kube's built-in retry of 429/503/504 is turned off: it
+/// sits below this layer (its retries would escape the rate limit and the request
+/// counters) and may hold a request for minutes; the controller's per-node backoff and
+/// this layer's Retry-After pause replace it.
+pub fn build_client(
+    mut config: kube::Config,
+    layer: ApiLayer,
+) -> Result<kube::Client, kube::Error> {
+    config.default_retry = false;
+    Ok(ClientBuilder::try_from(config)?.with_layer(&layer).build())
+}
+
+/// A token bucket: `qps` tokens per second, holding at most `burst`. A caller that finds
+/// the bucket empty reserves the next token and waits for it, so waiting callers are
+/// served in order and the long-run rate never exceeds `qps`.
+#[derive(Debug)]
+pub struct TokenBucket {
+    qps: f64,
+    burst: f64,
+    state: Mutex<BucketState>,
+}
+
+#[derive(Debug)]
+struct BucketState {
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket. `burst` below 1 is raised to 1 so that a request can ever pass.
+    pub fn new(qps: f64, burst: u32) -> Self {
+        let burst = f64::from(burst.max(1));
+        TokenBucket {
+            qps,
+            burst,
+            state: Mutex::new(BucketState {
+                tokens: burst,
+                last: Instant::now(),
+            }),
+        }
+    }
+
+    /// Takes one token at `now` and returns how long the caller must wait before using it.
+    pub fn reserve(&self, now: Instant) -> Duration {
+        let mut s = match self.state.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let elapsed = now.saturating_duration_since(s.last).as_secs_f64();
+        s.tokens = (s.tokens + elapsed * self.qps).min(self.burst);
+        s.last = now;
+        s.tokens -= 1.0;
+        if s.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-s.tokens / self.qps)
+        }
+    }
+}
+
+/// The longest Retry-After bare-ccm obeys, so a bogus header cannot stall it for hours.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// The tower layer of every bare-ccm client: rate limit, Retry-After pause, request
+/// metrics.
+#[derive(Clone)]
+pub struct ApiLayer {
+    limiter: Option<Arc<TokenBucket>>,
+    /// Until when the API server asked (429 + Retry-After) this client to send nothing.
+    paused_until: Arc<Mutex<Option<Instant>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl ApiLayer {
+    /// `qps <= 0` disables the limiter.
+    pub fn new(qps: f64, burst: u32, metrics: Arc<Metrics>) -> Self {
+        let limiter = (qps > 0.0).then(|| Arc::new(TokenBucket::new(qps, burst)));
+        ApiLayer {
+            limiter,
+            paused_until: Arc::default(),
+            metrics,
+        }
+    }
+
+    fn pause_until(&self, until: Instant) {
+        if let Ok(mut p) = self.paused_until.lock() {
+            *p = Some(p.map_or(until, |cur| cur.max(until)));
+        }
+    }
+
+    fn paused_until(&self, now: Instant) -> Option<Instant> {
+        self.paused_until
+            .lock()
+            .ok()
+            .and_then(|p| *p)
+            .filter(|t| *t > now)
+    }
+}
+
+impl<S> Layer<S> for ApiLayer {
+    type Service = ApiService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ApiService {
+            inner,
+            layer: self.clone(),
+            sleep: None,
+            reserved: false,
+        }
+    }
+}
+
+/// The service [`ApiLayer`] produces. The rate limit is applied in `poll_ready`, so the
+/// request is not sent before its token is due (kube's client drives this service through
+/// a `tower::buffer::Buffer`, whose worker waits on `poll_ready`).
+pub struct ApiService<S> {
+    inner: S,
+    layer: ApiLayer,
+    sleep: Option<Pin<Box<Sleep>>>,
+    reserved: bool,
+}
+
+impl<S, B, ResBody> Service<Request<B>> for ApiService<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+    ResBody: 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ResBody>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        if !self.reserved {
+            if self.sleep.is_none() {
+                let now = Instant::now();
+                let mut until = self.layer.paused_until(now);
+                if let Some(limiter) = &self.layer.limiter {
+                    let wait = limiter.reserve(now);
+                    if !wait.is_zero() {
+                        until = Some(until.map_or(now + wait, |u| u.max(now + wait)));
+                    }
+                }
+                if let Some(until) = until {
+                    self.sleep = Some(Box::pin(tokio::time::sleep_until(until)));
+                }
+            }
+            if let Some(sleep) = self.sleep.as_mut() {
+                ready!(sleep.as_mut().poll(cx));
+                self.sleep = None;
+            }
+            self.reserved = true;
+        }
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        self.reserved = false;
+        let verb = verb_of(req.method(), req.uri());
+        let layer = self.layer.clone();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let result = fut.await;
+            let metrics = &layer.metrics;
+            match &result {
+                Ok(resp) => {
+                    metrics.api_request(verb, resp.status().as_str());
+                    if resp.status() == http::StatusCode::TOO_MANY_REQUESTS
+                        && let Some(secs) = resp
+                            .headers()
+                            .get(http::header::RETRY_AFTER)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                    {
+                        let wait = Duration::from_secs(secs).min(MAX_RETRY_AFTER);
+                        layer.pause_until(Instant::now() + wait);
+                    }
+                }
+                Err(_) => metrics.api_request(verb, "error"),
+            }
+            result
+        })
+    }
+}
+
+/// The Kubernetes verb of a request, from its method and path (as the API server's
+/// request-info resolver does: a GET naming an object is `get`, a GET of a collection is
+/// `list`, or `watch` with `watch=true`).
+fn verb_of(method: &Method, uri: &http::Uri) -> &'static str {
+    match *method {
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE => "delete",
+        Method::GET => {
+            let query = uri.query().unwrap_or("");
+            if query
+                .split('&')
+                .any(|kv| kv == "watch=true" || kv == "watch=1")
+            {
+                return "watch";
+            }
+            let segments: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
+            // Skip "api/v1" or "apis/<group>/<version>".
+            let rest = match segments.first() {
+                Some(&"api") => segments.get(2..),
+                Some(&"apis") => segments.get(3..),
+                _ => None,
+            }
+            .unwrap_or(&[]);
+            // Skip "namespaces/<ns>" when a namespaced resource follows it.
+            let rest = if rest.len() > 2 && rest[0] == "namespaces" {
+                &rest[2..]
+            } else {
+                rest
+            };
+            if rest.len() >= 2 { "get" } else { "list" }
+        }
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verb(method: Method, uri: &str) -> &'static str {
+        verb_of(&method, &uri.parse().unwrap())
+    }
+
+    #[test]
+    fn verbs_follow_the_api_server_request_info_rules() {
+        assert_eq!(verb(Method::GET, "/api/v1/nodes"), "list");
+        assert_eq!(verb(Method::GET, "/api/v1/nodes?limit=500"), "list");
+        assert_eq!(
+            verb(Method::GET, "/api/v1/nodes?watch=true&resourceVersion=5"),
+            "watch"
+        );
+        assert_eq!(verb(Method::GET, "/api/v1/nodes/n1"), "get");
+        assert_eq!(verb(Method::GET, "/api/v1/nodes/n1/status"), "get");
+        assert_eq!(
+            verb(
+                Method::GET,
+                "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/bare-ccm"
+            ),
+            "get"
+        );
+        assert_eq!(
+            verb(
+                Method::GET,
+                "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases"
+            ),
+            "list"
+        );
+        assert_eq!(verb(Method::GET, "/api/v1/namespaces/kube-system"), "get");
+        assert_eq!(verb(Method::PATCH, "/api/v1/nodes/n1/status"), "patch");
+        assert_eq!(
+            verb(
+                Method::POST,
+                "/apis/events.k8s.io/v1/namespaces/default/events"
+            ),
+            "create"
+        );
+    }
+
+    #[test]
+    fn token_bucket_allows_burst_then_spaces_requests_at_qps() {
+        let bucket = TokenBucket::new(10.0, 3);
+        let now = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(bucket.reserve(now), Duration::ZERO);
+        }
+        // The fourth and fifth wait 1/qps and 2/qps.
+        assert_eq!(bucket.reserve(now), Duration::from_millis(100));
+        assert_eq!(bucket.reserve(now), Duration::from_millis(200));
+        // After a long idle period the bucket is full again, never more than burst.
+        let later = now + Duration::from_secs(60);
+        for _ in 0..3 {
+            assert_eq!(bucket.reserve(later), Duration::ZERO);
+        }
+        assert!(bucket.reserve(later) > Duration::ZERO);
+    }
+}

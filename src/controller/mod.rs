@@ -1,0 +1,308 @@
+//! The node controller: one watch on Nodes feeds the projection cache; relevant changes
+//! queue the node's name; workers sync queued nodes (see `sync`) while this replica leads.
+//! Every node is re-queued on gaining the lease, on a config change and every
+//! `--node-status-update-frequency`, so nothing depends on a single event being seen.
+//! It owns no metadata logic: that is `resolve` and `patch`.
+
+pub mod cache;
+pub mod client;
+pub mod events;
+pub mod queue;
+pub mod sync;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use tokio_util::sync::CancellationToken;
+
+use crate::config_reload::SharedConfig;
+use crate::leader::LeaderGate;
+use crate::metrics::Metrics;
+use cache::{LeanNode, NodeCache, Observed};
+use events::Events;
+use queue::WorkQueue;
+use sync::{Synced, Write};
+
+/// Why a node sync failed. Every variant names the node and says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The resolver reported errors; the node keeps its taint (or its addresses).
+    #[error("node {node}: metadata cannot be resolved: {}", errors.join("; "))]
+    Unresolved { node: String, errors: Vec<String> },
+    /// Others kept changing the node between our read and our write.
+    #[error(
+        "node {node}: the write conflicted with other writers {attempts} times in a row; retrying with backoff"
+    )]
+    Conflict { node: String, attempts: u32 },
+    /// This replica does not hold the lease (or its renewal is overdue).
+    #[error("node {node}: not written, this replica does not hold the leader lease")]
+    NotLeader { node: String },
+    /// The API server refused or did not answer.
+    #[error(
+        "node {node}: {write} failed: {source}; check that the API server is reachable and that bare-ccm may get/patch nodes and nodes/status"
+    )]
+    Api {
+        node: String,
+        write: Write,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    /// A low-cardinality label for `bare_ccm_node_sync_failures_total{reason}`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Unresolved { .. } => "unresolved",
+            Error::Conflict { .. } => "conflict",
+            Error::NotLeader { .. } => "not_leader",
+            Error::Api { source, .. } => match source {
+                kube::Error::Api(s) if s.code == 429 => "throttled",
+                kube::Error::Api(s) if s.code >= 500 => "api_server_error",
+                kube::Error::Api(_) => "api_rejected",
+                _ => "api_unreachable",
+            },
+        }
+    }
+}
+
+/// Tunables of the controller (from `run`'s flags).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Concurrent workers (`--concurrent-node-syncs`).
+    pub workers: usize,
+    /// Full re-queue period (`--node-status-update-frequency`).
+    pub resync: Duration,
+    /// Delay before retrying a node refused for lack of leadership.
+    pub not_leader_retry: Duration,
+}
+
+/// Everything a worker needs, shared by all tasks of the controller.
+pub struct Context {
+    pub nodes: Api<LeanNode>,
+    pub events: Events,
+    pub metrics: Arc<Metrics>,
+    pub cache: NodeCache,
+    pub queue: WorkQueue,
+    pub gate: Arc<LeaderGate>,
+    pub config: Arc<SharedConfig>,
+    pub settings: Settings,
+    synced: AtomicBool,
+}
+
+impl Context {
+    /// A context with an empty cache and queue.
+    pub fn new(
+        client: kube::Client,
+        events: Events,
+        metrics: Arc<Metrics>,
+        gate: Arc<LeaderGate>,
+        config: Arc<SharedConfig>,
+        settings: Settings,
+    ) -> Self {
+        Context {
+            nodes: Api::all(client),
+            events,
+            metrics,
+            cache: NodeCache::default(),
+            queue: WorkQueue::new(queue::Backoff {
+                base: Duration::from_millis(5),
+                max: MAX_BACKOFF,
+            }),
+            gate,
+            config,
+            settings,
+            synced: AtomicBool::new(false),
+        }
+    }
+
+    /// True once the first full list of Nodes is in the cache.
+    pub fn cache_synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    /// Queues every cached node.
+    pub fn enqueue_all(&self) {
+        for name in self.cache.names() {
+            self.queue.add(&name);
+        }
+    }
+
+    /// Refreshes the gauges derived from the cache (called before each scrape).
+    pub fn update_gauges(&self) {
+        let awaiting = self.cache.awaiting_initialization();
+        self.metrics
+            .nodes_awaiting_initialization
+            .set(i64::try_from(awaiting).unwrap_or(i64::MAX));
+        self.metrics.leader.set(i64::from(self.gate.is_leading()));
+    }
+
+    fn observe(&self, node: LeanNode) -> Option<String> {
+        let entry = node.into_entry();
+        let name = entry.view.name.clone();
+        match self.cache.observe(entry) {
+            Observed::New | Observed::Changed => {
+                self.queue.add(&name);
+                Some(name)
+            }
+            Observed::Unchanged => Some(name),
+        }
+    }
+
+    fn forget(&self, name: &str) {
+        self.cache.remove(name);
+        self.queue.forget(name);
+        self.events.forget(name);
+    }
+}
+
+/// Upper bound of the per-node backoff. Upstream caps at 1000 s; bare-ccm runs at
+/// bootstrap, where a node waiting minutes for a retry is a node without networking, so
+/// 30 s bounds both the retry rate during an outage and the delay after it.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Nodes per page of the initial (and every re-)list. A page of realistic Nodes
+/// (10–20 KB each with images and managedFields) is held whole while it is parsed; 250
+/// instead of kube-runtime's 500 halves that transient buffer, which the allocator keeps
+/// afterwards, while 5000 nodes are still listed in well under a second.
+const LIST_PAGE_SIZE: u32 = 250;
+
+/// Runs the watch, the workers and the periodic re-queue until `shutdown`. Returns once
+/// every worker has stopped (or after a short grace period).
+pub async fn run(ctx: Arc<Context>, client: kube::Client, shutdown: CancellationToken) {
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(watch_nodes(ctx.clone(), client, shutdown.clone()));
+    tasks.spawn(follow_leadership(ctx.clone(), shutdown.clone()));
+    tasks.spawn(resync(ctx.clone(), shutdown.clone()));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..ctx.settings.workers.max(1) {
+        workers.spawn(worker(ctx.clone(), shutdown.clone()));
+    }
+    shutdown.cancelled().await;
+    ctx.queue.shut_down();
+    // A worker in the middle of a write gets a moment to finish it; then it is cut off.
+    let drained = tokio::time::timeout(Duration::from_secs(2), async {
+        while workers.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        workers.abort_all();
+    }
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn watch_nodes(ctx: Arc<Context>, client: kube::Client, shutdown: CancellationToken) {
+    let api: Api<LeanNode> = Api::all(client);
+    let stream = watcher::watcher(api, watcher::Config::default().page_size(LIST_PAGE_SIZE))
+        .default_backoff();
+    let mut stream = std::pin::pin!(stream);
+    let mut listed: Option<HashSet<String>> = None;
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            event = stream.next() => event,
+        };
+        let Some(event) = event else { return };
+        match event {
+            Ok(Event::Init) => listed = Some(HashSet::new()),
+            Ok(Event::InitApply(node)) => {
+                if let (Some(name), Some(listed)) = (ctx.observe(node), listed.as_mut()) {
+                    listed.insert(name);
+                }
+            }
+            Ok(Event::InitDone) => {
+                if let Some(listed) = listed.take() {
+                    for gone in ctx.cache.retain_only(&listed) {
+                        ctx.forget(&gone);
+                    }
+                }
+                if !ctx.synced.swap(true, Ordering::AcqRel) {
+                    tracing::info!(nodes = ctx.cache.len(), "node cache synced");
+                }
+            }
+            Ok(Event::Apply(node)) => {
+                ctx.observe(node);
+            }
+            Ok(Event::Delete(node)) => {
+                if let Some(name) = node.metadata.name.as_deref() {
+                    ctx.forget(name);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "node watch failed; re-listing with backoff");
+            }
+        }
+    }
+}
+
+async fn follow_leadership(ctx: Arc<Context>, shutdown: CancellationToken) {
+    let mut changes = ctx.gate.subscribe();
+    loop {
+        let leading = *changes.borrow_and_update();
+        ctx.metrics.leader.set(i64::from(leading));
+        if leading {
+            ctx.enqueue_all();
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = changes.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+async fn resync(ctx: Arc<Context>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(ctx.settings.resync);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                if ctx.gate.is_leading() {
+                    ctx.enqueue_all();
+                }
+            }
+        }
+    }
+}
+
+async fn worker(ctx: Arc<Context>, shutdown: CancellationToken) {
+    let mut changes = ctx.gate.subscribe();
+    loop {
+        while !ctx.gate.is_leading() {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = changes.changed() => if changed.is_err() { return },
+            }
+        }
+        let Some(name) = ctx.queue.next().await else {
+            return;
+        };
+        match sync::sync_node(&ctx, &name).await {
+            Ok(outcome) => {
+                ctx.queue.forget(&name);
+                if outcome == Synced::Gone {
+                    ctx.events.forget(&name);
+                }
+            }
+            Err(e) => {
+                ctx.metrics.sync_failed(e.metric_label());
+                if let Error::NotLeader { .. } = e {
+                    ctx.queue.add_after(&name, ctx.settings.not_leader_retry);
+                    tracing::debug!(node = %name, "not leading; node left for later");
+                } else {
+                    let delay = ctx.queue.retry_later(&name);
+                    tracing::warn!(error = %e, retry_in = ?delay, "node sync failed");
+                }
+            }
+        }
+        ctx.queue.done(&name);
+    }
+}

@@ -1,0 +1,205 @@
+//! One sync of one node: resolve its cached view, then write what differs. For a tainted
+//! node that is initialisation (at most two writes: `status.addresses` first, then the
+//! taint/providerID/labels patch with the resourceVersion returned by the first); for an
+//! initialised node it is the address refresh (one write, or none when nothing changed).
+//! The metadata itself comes only from `resolve` and the patch builders.
+
+use std::time::Duration;
+
+use kube::api::{Patch, PatchParams};
+use serde_json::Value;
+
+use super::cache::{Entry, LeanNode};
+use super::events::{REASON_ADDRESS_RESOLUTION_FAILED, REASON_INITIALIZATION_FAILED, node_ref};
+use super::{Context, Error};
+use crate::patch::{init_patch, status_addresses_patch};
+use crate::resolve::resolve;
+
+/// Field manager of every bare-ccm write.
+pub const FIELD_MANAGER: &str = "bare-ccm";
+
+/// Immediate re-read-and-retry rounds after 409 Conflict before falling back to backoff.
+/// Upstream retries up to 20 times with sleeps; a fresh GET makes each round count.
+pub const CONFLICT_RETRIES: u32 = 5;
+
+/// What a sync did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Synced {
+    /// The node is gone.
+    Gone,
+    /// The uninitialized taint was removed.
+    Initialized,
+    /// An initialised node's addresses were rewritten.
+    Refreshed,
+    /// Nothing differed; nothing was written.
+    Unchanged,
+}
+
+/// Which of the two writes a request is, for errors and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Write {
+    Addresses,
+    Init,
+    Read,
+}
+
+impl std::fmt::Display for Write {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Write::Addresses => "writing status.addresses (nodes/status)",
+            Write::Init => "removing the uninitialized taint",
+            Write::Read => "re-reading the node",
+        })
+    }
+}
+
+/// Syncs `name` from the cache, retrying conflicts a bounded number of times.
+pub async fn sync_node(ctx: &Context, name: &str) -> Result<Synced, Error> {
+    let mut conflicts = 0;
+    loop {
+        let Some(entry) = ctx.cache.get(name) else {
+            return Ok(Synced::Gone);
+        };
+        match attempt(ctx, entry).await {
+            Err(Error::Conflict { .. }) if conflicts < CONFLICT_RETRIES => {
+                conflicts += 1;
+                tracing::debug!(node = name, conflicts, "conflict; re-reading the node");
+                match ctx.nodes.get_opt(name).await {
+                    Ok(Some(node)) => {
+                        ctx.cache.observe(node.into_entry());
+                    }
+                    Ok(None) => {
+                        ctx.cache.remove(name);
+                        return Ok(Synced::Gone);
+                    }
+                    Err(source) => {
+                        return Err(Error::Api {
+                            node: name.to_string(),
+                            write: Write::Read,
+                            source,
+                        });
+                    }
+                }
+            }
+            Err(Error::Conflict { node, .. }) => {
+                return Err(Error::Conflict {
+                    node,
+                    attempts: conflicts + 1,
+                });
+            }
+            Err(Error::Api {
+                source: kube::Error::Api(status),
+                ..
+            }) if status.code == 404 => {
+                // Deleted while being synced; the watch delivers the deletion too.
+                ctx.cache.remove(name);
+                return Ok(Synced::Gone);
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn attempt(ctx: &Context, entry: Entry) -> Result<Synced, Error> {
+    let name = entry.view.name.clone();
+    let config = ctx.config.current();
+    let res = resolve(&entry.view, &config);
+    if !res.errors.is_empty() {
+        let reason = if res.tainted {
+            REASON_INITIALIZATION_FAILED
+        } else {
+            REASON_ADDRESS_RESOLUTION_FAILED
+        };
+        let note = res.errors.join("; ");
+        ctx.events.warn(node_ref(&name), reason, &note).await;
+        return Err(Error::Unresolved {
+            node: name,
+            errors: res.errors,
+        });
+    }
+    for warning in &res.warnings {
+        tracing::debug!(node = %name, warning, "resolver warning");
+    }
+
+    let mut view = entry.view;
+    let mut wrote_addresses = false;
+    if let Some(patch) = status_addresses_patch(&view, &res) {
+        let node = write(ctx, &name, Write::Addresses, &patch).await?;
+        wrote_addresses = true;
+        let fresh = node.into_entry();
+        view = fresh.view.clone();
+        ctx.cache.observe(fresh);
+    }
+    if !res.tainted {
+        return Ok(if wrote_addresses {
+            tracing::info!(node = %name, "addresses refreshed");
+            Synced::Refreshed
+        } else {
+            Synced::Unchanged
+        });
+    }
+    let Some(patch) = init_patch(&view, &res) else {
+        return Ok(Synced::Unchanged);
+    };
+    let node = write(ctx, &name, Write::Init, &patch).await?;
+    let fresh = node.into_entry();
+    ctx.cache.observe(fresh);
+    let since_creation = since(entry.created);
+    ctx.metrics.node_initialized(since_creation);
+    tracing::info!(
+        node = %name,
+        provider_id = %res.provider_id.value,
+        addresses = res.addresses.len(),
+        labels = res.labels.len(),
+        "node initialized"
+    );
+    ctx.events.synced(&name).await;
+    ctx.metrics
+        .initial_sync_delay
+        .observe(since(entry.created).as_secs_f64());
+    Ok(Synced::Initialized)
+}
+
+/// Time since `created` (zero when unknown or in the future).
+fn since(created: Option<k8s_openapi::jiff::Timestamp>) -> Duration {
+    created
+        .and_then(|c| {
+            k8s_openapi::jiff::Timestamp::now()
+                .duration_since(c)
+                .try_into()
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Sends one merge patch, if this replica may write.
+async fn write(ctx: &Context, name: &str, which: Write, patch: &Value) -> Result<LeanNode, Error> {
+    if !ctx.gate.may_write() {
+        return Err(Error::NotLeader {
+            node: name.to_string(),
+        });
+    }
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    let result = match which {
+        Write::Addresses => {
+            ctx.nodes
+                .patch_status(name, &params, &Patch::Merge(patch))
+                .await
+        }
+        Write::Init | Write::Read => ctx.nodes.patch(name, &params, &Patch::Merge(patch)).await,
+    };
+    result.map_err(|source| match &source {
+        kube::Error::Api(status) if status.code == 409 => Error::Conflict {
+            node: name.to_string(),
+            attempts: 1,
+        },
+        _ => Error::Api {
+            node: name.to_string(),
+            write: which,
+            source,
+        },
+    })
+}

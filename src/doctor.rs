@@ -1,0 +1,315 @@
+//! `bare-ccm doctor`: names the cause of stuck nodes and the fix, in one command.
+//!
+//! Two halves, kept apart so the diagnosis is table-tested without a cluster:
+//! - [`gather`] is the only I/O: GET and LIST requests that fill a [`Snapshot`] (nodes, the
+//!   bare-ccm ConfigMap, Deployment, pods and Lease, and k3s's own CCM Lease). It never
+//!   writes. A missing object or a missing permission is recorded in the snapshot, not
+//!   raised; only "cannot list nodes at all" is an error.
+//! - [`diagnose`] is pure: snapshot + current time -> [`Report`].
+
+mod diagnose;
+mod render;
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
+use kube::api::{Api, ListParams};
+
+pub use diagnose::{Finding, Report, Severity, code, diagnose};
+
+/// Where k3s's embedded cloud controller keeps its Lease (k3s runs it with
+/// `--leader-elect-resource-name=k3s-cloud-controller-manager` in `kube-system`).
+pub const K3S_CCM_LEASE: &str = "k3s-cloud-controller-manager";
+
+/// The key of the bare-ccm ConfigMap that holds the config file (manifests/bare-ccm.yaml
+/// mounts it as `/etc/bare-ccm/config.yaml`).
+pub const CONFIG_KEY: &str = "config.yaml";
+
+/// How long doctor waits for the API server before reporting that it cannot connect.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Nodes per LIST page, so that thousands of nodes never arrive in one response.
+const NODE_PAGE: u32 = 500;
+
+/// The flags of `bare-ccm doctor`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DoctorArgs {
+    /// Kubeconfig of the cluster to check (default: KUBECONFIG, then in-cluster).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Report format.
+    #[arg(short = 'o', long, value_enum, default_value_t = DoctorOutput::Text)]
+    pub output: DoctorOutput,
+    /// Namespace of bare-ccm's Deployment, ConfigMap and Lease.
+    #[arg(long, default_value = "kube-system")]
+    pub namespace: String,
+    /// Name of bare-ccm's ConfigMap (its `config.yaml` key is the controller's config).
+    #[arg(long, default_value = "bare-ccm-config")]
+    pub config_map: String,
+    /// Name of bare-ccm's leader-election Lease (`--leader-elect-resource-name`).
+    #[arg(long, default_value = "bare-ccm")]
+    pub lease: String,
+    /// Name of bare-ccm's Deployment.
+    #[arg(long, default_value = "bare-ccm")]
+    pub deployment: String,
+}
+
+/// Output format of the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DoctorOutput {
+    /// The verdict line, then one block per finding with its fix.
+    Text,
+    /// Every finding as JSON (verdict, counts, findings with code, node, message, fix).
+    Json,
+}
+
+/// Which objects make up "bare-ccm" in this cluster; messages and fixes name them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Namespace of the objects below.
+    pub namespace: String,
+    /// The ConfigMap holding `config.yaml`.
+    pub config_map: String,
+    /// The leader-election Lease.
+    pub lease: String,
+    /// The Deployment running the controller.
+    pub deployment: String,
+}
+
+impl Default for Target {
+    fn default() -> Self {
+        Target {
+            namespace: "kube-system".into(),
+            config_map: "bare-ccm-config".into(),
+            lease: "bare-ccm".into(),
+            deployment: "bare-ccm".into(),
+        }
+    }
+}
+
+impl From<&DoctorArgs> for Target {
+    fn from(args: &DoctorArgs) -> Self {
+        Target {
+            namespace: args.namespace.clone(),
+            config_map: args.config_map.clone(),
+            lease: args.lease.clone(),
+            deployment: args.deployment.clone(),
+        }
+    }
+}
+
+/// The outcome of reading one object (or list): absence and refusal are facts to report,
+/// not failures of doctor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fetched<T> {
+    /// The object as read.
+    Found(T),
+    /// 404: the object does not exist.
+    NotFound,
+    /// Any other answer (403, 5xx, ...), described for the report.
+    Unreadable(String),
+}
+
+impl<T> Fetched<T> {
+    /// The object, when it was read.
+    pub fn found(&self) -> Option<&T> {
+        match self {
+            Fetched::Found(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// Everything doctor reads, in one place; [`diagnose`] works on this alone.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The names the objects below were read under.
+    pub target: Target,
+    /// Every node of the cluster.
+    pub nodes: Vec<Node>,
+    /// bare-ccm's ConfigMap; its `config.yaml` feeds the resolver.
+    pub config_map: Fetched<ConfigMap>,
+    /// bare-ccm's leader-election Lease.
+    pub lease: Fetched<Lease>,
+    /// k3s's own `kube-system/k3s-cloud-controller-manager` Lease.
+    pub k3s_lease: Fetched<Lease>,
+    /// bare-ccm's Deployment.
+    pub deployment: Fetched<Deployment>,
+    /// The pods selected by the Deployment's `matchLabels` (NotFound without a Deployment).
+    pub pods: Fetched<Vec<Pod>>,
+}
+
+impl Snapshot {
+    /// A snapshot of a cluster with these nodes and nothing else, the starting point of
+    /// tests and of what-if checks.
+    pub fn with_nodes(nodes: Vec<Node>) -> Snapshot {
+        Snapshot {
+            target: Target::default(),
+            nodes,
+            config_map: Fetched::NotFound,
+            lease: Fetched::NotFound,
+            k3s_lease: Fetched::NotFound,
+            deployment: Fetched::NotFound,
+            pods: Fetched::NotFound,
+        }
+    }
+}
+
+/// Why doctor could not check the cluster at all (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum DoctorError {
+    /// No usable kubeconfig or in-cluster configuration.
+    #[error("{0:#}")]
+    Kubeconfig(anyhow::Error),
+    /// The API server did not answer.
+    #[error(
+        "cannot connect to the API server at {server}: {source}; check that the cluster is up and that --kubeconfig (or KUBECONFIG) points at it"
+    )]
+    Connect {
+        /// The API server URL from the kubeconfig.
+        server: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// The API server answered, but not with the node list doctor needs.
+    #[error(
+        "the API server at {server} did not list nodes: {detail}; doctor needs get/list on nodes (use an admin kubeconfig, e.g. /etc/rancher/k3s/k3s.yaml)"
+    )]
+    Nodes {
+        /// The API server URL from the kubeconfig.
+        server: String,
+        /// The status the server answered with.
+        detail: String,
+    },
+}
+
+/// Connects with the user's kubeconfig, reads the cluster and diagnoses it.
+pub async fn doctor(args: &DoctorArgs) -> Result<Report, DoctorError> {
+    let mut config = crate::kubeclient::client_config(args.kubeconfig.as_deref())
+        .await
+        .map_err(DoctorError::Kubeconfig)?;
+    // A diagnosis tool must not hang on an unreachable or stuck API server.
+    config.connect_timeout = Some(CONNECT_TIMEOUT);
+    config.read_timeout = Some(READ_TIMEOUT);
+    let server = config.cluster_url.to_string();
+    let client = kube::Client::try_from(config)
+        .map_err(|e| DoctorError::Kubeconfig(anyhow::Error::new(e)))?;
+    let snapshot = gather(&client, &Target::from(args), &server).await?;
+    Ok(diagnose(&snapshot, jiff::Timestamp::now()))
+}
+
+/// Reads everything [`diagnose`] needs, with GET and LIST only.
+pub async fn gather(
+    client: &kube::Client,
+    target: &Target,
+    server: &str,
+) -> Result<Snapshot, DoctorError> {
+    let nodes = list_nodes(client, server).await?;
+    let ns = target.namespace.as_str();
+    let config_map = fetched(
+        Api::<ConfigMap>::namespaced(client.clone(), ns)
+            .get_opt(&target.config_map)
+            .await,
+    );
+    let leases = Api::<Lease>::namespaced(client.clone(), ns);
+    let lease = fetched(leases.get_opt(&target.lease).await);
+    let k3s_lease = fetched(
+        Api::<Lease>::namespaced(client.clone(), "kube-system")
+            .get_opt(K3S_CCM_LEASE)
+            .await,
+    );
+    let deployment = fetched(
+        Api::<Deployment>::namespaced(client.clone(), ns)
+            .get_opt(&target.deployment)
+            .await,
+    );
+    let pods = match deployment.found().map(selector_of) {
+        None => Fetched::NotFound,
+        Some(None) => Fetched::Unreadable(
+            "the Deployment's selector has no matchLabels, so its pods were not looked up".into(),
+        ),
+        Some(Some(selector)) => {
+            let params = ListParams::default().labels(&selector);
+            match Api::<Pod>::namespaced(client.clone(), ns)
+                .list(&params)
+                .await
+            {
+                Ok(list) => Fetched::Found(list.items),
+                Err(e) => Fetched::Unreadable(describe(&e)),
+            }
+        }
+    };
+    Ok(Snapshot {
+        target: target.clone(),
+        nodes,
+        config_map,
+        lease,
+        k3s_lease,
+        deployment,
+        pods,
+    })
+}
+
+/// Lists every node, page by page.
+async fn list_nodes(client: &kube::Client, server: &str) -> Result<Vec<Node>, DoctorError> {
+    let api = Api::<Node>::all(client.clone());
+    let mut nodes = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut params = ListParams::default().limit(NODE_PAGE);
+        if let Some(t) = &token {
+            params = params.continue_token(t);
+        }
+        let page = api.list(&params).await.map_err(|e| match e {
+            kube::Error::Api(_) => DoctorError::Nodes {
+                server: server.to_string(),
+                detail: describe(&e),
+            },
+            source => DoctorError::Connect {
+                server: server.to_string(),
+                source,
+            },
+        })?;
+        nodes.extend(page.items);
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(next) => token = Some(next),
+            None => return Ok(nodes),
+        }
+    }
+}
+
+fn fetched<T>(result: Result<Option<T>, kube::Error>) -> Fetched<T> {
+    match result {
+        Ok(Some(t)) => Fetched::Found(t),
+        Ok(None) => Fetched::NotFound,
+        Err(kube::Error::Api(status)) if status.code == 404 => Fetched::NotFound,
+        Err(e) => Fetched::Unreadable(describe(&e)),
+    }
+}
+
+/// A short description of a failed request: the API status when there is one.
+fn describe(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => {
+            format!("{} {}: {}", status.code, status.reason, status.message)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The Deployment's `matchLabels` as a label selector string; None when it has none (an
+/// empty selector would list every pod of the namespace).
+fn selector_of(deployment: &Deployment) -> Option<String> {
+    let labels = deployment.spec.as_ref()?.selector.match_labels.as_ref()?;
+    let selector = labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    (!selector.is_empty()).then_some(selector)
+}

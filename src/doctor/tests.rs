@@ -1,0 +1,859 @@
+//! Table tests of `diagnose` on constructed snapshots: every finding, its fix and the
+//! verdict, without a cluster.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStatus};
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ContainerState, ContainerStateWaiting, ContainerStatus, Node, NodeCondition,
+    NodeSpec, NodeStatus, NodeSystemInfo, Pod, PodCondition, PodSpec, PodStatus, PodTemplateSpec,
+    Taint, Toleration,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, MicroTime, ObjectMeta, Time};
+
+use super::*;
+use crate::resolve::UNINITIALIZED_TAINT;
+
+fn now() -> Timestamp {
+    "2026-01-01T12:00:00Z".parse().unwrap()
+}
+
+fn ago(secs: i64) -> Timestamp {
+    Timestamp::from_second(now().as_second() - secs).unwrap()
+}
+
+/// A k3s agent node registered `age` seconds ago, Ready, with a podCIDR and `--node-ip`.
+fn node(name: &str, age: i64) -> Node {
+    let args = format!(r#"["agent","--node-ip","10.0.0.{}"]"#, name.len());
+    Node {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            creation_timestamp: Some(Time(ago(age))),
+            annotations: Some(BTreeMap::from([("k3s.io/node-args".to_string(), args)])),
+            ..ObjectMeta::default()
+        },
+        spec: Some(NodeSpec {
+            pod_cidr: Some("10.42.0.0/24".into()),
+            provider_id: Some(format!("k3s://{name}")),
+            ..NodeSpec::default()
+        }),
+        status: Some(NodeStatus {
+            conditions: Some(vec![condition("Ready", "True")]),
+            node_info: Some(NodeSystemInfo {
+                kubelet_version: "v1.33.4+k3s1".into(),
+                ..NodeSystemInfo::default()
+            }),
+            ..NodeStatus::default()
+        }),
+    }
+}
+
+fn condition(type_: &str, status: &str) -> NodeCondition {
+    NodeCondition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: Some("KubeletNotReady".into()),
+        message: Some("cni plugin not initialized".into()),
+        ..NodeCondition::default()
+    }
+}
+
+fn taint(key: &str) -> Taint {
+    Taint {
+        key: key.into(),
+        value: Some("true".into()),
+        effect: "NoSchedule".into(),
+        time_added: None,
+    }
+}
+
+/// A node just registered by a kubelet in external mode: tainted, no providerID, NotReady.
+fn stuck(name: &str, age: i64) -> Node {
+    let mut n = node(name, age);
+    let spec = n.spec.as_mut().unwrap();
+    spec.taints = Some(vec![taint(UNINITIALIZED_TAINT)]);
+    spec.provider_id = None;
+    n.status.as_mut().unwrap().conditions = Some(vec![condition("Ready", "False")]);
+    n
+}
+
+fn lease(holder: &str, renewed_ago: i64) -> Fetched<Lease> {
+    Fetched::Found(Lease {
+        metadata: ObjectMeta::default(),
+        spec: Some(LeaseSpec {
+            holder_identity: (!holder.is_empty()).then(|| holder.to_string()),
+            lease_duration_seconds: Some(15),
+            renew_time: Some(MicroTime(ago(renewed_ago))),
+            ..LeaseSpec::default()
+        }),
+    })
+}
+
+fn deployment(tolerations: &[&str], ready: i32) -> Fetched<Deployment> {
+    Fetched::Found(Deployment {
+        metadata: ObjectMeta::default(),
+        spec: Some(DeploymentSpec {
+            replicas: Some(2),
+            selector: LabelSelector::default(),
+            template: PodTemplateSpec {
+                metadata: None,
+                spec: Some(PodSpec {
+                    tolerations: Some(
+                        tolerations
+                            .iter()
+                            .map(|k| Toleration {
+                                key: Some(k.to_string()),
+                                operator: Some("Exists".into()),
+                                ..Toleration::default()
+                            })
+                            .collect(),
+                    ),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: Some(DeploymentStatus {
+            ready_replicas: Some(ready),
+            ..DeploymentStatus::default()
+        }),
+    })
+}
+
+const TOLERATED: [&str; 2] = [UNINITIALIZED_TAINT, "node.kubernetes.io/not-ready"];
+
+fn pod(phase: &str, conditions: Vec<PodCondition>, waiting: Option<&str>) -> Pod {
+    Pod {
+        metadata: ObjectMeta {
+            name: Some("bare-ccm-abc".into()),
+            ..ObjectMeta::default()
+        },
+        spec: None,
+        status: Some(PodStatus {
+            phase: Some(phase.into()),
+            conditions: Some(conditions),
+            container_statuses: waiting.map(|reason| {
+                vec![ContainerStatus {
+                    name: "bare-ccm".into(),
+                    state: Some(ContainerState {
+                        waiting: Some(ContainerStateWaiting {
+                            reason: Some(reason.into()),
+                            message: None,
+                        }),
+                        ..ContainerState::default()
+                    }),
+                    ..ContainerStatus::default()
+                }]
+            }),
+            ..PodStatus::default()
+        }),
+    }
+}
+
+fn pod_condition(type_: &str, status: &str, reason: &str, message: &str) -> PodCondition {
+    PodCondition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: Some(reason.into()),
+        message: Some(message.into()),
+        ..PodCondition::default()
+    }
+}
+
+/// A healthy cluster: every node initialised and Ready, bare-ccm deployed and leading.
+fn healthy(nodes: Vec<Node>) -> Snapshot {
+    let mut s = Snapshot::with_nodes(nodes);
+    s.lease = lease("cp-1_abc", 2);
+    s.deployment = deployment(&TOLERATED, 2);
+    s.pods = Fetched::Found(vec![pod(
+        "Running",
+        vec![pod_condition("Ready", "True", "", "")],
+        None,
+    )]);
+    s
+}
+
+fn codes(report: &Report) -> Vec<(&'static str, Severity)> {
+    report
+        .findings
+        .iter()
+        .filter(|f| f.severity != Severity::Info)
+        .map(|f| (f.code, f.severity))
+        .collect()
+}
+
+fn finding<'r>(report: &'r Report, code: &str) -> &'r Finding {
+    report
+        .findings
+        .iter()
+        .find(|f| f.code == code)
+        .unwrap_or_else(|| panic!("no {code} in {:#?}", report.findings))
+}
+
+#[test]
+fn initialised_ready_nodes_with_a_fresh_leader_are_healthy() {
+    let report = diagnose(&healthy(vec![node("n1", 3600), node("n2", 60)]), now());
+    assert!(report.healthy, "{:#?}", report.findings);
+    assert_eq!(report.exit_code(), 0);
+    assert!(
+        report
+            .verdict
+            .starts_with("healthy: 2 node(s), none waiting for initialisation; bare-ccm is leading (Lease held by cp-1_abc, renewed 2s ago)"),
+        "{}",
+        report.verdict
+    );
+    assert_eq!(finding(&report, code::LEASE_HELD).severity, Severity::Info);
+}
+
+#[test]
+fn seed_scenario_names_the_missing_ccm_and_the_fix() {
+    let snap = Snapshot::with_nodes(vec![stuck("n1", 120), stuck("n2", 120)]);
+    let report = diagnose(&snap, now());
+    assert_eq!(report.exit_code(), 1);
+    assert_eq!(report.tainted_nodes, 2);
+    let f = &report.findings[0];
+    assert_eq!(
+        (f.code, f.severity),
+        (code::NO_CCM_RUNNING, Severity::Error)
+    );
+    assert!(f.message.starts_with("2 node(s) carry the taint node.cloudprovider.kubernetes.io/uninitialized and no cloud-controller-manager is running"));
+    assert!(f.fix.contains("kubectl apply -f manifests/bare-ccm.yaml"));
+    assert!(
+        f.fix
+            .contains("kubectl taint nodes --all node.cloudprovider.kubernetes.io/uninitialized-")
+    );
+    assert!(
+        report
+            .verdict
+            .starts_with("unhealthy (1 error(s), 2 warning(s)): 2 node(s) carry the taint")
+    );
+    let taint = finding(&report, code::UNINITIALIZED_TAINT);
+    assert_eq!(taint.node.as_deref(), Some("n1"));
+    assert!(taint.message.contains("for 2m"), "{}", taint.message);
+    assert!(taint.fix.contains("no-ccm-running"));
+    // NotReady follows from the taint and is not reported twice.
+    assert!(
+        report
+            .findings
+            .iter()
+            .all(|f| f.code != code::NODE_NOT_READY)
+    );
+    // No Deployment, no ConfigMap: notes only.
+    assert_eq!(
+        finding(&report, code::DEPLOYMENT_MISSING).severity,
+        Severity::Info
+    );
+}
+
+#[test]
+fn taint_older_than_ten_minutes_on_k3s_warns_of_the_shutdown() {
+    let mut snap = healthy(vec![stuck("old", 11 * 60), stuck("new", 30)]);
+    snap.nodes[0].metadata.annotations = None; // k3s still known from the kubelet version
+    let report = diagnose(&snap, now());
+    let old = report
+        .findings
+        .iter()
+        .find(|f| f.node.as_deref() == Some("old") && f.code == code::UNINITIALIZED_TAINT)
+        .unwrap();
+    assert_eq!(old.severity, Severity::Error);
+    assert!(old.message.contains("for 11m"));
+    assert!(
+        old.message
+            .contains("shuts k3s down 15 minutes after start")
+    );
+    let new = report
+        .findings
+        .iter()
+        .find(|f| f.node.as_deref() == Some("new") && f.code == code::UNINITIALIZED_TAINT)
+        .unwrap();
+    assert_eq!(new.severity, Severity::Warning);
+    assert!(!new.message.contains("15 minutes"));
+    assert!(new.fix.contains("bare-ccm is running"));
+    // A leader runs, so there is no no-ccm-running finding.
+    assert!(
+        report
+            .findings
+            .iter()
+            .all(|f| f.code != code::NO_CCM_RUNNING)
+    );
+}
+
+#[test]
+fn non_k3s_node_gets_no_k3s_deadline_warning() {
+    let mut n = stuck("kubeadm", 3600);
+    n.metadata.annotations = None;
+    n.status.as_mut().unwrap().node_info = None;
+    let report = diagnose(&healthy(vec![n]), now());
+    let f = finding(&report, code::UNINITIALIZED_TAINT);
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(!f.message.contains("k3s"));
+}
+
+#[test]
+fn lookalike_taint_keys_are_named_with_the_removal_command() {
+    let mut n = node("n1", 60);
+    n.spec.as_mut().unwrap().taints = Some(vec![
+        taint("node.cluster.x-k8s.io/uninitialized"),
+        taint("node.cloudprovider.kubernetes.io/uninitialised"),
+        taint("dedicated"),
+    ]);
+    let report = diagnose(&healthy(vec![n]), now());
+    let found: Vec<&Finding> = report
+        .findings
+        .iter()
+        .filter(|f| f.code == code::LOOKALIKE_TAINT)
+        .collect();
+    assert_eq!(found.len(), 2);
+    assert!(
+        found[0]
+            .message
+            .contains("node.cluster.x-k8s.io/uninitialized:NoSchedule")
+    );
+    assert!(
+        found[0]
+            .fix
+            .contains("kubectl taint nodes n1 node.cluster.x-k8s.io/uninitialized-")
+    );
+    assert_eq!(report.exit_code(), 1);
+    assert_eq!(report.tainted_nodes, 0);
+}
+
+#[test]
+fn untainted_node_without_provider_id_means_kubelet_not_external() {
+    let mut n = node("n1", 60);
+    n.spec.as_mut().unwrap().provider_id = None;
+    let report = diagnose(&healthy(vec![n.clone()]), now());
+    let f = finding(&report, code::KUBELET_NOT_EXTERNAL);
+    assert!(f.fix.contains("--kubelet-arg=cloud-provider=external"));
+    assert!(f.fix.contains(
+        "kubectl taint nodes n1 node.cloudprovider.kubernetes.io/uninitialized=true:NoSchedule"
+    ));
+    // Without bare-ccm deployed, nobody claims such a node should have a providerID.
+    let report = diagnose(&Snapshot::with_nodes(vec![n]), now());
+    assert!(report.healthy, "{:#?}", report.findings);
+}
+
+#[test]
+fn missing_pod_cidr_not_ready_and_network_unavailable_are_reported() {
+    let mut n = node("n1", 60);
+    n.spec.as_mut().unwrap().pod_cidr = None;
+    n.status.as_mut().unwrap().conditions = Some(vec![
+        condition("Ready", "False"),
+        condition("NetworkUnavailable", "True"),
+    ]);
+    let report = diagnose(&healthy(vec![n]), now());
+    assert_eq!(
+        codes(&report),
+        [
+            (code::NO_POD_CIDR, Severity::Warning),
+            (code::NETWORK_UNAVAILABLE, Severity::Warning),
+            (code::NODE_NOT_READY, Severity::Warning),
+        ]
+    );
+    assert!(
+        finding(&report, code::NODE_NOT_READY)
+            .message
+            .contains("Ready=False (KubeletNotReady: cni plugin not initialized)")
+    );
+    assert!(
+        finding(&report, code::NO_POD_CIDR)
+            .fix
+            .contains("--allocate-node-cidrs")
+    );
+}
+
+#[test]
+fn provided_node_ip_mismatch_is_reported_with_the_resolver_error() {
+    let mut n = stuck("n1", 60);
+    n.metadata.annotations = Some(BTreeMap::from([
+        (
+            "k3s.io/node-args".to_string(),
+            r#"["agent","--node-ip","10.0.0.5"]"#.to_string(),
+        ),
+        (
+            "alpha.kubernetes.io/provided-node-ip".to_string(),
+            "10.9.9.9".to_string(),
+        ),
+    ]));
+    let report = diagnose(&healthy(vec![n]), now());
+    let f = finding(&report, code::METADATA_UNRESOLVED);
+    assert_eq!(f.severity, Severity::Error);
+    assert!(f.message.contains("bare-ccm keeps the taint"));
+    assert!(f.message.contains("10.9.9.9"), "{}", f.message);
+    assert!(f.fix.contains("bare-ccm explain --node n1"));
+    assert!(
+        finding(&report, code::UNINITIALIZED_TAINT)
+            .fix
+            .contains("metadata-unresolved")
+    );
+}
+
+#[test]
+fn no_internal_ip_source_is_reported() {
+    let mut n = stuck("n1", 60);
+    n.metadata.annotations = None;
+    let report = diagnose(&healthy(vec![n]), now());
+    let f = finding(&report, code::METADATA_UNRESOLVED);
+    assert!(
+        f.message.contains("no InternalIP for node n1"),
+        "{}",
+        f.message
+    );
+}
+
+#[test]
+fn config_map_is_used_by_the_resolver_and_errors_are_reported() {
+    let mut n = stuck("n1", 60);
+    n.metadata.annotations = None;
+    let mut snap = healthy(vec![n]);
+    let cm = |text: &str| {
+        Fetched::Found(ConfigMap {
+            data: Some(BTreeMap::from([(CONFIG_KEY.to_string(), text.to_string())])),
+            ..ConfigMap::default()
+        })
+    };
+    // requireInternalIP false: the node without any InternalIP source resolves.
+    snap.config_map = cm("requireInternalIP: false\n");
+    let report = diagnose(&snap, now());
+    assert!(
+        report
+            .findings
+            .iter()
+            .all(|f| f.code != code::METADATA_UNRESOLVED)
+    );
+    assert!(
+        report
+            .findings
+            .iter()
+            .all(|f| f.code != code::CONFIG_DEFAULTS)
+    );
+
+    snap.config_map = cm("bogusKey: 1\n");
+    let report = diagnose(&snap, now());
+    let f = finding(&report, code::CONFIG_INVALID);
+    assert_eq!(f.severity, Severity::Error);
+    assert!(f.message.contains("bogusKey"), "{}", f.message);
+    assert!(f.fix.contains("bare-ccm check-config"));
+}
+
+#[test]
+fn stale_and_released_leases_are_findings() {
+    let mut snap = healthy(vec![node("n1", 60)]);
+    snap.lease = lease("cp-1_abc", 600);
+    let report = diagnose(&snap, now());
+    let f = finding(&report, code::LEASE_STALE);
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(
+        f.message
+            .contains("held by cp-1_abc, last renewed 10m ago (lease duration 15s)")
+    );
+
+    snap.lease = lease("", 1);
+    let report = diagnose(&snap, now());
+    assert!(
+        finding(&report, code::LEASE_NOT_HELD)
+            .message
+            .contains("released")
+    );
+
+    snap.lease = Fetched::NotFound;
+    let report = diagnose(&snap, now());
+    assert!(
+        finding(&report, code::LEASE_NOT_HELD)
+            .message
+            .contains("absent")
+    );
+    assert_eq!(report.exit_code(), 1);
+}
+
+#[test]
+fn renewal_within_the_clock_skew_allowance_is_fresh() {
+    let mut snap = healthy(vec![node("n1", 60)]);
+    snap.lease = lease("a", 19);
+    assert!(diagnose(&snap, now()).healthy);
+    snap.lease = lease("a", 21);
+    assert!(!diagnose(&snap, now()).healthy);
+}
+
+#[test]
+fn out_of_cluster_run_without_deployment_is_healthy() {
+    let mut snap = Snapshot::with_nodes(vec![node("n1", 60)]);
+    snap.lease = lease("laptop_1", 1);
+    let report = diagnose(&snap, now());
+    assert!(report.healthy, "{:#?}", report.findings);
+    let f = finding(&report, code::DEPLOYMENT_MISSING);
+    assert_eq!(f.severity, Severity::Info);
+    assert!(f.message.contains("runs elsewhere"));
+}
+
+#[test]
+fn config_map_without_deployment_is_an_incomplete_install() {
+    let mut snap = Snapshot::with_nodes(vec![node("n1", 60)]);
+    snap.config_map = Fetched::Found(ConfigMap::default());
+    let report = diagnose(&snap, now());
+    let f = finding(&report, code::DEPLOYMENT_MISSING);
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.fix, "kubectl apply -f manifests/bare-ccm.yaml");
+}
+
+#[test]
+fn deployed_but_not_leading_points_at_the_pods() {
+    let mut snap = healthy(vec![stuck("n1", 60)]);
+    snap.lease = Fetched::NotFound;
+    snap.deployment = deployment(&TOLERATED, 0);
+    snap.pods = Fetched::Found(vec![pod(
+        "Pending",
+        vec![pod_condition(
+            "PodScheduled",
+            "False",
+            "Unschedulable",
+            "0/3 nodes are available: 3 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: true}.",
+        )],
+        None,
+    )]);
+    let report = diagnose(&snap, now());
+    let ccm = finding(&report, code::NO_CCM_RUNNING);
+    assert!(
+        ccm.fix
+            .contains("bare-ccm is deployed but no replica leads")
+    );
+    let pending = finding(&report, code::POD_PENDING);
+    assert!(
+        pending.message.contains(
+            "kube-system/bare-ccm-abc is Pending: not scheduled (Unschedulable): 0/3 nodes"
+        )
+    );
+    assert!(
+        pending
+            .fix
+            .contains("add the tolerations of manifests/bare-ccm.yaml")
+    );
+    assert!(
+        finding(&report, code::DEPLOYMENT_NOT_READY)
+            .message
+            .contains("0/2 replicas ready")
+    );
+    assert!(finding(&report, code::LEASE_NOT_HELD).severity == Severity::Warning);
+}
+
+#[test]
+fn pod_problems_name_their_cause() {
+    let cases = [
+        (
+            pod(
+                "Pending",
+                vec![pod_condition(
+                    "PodScheduled",
+                    "False",
+                    "Unschedulable",
+                    "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector.",
+                )],
+                None,
+            ),
+            code::POD_PENDING,
+            "node-role.kubernetes.io/control-plane with operator Exists",
+        ),
+        (
+            pod(
+                "Pending",
+                vec![pod_condition("PodScheduled", "True", "", "")],
+                Some("ErrImageNeverPull"),
+            ),
+            code::POD_PENDING,
+            "import it into containerd",
+        ),
+        (
+            pod(
+                "Running",
+                vec![pod_condition("Ready", "False", "ContainersNotReady", "")],
+                Some("CrashLoopBackOff"),
+            ),
+            code::POD_NOT_READY,
+            "kubectl logs --previous",
+        ),
+    ];
+    for (p, expected, fix) in cases {
+        let mut snap = healthy(vec![node("n1", 60)]);
+        snap.pods = Fetched::Found(vec![p]);
+        let report = diagnose(&snap, now());
+        let f = finding(&report, expected);
+        assert!(f.fix.contains(fix), "{expected}: {}", f.fix);
+        assert_eq!(report.exit_code(), 1);
+    }
+}
+
+#[test]
+fn standby_pending_only_on_its_host_port_is_a_note_while_another_replica_runs() {
+    // Scheduler messages in kube-scheduler's FitError format (pkg/scheduler/framework/types.go).
+    const PORT: &str = "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.";
+    const PORT_AND_AGENTS: &str = "0/3 nodes are available: 1 node(s) didn't have free ports for the requested pod ports, 2 node(s) didn't match Pod's node affinity/selector. preemption: 0/3 nodes are available: 1 No preemption victims found for incoming pod, 2 Preemption is not helpful for scheduling.";
+    const PORT_NO_PREEMPTION: &str =
+        "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports.";
+    const PORT_AND_TAINT: &str = "0/2 nodes are available: 1 node(s) didn't have free ports for the requested pod ports, 1 node(s) had untolerated taint {dedicated: db}. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.";
+    const AFFINITY_ONLY: &str = "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.";
+    // (scheduler message, the other replica is Ready, the Lease is fresh, expected severity)
+    let cases = [
+        (PORT, true, true, Severity::Info),
+        (PORT_AND_AGENTS, true, true, Severity::Info),
+        (PORT_NO_PREEMPTION, true, true, Severity::Info),
+        (PORT, true, false, Severity::Info),
+        (PORT, false, true, Severity::Info),
+        (PORT, false, false, Severity::Warning),
+        (PORT_AND_TAINT, true, true, Severity::Warning),
+        (AFFINITY_ONLY, true, true, Severity::Warning),
+    ];
+    for (message, other_ready, lease_fresh, expected) in cases {
+        let mut leader = pod(
+            "Running",
+            vec![pod_condition(
+                "Ready",
+                if other_ready { "True" } else { "False" },
+                "",
+                "",
+            )],
+            None,
+        );
+        leader.metadata.name = Some("bare-ccm-leader".into());
+        let mut standby = pod(
+            "Pending",
+            vec![pod_condition(
+                "PodScheduled",
+                "False",
+                "Unschedulable",
+                message,
+            )],
+            None,
+        );
+        standby.metadata.name = Some("bare-ccm-standby".into());
+        let mut snap = healthy(vec![node("n1", 60)]);
+        snap.pods = Fetched::Found(vec![leader, standby]);
+        if !lease_fresh {
+            snap.lease = Fetched::NotFound;
+        }
+        let report = diagnose(&snap, now());
+        let pending = finding(&report, code::POD_PENDING);
+        let case = format!("{message} (other Ready: {other_ready}, lease fresh: {lease_fresh})");
+        assert_eq!(pending.severity, expected, "{case}: {pending:#?}");
+        assert!(
+            pending
+                .message
+                .starts_with("bare-ccm pod kube-system/bare-ccm-standby is Pending"),
+            "{case}: {}",
+            pending.message
+        );
+        if expected == Severity::Info {
+            assert!(pending.fix.is_empty(), "{case}: {}", pending.fix);
+            let running = if other_ready {
+                "replica kube-system/bare-ccm-leader is Ready"
+            } else {
+                "the Lease kube-system/bare-ccm is held by cp-1_abc"
+            };
+            assert!(
+                pending.message.contains(running),
+                "{case}: {}",
+                pending.message
+            );
+        }
+    }
+
+    // The single-server install as it runs: one replica leads, the other waits.
+    let mut snap = healthy(vec![node("n1", 60)]);
+    let mut standby = pod(
+        "Pending",
+        vec![pod_condition(
+            "PodScheduled",
+            "False",
+            "Unschedulable",
+            PORT,
+        )],
+        None,
+    );
+    standby.metadata.name = Some("bare-ccm-standby".into());
+    if let Fetched::Found(pods) = &mut snap.pods {
+        pods.push(standby);
+    }
+    snap.deployment = deployment(&TOLERATED, 1);
+    let report = diagnose(&snap, now());
+    assert!(report.healthy, "{:#?}", report.findings);
+    assert_eq!(report.exit_code(), 0);
+}
+
+#[test]
+fn host_port_taken_with_no_replica_running_names_the_port() {
+    let mut snap = healthy(vec![node("n1", 60)]);
+    snap.lease = Fetched::NotFound;
+    snap.pods = Fetched::Found(vec![pod(
+        "Pending",
+        vec![pod_condition(
+            "PodScheduled",
+            "False",
+            "Unschedulable",
+            "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports.",
+        )],
+        None,
+    )]);
+    let report = diagnose(&snap, now());
+    let f = finding(&report, code::POD_PENDING);
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(
+        f.fix.contains("another pod declares the same host port"),
+        "{}",
+        f.fix
+    );
+    assert_eq!(report.exit_code(), 1);
+}
+
+#[test]
+fn deployment_without_the_uninitialized_toleration_is_the_bootstrap_deadlock() {
+    let mut snap = healthy(vec![node("n1", 60)]);
+    snap.deployment = deployment(&["node.kubernetes.io/not-ready"], 2);
+    let report = diagnose(&snap, now());
+    let f = finding(&report, code::MISSING_TOLERATION);
+    assert_eq!(f.severity, Severity::Error);
+    assert!(
+        f.message
+            .contains("does not tolerate node.cloudprovider.kubernetes.io/uninitialized:")
+    );
+    // An empty key with Exists tolerates everything.
+    snap.deployment = deployment(&[""], 2);
+    assert!(diagnose(&snap, now()).healthy);
+}
+
+#[test]
+fn k3s_ccm_lease_counts_only_when_its_node_controller_is_on() {
+    let mut server = node("server-1", 60);
+    server.metadata.annotations = Some(BTreeMap::from([(
+        "k3s.io/node-args".to_string(),
+        r#"["server","--node-ip","10.0.0.1"]"#.to_string(),
+    )]));
+    let mut snap = healthy(vec![server.clone()]);
+    snap.k3s_lease = lease("server-1_xyz", 1);
+    let report = diagnose(&snap, now());
+    let f = finding(&report, code::K3S_CCM_ACTIVE);
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(f.fix.contains("--disable-cloud-controller"));
+
+    // --disable-cloud-controller: the k3s CCM only runs ServiceLB.
+    server.metadata.annotations = Some(BTreeMap::from([(
+        "k3s.io/node-args".to_string(),
+        r#"["server","--disable-cloud-controller","--node-ip","10.0.0.1"]"#.to_string(),
+    )]));
+    snap.nodes = vec![server.clone()];
+    let report = diagnose(&snap, now());
+    assert!(report.healthy, "{:#?}", report.findings);
+    finding(&report, code::K3S_CCM_SERVICELB_ONLY);
+
+    // k3s's own CCM initialising tainted nodes, without bare-ccm: not "no CCM running".
+    let mut tainted = stuck("agent-1", 60);
+    tainted.metadata.annotations = Some(BTreeMap::from([(
+        "k3s.io/internal-ip".to_string(),
+        "10.0.0.2".to_string(),
+    )]));
+    let mut snap = Snapshot::with_nodes(vec![tainted]);
+    snap.k3s_lease = lease("server-1_xyz", 1);
+    let report = diagnose(&snap, now());
+    assert!(
+        report
+            .findings
+            .iter()
+            .all(|f| f.code != code::NO_CCM_RUNNING)
+    );
+    assert_eq!(
+        finding(&report, code::K3S_CCM_ACTIVE).severity,
+        Severity::Info
+    );
+    assert!(
+        finding(&report, code::UNINITIALIZED_TAINT)
+            .fix
+            .contains("k3s's embedded cloud controller")
+    );
+}
+
+#[test]
+fn unreadable_objects_are_notes_not_failures() {
+    let mut snap = Snapshot::with_nodes(vec![node("n1", 60)]);
+    let forbidden = || "403 Forbidden: nope".to_string();
+    snap.lease = Fetched::Unreadable(forbidden());
+    snap.deployment = Fetched::Unreadable(forbidden());
+    snap.config_map = Fetched::Unreadable(forbidden());
+    let report = diagnose(&snap, now());
+    assert!(report.healthy);
+    for c in [
+        code::LEASE_UNREADABLE,
+        code::DEPLOYMENT_UNREADABLE,
+        code::CONFIG_DEFAULTS,
+    ] {
+        assert!(finding(&report, c).message.contains("403 Forbidden"), "{c}");
+    }
+}
+
+#[test]
+fn many_nodes_are_grouped_in_the_text_report() {
+    let nodes: Vec<Node> = (0..1000).map(|i| stuck(&format!("n{i:04}"), 30)).collect();
+    let report = diagnose(&Snapshot::with_nodes(nodes), now());
+    assert_eq!(
+        report
+            .findings
+            .iter()
+            .filter(|f| f.code == code::UNINITIALIZED_TAINT)
+            .count(),
+        1000
+    );
+    let text = report.to_text();
+    assert!(
+        text.starts_with("unhealthy (1 error(s), 1000 warning(s)): 1000 node(s) carry the taint")
+    );
+    assert!(
+        text.contains("[uninitialized-taint] 1000 nodes, e.g. n0000, n0001, n0002 and 997 more"),
+        "{text}"
+    );
+    assert!(text.lines().count() < 30, "{text}");
+    assert!(text.contains("fix: install bare-ccm: kubectl apply -f manifests/bare-ccm.yaml"));
+}
+
+#[test]
+fn few_nodes_are_listed_one_by_one() {
+    let report = diagnose(
+        &Snapshot::with_nodes(vec![stuck("a", 5), stuck("b", 5)]),
+        now(),
+    );
+    let text = report.to_text();
+    assert!(
+        text.contains("[uninitialized-taint] node a: carries the taint"),
+        "{text}"
+    );
+    assert!(
+        text.contains("[uninitialized-taint] node b: carries the taint"),
+        "{text}"
+    );
+}
+
+#[test]
+fn json_report_has_stable_field_names() {
+    let report = diagnose(&Snapshot::with_nodes(vec![stuck("a", 5)]), now());
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["healthy"], false);
+    assert_eq!(json["taintedNodes"], 1);
+    assert_eq!(json["findings"][0]["code"], "no-ccm-running");
+    assert_eq!(json["findings"][0]["severity"], "error");
+    assert!(json["findings"][0].get("node").is_none());
+    let taint = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "uninitialized-taint")
+        .unwrap();
+    assert_eq!(taint["node"], "a");
+}
+
+#[test]
+fn ages_read_naturally() {
+    use super::diagnose::human_age;
+    assert_eq!(human_age(-3), "0s");
+    assert_eq!(human_age(59), "59s");
+    assert_eq!(human_age(61), "1m");
+    assert_eq!(human_age(3 * 3600 + 5 * 60), "3h5m");
+    assert_eq!(human_age(2 * 86400 + 4 * 3600), "2d4h");
+}

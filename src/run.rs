@@ -1,0 +1,304 @@
+//! `bare-ccm run`: the flags, and the wiring of client, leader election, config reload,
+//! HTTP endpoints and the node controller into one process that stops cleanly on
+//! SIGTERM/SIGINT (workers stopped, lease released, exit within 5 s).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::config_reload::{ConfigFile, Reload, SharedConfig};
+use crate::controller::client::{ApiLayer, build_client};
+use crate::controller::events::{Events, REASON_CONFIG_INVALID, lease_ref};
+use crate::controller::{self, Context, Settings};
+use crate::leader::{self, ElectionSettings, LeaderGate, RenewClock};
+use crate::metrics::Metrics;
+use crate::telemetry::{self, LogFormat};
+
+/// Default HTTP port of `/healthz`, `/readyz` and `/metrics`: clear of every port a k3s
+/// host uses (6443, 6444, 10010, 10250, 10256-10260) and of kube-proxy's 10249.
+pub const DEFAULT_PORT: u16 = 10270;
+
+/// The flags of `bare-ccm run`. Names and defaults follow the upstream
+/// cloud-controller-manager where one exists.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Kubeconfig file; default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Config file (YAML); default: built-in defaults, which reproduce k3s's embedded CCM.
+    /// Re-read when it changes (a mounted ConfigMap).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+
+    /// How often the config file is checked for changes.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub config_poll_interval: Duration,
+
+    /// Nodes synced concurrently. Upstream's default is 1 (serial); 32 initialises a burst
+    /// of joining nodes in parallel while keeping the API server's load bounded.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrent_node_syncs: u16,
+
+    /// Period of the full re-check of every node's addresses (upstream's flag and default).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub node_status_update_frequency: Duration,
+
+    /// Client-side request rate limit (queries per second) to the API server; 0 disables.
+    /// A safety net against runaway request loops rather than the normal brake: the
+    /// --concurrent-node-syncs workers already bound requests in flight, and 429 answers
+    /// are honoured. Upstream's 20 would queue a burst of joining nodes (up to 3 requests
+    /// each) behind the limiter for minutes; 500 initialises ~170 nodes per second.
+    #[arg(long, default_value_t = 500.0)]
+    pub kube_api_qps: f64,
+
+    /// Requests allowed at once above --kube-api-qps (~330 joining nodes without waiting).
+    #[arg(long, default_value_t = 1000)]
+    pub kube_api_burst: u32,
+
+    /// Elect a leader on a Lease so that only one replica writes.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub leader_elect: bool,
+
+    /// How long a lease is valid without renewal; a standby takes over after it.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub leader_elect_lease_duration: Duration,
+
+    /// A leader whose last renewal is older than this stops writing.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub leader_elect_renew_deadline: Duration,
+
+    /// Interval between lease renewals (and acquisition attempts).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub leader_elect_retry_period: Duration,
+
+    /// Name of the Lease.
+    #[arg(long, default_value = "bare-ccm")]
+    pub leader_elect_resource_name: String,
+
+    /// Namespace of the Lease.
+    #[arg(long, default_value = "kube-system")]
+    pub leader_elect_resource_namespace: String,
+
+    /// Address the HTTP endpoints listen on.
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    pub bind_address: IpAddr,
+
+    /// Port of /healthz, /readyz and /metrics (plain HTTP); 0 picks a free port.
+    #[arg(long, default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+
+    /// Log format; the filter comes from RUST_LOG (default info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Parses a Go-style duration as upstream flags take it: `15s`, `500ms`, `5m`, `1h30m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let span: k8s_openapi::jiff::SignedDuration = text
+        .parse()
+        .map_err(|e| format!("invalid duration {text:?} ({e}); use e.g. 15s, 500ms, 5m"))?;
+    Duration::try_from(span).map_err(|_| format!("duration {text:?} must not be negative"))
+}
+
+/// Runs the controller until SIGTERM or SIGINT.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    telemetry::init(args.log_format);
+
+    let (config_file, config) = match &args.config {
+        Some(path) => {
+            let (file, config) = ConfigFile::open(path).map_err(anyhow::Error::msg)?;
+            (Some(file), config)
+        }
+        None => (None, Config::default()),
+    };
+    let shared_config = Arc::new(SharedConfig::new(config));
+
+    let kube_config = crate::kubeclient::client_config(args.kubeconfig.as_deref()).await?;
+    let metrics = Arc::new(Metrics::new());
+    let client = build_client(
+        kube_config.clone(),
+        ApiLayer::new(args.kube_api_qps, args.kube_api_burst, metrics.clone()),
+    )
+    .context("cannot build the Kubernetes client")?;
+
+    let identity = leader::default_identity();
+    let election = ElectionSettings {
+        lease_name: args.leader_elect_resource_name.clone(),
+        lease_namespace: args.leader_elect_resource_namespace.clone(),
+        identity: identity.clone(),
+        lease_duration: args.leader_elect_lease_duration,
+        renew_deadline: args.leader_elect_renew_deadline,
+        retry_period: args.leader_elect_retry_period,
+    };
+    let renewals = Arc::new(RenewClock::default());
+    let (gate, lease_client) = if args.leader_elect {
+        election.validate()?;
+        // The lease has its own client without the rate limit: renewals must never wait
+        // behind a burst of node writes.
+        let lease_client = build_client(kube_config, ApiLayer::new(0.0, 0, metrics.clone()))
+            .context("cannot build the Kubernetes client for leader election")?;
+        let gate = LeaderGate::elected(renewals.clone(), args.leader_elect_renew_deadline);
+        (Arc::new(gate), Some(lease_client))
+    } else {
+        (Arc::new(LeaderGate::always()), None)
+    };
+
+    let events = Events::new(client.clone(), identity.clone(), gate.clone());
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        events,
+        metrics,
+        gate.clone(),
+        shared_config.clone(),
+        Settings {
+            workers: usize::from(args.concurrent_node_syncs),
+            resync: args.node_status_update_frequency,
+            not_leader_retry: args.leader_elect_retry_period,
+        },
+    ));
+
+    let listener = crate::http::bind(SocketAddr::new(args.bind_address, args.port)).await?;
+    tracing::info!(
+        address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        identity = %identity,
+        leader_elect = args.leader_elect,
+        workers = args.concurrent_node_syncs,
+        "bare-ccm starting"
+    );
+
+    let shutdown = CancellationToken::new();
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(stop_on_signal(shutdown.clone()));
+    background.spawn({
+        let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
+        async move {
+            if let Err(e) = crate::http::serve(listener, ctx, shutdown).await {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        }
+    });
+    if let Some(file) = config_file {
+        let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
+        let lease = lease_ref(
+            &args.leader_elect_resource_namespace,
+            &args.leader_elect_resource_name,
+        );
+        let interval = args.config_poll_interval;
+        background.spawn(async move {
+            let mut file = file;
+            loop {
+                let outcome = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    outcome = file.changed(&shared_config, interval) => outcome,
+                };
+                match outcome {
+                    Reload::Applied => {
+                        tracing::info!("config file changed; re-checking every node");
+                        ctx.enqueue_all();
+                    }
+                    Reload::Rejected(message) => {
+                        tracing::error!(%message, "config reload rejected");
+                        ctx.events
+                            .warn(lease.clone(), REASON_CONFIG_INVALID, &message)
+                            .await;
+                    }
+                    Reload::Unchanged => {}
+                }
+            }
+        });
+    }
+    let election_task = lease_client.map(|lease_client| {
+        tokio::spawn(leader::run_election(
+            lease_client,
+            election,
+            gate.clone(),
+            renewals,
+            shutdown.clone(),
+        ))
+    });
+
+    controller::run(ctx, client, shutdown.clone()).await;
+
+    if let Some(task) = election_task
+        && let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(3), task).await
+    {
+        tracing::error!(error = %e, "leader election could not run");
+    }
+    background.abort_all();
+    while background.join_next().await.is_some() {}
+    tracing::info!("bare-ccm stopped");
+    Ok(())
+}
+
+/// Cancels `shutdown` on SIGTERM or SIGINT.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop bare-ccm with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received; stopping"),
+        _ = int.recv() => tracing::info!("SIGINT received; stopping"),
+        _ = shutdown.cancelled() => return,
+    }
+    shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn go_style_durations_parse() {
+        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn defaults_follow_upstream_where_upstream_has_the_flag() {
+        let cli = Cli::try_parse_from(["run"]).unwrap();
+        let a = cli.run;
+        assert!(a.leader_elect);
+        assert_eq!(a.leader_elect_lease_duration, Duration::from_secs(15));
+        assert_eq!(a.leader_elect_renew_deadline, Duration::from_secs(10));
+        assert_eq!(a.leader_elect_retry_period, Duration::from_secs(2));
+        assert_eq!(a.leader_elect_resource_namespace, "kube-system");
+        assert_eq!(a.leader_elect_resource_name, "bare-ccm");
+        assert_eq!(a.node_status_update_frequency, Duration::from_secs(300));
+        assert_eq!(a.port, DEFAULT_PORT);
+    }
+
+    #[test]
+    fn leader_elect_can_be_switched_off_the_upstream_way() {
+        let cli = Cli::try_parse_from(["run", "--leader-elect=false"]).unwrap();
+        assert!(!cli.run.leader_elect);
+        let cli = Cli::try_parse_from(["run", "--leader-elect"]).unwrap();
+        assert!(cli.run.leader_elect);
+    }
+
+    #[test]
+    fn zero_workers_is_refused() {
+        assert!(Cli::try_parse_from(["run", "--concurrent-node-syncs", "0"]).is_err());
+    }
+}

@@ -1,0 +1,773 @@
+//! End-to-end: the real `bare-ccm run` binary against the API emulator over HTTPS, with a
+//! service-account token and simulated kubelets. Assertions are on the stored objects and
+//! on the emulator's request accounting, never on the controller's own logs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use bare_ccm_emulator::faults::InjectedStatus;
+use bare_ccm_emulator::kubelet::{Fleet, KubeletSpec};
+use bare_ccm_emulator::{Emulator, EmulatorOptions};
+use serde_json::Value;
+use tokio::process::{Child, Command};
+
+const TAINT: &str = "node.cloudprovider.kubernetes.io/uninitialized";
+const NS: &str = "kube-system";
+const LEASE: &str = "bare-ccm";
+
+/// Flags that keep failover and refresh fast enough for tests.
+const FAST_ELECTION: [&str; 6] = [
+    "--leader-elect-lease-duration",
+    "4s",
+    "--leader-elect-renew-deadline",
+    "3s",
+    "--leader-elect-retry-period",
+    "1s",
+];
+
+struct Cluster {
+    emu: Emulator,
+    fleet: Fleet,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        let emu = Emulator::start(EmulatorOptions::default()).await.unwrap();
+        let admin = emu.client(&emu.admin_token()).await.unwrap();
+        Cluster {
+            fleet: Fleet::new(admin),
+            emu,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A kubeconfig for service account `kube-system/<sa>`.
+    fn kubeconfig(&self, sa: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("{sa}.kubeconfig"));
+        let token = self.emu.service_account_token(NS, sa);
+        self.emu.write_kubeconfig(&token, &path).unwrap();
+        path
+    }
+
+    fn node(&self, name: &str) -> Value {
+        self.emu
+            .get_object("nodes", None, name)
+            .unwrap_or_else(|| panic!("node {name} not stored"))
+    }
+
+    fn initialized(&self, name: &str) -> bool {
+        self.emu
+            .get_object("nodes", None, name)
+            .is_some_and(|n| !has_taint(&n, TAINT))
+    }
+
+    fn lease_holder(&self) -> Option<String> {
+        self.emu
+            .get_object("leases", Some(NS), LEASE)?
+            .pointer("/spec/holderIdentity")?
+            .as_str()
+            .map(str::to_string)
+    }
+
+    /// Successful node writes (nodes and nodes/status) by `user`, per node.
+    fn node_writes_by(&self, user: &str) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for w in self.emu.accounting().writes() {
+            if w.resource == "nodes" && w.user == user && (200..300).contains(&w.code) {
+                *out.entry(w.name.clone()).or_insert(0) += 1;
+            }
+        }
+        out
+    }
+
+    /// Events about `object` with `reason`; node events live in `default`, events about
+    /// the Lease in its namespace.
+    fn events(&self, object: &str, reason: &str) -> Vec<Value> {
+        let ns = if object == LEASE { NS } else { "default" };
+        self.emu
+            .list_objects("events", Some(ns))
+            .into_iter()
+            .filter(|e| {
+                let regarding = e.get("regarding").or_else(|| e.get("involvedObject"));
+                regarding
+                    .and_then(|r| r.get("name"))
+                    .and_then(Value::as_str)
+                    == Some(object)
+                    && e.get("reason").and_then(Value::as_str) == Some(reason)
+            })
+            .collect()
+    }
+}
+
+fn sa_user(sa: &str) -> String {
+    format!("system:serviceaccount:{NS}:{sa}")
+}
+
+fn has_taint(node: &Value, key: &str) -> bool {
+    node.pointer("/spec/taints")
+        .and_then(Value::as_array)
+        .is_some_and(|ts| ts.iter().any(|t| t["key"] == key))
+}
+
+fn label<'a>(node: &'a Value, key: &str) -> Option<&'a str> {
+    node.pointer("/metadata/labels")?.get(key)?.as_str()
+}
+
+fn addresses(node: &Value) -> Vec<(String, String)> {
+    node.pointer("/status/addresses")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|x| {
+                    (
+                        x["type"].as_str().unwrap_or_default().to_string(),
+                        x["address"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn pair(t: &str, a: &str) -> (String, String) {
+    (t.to_string(), a.to_string())
+}
+
+/// Polls `cond` every 50 ms until it holds or `timeout` passes.
+async fn eventually(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One `bare-ccm run` process.
+struct Ccm {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Ccm {
+    async fn start(kubeconfig: &Path, extra: &[&str]) -> Ccm {
+        let port = free_port();
+        let log = kubeconfig.with_extension(format!("{port}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_bare-ccm"))
+            .arg("run")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["--bind-address", "127.0.0.1", "--port", &port.to_string()])
+            .args(extra)
+            .env("RUST_LOG", "info,bare_ccm=debug")
+            .env_remove("KUBECONFIG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let ccm = Ccm { child, port, log };
+        ccm.wait_ready().await;
+        ccm
+    }
+
+    async fn get(&self, path: &str) -> Option<(u16, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .ok()?;
+        let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).await.ok()?;
+        let code = buf.split_whitespace().nth(1)?.parse().ok()?;
+        let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+        Some((code, body))
+    }
+
+    async fn wait_ready(&self) {
+        let start = Instant::now();
+        loop {
+            if let Some((200, _)) = self.get("/readyz").await {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "bare-ccm not ready after 20 s; log:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.id().expect("process running").to_string();
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid} failed");
+    }
+
+    async fn metric(&self, name: &str) -> f64 {
+        let (_, body) = self.get("/metrics").await.expect("metrics served");
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for Ccm {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- bare-ccm log (port {}) ---\n{}",
+                self.port,
+                self.log_text()
+            );
+        }
+    }
+}
+
+fn k3s_agents(prefix: &str, n: usize) -> Vec<KubeletSpec> {
+    (0..n)
+        .map(|i| {
+            let ip = format!("10.{}.{}.{}", 1 + i / 65536, (i / 256) % 256, i % 256);
+            KubeletSpec::k3s_agent(&format!("{prefix}-{i}"), &ip, None)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_node_gets_addresses_provider_id_labels_and_loses_the_taint() {
+    let c = Cluster::start().await;
+    let ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
+    c.fleet
+        .register(&KubeletSpec::k3s_agent("n1", "10.0.0.5", None))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "n1 initialised", || {
+        c.initialized("n1")
+    })
+    .await;
+
+    let node = c.node("n1");
+    assert_eq!(
+        node.pointer("/spec/providerID").and_then(Value::as_str),
+        Some("k3s://n1")
+    );
+    assert_eq!(
+        label(&node, "node.kubernetes.io/instance-type"),
+        Some("k3s")
+    );
+    assert_eq!(
+        label(&node, "beta.kubernetes.io/instance-type"),
+        Some("k3s")
+    );
+    assert_eq!(
+        addresses(&node),
+        vec![pair("InternalIP", "10.0.0.5"), pair("Hostname", "n1")]
+    );
+    let writes = c.node_writes_by(&sa_user("bare-ccm"));
+    assert!(writes["n1"] <= 2, "writes: {writes:?}");
+    eventually(Duration::from_secs(5), "Synced event", || {
+        !c.events("n1", "Synced").is_empty()
+    })
+    .await;
+
+    assert_eq!(ccm.get("/healthz").await.map(|r| r.0), Some(200));
+    assert_eq!(ccm.metric("bare_ccm_node_initializations_total").await, 1.0);
+    assert_eq!(
+        ccm.metric("node_controller_cloud_provider_taint_removal_delay_seconds_count")
+            .await,
+        1.0
+    );
+    assert_eq!(ccm.metric("bare_ccm_leader").await, 1.0);
+    assert_eq!(
+        ccm.metric("bare_ccm_nodes_awaiting_initialization").await,
+        0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_nodes_joining_at_once_are_initialised_with_at_most_two_writes_each() {
+    let c = Cluster::start().await;
+    let _ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
+    c.fleet.start_heartbeats(Duration::from_secs(1)).unwrap();
+    c.fleet
+        .register_all(k3s_agents("burst", 200), None, 64)
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(60), "200 nodes initialised", || {
+        (0..200).all(|i| c.initialized(&format!("burst-{i}")))
+    })
+    .await;
+    // Let heartbeats run: they must cause no further writes.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let writes = c.node_writes_by(&sa_user("bare-ccm"));
+    assert_eq!(writes.len(), 200);
+    assert!(writes.values().all(|w| *w <= 2), "writes: {writes:?}");
+    assert!(c.fleet.heartbeat_stats().sent > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dual_stack_node_keeps_both_internal_ips() {
+    let c = Cluster::start().await;
+    let _ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
+    c.fleet
+        .register(&KubeletSpec::k3s_agent("ds", "10.0.0.7", Some("fd00::7")))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "ds initialised", || {
+        c.initialized("ds")
+    })
+    .await;
+    assert_eq!(
+        addresses(&c.node("ds")),
+        vec![
+            pair("InternalIP", "10.0.0.7"),
+            pair("InternalIP", "fd00::7"),
+            pair("Hostname", "ds")
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k3s_node_args_give_internal_and_external_ips() {
+    let c = Cluster::start().await;
+    let _ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
+    let mut spec = KubeletSpec::k3s_server("srv", "10.0.0.8", None);
+    // The kubelet itself reports no InternalIP: only node-args knows it.
+    spec.report_internal_ip = false;
+    spec.provided_node_ip = None;
+    if let Some(args) = spec.node_args.as_mut() {
+        args.extend(["--node-external-ip".to_string(), "203.0.113.8".to_string()]);
+    }
+    c.fleet.register(&spec).await.unwrap();
+    eventually(Duration::from_secs(10), "srv initialised", || {
+        c.initialized("srv")
+    })
+    .await;
+    assert_eq!(
+        addresses(&c.node("srv")),
+        vec![
+            pair("InternalIP", "10.0.0.8"),
+            pair("ExternalIP", "203.0.113.8"),
+            pair("Hostname", "srv")
+        ]
+    );
+    assert_eq!(
+        label(&c.node("srv"), "node-role.kubernetes.io/control-plane"),
+        Some("true")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provided_node_ip_mismatch_keeps_taint_and_warns_then_fixing_the_annotation_initialises() {
+    let c = Cluster::start().await;
+    let _ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
+    let mut spec = KubeletSpec::new("mm");
+    spec.node_ip = vec!["10.0.0.9".into()];
+    spec.report_internal_ip = false;
+    spec.annotations
+        .insert("bare-ccm.io/internal-ip".into(), "10.0.0.5".into());
+    c.fleet.register(&spec).await.unwrap();
+
+    eventually(
+        Duration::from_secs(10),
+        "InitializationFailed warning",
+        || !c.events("mm", "InitializationFailed").is_empty(),
+    )
+    .await;
+    let warning = &c.events("mm", "InitializationFailed")[0];
+    assert_eq!(warning["type"], "Warning");
+    let text = warning
+        .get("note")
+        .or_else(|| warning.get("message"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    assert!(
+        text.contains("10.0.0.9"),
+        "the warning names the provided IP: {warning}"
+    );
+    assert!(has_taint(&c.node("mm"), TAINT));
+    assert!(!c.node_writes_by(&sa_user("bare-ccm")).contains_key("mm"));
+
+    c.fleet
+        .set_annotation("mm", "bare-ccm.io/internal-ip", Some("10.0.0.9"))
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "mm initialised after the fix",
+        || c.initialized("mm"),
+    )
+    .await;
+    assert_eq!(addresses(&c.node("mm"))[0], pair("InternalIP", "10.0.0.9"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflict_on_the_first_write_of_every_node_is_retried_to_success() {
+    let c = Cluster::start().await;
+    c.emu
+        .faults()
+        .fail_first_write_per_object(true, InjectedStatus::Conflict);
+    let ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
+    c.fleet
+        .register_all(k3s_agents("cf", 20), None, 20)
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "20 nodes initialised despite 409s",
+        || (0..20).all(|i| c.initialized(&format!("cf-{i}"))),
+    )
+    .await;
+    for i in 0..20 {
+        let node = c.node(&format!("cf-{i}"));
+        assert_eq!(
+            label(&node, "node.kubernetes.io/instance-type"),
+            Some("k3s")
+        );
+        assert_eq!(addresses(&node)[0].0, "InternalIP");
+    }
+    assert!(ccm.metric("bare_ccm_node_initializations_total").await >= 20.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taints_and_labels_added_concurrently_survive_initialisation() {
+    let c = Cluster::start().await;
+    let _ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
+    // Each "kubelet" edits its node right after registering it, racing the controller.
+    let joins = k3s_agents("cc", 30).into_iter().map(|spec| {
+        let fleet = &c.fleet;
+        async move {
+            fleet.register(&spec).await.unwrap();
+            fleet
+                .add_taint(&spec.name, "example.com/dedicated", "db", "NoSchedule")
+                .await
+                .unwrap();
+            fleet
+                .set_label(&spec.name, "example.com/team", Some("storage"))
+                .await
+                .unwrap();
+        }
+    });
+    futures::future::join_all(joins).await;
+    eventually(Duration::from_secs(30), "30 nodes initialised", || {
+        (0..30).all(|i| c.initialized(&format!("cc-{i}")))
+    })
+    .await;
+    for i in 0..30 {
+        let node = c.node(&format!("cc-{i}"));
+        assert!(
+            has_taint(&node, "example.com/dedicated"),
+            "cc-{i} lost a taint: {node}"
+        );
+        assert_eq!(label(&node, "example.com/team"), Some("storage"));
+        assert_eq!(
+            label(&node, "node.kubernetes.io/instance-type"),
+            Some("k3s")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_writes_wait_for_retry_after_then_succeed() {
+    let c = Cluster::start().await;
+    let _ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
+    c.emu.faults().fail_next(
+        1,
+        "patch",
+        "nodes",
+        InjectedStatus::TooManyRequests {
+            retry_after_secs: 2,
+        },
+    );
+    let start = Instant::now();
+    c.fleet
+        .register(&KubeletSpec::k3s_agent("slow", "10.0.2.1", None))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(15), "slow initialised", || {
+        c.initialized("slow")
+    })
+    .await;
+    assert!(
+        start.elapsed() >= Duration::from_secs(2),
+        "Retry-After was not honoured"
+    );
+    let throttled = c
+        .emu
+        .accounting()
+        .responses()
+        .get(&("patch".to_string(), "nodes".to_string(), 429))
+        .copied();
+    assert_eq!(throttled, Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_lease_is_taken_stops_writing_until_it_gets_it_back() {
+    let c = Cluster::start().await;
+    let ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &FAST_ELECTION).await;
+    eventually(Duration::from_secs(10), "lease acquired", || {
+        c.lease_holder().is_some()
+    })
+    .await;
+    // Another holder takes the lease and keeps renewing it.
+    let admin = c.emu.client(&c.emu.admin_token()).await.unwrap();
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(admin, NS);
+    let intruder = async {
+        let mut taken = false;
+        for _ in 0..12 {
+            let mut lease = leases.get(LEASE).await.unwrap();
+            let spec = lease.spec.get_or_insert_with(Default::default);
+            spec.holder_identity = Some("intruder".into());
+            spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+                k8s_openapi::jiff::Timestamp::now(),
+            ));
+            taken |= leases
+                .replace(LEASE, &Default::default(), &lease)
+                .await
+                .is_ok();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        taken
+    };
+    let probe = async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        c.fleet
+            .register(&KubeletSpec::k3s_agent("held", "10.0.3.1", None))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        c.initialized("held")
+    };
+    let (taken, initialised_while_held) = tokio::join!(intruder, probe);
+    assert!(taken);
+    assert_eq!(c.lease_holder().as_deref(), Some("intruder"));
+    assert!(
+        !initialised_while_held,
+        "a replica without the lease wrote a node"
+    );
+    assert_eq!(ccm.metric("bare_ccm_leader").await, 0.0);
+    // The intruder stopped renewing: after the lease duration the replica takes over.
+    eventually(
+        Duration::from_secs(15),
+        "held initialised after takeover",
+        || c.initialized("held"),
+    )
+    .await;
+    assert_ne!(c.lease_holder().as_deref(), Some("intruder"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_releases_the_lease_and_exits_within_five_seconds() {
+    let c = Cluster::start().await;
+    let mut ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
+    eventually(Duration::from_secs(10), "lease acquired", || {
+        c.lease_holder().is_some()
+    })
+    .await;
+    let start = Instant::now();
+    ccm.signal("-TERM");
+    let status = tokio::time::timeout(Duration::from_secs(5), ccm.child.wait())
+        .await
+        .expect("exited within 5 s")
+        .unwrap();
+    assert!(
+        status.success(),
+        "exit status {status}; log:\n{}",
+        ccm.log_text()
+    );
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(c.lease_holder(), None, "lease released");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_leader_is_killed_the_standby_takes_over_and_no_two_replicas_write_at_once() {
+    let c = Cluster::start().await;
+    let mut a = Ccm::start(&c.kubeconfig("ccm-a"), &FAST_ELECTION).await;
+    eventually(Duration::from_secs(10), "a leads", || {
+        c.lease_holder().is_some()
+    })
+    .await;
+    let a_identity = c.lease_holder().unwrap();
+    let b = Ccm::start(&c.kubeconfig("ccm-b"), &FAST_ELECTION).await;
+    c.fleet
+        .register_all(k3s_agents("pre", 5), None, 5)
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "a initialises", || {
+        (0..5).all(|i| c.initialized(&format!("pre-{i}")))
+    })
+    .await;
+    assert_eq!(c.lease_holder().as_deref(), Some(a_identity.as_str()));
+    assert_eq!(b.metric("bare_ccm_leader").await, 0.0);
+
+    a.signal("-KILL");
+    a.child.wait().await.unwrap();
+    let killed_at = std::time::SystemTime::now();
+    c.fleet
+        .register_all(k3s_agents("post", 5), None, 5)
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(15),
+        "b takes over and initialises",
+        || (0..5).all(|i| c.initialized(&format!("post-{i}"))),
+    )
+    .await;
+    assert_ne!(c.lease_holder().as_deref(), Some(a_identity.as_str()));
+
+    let writes = c.emu.accounting().writes();
+    let (ua, ub) = (sa_user("ccm-a"), sa_user("ccm-b"));
+    assert!(
+        writes
+            .iter()
+            .filter(|w| w.resource == "nodes")
+            .all(|w| (w.user == ua && w.wall <= killed_at)
+                || (w.user == ub && w.wall >= killed_at)
+                || (w.user != ua && w.user != ub)),
+        "a node write overlapped the leadership of the other replica"
+    );
+    assert!(writes.iter().any(|w| w.resource == "nodes" && w.user == ub));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_cut_and_expired_resource_version_are_recovered() {
+    let c = Cluster::start().await;
+    let _ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
+    c.fleet
+        .register_all(k3s_agents("w1", 5), None, 5)
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "first batch", || {
+        (0..5).all(|i| c.initialized(&format!("w1-{i}")))
+    })
+    .await;
+    c.emu.expire_resource_versions();
+    c.emu.cut_watches();
+    c.fleet
+        .register_all(k3s_agents("w2", 5), None, 5)
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(20), "second batch after 410", || {
+        (0..5).all(|i| c.initialized(&format!("w2-{i}")))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_server_down_for_ten_seconds_then_back_is_survived() {
+    let c = Cluster::start().await;
+    let fleet = Fleet::with_retry_budget(
+        c.emu.client(&c.emu.admin_token()).await.unwrap(),
+        Duration::from_secs(30),
+    );
+    let ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &FAST_ELECTION).await;
+    eventually(Duration::from_secs(10), "lease acquired", || {
+        c.lease_holder().is_some()
+    })
+    .await;
+    c.emu
+        .faults()
+        .refuse_connections_for(Duration::from_secs(10));
+    // Registration retries through the outage; the nodes appear when the API is back.
+    fleet
+        .register_all(k3s_agents("down", 5), None, 5)
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(40),
+        "nodes initialised after the outage",
+        || (0..5).all(|i| c.initialized(&format!("down-{i}"))),
+    )
+    .await;
+    assert_eq!(ccm.get("/healthz").await.map(|r| r.0), Some(200));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_reload_applies_valid_files_and_rejects_invalid_ones() {
+    let c = Cluster::start().await;
+    let config = c.dir.path().join("config.yaml");
+    std::fs::write(&config, "extraLabels:\n  example.com/pool: blue\n").unwrap();
+    let _ccm = Ccm::start(
+        &c.kubeconfig("bare-ccm"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--config-poll-interval",
+            "200ms",
+        ],
+    )
+    .await;
+    c.fleet
+        .register(&KubeletSpec::k3s_agent("r1", "10.0.1.1", None))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "r1 initialised", || {
+        c.initialized("r1")
+    })
+    .await;
+    assert_eq!(label(&c.node("r1"), "example.com/pool"), Some("blue"));
+
+    std::fs::write(
+        &config,
+        "extraLabels:\n  example.com/pool: green\nnoSuchKey: 1\n",
+    )
+    .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "ConfigInvalid warning on the lease",
+        || !c.events(LEASE, "ConfigInvalid").is_empty(),
+    )
+    .await;
+    c.fleet
+        .register(&KubeletSpec::k3s_agent("r2", "10.0.1.2", None))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "r2 initialised", || {
+        c.initialized("r2")
+    })
+    .await;
+    assert_eq!(
+        label(&c.node("r2"), "example.com/pool"),
+        Some("blue"),
+        "old config kept"
+    );
+
+    std::fs::write(&config, "extraLabels:\n  example.com/pool: green\n").unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    c.fleet
+        .register(&KubeletSpec::k3s_agent("r3", "10.0.1.3", None))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "r3 initialised", || {
+        c.initialized("r3")
+    })
+    .await;
+    assert_eq!(label(&c.node("r3"), "example.com/pool"), Some("green"));
+    // Labels already on a node are never overwritten by a new config.
+    assert_eq!(label(&c.node("r1"), "example.com/pool"), Some("blue"));
+}
