@@ -172,23 +172,7 @@ pub fn default_identity() -> String {
         })
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "bare-ccm".to_string());
-    format!("{host}_{}", uuid_v4())
-}
-
-/// A random RFC 4122 version-4 UUID in its text form.
-fn uuid_v4() -> String {
-    let mut b: [u8; 16] = rand::random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    format!("{host}_{}", uuid::Uuid::new_v4())
 }
 
 /// The outcome of one look at the Lease.

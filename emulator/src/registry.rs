@@ -224,21 +224,9 @@ fn settle_namespace(
     Ok(())
 }
 
-/// A random UID shaped like the real server's UUIDs (apimachinery `pkg/util/uuid`).
+/// A random UID, a version-4 UUID as the real server makes (apimachinery `pkg/util/uuid`).
 fn new_uid() -> String {
-    let mut b = [0u8; 16];
-    rand::rng().fill(&mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// RFC 3339 in whole seconds, the precision of `metav1.Time`.
