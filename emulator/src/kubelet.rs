@@ -20,11 +20,25 @@
 //! - status heartbeats are strategic merge patches of `nodes/status`, as
 //!   `PatchNodeStatus` sends them (`CreateTwoWayMergePatch` output: the changed
 //!   `lastHeartbeatTime` of each condition plus `$setElementOrder/conditions`).
+//! - a node registers NotReady ("cni plugin not initialized"): flannel only starts once the
+//!   cloud-controller-manager has removed the uninitialized taint. The heartbeat answer is
+//!   the stored Node, so a heartbeat that finds the taint gone (and a podCIDR assigned)
+//!   immediately sends the status update with which the kubelet reports Ready
+//!   (`ReadyCondition` in `nodestatus/setters.go`: reason `KubeletReady`, a new
+//!   `lastTransitionTime`), at most one heartbeat period after initialisation;
+//! - the node lifecycle controller then removes `node.kubernetes.io/not-ready`
+//!   (kubernetes `pkg/controller/nodelifecycle/node_lifecycle_controller.go`,
+//!   `doNoScheduleTaintingPass`: a Ready node carries no condition taint), conflict-safely
+//!   as `controller.RemoveTaintOffNode` does: the taint list is written with the read
+//!   resourceVersion as precondition, first from the Node just seen, re-read after a 409.
+//!   It acts through the fleet's client, as the fleet's admin actions do. Once a node is
+//!   Ready without the taint, its heartbeat answers are no longer read.
 //!
-//! Not simulated: the kubelet's Lease heartbeats in `kube-node-lease`.
+//! Not simulated: the kubelet's Lease heartbeats in `kube-node-lease`, and the `NodeReady`
+//! Event the kubelet records.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -32,6 +46,7 @@ use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -82,6 +97,10 @@ subjects:
 
 /// The collection URL of Nodes.
 const NODES_PATH: &str = "/api/v1/nodes";
+/// Reason and message of the Ready condition of a ready kubelet (kubernetes
+/// `pkg/kubelet/nodestatus/setters.go`, `ReadyCondition`).
+const READY_REASON: &str = "KubeletReady";
+const READY_MESSAGE: &str = "kubelet is posting ready status";
 /// Condition types in the order the kubelet reports them.
 const CONDITION_TYPES: [&str; 4] = ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"];
 /// Default number of container images a simulated node reports.
@@ -521,6 +540,117 @@ pub fn heartbeat_patch(now: &str) -> Value {
     json!({"status": {"$setElementOrder/conditions": order, "conditions": conditions}})
 }
 
+/// The strategic merge patch of `nodes/status` with which a kubelet reports that it became
+/// Ready: the Ready condition turns True with a new transition time, the other conditions
+/// only get their heartbeat.
+pub fn ready_patch(now: &str) -> Value {
+    let mut patch = heartbeat_patch(now);
+    let ready = patch["status"]["conditions"]
+        .as_array_mut()
+        .and_then(|conditions| conditions.iter_mut().find(|c| c["type"] == "Ready"));
+    if let Some(ready) = ready {
+        ready["status"] = json!("True");
+        ready["reason"] = json!(READY_REASON);
+        ready["message"] = json!(READY_MESSAGE);
+        ready["lastTransitionTime"] = json!(now);
+    }
+    patch
+}
+
+/// The few fields of a Node answer the simulated kubelet and node lifecycle controller
+/// look at; everything else in the answer is skipped without being built into values.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct NodeGlance {
+    metadata: GlanceMetadata,
+    spec: GlanceSpec,
+    status: GlanceStatus,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct GlanceMetadata {
+    resource_version: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct GlanceSpec {
+    #[serde(rename = "podCIDR")]
+    pod_cidr: Option<String>,
+    taints: Vec<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct GlanceStatus {
+    conditions: Vec<GlanceCondition>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct GlanceCondition {
+    #[serde(rename = "type")]
+    kind: String,
+    status: String,
+}
+
+impl NodeGlance {
+    fn has_taint(&self, key: &str) -> bool {
+        self.spec.taints.iter().any(|t| t["key"] == key)
+    }
+
+    fn is_ready(&self) -> bool {
+        self.status
+            .conditions
+            .iter()
+            .any(|c| c.kind == "Ready" && c.status == "True")
+    }
+
+    /// Whether flannel would be up: the CCM removed the uninitialized taint (flannel's
+    /// pods do not tolerate it) and the node has a pod CIDR to configure.
+    fn network_ready(&self) -> bool {
+        !self.has_taint(UNINITIALIZED_TAINT)
+            && self.spec.pod_cidr.as_deref().is_some_and(|c| !c.is_empty())
+    }
+
+    fn into_taints(self) -> TaintSnapshot {
+        TaintSnapshot {
+            resource_version: self.metadata.resource_version,
+            taints: self.spec.taints,
+        }
+    }
+}
+
+/// A Node's taints with the resourceVersion they were read at.
+struct TaintSnapshot {
+    resource_version: Option<String>,
+    taints: Vec<Value>,
+}
+
+impl TaintSnapshot {
+    fn of(node: Node) -> TaintSnapshot {
+        TaintSnapshot {
+            resource_version: node.metadata.resource_version,
+            taints: node
+                .spec
+                .and_then(|spec| spec.taints)
+                .unwrap_or_default()
+                .iter()
+                .map(|taint| json!(taint))
+                .collect(),
+        }
+    }
+}
+
+/// A registered node in the heartbeat rotation.
+struct SimulatedNode {
+    name: String,
+    /// Set once the node is Ready without the not-ready taint; from then on its heartbeat
+    /// answers are not parsed.
+    settled: AtomicBool,
+}
+
 /// Counts of heartbeats sent by a fleet, to show that heartbeat traffic existed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HeartbeatStats {
@@ -539,7 +669,7 @@ struct Inner {
     client: Client,
     nodes: Api<Node>,
     retry_budget: Duration,
-    registered: Mutex<Vec<Arc<str>>>,
+    registered: Mutex<Vec<Arc<SimulatedNode>>>,
     heartbeats: Mutex<Option<Heartbeats>>,
     /// Bounds the heartbeat requests in flight; a permit is held until the answer.
     heartbeats_in_flight: Arc<Semaphore>,
@@ -592,30 +722,7 @@ fn is_already_exists(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 409 && status.reason == "AlreadyExists")
 }
 
-impl Fleet {
-    /// A fleet sending its requests through `client`, retrying transient failures for up to
-    /// 60 s per action.
-    pub fn new(client: Client) -> Fleet {
-        Fleet::with_retry_budget(client, DEFAULT_RETRY_BUDGET)
-    }
-
-    /// A fleet retrying transient failures for up to `budget` per action (a reliability
-    /// test with a 15 s outage needs more than 15 s).
-    pub fn with_retry_budget(client: Client, budget: Duration) -> Fleet {
-        Fleet {
-            inner: Arc::new(Inner {
-                nodes: Api::all(client.clone()),
-                client,
-                retry_budget: budget,
-                registered: Mutex::new(Vec::new()),
-                heartbeats: Mutex::new(None),
-                heartbeats_in_flight: Arc::new(Semaphore::new(HEARTBEATS_IN_FLIGHT as usize)),
-                sent: AtomicU64::new(0),
-                failed: AtomicU64::new(0),
-            }),
-        }
-    }
-
+impl Inner {
     /// Runs `attempt` until it succeeds, fails for good, or transient failures outlast the
     /// retry budget. Backoff doubles from 20 ms to 1 s, with jitter so that thousands of
     /// kubelets do not retry in lockstep; a server-requested Retry-After wins.
@@ -641,11 +748,11 @@ impl Fleet {
                         source,
                     });
                 }
-                Err(source) if start.elapsed() >= self.inner.retry_budget => {
+                Err(source) if start.elapsed() >= self.retry_budget => {
                     return Err(KubeletError::RetriesExhausted {
                         action,
                         node: node.to_owned(),
-                        budget: self.inner.retry_budget,
+                        budget: self.retry_budget,
                         source,
                     });
                 }
@@ -660,6 +767,71 @@ impl Fleet {
         }
     }
 
+    /// Changes `spec.taints` conflict-safely: read the Node (or start from `known`, taints
+    /// just seen), edit its taints, write them back with the read resourceVersion as a
+    /// precondition, and start again from a fresh read on 409.
+    async fn edit_taints(
+        &self,
+        action: &'static str,
+        node: &str,
+        known: Option<TaintSnapshot>,
+        edit: impl Fn(&mut Vec<Value>) -> bool,
+    ) -> Result<(), KubeletError> {
+        let known = Mutex::new(known);
+        self.retry(action, node, || async {
+            let seen = lock(&known).take();
+            let TaintSnapshot {
+                resource_version,
+                mut taints,
+            } = match seen {
+                Some(seen) => seen,
+                None => TaintSnapshot::of(self.nodes.get(node).await?),
+            };
+            if !edit(&mut taints) {
+                return Ok(());
+            }
+            let taints = if taints.is_empty() {
+                Value::Null
+            } else {
+                json!(taints)
+            };
+            let patch = json!({
+                "metadata": {"resourceVersion": resource_version},
+                "spec": {"taints": taints},
+            });
+            self.nodes
+                .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(drop)
+        })
+        .await
+    }
+}
+
+impl Fleet {
+    /// A fleet sending its requests through `client`, retrying transient failures for up to
+    /// 60 s per action.
+    pub fn new(client: Client) -> Fleet {
+        Fleet::with_retry_budget(client, DEFAULT_RETRY_BUDGET)
+    }
+
+    /// A fleet retrying transient failures for up to `budget` per action (a reliability
+    /// test with a 15 s outage needs more than 15 s).
+    pub fn with_retry_budget(client: Client, budget: Duration) -> Fleet {
+        Fleet {
+            inner: Arc::new(Inner {
+                nodes: Api::all(client.clone()),
+                client,
+                retry_budget: budget,
+                registered: Mutex::new(Vec::new()),
+                heartbeats: Mutex::new(None),
+                heartbeats_in_flight: Arc::new(Semaphore::new(HEARTBEATS_IN_FLIGHT as usize)),
+                sent: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
+            }),
+        }
+    }
+
     /// Registers one Node as its kubelet would, and adds it to the heartbeat rotation.
     /// The JSON is posted as is and the answer is not parsed, to keep the simulated
     /// kubelets' own CPU use small next to the system under test.
@@ -669,20 +841,24 @@ impl Fleet {
             node: spec.name.clone(),
             source: kube::Error::SerdeError(e),
         })?;
-        self.retry("registration", &spec.name, || async {
-            let request = kube::core::Request::new(NODES_PATH)
-                .create(&PostParams::default(), body.clone())
-                .map_err(kube::Error::BuildRequest)?;
-            match self.inner.client.request_text(request).await {
-                // The Node exists already (an earlier attempt got through although its answer
-                // was lost, or the kubelet restarted): the kubelet adopts it
-                // (`tryRegisterWithAPIServer` in kubelet_node_status.go).
-                Err(e) if is_already_exists(&e) => Ok(()),
-                other => other.map(drop),
-            }
-        })
-        .await?;
-        lock(&self.inner.registered).push(Arc::from(spec.name.as_str()));
+        self.inner
+            .retry("registration", &spec.name, || async {
+                let request = kube::core::Request::new(NODES_PATH)
+                    .create(&PostParams::default(), body.clone())
+                    .map_err(kube::Error::BuildRequest)?;
+                match self.inner.client.request_text(request).await {
+                    // The Node exists already (an earlier attempt got through although its answer
+                    // was lost, or the kubelet restarted): the kubelet adopts it
+                    // (`tryRegisterWithAPIServer` in kubelet_node_status.go).
+                    Err(e) if is_already_exists(&e) => Ok(()),
+                    other => other.map(drop),
+                }
+            })
+            .await?;
+        lock(&self.inner.registered).push(Arc::new(SimulatedNode {
+            name: spec.name.clone(),
+            settled: AtomicBool::new(false),
+        }));
         Ok(())
     }
 
@@ -738,46 +914,8 @@ impl Fleet {
     pub fn registered(&self) -> Vec<String> {
         lock(&self.inner.registered)
             .iter()
-            .map(|name| name.to_string())
+            .map(|node| node.name.clone())
             .collect()
-    }
-
-    /// Changes `spec.taints` conflict-safely: read the Node, edit its taints, write them
-    /// back with the read resourceVersion as a precondition, and start again on 409.
-    async fn edit_taints(
-        &self,
-        action: &'static str,
-        node: &str,
-        edit: impl Fn(&mut Vec<Value>) -> bool,
-    ) -> Result<(), KubeletError> {
-        self.retry(action, node, || async {
-            let current = self.inner.nodes.get(node).await?;
-            let mut taints: Vec<Value> = current
-                .spec
-                .and_then(|spec| spec.taints)
-                .unwrap_or_default()
-                .iter()
-                .map(|taint| json!(taint))
-                .collect();
-            if !edit(&mut taints) {
-                return Ok(());
-            }
-            let taints = if taints.is_empty() {
-                Value::Null
-            } else {
-                json!(taints)
-            };
-            let patch = json!({
-                "metadata": {"resourceVersion": current.metadata.resource_version},
-                "spec": {"taints": taints},
-            });
-            self.inner
-                .nodes
-                .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map(drop)
-        })
-        .await
     }
 
     /// Adds a taint (or overwrites the value of the taint with the same key and effect),
@@ -794,32 +932,32 @@ impl Fleet {
         } else {
             json!({"key": key, "value": value, "effect": effect})
         };
-        self.edit_taints("taint addition", node, |taints| {
-            let same = |t: &Value| t["key"] == key && t["effect"] == effect;
-            match taints.iter_mut().find(|t| same(t)) {
-                Some(existing) if *existing == wanted => false,
-                Some(existing) => {
-                    *existing = wanted.clone();
-                    true
+        self.inner
+            .edit_taints("taint addition", node, None, |taints| {
+                let same = |t: &Value| t["key"] == key && t["effect"] == effect;
+                match taints.iter_mut().find(|t| same(t)) {
+                    Some(existing) if *existing == wanted => false,
+                    Some(existing) => {
+                        *existing = wanted.clone();
+                        true
+                    }
+                    None => {
+                        taints.push(wanted.clone());
+                        true
+                    }
                 }
-                None => {
-                    taints.push(wanted.clone());
-                    true
-                }
-            }
-        })
-        .await
+            })
+            .await
     }
 
     /// Removes every taint with `key` (any effect), keeping the others, like
     /// `kubectl taint nodes N key-`. Removing an absent taint changes nothing.
     pub async fn remove_taint(&self, node: &str, key: &str) -> Result<(), KubeletError> {
-        self.edit_taints("taint removal", node, |taints| {
-            let before = taints.len();
-            taints.retain(|t| t["key"] != key);
-            taints.len() != before
-        })
-        .await
+        self.inner
+            .edit_taints("taint removal", node, None, |taints| {
+                remove_taint_key(taints, key)
+            })
+            .await
     }
 
     /// Sets (Some) or removes (None) one metadata map entry with a JSON merge patch that
@@ -833,14 +971,15 @@ impl Fleet {
         value: Option<&str>,
     ) -> Result<(), KubeletError> {
         let patch = json!({"metadata": {field: {key: value}}});
-        self.retry(action, node, || async {
-            self.inner
-                .nodes
-                .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map(drop)
-        })
-        .await
+        self.inner
+            .retry(action, node, || async {
+                self.inner
+                    .nodes
+                    .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map(drop)
+            })
+            .await
     }
 
     /// Sets or (with None) removes a label, like `kubectl label nodes N key=value` / `key-`.
@@ -899,9 +1038,9 @@ async fn heartbeat_loop(inner: Arc<Inner>, period: Duration, cancel: Cancellatio
     let in_flight = inner.heartbeats_in_flight.clone();
     loop {
         let round = tokio::time::Instant::now();
-        let names: Vec<Arc<str>> = lock(&inner.registered).clone();
-        let count = u32::try_from(names.len()).unwrap_or(u32::MAX);
-        for (index, name) in names.into_iter().enumerate() {
+        let nodes: Vec<Arc<SimulatedNode>> = lock(&inner.registered).clone();
+        let count = u32::try_from(nodes.len()).unwrap_or(u32::MAX);
+        for (index, node) in nodes.into_iter().enumerate() {
             let due = round + period.mul_f64(index as f64 / f64::from(count.max(1)));
             let permit = tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -914,7 +1053,7 @@ async fn heartbeat_loop(inner: Arc<Inner>, period: Duration, cancel: Cancellatio
             };
             let inner = inner.clone();
             tokio::spawn(async move {
-                let ok = send_heartbeat(&inner, &name).await;
+                let ok = send_heartbeat(&inner, &node).await;
                 let counter = if ok { &inner.sent } else { &inner.failed };
                 counter.fetch_add(1, Ordering::Relaxed);
                 drop(permit);
@@ -927,20 +1066,72 @@ async fn heartbeat_loop(inner: Arc<Inner>, period: Duration, cancel: Cancellatio
     }
 }
 
-/// One status heartbeat; the response body is not parsed, to keep the simulated
-/// kubelets' own CPU use small next to the system under test.
-async fn send_heartbeat(inner: &Inner, name: &str) -> bool {
-    let patch = heartbeat_patch(&timestamp_now());
-    let request = kube::core::Request::new(NODES_PATH).patch_subresource(
-        "status",
-        name,
-        &PatchParams::default(),
-        &Patch::Strategic(&patch),
-    );
-    match request {
-        Ok(request) => inner.client.request_text(request).await.is_ok(),
-        Err(_) => false,
+/// One status heartbeat. The answer is read only until the node is Ready without the
+/// not-ready taint, to keep the simulated kubelets' own CPU use small next to the system
+/// under test.
+async fn send_heartbeat(inner: &Inner, node: &SimulatedNode) -> bool {
+    let Ok(answer) = patch_status(inner, &node.name, &heartbeat_patch(&timestamp_now())).await
+    else {
+        return false;
+    };
+    if !node.settled.load(Ordering::Relaxed) {
+        let settled = become_ready(inner, &node.name, &answer).await;
+        node.settled.store(settled, Ordering::Relaxed);
     }
+    true
+}
+
+/// Sends a strategic merge patch of `nodes/status` as the kubelet's `PatchNodeStatus` does,
+/// and returns the stored Node as text.
+async fn patch_status(inner: &Inner, name: &str, patch: &Value) -> Result<String, kube::Error> {
+    let request = kube::core::Request::new(NODES_PATH)
+        .patch_subresource(
+            "status",
+            name,
+            &PatchParams::default(),
+            &Patch::Strategic(patch),
+        )
+        .map_err(kube::Error::BuildRequest)?;
+    inner.client.request_text(request).await
+}
+
+/// Moves a node towards Ready from the Node a heartbeat just returned: the kubelet
+/// reports Ready once its network is up, then the node lifecycle controller removes the
+/// not-ready taint. Returns whether the node is Ready without that taint. A failed step is
+/// left to the next heartbeat, as the real components retry on their next sync.
+async fn become_ready(inner: &Inner, name: &str, answer: &str) -> bool {
+    let Ok(mut seen) = serde_json::from_str::<NodeGlance>(answer) else {
+        return false;
+    };
+    if !seen.is_ready() {
+        if !seen.network_ready() {
+            return false;
+        }
+        let reported = patch_status(inner, name, &ready_patch(&timestamp_now())).await;
+        match reported.map(|text| serde_json::from_str::<NodeGlance>(&text)) {
+            Ok(Ok(after)) => seen = after,
+            _ => return false,
+        }
+    }
+    if !seen.has_taint(NOT_READY_TAINT) {
+        return true;
+    }
+    inner
+        .edit_taints(
+            "not-ready taint removal",
+            name,
+            Some(seen.into_taints()),
+            |taints| remove_taint_key(taints, NOT_READY_TAINT),
+        )
+        .await
+        .is_ok()
+}
+
+/// Removes every taint with `key` (any effect); returns whether one was there.
+fn remove_taint_key(taints: &mut Vec<Value>, key: &str) -> bool {
+    let before = taints.len();
+    taints.retain(|t| t["key"] != key);
+    taints.len() != before
 }
 
 #[cfg(test)]
@@ -1127,6 +1318,48 @@ mod tests {
                 ],
             }})
         );
+    }
+
+    #[test]
+    fn ready_patch_turns_only_the_ready_condition_true_with_a_new_transition_time() {
+        let now = "2026-01-01T00:00:00Z";
+        let patch = ready_patch(now);
+        let conditions = patch["status"]["conditions"].as_array().cloned();
+        let conditions = conditions.unwrap_or_default();
+        assert_eq!(conditions.len(), 4);
+        assert_eq!(
+            conditions[3],
+            json!({
+                "type": "Ready", "status": "True", "reason": "KubeletReady",
+                "message": "kubelet is posting ready status",
+                "lastHeartbeatTime": now, "lastTransitionTime": now,
+            })
+        );
+        let beats = heartbeat_patch(now)["status"]["conditions"]
+            .as_array()
+            .cloned();
+        assert_eq!(conditions[..3], beats.unwrap_or_default()[..3]);
+        assert_eq!(
+            patch["status"]["$setElementOrder/conditions"],
+            heartbeat_patch(now)["status"]["$setElementOrder/conditions"]
+        );
+    }
+
+    #[test]
+    fn network_is_ready_only_without_the_uninitialized_taint_and_with_a_pod_cidr() {
+        let glance =
+            |node: &Value| serde_json::from_value::<NodeGlance>(node.clone()).unwrap_or_default();
+        let mut node = node_object(&KubeletSpec::new("worker-1"));
+        let registered = glance(&node);
+        assert!(!registered.network_ready());
+        assert!(!registered.is_ready());
+        assert!(registered.has_taint(NOT_READY_TAINT));
+
+        node["spec"]["taints"] = json!([{"key": NOT_READY_TAINT, "effect": "NoSchedule"}]);
+        assert!(glance(&node).network_ready());
+
+        node["spec"]["podCIDR"] = Value::Null;
+        assert!(!glance(&node).network_ready());
     }
 
     /// A fleet whose server refuses every connection (a port nothing listens on).

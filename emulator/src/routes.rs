@@ -5,6 +5,7 @@
 //! `create`, PUT `update`, PATCH `patch`, DELETE on a name `delete`, on a collection
 //! `deletecollection`.
 
+use crate::rbac::RequestAttributes;
 use crate::resources::{self, ResourceDef};
 use crate::status::ApiError;
 
@@ -56,6 +57,123 @@ pub enum Route {
     },
     /// A resource request.
     Resource(ResourceRequest),
+}
+
+/// A request as kube-apiserver's authorizer sees it, derived from the URL alone before any
+/// routing (apiserver `pkg/endpoints/request/requestinfo.go`,
+/// `RequestInfoFactory.NewRequestInfo`). The authorization filter runs before the resource
+/// handler in `DefaultBuildHandlerChain` (apiserver `pkg/server/config.go`), so requests
+/// for resources the server does not serve are authorised too: an unauthorised caller gets
+/// 403, not 404.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestInfo {
+    /// Whether the path is under `/api/{version}/` or `/apis/{group}/{version}/`.
+    pub is_resource_request: bool,
+    /// The Kubernetes verb, or the lower-case HTTP method for non-resource requests.
+    pub verb: String,
+    /// The URL path.
+    pub path: String,
+    /// The API group, "" for core.
+    pub api_group: String,
+    /// The plural resource, "" for non-resource requests.
+    pub resource: String,
+    /// The subresource, or "".
+    pub subresource: String,
+    /// The namespace; for the Namespace objects themselves, their own name, as upstream
+    /// parses `/api/v1/namespaces/{name}`.
+    pub namespace: String,
+    /// The object name, or "" for collections.
+    pub name: String,
+}
+
+impl RequestInfo {
+    /// The attributes RBAC evaluates.
+    pub fn attributes(&self) -> RequestAttributes<'_> {
+        if self.is_resource_request {
+            RequestAttributes {
+                verb: &self.verb,
+                api_group: &self.api_group,
+                resource: &self.resource,
+                subresource: &self.subresource,
+                namespace: &self.namespace,
+                name: &self.name,
+                path: "",
+            }
+        } else {
+            RequestAttributes {
+                verb: &self.verb,
+                path: &self.path,
+                ..RequestAttributes::default()
+            }
+        }
+    }
+}
+
+/// Parses a request as `RequestInfoFactory` does, with the API prefixes `api` (no group)
+/// and `apis`, the special verbs `watch` and `proxy` as path prefixes, and the Namespace
+/// subresources `status` and `finalize`. The one request upstream refuses to parse
+/// (`/api/v1/watch` with nothing after it) is treated as a non-resource request.
+pub fn request_info(method: &str, path: &str, query: &str) -> RequestInfo {
+    let non_resource = RequestInfo {
+        verb: method.to_ascii_lowercase(),
+        path: path.to_string(),
+        ..RequestInfo::default()
+    };
+    let parts: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let (api_group, rest) = match parts.as_slice() {
+        ["api", _version, rest @ ..] if !rest.is_empty() => ("", rest),
+        ["apis", group, _version, rest @ ..] if !rest.is_empty() => (*group, rest),
+        _ => return non_resource,
+    };
+    let (special_verb, rest) = match rest {
+        [verb @ ("watch" | "proxy"), rest @ ..] if !rest.is_empty() => (Some(*verb), rest),
+        ["watch" | "proxy"] => return non_resource,
+        _ => (None, rest),
+    };
+    let (namespace, parts) = match rest {
+        ["namespaces", namespace, resource, tail @ ..]
+            if !matches!(*resource, "status" | "finalize") =>
+        {
+            let mut parts = vec![*resource];
+            parts.extend_from_slice(tail);
+            (*namespace, parts)
+        }
+        ["namespaces", namespace, ..] => (*namespace, rest.to_vec()),
+        _ => ("", rest.to_vec()),
+    };
+    let part = |i: usize| parts.get(i).copied().unwrap_or("").to_string();
+    let subresource = if special_verb == Some("proxy") {
+        String::new()
+    } else {
+        part(2)
+    };
+    let name = part(1);
+    let verb = match (special_verb, method) {
+        (Some(verb), _) => verb,
+        (None, "POST") => "create",
+        (None, "GET" | "HEAD") if name.is_empty() && is_watch(query) => "watch",
+        (None, "GET" | "HEAD") if name.is_empty() => "list",
+        (None, "GET" | "HEAD") => "get",
+        (None, "PUT") => "update",
+        (None, "PATCH") => "patch",
+        (None, "DELETE") if name.is_empty() => "deletecollection",
+        (None, "DELETE") => "delete",
+        (None, _) => "",
+    };
+    RequestInfo {
+        is_resource_request: true,
+        verb: verb.to_string(),
+        path: path.to_string(),
+        api_group: api_group.to_string(),
+        resource: part(0),
+        subresource,
+        namespace: namespace.to_string(),
+        name,
+    }
 }
 
 /// Whether the query asks for a watch (`watch=true` or `watch=1`, as apimachinery parses
@@ -249,9 +367,101 @@ mod tests {
     }
 
     #[test]
+    fn request_info_parses_any_resource_path_like_the_request_info_factory() {
+        let info = |method, path, query| request_info(method, path, query);
+        let services = info("GET", "/api/v1/namespaces/default/services", "");
+        assert_eq!(
+            services,
+            RequestInfo {
+                is_resource_request: true,
+                verb: "list".into(),
+                path: "/api/v1/namespaces/default/services".into(),
+                resource: "services".into(),
+                namespace: "default".into(),
+                ..RequestInfo::default()
+            }
+        );
+        let widget = info("PATCH", "/apis/example.com/v1/widgets/w1/scale", "");
+        assert_eq!(
+            (
+                widget.verb.as_str(),
+                widget.api_group.as_str(),
+                widget.resource.as_str(),
+                widget.name.as_str(),
+                widget.subresource.as_str()
+            ),
+            ("patch", "example.com", "widgets", "w1", "scale")
+        );
+        assert_eq!(info("GET", "/api/v1/nodes", "watch=1").verb, "watch");
+        assert_eq!(info("DELETE", "/api/v1/nodes", "").verb, "deletecollection");
+        assert_eq!(info("POST", "/api/v1/nodes/n1", "").verb, "create");
+        assert_eq!(info("HEAD", "/api/v1/nodes/n1", "").verb, "get");
+        assert_eq!(info("OPTIONS", "/api/v1/nodes/n1", "").verb, "");
+        // The special verbs ride in the path; proxy takes no subresource.
+        let watch = info("GET", "/api/v1/watch/namespaces/ns/pods/p", "");
+        assert_eq!(
+            (
+                watch.verb.as_str(),
+                watch.namespace.as_str(),
+                watch.resource.as_str(),
+                watch.name.as_str()
+            ),
+            ("watch", "ns", "pods", "p")
+        );
+        let proxy = info("GET", "/api/v1/proxy/nodes/n1/metrics", "");
+        assert_eq!(
+            (proxy.verb.as_str(), proxy.subresource.as_str()),
+            ("proxy", "")
+        );
+    }
+
+    #[test]
+    fn a_namespace_is_its_own_namespace_to_the_authorizer() {
+        let ns = request_info("GET", "/api/v1/namespaces/kube-system", "");
+        assert_eq!(
+            (
+                ns.resource.as_str(),
+                ns.name.as_str(),
+                ns.namespace.as_str()
+            ),
+            ("namespaces", "kube-system", "kube-system")
+        );
+        let status = request_info("PUT", "/api/v1/namespaces/kube-system/status", "");
+        assert_eq!(
+            (
+                status.resource.as_str(),
+                status.name.as_str(),
+                status.subresource.as_str()
+            ),
+            ("namespaces", "kube-system", "status")
+        );
+        let all = request_info("GET", "/api/v1/namespaces", "");
+        assert_eq!((all.verb.as_str(), all.namespace.as_str()), ("list", ""));
+    }
+
+    #[test]
+    fn discovery_and_other_short_paths_are_non_resource_requests() {
+        for path in [
+            "/",
+            "/api",
+            "/api/v1",
+            "/apis/apps/v1",
+            "/logs/kubelet.log",
+            "/api/v1/watch",
+        ] {
+            let info = request_info("GET", path, "");
+            assert!(!info.is_resource_request, "{path}");
+            assert_eq!((info.verb.as_str(), info.path.as_str()), ("get", path));
+            assert_eq!(info.attributes().resource, "");
+            assert_eq!(info.attributes().path, path);
+        }
+        assert_eq!(request_info("POST", "/apis", "").verb, "post");
+    }
+
+    #[test]
     fn unknown_paths_are_404_and_wrong_methods_405() {
         assert_eq!(
-            route("GET", "/api/v1/pods", "").err().map(|e| e.code),
+            route("GET", "/api/v1/services", "").err().map(|e| e.code),
             Some(404)
         );
         assert_eq!(

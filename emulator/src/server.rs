@@ -25,10 +25,10 @@ use crate::accounting::{Accounting, WriteRecord};
 use crate::auth::TokenRegistry;
 use crate::error::EmulatorError;
 use crate::faults::{Faults, InjectedStatus};
-use crate::rbac::{RbacPolicy, RequestAttributes, UserInfo};
+use crate::rbac::{RbacPolicy, UserInfo};
 use crate::registry::{self, Reply, WriteInput};
 use crate::resources::{self, StoreKind};
-use crate::routes::{self, ResourceRequest, Route};
+use crate::routes::{self, RequestInfo, ResourceRequest, Route};
 use crate::status::ApiError;
 use crate::store::Store;
 use crate::{discovery, kubeconfig, tls, watch};
@@ -422,8 +422,19 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let Some(user) = bearer_token(&req).and_then(|t| shared.tokens.authenticate(t)) else {
         return error_response(&ApiError::unauthorized());
     };
-    // Discovery is granted to every authenticated user by the bootstrap `system:discovery`
-    // ClusterRole, so it is not checked against the loaded policy.
+    // Authorization comes before routing, on what the URL alone says, as in the real
+    // handler chain: a caller without the grant gets 403 even for a resource this server
+    // does not serve, and only an authorised one learns that it is 404.
+    let info = routes::request_info(&method, &path, &query);
+    let denied = shared
+        .rbac()
+        .filter(|policy| !discovery_granted(&info) && !policy.authorize(&user, &info.attributes()))
+        .map(|_| ApiError::forbidden(&user.name, &info.attributes()));
+    if let Some(denied) = &denied
+        && !matches!(route, Ok(Route::Resource(_)))
+    {
+        return error_response(denied);
+    }
     match route {
         Err(e) => error_response(&e),
         Ok(Route::Health | Route::Version) => error_response(&ApiError::path_not_found()),
@@ -436,32 +447,49 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
             json_response(200, &discovery::resource_list(group, version))
         }
         Ok(Route::Resource(r)) => {
-            let resource_path = r.resource_path();
-            let resp = serve_resource(&shared, &user, &r, req, &query).await;
+            let resp = match denied {
+                Some(denied) => error_response(&denied),
+                None => serve_resource(&shared, &user, &r, req, &query).await,
+            };
             let code = resp.status().as_u16();
             shared
                 .accounting
-                .record_request(r.verb, &resource_path, code);
+                .record_request(r.verb, &r.resource_path(), code);
             shared
                 .accounting
-                .record_attributed_request(&user.name, &attributes(&r), code);
+                .record_attributed_request(&user.name, &info.attributes(), code);
             resp
         }
     }
 }
 
-/// A resource request as the authorizer sees it (apiserver `authorizer.AttributesRecord`),
-/// for RBAC and for the per-user accounting.
-fn attributes(r: &ResourceRequest) -> RequestAttributes<'_> {
-    RequestAttributes {
-        verb: r.verb,
-        api_group: r.def.group,
-        resource: r.def.resource,
-        subresource: &r.subresource,
-        namespace: &r.namespace,
-        name: &r.name,
-        path: "",
-    }
+/// The non-resource URLs every authenticated user may GET through the bootstrap
+/// ClusterRole `system:discovery`, bound to `system:authenticated` (kubernetes
+/// `plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go`), so that a loaded policy
+/// need not repeat them. A trailing `*` matches any suffix.
+const DISCOVERY_URLS: [&str; 11] = [
+    "/livez",
+    "/readyz",
+    "/healthz",
+    "/version",
+    "/version/",
+    "/openapi",
+    "/openapi/*",
+    "/api",
+    "/api/*",
+    "/apis",
+    "/apis/*",
+];
+
+fn discovery_granted(info: &RequestInfo) -> bool {
+    !info.is_resource_request
+        && info.verb == "get"
+        && DISCOVERY_URLS
+            .iter()
+            .any(|url| match url.strip_suffix('*') {
+                Some(prefix) => info.path.starts_with(prefix),
+                None => info.path == *url,
+            })
 }
 
 fn injected(status: InjectedStatus, r: &ResourceRequest) -> ApiError {
@@ -486,19 +514,6 @@ async fn serve_resource(
     req: Request<Incoming>,
     query: &str,
 ) -> Response<Body> {
-    if let Some(policy) = shared.rbac()
-        && !policy.authorize(user, &attributes(r))
-    {
-        return error_response(&ApiError::forbidden(
-            &user.name,
-            r.verb,
-            r.def.group,
-            r.def.resource,
-            &r.subresource,
-            &r.namespace,
-            &r.name,
-        ));
-    }
     if let Some(status) = shared
         .faults
         .take_failure(r.verb, &r.resource_path(), &r.name)

@@ -9,6 +9,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::rbac::RequestAttributes;
+
 /// An API error ready to be sent: the HTTP code, the `Status` body, and the optional
 /// `Retry-After` header the real server adds to 429 and some 5xx answers.
 #[derive(Debug, Clone, PartialEq)]
@@ -143,16 +145,26 @@ impl ApiError {
     /// 403 `Forbidden` as the authorization filter writes it (apiserver
     /// `pkg/endpoints/handlers/responsewriters/errors.go`, `forbiddenMessage`):
     /// `nodes "n1" is forbidden: User "u" cannot patch resource "nodes/status" in API group ""
-    /// at the cluster scope`.
-    pub fn forbidden(
-        user: &str,
-        verb: &str,
-        group: &str,
-        resource: &str,
-        subresource: &str,
-        namespace: &str,
-        name: &str,
-    ) -> ApiError {
+    /// at the cluster scope`, or for a non-resource request (apimachinery `NewForbidden` with
+    /// an empty resource) `forbidden: User "u" cannot get path "/foo"`.
+    pub fn forbidden(user: &str, attrs: &RequestAttributes) -> ApiError {
+        let RequestAttributes {
+            verb,
+            api_group: group,
+            resource,
+            subresource,
+            namespace,
+            name,
+            path,
+        } = *attrs;
+        if resource.is_empty() {
+            return ApiError::new(
+                403,
+                "Forbidden",
+                format!("forbidden: User \"{user}\" cannot {verb} path \"{path}\""),
+                Map::new(),
+            );
+        }
         let qr = qualified_resource(group, resource);
         let subject = if name.is_empty() {
             qr
@@ -351,12 +363,13 @@ mod tests {
     fn forbidden_names_user_verb_subresource_and_scope() {
         let e = ApiError::forbidden(
             "system:serviceaccount:kube-system:bare-ccm",
-            "patch",
-            "",
-            "nodes",
-            "status",
-            "",
-            "n1",
+            &RequestAttributes {
+                verb: "patch",
+                resource: "nodes",
+                subresource: "status",
+                name: "n1",
+                ..RequestAttributes::default()
+            },
         );
         assert_eq!(
             e.body["message"],
@@ -364,16 +377,31 @@ mod tests {
         );
         let e = ApiError::forbidden(
             "u",
-            "list",
-            "coordination.k8s.io",
-            "leases",
-            "",
-            "kube-system",
-            "",
+            &RequestAttributes {
+                verb: "list",
+                api_group: "coordination.k8s.io",
+                resource: "leases",
+                namespace: "kube-system",
+                ..RequestAttributes::default()
+            },
         );
         assert_eq!(
             e.body["message"],
             "leases.coordination.k8s.io is forbidden: User \"u\" cannot list resource \"leases\" in API group \"coordination.k8s.io\" in the namespace \"kube-system\""
+        );
+        let e = ApiError::forbidden(
+            "u",
+            &RequestAttributes {
+                verb: "post",
+                path: "/logs",
+                ..RequestAttributes::default()
+            },
+        );
+        assert_eq!(
+            e.body,
+            json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",
+                   "message":"forbidden: User \"u\" cannot post path \"/logs\"",
+                   "reason":"Forbidden","code":403})
         );
     }
 

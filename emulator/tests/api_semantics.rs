@@ -1013,6 +1013,68 @@ async fn rbac_denies_ungranted_requests_with_the_real_forbidden_message() {
 }
 
 #[tokio::test]
+async fn authorization_comes_before_routing_so_unserved_resources_are_403_for_the_unauthorised() {
+    let api = Api::start().await;
+    api.emu
+        .set_rbac(Some(RbacPolicy::from_yaml(CCM_RBAC).expect("policy")));
+    let sa = api
+        .as_user(&api.emu.service_account_token("kube-system", "bare-ccm"))
+        .await;
+    let user = "system:serviceaccount:kube-system:bare-ccm";
+    let call = |method: &'static str, path: &'static str| {
+        let sa = sa.clone();
+        async move { Api::call_with(&sa, method, path, "application/json", None).await }
+    };
+
+    // A resource this server does not serve: the caller is not granted it, so 403.
+    let services = call("GET", "/api/v1/namespaces/default/services").await;
+    assert_eq!(services.code, 403, "{}", services.body);
+    assert_eq!(
+        services.body["message"],
+        format!(
+            "services is forbidden: User \"{user}\" cannot list resource \"services\" in API group \"\" in the namespace \"default\""
+        )
+    );
+    let group = call("GET", "/apis/example.com/v1/widgets/w1").await;
+    assert_eq!(group.code, 403);
+    assert_eq!(
+        group.body["details"],
+        json!({"name": "w1", "group": "example.com", "kind": "widgets"})
+    );
+    // A verb the served resource does not support, by a caller not granted it: 403 too.
+    let create_named = call("POST", "/api/v1/nodes/n1").await;
+    assert_eq!(create_named.code, 403);
+    // A non-resource path outside the discovery grants.
+    let logs = call("GET", "/logs/").await;
+    assert_eq!(
+        (logs.code, logs.body["message"].as_str()),
+        (
+            403,
+            Some(format!("forbidden: User \"{user}\" cannot get path \"/logs/\"").as_str())
+        )
+    );
+
+    // Granted verbs on a served resource still work, and discovery is open to everyone
+    // authenticated (bootstrap ClusterRole system:discovery), even for unknown groups.
+    assert_eq!(call("GET", "/api/v1/nodes").await.code, 200);
+    assert_eq!(call("GET", "/apis").await.code, 200);
+    assert_eq!(call("GET", "/api/v1").await.code, 200);
+    assert_eq!(call("GET", "/apis/example.com/v1").await.code, 404);
+    // Discovery is granted for GET only.
+    assert_eq!(call("POST", "/apis").await.code, 403);
+
+    // An authorised caller (system:masters) learns that the resource does not exist.
+    assert_eq!(
+        api.call("GET", "/api/v1/namespaces/default/services", None)
+            .await
+            .code,
+        404
+    );
+    assert_eq!(api.call("POST", "/api/v1/nodes/n1", None).await.code, 405);
+    assert_eq!(api.call("GET", "/logs/", None).await.code, 404);
+}
+
+#[tokio::test]
 async fn injected_faults_answer_with_their_status_and_retry_after() {
     let api = Api::start().await;
     api.create_node("n1").await;

@@ -225,6 +225,134 @@ async fn heartbeats_move_last_heartbeat_time_and_keep_the_rest_of_the_status() {
     assert_eq!(fleet.heartbeat_stats(), stats);
 }
 
+fn ready_condition(node: &Value) -> Value {
+    node["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Ready")
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn initialised_node_becomes_ready_and_loses_not_ready_within_a_heartbeat_period() {
+    let (emu, fleet) = start().await;
+    for name in ["initialised", "tainted"] {
+        fleet
+            .register(&KubeletSpec::new(name))
+            .await
+            .expect("registers");
+    }
+    let registered = ready_condition(&node(&emu, "initialised"));
+    assert_eq!(registered["status"], "False");
+    let period = Duration::from_secs(1);
+    fleet.start_heartbeats(period).expect("heartbeats start");
+    // Transition times have one-second resolution: initialise in a later second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    // What the CCM does last: remove the uninitialized taint.
+    fleet
+        .remove_taint("initialised", UNINITIALIZED_TAINT)
+        .await
+        .expect("taint removed");
+    let initialised_at = Instant::now();
+    let settled = |node: &Value| {
+        ready_condition(node)["status"] == "True" && !taint_keys(node).contains(NOT_READY_TAINT)
+    };
+    while !settled(&node(&emu, "initialised")) && initialised_at.elapsed() < period * 3 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let took = initialised_at.elapsed();
+    let first_ready = ready_condition(&node(&emu, "initialised"));
+    // One period, plus the round trips of the status update and the taint removal.
+    assert!(
+        took <= period + Duration::from_millis(400),
+        "Ready after {took:?}"
+    );
+
+    // Later heartbeats keep it Ready and do not move the transition time.
+    tokio::time::sleep(period * 2).await;
+    fleet.stop().await;
+    let ready = node(&emu, "initialised");
+    let condition = ready_condition(&ready);
+    assert_eq!(condition["status"], "True");
+    assert_eq!(condition["reason"], "KubeletReady");
+    assert_eq!(condition["message"], "kubelet is posting ready status");
+    let transition = condition["lastTransitionTime"].as_str().unwrap_or_default();
+    let registered_transition = registered["lastTransitionTime"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        transition > registered_transition,
+        "{registered_transition} -> {transition}"
+    );
+    assert_eq!(
+        condition["lastTransitionTime"],
+        first_ready["lastTransitionTime"]
+    );
+    assert!(condition["lastHeartbeatTime"].as_str().unwrap_or_default() > transition);
+    assert_eq!(taint_keys(&ready), BTreeSet::new());
+
+    let tainted = node(&emu, "tainted");
+    assert_eq!(ready_condition(&tainted)["status"], "False");
+    assert_eq!(ready_condition(&tainted)["reason"], "KubeletNotReady");
+    assert_eq!(
+        taint_keys(&tainted),
+        BTreeSet::from([UNINITIALIZED_TAINT.to_owned(), NOT_READY_TAINT.to_owned()])
+    );
+    // Node writes: the uninitialized taint removal, then the not-ready one, nothing more.
+    let node_writes = emu
+        .accounting()
+        .writes()
+        .iter()
+        .filter(|w| w.name == "initialised" && w.verb == "patch" && w.subresource.is_empty())
+        .count();
+    assert_eq!(node_writes, 2);
+}
+
+#[tokio::test]
+async fn not_ready_removal_starts_from_the_seen_node_and_rereads_after_a_conflict() {
+    let (emu, fleet) = start().await;
+    fleet
+        .register(&KubeletSpec::new("n"))
+        .await
+        .expect("registers");
+    fleet
+        .remove_taint("n", UNINITIALIZED_TAINT)
+        .await
+        .expect("initialised");
+    fleet
+        .add_taint("n", "example.com/maintenance", "", "NoSchedule")
+        .await
+        .expect("admin taint");
+    // The next node write is refused as stale, as if another writer got in between.
+    emu.faults()
+        .fail_next(1, "patch", "nodes", InjectedStatus::Conflict);
+    fleet
+        .start_heartbeats(Duration::from_millis(200))
+        .expect("heartbeats start");
+    let started = Instant::now();
+    while taint_keys(&node(&emu, "n")).contains(NOT_READY_TAINT)
+        && started.elapsed() < Duration::from_secs(5)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    fleet.stop().await;
+
+    let stored = node(&emu, "n");
+    assert_eq!(
+        taint_keys(&stored),
+        BTreeSet::from(["example.com/maintenance".to_owned()])
+    );
+    assert_eq!(ready_condition(&stored)["status"], "True");
+    let responses = emu.accounting().responses();
+    assert_eq!(responses[&("patch".into(), "nodes".into(), 409)], 1);
+    // Two reads by the admin edits, one re-read after the conflict: the first attempt
+    // used the Node the status update returned.
+    assert_eq!(responses[&("get".into(), "nodes".into(), 200)], 3);
+}
+
 #[tokio::test]
 async fn fleet_retries_through_injected_failures() {
     let (emu, fleet) = start().await;
