@@ -5,8 +5,9 @@
 //! Sources: apimachinery `pkg/labels/selector.go` (lexer, parser, `NewRequirement`,
 //! `Requirement.Matches`), apimachinery `pkg/fields/selector.go` (`ParseSelector`,
 //! `splitTerms`, `splitTerm`, `UnescapeValue`), the field label conversions of
-//! `pkg/apis/core/v1/conversion.go` and apimachinery `runtime.DefaultMetaV1FieldSelectorConversion`,
-//! and the selectable field sets of `pkg/registry/core/{node,event,namespace}/strategy.go`.
+//! `pkg/apis/core/v1/conversion.go`, `pkg/apis/events/v1/conversion.go` and apimachinery
+//! `runtime.DefaultMetaV1FieldSelectorConversion`, and the selectable field sets of
+//! `pkg/registry/core/{node,event,namespace,pod}/strategy.go`.
 //! The apiserver answers a parse error with `errors.NewBadRequest(err.Error())`
 //! (`pkg/endpoints/handlers/get.go` `ListResource`).
 
@@ -517,54 +518,157 @@ pub struct FieldSelector {
     terms: Vec<FieldTerm>,
 }
 
-/// Which field labels a kind accepts, and the error for the others (the label conversion
-/// function registered for the kind, or the default one).
-fn supported_field_labels(kind: Option<&str>) -> (&'static [&'static str], fn(&str) -> String) {
-    fn not_supported(label: &str) -> String {
-        format!("field label not supported: {label}")
-    }
-    fn not_known(label: &str) -> String {
-        format!(
-            "\"{label}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
-        )
-    }
-    match kind {
-        // pkg/apis/core/v1/conversion.go AddFieldLabelConversionsForNode
-        Some("Node") => (&["metadata.name", "spec.unschedulable"], not_supported),
-        // AddFieldLabelConversionsForNamespace
-        Some("Namespace") => (&["metadata.name", "status.phase"], not_supported),
-        // AddFieldLabelConversionsForEvent
-        Some("Event") => (
-            &[
-                "involvedObject.kind",
-                "involvedObject.namespace",
-                "involvedObject.name",
-                "involvedObject.uid",
-                "involvedObject.apiVersion",
-                "involvedObject.resourceVersion",
-                "involvedObject.fieldPath",
-                "reason",
-                "reportingComponent",
-                "source",
-                "type",
-                "metadata.namespace",
-                "metadata.name",
-            ],
-            not_supported,
-        ),
-        // ConfigMap, Lease: runtime.DefaultMetaV1FieldSelectorConversion
-        Some(_) => (&["metadata.name", "metadata.namespace"], not_known),
-        // kind-agnostic: the two labels every kind accepts
-        None => (&["metadata.name", "metadata.namespace"], not_supported),
+/// The field label conversion registered for a resource: each label a client may use with
+/// the internal label it stands for, and the error the real server gives for any other.
+struct LabelConversion {
+    labels: &'static [(&'static str, &'static str)],
+    unknown: fn(&str) -> String,
+}
+
+impl LabelConversion {
+    /// The internal label `label` converts to, or the server's 400 message.
+    fn convert(&self, label: &str) -> Result<&'static str, String> {
+        self.labels
+            .iter()
+            .find(|(client, _)| *client == label)
+            .map(|(_, internal)| *internal)
+            .ok_or_else(|| (self.unknown)(label))
     }
 }
 
-/// The value of a selectable field of an object (the kinds' `ToSelectableFields`); a field
-/// the object lacks reads as "".
+/// The message of the conversion functions registered in `pkg/apis/*/v1/conversion.go`.
+fn not_supported(label: &str) -> String {
+    format!("field label not supported: {label}")
+}
+
+/// The message of apimachinery `runtime.DefaultMetaV1FieldSelectorConversion`.
+fn not_known(label: &str) -> String {
+    format!(
+        "\"{label}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+    )
+}
+
+/// Kind-agnostic: the two labels every kind accepts.
+const COMMON_LABELS: LabelConversion = LabelConversion {
+    labels: &[
+        ("metadata.name", "metadata.name"),
+        ("metadata.namespace", "metadata.namespace"),
+    ],
+    unknown: not_supported,
+};
+
+/// ConfigMap, Lease, Deployment: no conversion registered, so the default one applies.
+const DEFAULT_META_LABELS: LabelConversion = LabelConversion {
+    labels: COMMON_LABELS.labels,
+    unknown: not_known,
+};
+
+/// kubernetes `pkg/apis/core/v1/conversion.go`, the Node conversion.
+const NODE_LABELS: LabelConversion = LabelConversion {
+    labels: &[
+        ("metadata.name", "metadata.name"),
+        ("spec.unschedulable", "spec.unschedulable"),
+    ],
+    unknown: not_supported,
+};
+
+/// kubernetes `pkg/apis/core/v1/conversion.go` `AddFieldLabelConversionsForNamespace`.
+const NAMESPACE_LABELS: LabelConversion = LabelConversion {
+    labels: &[
+        ("status.phase", "status.phase"),
+        ("metadata.name", "metadata.name"),
+    ],
+    unknown: not_supported,
+};
+
+/// kubernetes `pkg/apis/core/v1/conversion.go`, the Pod conversion (`spec.host` is the old
+/// name of `spec.nodeName`). `kubectl describe node` lists the node's pods with
+/// `spec.nodeName=N,status.phase!=Failed,status.phase!=Succeeded`.
+const POD_LABELS: LabelConversion = LabelConversion {
+    labels: &[
+        ("metadata.name", "metadata.name"),
+        ("metadata.namespace", "metadata.namespace"),
+        ("spec.nodeName", "spec.nodeName"),
+        ("spec.restartPolicy", "spec.restartPolicy"),
+        ("spec.schedulerName", "spec.schedulerName"),
+        ("spec.serviceAccountName", "spec.serviceAccountName"),
+        ("spec.hostNetwork", "spec.hostNetwork"),
+        ("status.phase", "status.phase"),
+        ("status.podIP", "status.podIP"),
+        ("status.podIPs", "status.podIPs"),
+        ("status.nominatedNodeName", "status.nominatedNodeName"),
+        ("spec.host", "spec.nodeName"),
+    ],
+    unknown: not_supported,
+};
+
+/// kubernetes `pkg/apis/core/v1/conversion.go` `AddFieldLabelConversionsForEvent`.
+const CORE_EVENT_LABELS: LabelConversion = LabelConversion {
+    labels: &[
+        ("involvedObject.kind", "involvedObject.kind"),
+        ("involvedObject.namespace", "involvedObject.namespace"),
+        ("involvedObject.name", "involvedObject.name"),
+        ("involvedObject.uid", "involvedObject.uid"),
+        ("involvedObject.apiVersion", "involvedObject.apiVersion"),
+        (
+            "involvedObject.resourceVersion",
+            "involvedObject.resourceVersion",
+        ),
+        ("involvedObject.fieldPath", "involvedObject.fieldPath"),
+        ("reason", "reason"),
+        ("reportingComponent", "reportingComponent"),
+        ("source", "source"),
+        ("type", "type"),
+        ("metadata.namespace", "metadata.namespace"),
+        ("metadata.name", "metadata.name"),
+    ],
+    unknown: not_supported,
+};
+
+/// kubernetes `pkg/apis/events/v1/conversion.go` `AddFieldLabelConversionsForEvent`: the
+/// events.k8s.io names map onto the core Event's selectable fields, and the core names
+/// (`involvedObject.*`, `reportingComponent`) are not accepted.
+const EVENTS_V1_EVENT_LABELS: LabelConversion = LabelConversion {
+    labels: &[
+        ("reason", "reason"),
+        ("regarding.kind", "involvedObject.kind"),
+        ("regarding.namespace", "involvedObject.namespace"),
+        ("regarding.name", "involvedObject.name"),
+        ("regarding.uid", "involvedObject.uid"),
+        ("regarding.apiVersion", "involvedObject.apiVersion"),
+        (
+            "regarding.resourceVersion",
+            "involvedObject.resourceVersion",
+        ),
+        ("regarding.fieldPath", "involvedObject.fieldPath"),
+        ("reportingController", "reportingComponent"),
+        ("source", "source"),
+        ("type", "type"),
+        ("metadata.namespace", "metadata.namespace"),
+        ("metadata.name", "metadata.name"),
+    ],
+    unknown: not_supported,
+};
+
+/// The conversion the real server registers for (group, kind); `None` is kind-agnostic.
+fn label_conversion(group: &str, kind: Option<&str>) -> &'static LabelConversion {
+    match (group, kind) {
+        ("", Some("Node")) => &NODE_LABELS,
+        ("", Some("Namespace")) => &NAMESPACE_LABELS,
+        ("", Some("Pod")) => &POD_LABELS,
+        ("", Some("Event")) => &CORE_EVENT_LABELS,
+        ("events.k8s.io", Some("Event")) => &EVENTS_V1_EVENT_LABELS,
+        (_, Some(_)) => &DEFAULT_META_LABELS,
+        (_, None) => &COMMON_LABELS,
+    }
+}
+
+/// The value of an internal selectable field of a stored object (the kinds'
+/// `ToSelectableFields`, read from the stored v1 JSON); a field the object lacks reads as "".
 fn field_value(obj: &Value, field: &str) -> String {
-    let text = |path: &[&str]| -> String {
+    let text = |path: &str| -> String {
         let mut cur = obj;
-        for key in path {
+        for key in path.split('.') {
             match cur.get(key) {
                 Some(v) => cur = v,
                 None => return String::new(),
@@ -576,15 +680,36 @@ fn field_value(obj: &Value, field: &str) -> String {
             other => other.to_string(),
         }
     };
-    match field {
-        "spec.unschedulable" => obj
-            .pointer("/spec/unschedulable")
+    let flag = |pointer: &str| {
+        obj.pointer(pointer)
             .and_then(Value::as_bool)
             .unwrap_or(false)
-            .to_string(),
-        "source" => text(&["source", "component"]),
-        "reportingComponent" => text(&["reportingController"]),
-        other => text(&other.split('.').collect::<Vec<_>>()),
+            .to_string()
+    };
+    match field {
+        "spec.unschedulable" => flag("/spec/unschedulable"),
+        // pod strategy: the internal SecurityContext.HostNetwork, false when unset
+        "spec.hostNetwork" => flag("/spec/hostNetwork"),
+        // pod strategy: the first of the internal PodIPs, which v1 `podIP` takes precedence
+        // in (`Convert_v1_PodStatus_To_core_PodStatus`)
+        "status.podIP" => match text("status.podIP") {
+            ip if ip.is_empty() => obj
+                .pointer("/status/podIPs/0/ip")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            ip => ip,
+        },
+        // accepted by the conversion but absent from the pod's selectable fields, so it
+        // always reads as ""
+        "status.podIPs" => String::new(),
+        // event strategy `ToSelectableFields`: the source component, else the reporting
+        // controller (stored under its core/v1 JSON name `reportingComponent`)
+        "source" => match text("source.component") {
+            c if c.is_empty() => text("reportingComponent"),
+            c => c,
+        },
+        other => text(other),
     }
 }
 
@@ -659,18 +784,31 @@ impl FieldSelector {
     /// the labels every kind supports; any other label is refused with the message Node's
     /// conversion gives (`field label not supported: <label>`).
     pub fn parse(s: &str) -> Result<FieldSelector, SelectorError> {
-        Self::parse_with(None, s)
+        Self::parse_with(label_conversion("", None), s)
     }
 
-    /// Parses a `fieldSelector` for a kind (`Node`, `Namespace`, `Event`, `ConfigMap`,
-    /// `Lease`), accepting exactly the field labels the real server accepts for it.
+    /// Parses a `fieldSelector` for a core/v1 kind (`Node`, `Namespace`, `Pod`, `Event`,
+    /// `ConfigMap`) or a kind whose field labels do not depend on its group (`Lease`,
+    /// `Deployment`). Same as [`FieldSelector::parse_for_resource`] with the core group.
     pub fn parse_for_kind(kind: &str, s: &str) -> Result<FieldSelector, SelectorError> {
-        Self::parse_with(Some(kind), s)
+        Self::parse_for_resource("", kind, s)
+    }
+
+    /// Parses a `fieldSelector` for the resource of `group` (`""` for core) and `kind`,
+    /// accepting exactly the field labels the real server accepts for it, so that
+    /// events.k8s.io/v1 Events take `regarding.*` and core/v1 Events `involvedObject.*`.
+    /// Labels are converted to the internal names the stored object is matched on.
+    pub fn parse_for_resource(
+        group: &str,
+        kind: &str,
+        s: &str,
+    ) -> Result<FieldSelector, SelectorError> {
+        Self::parse_with(label_conversion(group, Some(kind)), s)
     }
 
     /// Upstream `fields.ParseSelector` followed by the `Transform` through the kind's field
     /// label conversion. Terms are sorted first, so the first error is the sorted-first one.
-    fn parse_with(kind: Option<&str>, s: &str) -> Result<FieldSelector, SelectorError> {
+    fn parse_with(conversion: &LabelConversion, s: &str) -> Result<FieldSelector, SelectorError> {
         let mut parts = split_terms(s);
         parts.sort_unstable();
         let mut terms = Vec::new();
@@ -681,19 +819,21 @@ impl FieldSelector {
                 )));
             };
             let value = unescape_value(rhs).map_err(SelectorError)?;
-            terms.push(FieldTerm {
-                field: lhs.to_string(),
-                value,
-                negated: op == "!=",
-            });
+            terms.push((lhs, value, op == "!="));
         }
-        let (supported, error) = supported_field_labels(kind);
-        if let Some(bad) = terms
-            .iter()
-            .find(|t| !supported.contains(&t.field.as_str()))
-        {
-            return Err(SelectorError(error(&bad.field)));
-        }
+        let terms = terms
+            .into_iter()
+            .map(|(label, value, negated)| {
+                Ok(FieldTerm {
+                    field: conversion
+                        .convert(label)
+                        .map_err(SelectorError)?
+                        .to_string(),
+                    value,
+                    negated,
+                })
+            })
+            .collect::<Result<Vec<_>, SelectorError>>()?;
         Ok(FieldSelector { terms })
     }
 
@@ -877,7 +1017,7 @@ mod tests {
             "metadata": { "name": "e1", "namespace": "default" },
             "involvedObject": { "kind": "Node", "name": "n1" },
             "source": { "component": "bare-ccm" },
-            "reportingController": "bare-ccm",
+            "reportingComponent": "bare-ccm",
             "type": "Normal",
         });
         let cases = [
@@ -912,5 +1052,131 @@ mod tests {
                 "{kind:?} {selector:?}"
             );
         }
+    }
+
+    #[test]
+    fn events_v1_field_selectors_take_regarding_and_core_ones_take_involved_object() {
+        let cases = [
+            (
+                "",
+                "regarding.kind=Node",
+                Err("field label not supported: regarding.kind"),
+            ),
+            (
+                "",
+                "reportingController=x",
+                Err("field label not supported: reportingController"),
+            ),
+            ("", "involvedObject.kind=Node,reportingComponent=x", Ok(())),
+            (
+                "events.k8s.io",
+                "involvedObject.kind=Node",
+                Err("field label not supported: involvedObject.kind"),
+            ),
+            (
+                "events.k8s.io",
+                "reportingComponent=x",
+                Err("field label not supported: reportingComponent"),
+            ),
+            (
+                "events.k8s.io",
+                "regarding.kind=Node,regarding.name=n1,reportingController=c,reason=R,type=Normal,source=c,metadata.name=e",
+                Ok(()),
+            ),
+        ];
+        for (group, selector, want) in cases {
+            assert_eq!(
+                FieldSelector::parse_for_resource(group, "Event", selector).map(|_| ()),
+                want.map_err(|m| SelectorError(m.into())),
+                "{group:?} {selector:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn events_v1_labels_match_the_stored_core_event() {
+        // events are stored in their core/v1 form whichever version wrote them
+        let stored = json!({
+            "metadata": { "name": "e1", "namespace": "default" },
+            "involvedObject": { "kind": "Node", "name": "n1", "uid": "u1" },
+            "reportingComponent": "bare-ccm",
+            "reason": "Synced",
+            "type": "Normal",
+        });
+        let matches = |group: &str, selector: &str| {
+            FieldSelector::parse_for_resource(group, "Event", selector).map(|f| f.matches(&stored))
+        };
+        assert_eq!(
+            matches(
+                "events.k8s.io",
+                "regarding.kind=Node,regarding.name=n1,regarding.uid=u1,reportingController=bare-ccm"
+            ),
+            Ok(true)
+        );
+        assert_eq!(matches("events.k8s.io", "regarding.name=n2"), Ok(false));
+        assert_eq!(
+            matches("", "reportingComponent=bare-ccm,reason=Synced"),
+            Ok(true)
+        );
+        // `source` falls back to the reporting controller when no source component is set
+        assert_eq!(matches("", "source=bare-ccm"), Ok(true));
+        assert_eq!(matches("events.k8s.io", "source=other"), Ok(false));
+    }
+
+    #[test]
+    fn pod_field_selectors_serve_kubectl_describe_node() {
+        let running = json!({
+            "metadata": { "name": "p1", "namespace": "kube-system" },
+            "spec": { "nodeName": "n1", "restartPolicy": "Always", "schedulerName": "default-scheduler", "serviceAccountName": "sa", "hostNetwork": true },
+            "status": { "phase": "Running", "podIP": "10.42.0.5", "podIPs": [{ "ip": "10.42.0.5" }, { "ip": "fd00::5" }] },
+        });
+        let succeeded = json!({
+            "metadata": { "name": "p2", "namespace": "default" },
+            "spec": { "nodeName": "n1" },
+            "status": { "phase": "Succeeded", "podIPs": [{ "ip": "10.42.0.6" }] },
+        });
+        let describe = "spec.nodeName=n1,status.phase!=Failed,status.phase!=Succeeded";
+        let cases = [
+            (describe, &running, true),
+            (describe, &succeeded, false),
+            ("spec.host=n1", &succeeded, true),
+            (
+                "spec.hostNetwork=true,spec.serviceAccountName=sa",
+                &running,
+                true,
+            ),
+            ("spec.hostNetwork=false", &succeeded, true),
+            (
+                "spec.restartPolicy=Always,spec.schedulerName=default-scheduler",
+                &running,
+                true,
+            ),
+            ("status.podIP=10.42.0.5", &running, true),
+            // the first of podIPs when the v1 podIP is unset
+            ("status.podIP=10.42.0.6", &succeeded, true),
+            // accepted, but not among the pod's selectable fields: only "" matches
+            ("status.podIPs=10.42.0.5", &running, false),
+            ("status.podIPs=", &running, true),
+            ("status.nominatedNodeName=", &running, true),
+        ];
+        for (selector, pod, want) in cases {
+            assert_eq!(
+                FieldSelector::parse_for_kind("Pod", selector).map(|f| f.matches(pod)),
+                Ok(want),
+                "{selector:?}"
+            );
+        }
+        assert_eq!(
+            FieldSelector::parse_for_kind("Pod", "status.hostIP=1.2.3.4").map(|_| ()),
+            Err(SelectorError(
+                "field label not supported: status.hostIP".into()
+            ))
+        );
+        assert_eq!(
+            FieldSelector::parse_for_resource("apps", "Deployment", "spec.replicas=1").map(|_| ()),
+            Err(SelectorError(
+                "\"spec.replicas\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\"".into()
+            ))
+        );
     }
 }

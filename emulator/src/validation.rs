@@ -14,7 +14,15 @@
 //!   `validateNodeTaints`, `validateTaintEffect`;
 //! - `pkg/registry/core/node/strategy.go`: which of those run for `nodes` and `nodes/status`;
 //! - apimachinery `pkg/api/errors/errors.go`: `NewInvalid`, and `pkg/util/errors/errors.go`
-//!   for how several messages are joined.
+//!   for how several messages are joined;
+//! - `pkg/apis/core/validation/events.go`: `ValidateEventCreate`, `ValidateEventUpdate`,
+//!   `legacyValidateEvent`, `validateV1EventSeries`, and `pkg/registry/core/event/strategy.go`
+//!   (validation by request group version);
+//! - apiserver `pkg/registry/rest/create.go` and `update.go`: the generic metadata checks
+//!   with `path.ValidatePathSegmentName` after (create) or along with (update) the strategy's;
+//! - `pkg/apis/coordination/validation/validation.go`: `ValidateLease`, `ValidateLeaseSpec`,
+//!   `ValidateCoordinatedLeaseStrategy`;
+//! - apimachinery `pkg/apis/meta/v1/validation/validation.go`: `ValidateDeleteOptions`.
 
 use std::fmt;
 use std::sync::LazyLock;
@@ -154,8 +162,24 @@ fn render_bad_value(v: &Value) -> String {
     match v {
         Value::String(s) => go_quote(s),
         Value::Object(map) => {
-            const GO_FIELD_ORDER: [&str; 6] =
-                ["Type", "Address", "Key", "Value", "Effect", "TimeAdded"];
+            // core.NodeAddress, core.Taint, core.ObjectReference, core.EventSource
+            const GO_FIELD_ORDER: [&str; 15] = [
+                "Type",
+                "Address",
+                "Key",
+                "Value",
+                "Effect",
+                "TimeAdded",
+                "Kind",
+                "Namespace",
+                "Name",
+                "UID",
+                "APIVersion",
+                "ResourceVersion",
+                "FieldPath",
+                "Component",
+                "Host",
+            ];
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort_by_key(|k| {
                 let rank = GO_FIELD_ORDER.iter().position(|o| o == k);
@@ -406,21 +430,61 @@ fn map_value_str<'a>(field: &str, v: &'a Value, errs: &mut Vec<FieldError>) -> &
     }
 }
 
-/// apimachinery `ValidateNameFunc` for the kind: namespaces are DNS-1123 labels
-/// (`ValidateNamespaceName`), every other kind we serve is a DNS-1123 subdomain
-/// (`NameIsDNSSubdomain`: core `ValidateNodeName`, `ValidateConfigMapName`, events,
-/// coordination `ValidateLeaseName`). With `prefix` (for `generateName`) a trailing dash is
-/// masked as upstream `maskTrailingDash` does, which replaces the last *two* bytes by `a`.
-fn name_errors(kind: &str, name: &str, prefix: bool) -> Vec<String> {
-    let name = match name.len().checked_sub(2).and_then(|end| name.get(..end)) {
-        Some(head) if prefix && name.ends_with('-') => format!("{head}a"),
-        _ => name.to_string(),
-    };
-    if kind == "Namespace" {
-        is_dns1123_label(&name)
-    } else {
-        is_dns1123_subdomain(&name)
+/// An apimachinery `ValidateNameFunc`: how a kind's names are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameRule {
+    /// `NameIsDNSSubdomain`: core `ValidateNodeName`, `ValidateConfigMapName`, coordination
+    /// `ValidateLeaseName`, events.k8s.io Events.
+    Dns1123Subdomain,
+    /// `ValidateNamespaceName`.
+    Dns1123Label,
+    /// apimachinery `pkg/api/validation/path` `ValidatePathSegmentName`: the generic rule
+    /// `rest.BeforeCreate`/`BeforeUpdate` apply to every kind, and the only one a core/v1
+    /// Event's name meets.
+    PathSegment,
+}
+
+impl NameRule {
+    /// The rule the kind's strategy applies: namespaces are labels, every other kind we
+    /// serve a subdomain.
+    fn for_kind(kind: &str) -> NameRule {
+        if kind == "Namespace" {
+            NameRule::Dns1123Label
+        } else {
+            NameRule::Dns1123Subdomain
+        }
     }
+
+    /// The reasons `name` breaks the rule. With `prefix` (for `generateName`) the DNS rules
+    /// mask a trailing dash as upstream `maskTrailingDash` does, which replaces the last
+    /// *two* bytes by `a`; the path-segment rule only checks the forbidden substrings.
+    fn errors(self, name: &str, prefix: bool) -> Vec<String> {
+        if self == NameRule::PathSegment {
+            return path_segment_errors(name, prefix);
+        }
+        let name = match name.len().checked_sub(2).and_then(|end| name.get(..end)) {
+            Some(head) if prefix && name.ends_with('-') => format!("{head}a"),
+            _ => name.to_string(),
+        };
+        if self == NameRule::Dns1123Label {
+            is_dns1123_label(&name)
+        } else {
+            is_dns1123_subdomain(&name)
+        }
+    }
+}
+
+/// Upstream `IsValidPathSegmentName` (`IsValidPathSegmentPrefix` with `prefix`): not `.` or
+/// `..`, no `/` or `%`.
+fn path_segment_errors(name: &str, prefix: bool) -> Vec<String> {
+    if !prefix && (name == "." || name == "..") {
+        return vec![format!("may not be '{name}'")];
+    }
+    ["/", "%"]
+        .iter()
+        .filter(|bad| name.contains(*bad))
+        .map(|bad| format!("may not contain '{bad}'"))
+        .collect()
 }
 
 /// apimachinery `v1validation.ValidateLabels`: every key a qualified name, every value a
@@ -468,11 +532,15 @@ fn validate_annotations(annotations: Option<&Map<String, Value>>, field: &str) -
 /// left to the HTTP layer, which sets the namespace from the URL before validating, as the
 /// real server does in `rest.BeforeCreate`.
 pub fn validate_object_meta(obj: &Value) -> Vec<FieldError> {
-    let kind = str_at(obj, &["kind"]);
+    object_meta_errors(obj, NameRule::for_kind(str_at(obj, &["kind"])))
+}
+
+/// `ValidateObjectMetaAccessor` with the given name rule.
+fn object_meta_errors(obj: &Value, rule: NameRule) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let generate_name = str_at(obj, &["metadata", "generateName"]);
     if !generate_name.is_empty() {
-        for msg in name_errors(kind, generate_name, true) {
+        for msg in rule.errors(generate_name, true) {
             errs.push(FieldError::invalid(
                 "metadata.generateName",
                 Value::String(generate_name.to_string()),
@@ -487,7 +555,7 @@ pub fn validate_object_meta(obj: &Value) -> Vec<FieldError> {
             "name or generateName is required",
         ));
     } else {
-        for msg in name_errors(kind, name, false) {
+        for msg in rule.errors(name, false) {
             errs.push(FieldError::invalid(
                 "metadata.name",
                 Value::String(name.to_string()),
@@ -506,10 +574,15 @@ pub fn validate_object_meta(obj: &Value) -> Vec<FieldError> {
     errs
 }
 
+/// apimachinery `FieldImmutableErrorMsg`.
+const FIELD_IMMUTABLE: &str = "field is immutable";
+
 /// apimachinery `ValidateObjectMetaAccessorUpdate`: identity fields are immutable, labels and
 /// annotations are checked again. An empty new uid is not an error: `rest.BeforeUpdate` fills
 /// it from the stored object first. The `resourceVersion` requirement is the HTTP layer's.
-fn validate_object_meta_update(old: &Value, new: &Value) -> Vec<FieldError> {
+/// Public so that the HTTP layer can run it for every kind on update, as `rest.BeforeUpdate`
+/// does (`validateCommonFields`).
+pub fn validate_object_meta_update(old: &Value, new: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let immutable = |field: &str, path: &[&str], errs: &mut Vec<FieldError>| {
         let (o, n) = (str_at(old, path), str_at(new, path));
@@ -517,7 +590,7 @@ fn validate_object_meta_update(old: &Value, new: &Value) -> Vec<FieldError> {
             errs.push(FieldError::invalid(
                 field,
                 Value::String(n.to_string()),
-                "field is immutable",
+                FIELD_IMMUTABLE,
             ));
         }
     };
@@ -738,6 +811,401 @@ pub fn validate_node(old: Option<&Value>, new: &Value) -> Vec<FieldError> {
     errs
 }
 
+// ----- Event: pkg/apis/core/validation/events.go, pkg/registry/core/event/strategy.go -----
+
+/// The group whose Event writes get the strict checks (`ValidateEventCreate` applies them to
+/// every request version except core/v1 and events.k8s.io/v1beta1; we serve only v1).
+const EVENTS_GROUP: &str = "events.k8s.io";
+/// Upstream `ReportingInstanceLengthLimit`.
+const REPORTING_INSTANCE_LENGTH_LIMIT: usize = 128;
+/// Upstream `ActionLengthLimit`.
+const ACTION_LENGTH_LIMIT: usize = 128;
+/// Upstream `ReasonLengthLimit`.
+const REASON_LENGTH_LIMIT: usize = 128;
+/// Upstream `NoteLengthLimit` (the core `message`).
+const NOTE_LENGTH_LIMIT: usize = 1024;
+
+/// A time field (`metav1.Time`, `metav1.MicroTime`) of a stored Event: `None` is Go's zero
+/// time (absent, null or "").
+fn time_at<'a>(obj: &'a Value, path: &[&str]) -> Option<&'a str> {
+    Some(str_at(obj, path)).filter(|t| !t.is_empty())
+}
+
+/// A time as Go's `time.Time.String` prints it in the server's UTC zone (the bad value of an
+/// immutable time field is printed with `String`, as a `fmt.Stringer`).
+fn go_time_string(t: Option<&str>) -> String {
+    let Some(raw) = t else {
+        return "0001-01-01 00:00:00 +0000 UTC".to_string();
+    };
+    match raw.parse::<jiff::Timestamp>() {
+        Ok(ts) => ts.strftime("%Y-%m-%d %H:%M:%S%.f +0000 UTC").to_string(),
+        Err(_) => raw.to_string(),
+    }
+}
+
+/// Whether two time fields hold the same instant (`apiequality.Semantic` compares times
+/// with `Equal`).
+fn same_time(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => match (a.parse::<jiff::Timestamp>(), b.parse::<jiff::Timestamp>()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => a == b,
+        },
+        (a, b) => a == b,
+    }
+}
+
+/// The internal `core.ObjectReference` as a bad value prints it (Go field names, no
+/// omitempty); an absent reference reads as the zero struct.
+fn object_reference(r: &Value) -> Value {
+    let f = |k: &str| str_at(r, &[k]).to_string();
+    json!({
+        "Kind": f("kind"),
+        "Namespace": f("namespace"),
+        "Name": f("name"),
+        "UID": f("uid"),
+        "APIVersion": f("apiVersion"),
+        "ResourceVersion": f("resourceVersion"),
+        "FieldPath": f("fieldPath"),
+    })
+}
+
+/// One immutable Event field, as `ValidateImmutableField` compares and prints it.
+enum Immutable<'a> {
+    /// Compared as JSON, printed as the bad value.
+    Plain(Value),
+    /// A time: compared as an instant, printed with Go's `Time.String`.
+    Time(Option<&'a str>),
+}
+
+impl Immutable<'_> {
+    fn same(&self, other: &Immutable<'_>) -> bool {
+        match (self, other) {
+            (Immutable::Plain(a), Immutable::Plain(b)) => a == b,
+            (Immutable::Time(a), Immutable::Time(b)) => same_time(*a, *b),
+            _ => false,
+        }
+    }
+
+    /// The `field is immutable` error carrying this (new) value.
+    fn error(self, field: &str) -> FieldError {
+        match self {
+            Immutable::Plain(v) => FieldError::invalid(field, v, FIELD_IMMUTABLE),
+            // a fmt.Stringer prints unquoted, which a string bad value cannot express
+            Immutable::Time(t) => FieldError::new(
+                field,
+                FieldErrorKind::Invalid,
+                None,
+                &format!("{}: {FIELD_IMMUTABLE}", go_time_string(t)),
+            ),
+        }
+    }
+}
+
+/// The fields `ValidateEventUpdate` holds immutable, in its order (`reason` twice), read
+/// from the stored core/v1 form under their internal names.
+fn immutable_event_fields(e: &Value) -> Vec<(&'static str, Immutable<'_>)> {
+    let text = |key: &str| Immutable::Plain(Value::String(str_at(e, &[key]).to_string()));
+    let time = |key: &str| Immutable::Time(time_at(e, &[key]));
+    let involved = object_reference(e.get("involvedObject").unwrap_or(&Value::Null));
+    let source = json!({
+        "Component": str_at(e, &["source", "component"]),
+        "Host": str_at(e, &["source", "host"]),
+    });
+    let count = json!(e.get("count").and_then(Value::as_i64).unwrap_or(0));
+    // a nil pointer prints as the string "null"
+    let related = match e.get("related").filter(|r| !r.is_null()) {
+        Some(r) => object_reference(r),
+        None => json!("null"),
+    };
+    vec![
+        ("involvedObject", Immutable::Plain(involved)),
+        ("reason", text("reason")),
+        ("message", text("message")),
+        ("source", Immutable::Plain(source)),
+        ("firstTimestamp", time("firstTimestamp")),
+        ("lastTimestamp", time("lastTimestamp")),
+        ("count", Immutable::Plain(count)),
+        ("reason", text("reason")),
+        ("type", text("type")),
+        ("eventTime", time("eventTime")),
+        ("action", text("action")),
+        ("related", Immutable::Plain(related)),
+        ("reportingController", text("reportingComponent")),
+        ("reportingInstance", text("reportingInstance")),
+    ]
+}
+
+/// Upstream `legacyValidateEvent`, on the stored core/v1 form. Events without `eventTime`
+/// (the old API) only need their namespace to agree with the involved object's; events
+/// with it also need a reporting controller, instance, action and reason within limits.
+/// Field paths follow the internal type, so the core/v1 `reportingComponent` is reported as
+/// `reportingController`.
+fn legacy_event_errors(event: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let namespace = str_at(event, &["metadata", "namespace"]);
+    let involved_ns = str_at(event, &["involvedObject", "namespace"]);
+    let ns_mismatch = || {
+        FieldError::invalid(
+            "involvedObject.namespace",
+            Value::String(involved_ns.to_string()),
+            "does not match event.namespace",
+        )
+    };
+    if time_at(event, &["eventTime"]).is_none() {
+        // a cluster-scoped involved object allows "" or, for old clients, "default"
+        let agrees = if involved_ns.is_empty() {
+            namespace.is_empty() || namespace == "default"
+        } else {
+            namespace == involved_ns
+        };
+        if !agrees {
+            errs.push(ns_mismatch());
+        }
+    } else {
+        if involved_ns.is_empty() && namespace != "default" && namespace != "kube-system" {
+            errs.push(ns_mismatch());
+        }
+        let controller = str_at(event, &["reportingComponent"]);
+        if controller.is_empty() {
+            errs.push(FieldError::required("reportingController", ""));
+        }
+        for msg in is_qualified_name(controller) {
+            errs.push(FieldError::invalid(
+                "reportingController",
+                Value::String(controller.to_string()),
+                &msg,
+            ));
+        }
+        let limited = [
+            ("reportingInstance", REPORTING_INSTANCE_LENGTH_LIMIT, true),
+            ("action", ACTION_LENGTH_LIMIT, true),
+            ("reason", REASON_LENGTH_LIMIT, true),
+            ("message", NOTE_LENGTH_LIMIT, false),
+        ];
+        for (field, limit, required) in limited {
+            let value = str_at(event, &[field]);
+            if required && value.is_empty() {
+                errs.push(FieldError::required(field, ""));
+            }
+            if value.len() > limit {
+                errs.push(FieldError::invalid(
+                    field,
+                    json!(""),
+                    &format!("can have at most {limit} characters"),
+                ));
+            }
+        }
+    }
+    for msg in is_dns1123_subdomain(namespace) {
+        errs.push(FieldError::invalid(
+            "namespace",
+            Value::String(namespace.to_string()),
+            &msg,
+        ));
+    }
+    errs
+}
+
+/// Upstream `validateV1EventSeries`.
+fn event_series_errors(event: &Value) -> Vec<FieldError> {
+    let Some(series) = event.get("series").filter(|s| !s.is_null()) else {
+        return Vec::new();
+    };
+    let mut errs = Vec::new();
+    if series.get("count").and_then(Value::as_i64).unwrap_or(0) < 2 {
+        errs.push(FieldError::invalid(
+            "series.count",
+            json!(""),
+            "should be at least 2",
+        ));
+    }
+    if time_at(series, &["lastObservedTime"]).is_none() {
+        errs.push(FieldError::required("series.lastObservedTime", ""));
+    }
+    errs
+}
+
+/// Upstream `ValidateEventCreate`: the legacy rules, and for events.k8s.io the strict ones
+/// (object metadata, series, `eventTime` required, type Normal or Warning, the deprecated
+/// fields unset).
+fn event_create_errors(event: &Value, strict: bool) -> Vec<FieldError> {
+    let mut errs = legacy_event_errors(event);
+    if !strict {
+        return errs;
+    }
+    errs.extend(object_meta_errors(event, NameRule::Dns1123Subdomain));
+    errs.extend(event_series_errors(event));
+    if time_at(event, &["eventTime"]).is_none() {
+        errs.push(FieldError::required("eventTime", ""));
+    }
+    let kind = str_at(event, &["type"]);
+    if kind != "Normal" && kind != "Warning" {
+        errs.push(FieldError::invalid(
+            "type",
+            json!(""),
+            &format!("has invalid value: {kind}"),
+        ));
+    }
+    let unset = |field: &str| FieldError::invalid(field, json!(""), "needs to be unset");
+    for field in ["firstTimestamp", "lastTimestamp"] {
+        if time_at(event, &[field]).is_some() {
+            errs.push(unset(field));
+        }
+    }
+    if event.get("count").and_then(Value::as_i64).unwrap_or(0) != 0 {
+        errs.push(unset("count"));
+    }
+    if !str_at(event, &["source", "component"]).is_empty()
+        || !str_at(event, &["source", "host"]).is_empty()
+    {
+        errs.push(unset("source"));
+    }
+    errs
+}
+
+/// Upstream `ValidateEventUpdate`: the legacy rules, and for events.k8s.io the metadata
+/// update rules, the series when it changed, and the immutability of every other field
+/// (with `reason` checked twice, as upstream does).
+fn event_update_errors(old: &Value, new: &Value, strict: bool) -> Vec<FieldError> {
+    let mut errs = legacy_event_errors(new);
+    if !strict {
+        return errs;
+    }
+    errs.extend(validate_object_meta_update(old, new));
+    let series = |e: &Value| e.get("series").filter(|s| !s.is_null()).cloned();
+    if series(old) != series(new) {
+        errs.extend(event_series_errors(new));
+    }
+    let olds = immutable_event_fields(old);
+    for ((field, n), (_, o)) in immutable_event_fields(new).into_iter().zip(&olds) {
+        if !n.same(o) {
+            errs.push(n.error(field));
+        }
+    }
+    errs
+}
+
+/// Validates an Event write as kube-apiserver does for the request's API group (`""` for
+/// core/v1, `"events.k8s.io"` for events.k8s.io/v1); `old` is the stored Event on update.
+/// Both objects are in the stored core/v1 form (convert an events.k8s.io/v1 body with
+/// `event_versions::from_events_v1` first): the real server also validates the internal
+/// Event, so errors name the internal fields (`involvedObject`, `message`,
+/// `reportingController`) whichever version was written.
+///
+/// The event strategy replaces the kind's usual metadata rules, so a core/v1 Event's name
+/// need only be a valid path segment. On create the strategy's errors, if any, are
+/// returned alone, else the generic metadata errors (`rest.BeforeCreate`); on update both
+/// are reported together (`rest.BeforeUpdate`).
+pub fn validate_event(old: Option<&Value>, new: &Value, group: &str) -> Vec<FieldError> {
+    let strict = group == EVENTS_GROUP;
+    match old {
+        None => {
+            let errs = event_create_errors(new, strict);
+            if errs.is_empty() {
+                object_meta_errors(new, NameRule::PathSegment)
+            } else {
+                errs
+            }
+        }
+        Some(old) => {
+            let mut errs = object_meta_errors(new, NameRule::PathSegment);
+            errs.extend(validate_object_meta_update(old, new));
+            errs.extend(event_update_errors(old, new, strict));
+            errs
+        }
+    }
+}
+
+// ----- Lease: pkg/apis/coordination/validation/validation.go -----
+
+/// Upstream `validLeaseStrategies`.
+const LEASE_STRATEGIES: [&str; 1] = ["OldestEmulationVersion"];
+
+/// Validates a Lease as coordination `ValidateLease` does: metadata (a DNS-1123 subdomain
+/// name) and the spec (`ValidateLeaseSpec`): a positive `leaseDurationSeconds`, a
+/// non-negative `leaseTransitions`, a known or prefixed `strategy`, and `preferredHolder`
+/// only with a strategy. `holderIdentity`, `acquireTime` and `renewTime` have no rules.
+pub fn validate_lease(new: &Value) -> Vec<FieldError> {
+    let mut errs = object_meta_errors(new, NameRule::Dns1123Subdomain);
+    let spec = new.get("spec").unwrap_or(&Value::Null);
+    let set = |key: &str| spec.get(key).filter(|v| !v.is_null());
+    if let Some(d) = set("leaseDurationSeconds").filter(|d| d.as_i64().is_none_or(|d| d <= 0)) {
+        errs.push(FieldError::invalid(
+            "spec.leaseDurationSeconds",
+            d.clone(),
+            "must be greater than 0",
+        ));
+    }
+    if let Some(t) = set("leaseTransitions").filter(|t| t.as_i64().is_none_or(|t| t < 0)) {
+        errs.push(FieldError::invalid(
+            "spec.leaseTransitions",
+            t.clone(),
+            "must be greater than or equal to 0",
+        ));
+    }
+    let strategy = set("strategy").map(|s| s.as_str().unwrap_or(""));
+    if let Some(strategy) = strategy {
+        // upstream appends "strategy" to a path that already ends in it
+        let field = "spec.strategy.strategy";
+        let value = Value::String(strategy.to_string());
+        if !strategy.contains('/') {
+            if !LEASE_STRATEGIES.contains(&strategy) {
+                errs.push(FieldError::not_supported(field, value, &LEASE_STRATEGIES));
+            }
+        } else {
+            for msg in is_qualified_name(strategy) {
+                errs.push(FieldError::invalid(field, value.clone(), &msg));
+            }
+        }
+    }
+    let holder = set("preferredHolder").and_then(Value::as_str).unwrap_or("");
+    if !holder.is_empty() && strategy.is_none_or(str::is_empty) {
+        errs.push(FieldError::forbidden(
+            "spec.preferredHolder",
+            "may only be specified if `strategy` is defined",
+        ));
+    }
+    errs
+}
+
+// ----- DeleteOptions: apimachinery pkg/apis/meta/v1/validation/validation.go -----
+
+/// Upstream `metav1.DeletionPropagation` values, and the "nil" its error lists.
+const PROPAGATION_POLICIES: [&str; 4] = ["Foreground", "Background", "Orphan", "nil"];
+
+/// Validates the options of a DELETE as `ValidateDeleteOptions` does: `propagationPolicy`
+/// must be Foreground, Background or Orphan, and may not be combined with
+/// `orphanDependents`. `options` is the DeleteOptions body with any `propagationPolicy` /
+/// `orphanDependents` query parameters merged in. The delete handler answers errors with
+/// `invalid_status("DeleteOptions", "meta.k8s.io", "", &errs)`
+/// (apiserver `pkg/endpoints/handlers/delete.go`).
+pub fn validate_delete_options(options: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let set = |key: &str| options.get(key).filter(|v| !v.is_null());
+    let Some(policy) = set("propagationPolicy") else {
+        return errs;
+    };
+    if set("orphanDependents").is_some() {
+        errs.push(FieldError::invalid(
+            "propagationPolicy",
+            policy.clone(),
+            "orphanDependents and deletionPropagation cannot be both set",
+        ));
+    }
+    let known = policy
+        .as_str()
+        .is_some_and(|p| PROPAGATION_POLICIES[..3].contains(&p));
+    if !known {
+        errs.push(FieldError::not_supported(
+            "propagationPolicy",
+            policy.clone(),
+            &PROPAGATION_POLICIES,
+        ));
+    }
+    errs
+}
+
 /// The 422 `Invalid` Status body for these errors, shaped as apimachinery `NewInvalid`: the
 /// message is `<Kind[.group]> "<name>" is invalid: <errors>`, where several distinct
 /// messages are joined as `[a, b]` and repeated ones shown once (`utilerrors.aggregate`),
@@ -769,7 +1237,10 @@ pub fn invalid_status(kind: &str, group: &str, name: &str, errs: &[FieldError]) 
         .map(|e| json!({ "reason": e.kind.reason(), "message": e.body(), "field": e.field }))
         .collect();
     let mut details = Map::new();
-    details.insert("name".into(), Value::String(name.into()));
+    // StatusDetails.name is omitempty
+    if !name.is_empty() {
+        details.insert("name".into(), Value::String(name.into()));
+    }
     if !group.is_empty() {
         details.insert("group".into(), Value::String(group.into()));
     }
@@ -1097,5 +1568,376 @@ mod tests {
     #[test]
     fn go_quote_escapes_like_strconv_quote() {
         assert_eq!(go_quote("a\"b\\c\nd\u{1}é"), "\"a\\\"b\\\\c\\nd\\x01é\"");
+    }
+
+    /// A core/v1-form Event in `ns` about a Node, written the old way (no eventTime).
+    fn old_style_event(ns: &str) -> Value {
+        json!({
+            "kind": "Event", "apiVersion": "v1",
+            "metadata": { "name": "n1.17a2b", "namespace": ns },
+            "involvedObject": { "kind": "Node", "name": "n1" },
+            "reason": "Registered", "message": "registered", "type": "Normal",
+            "source": { "component": "kubelet" }, "count": 1,
+            "firstTimestamp": "2026-11-26T14:00:00Z", "lastTimestamp": "2026-11-26T14:00:00Z",
+        })
+    }
+
+    /// A core/v1-form Event as events.k8s.io/v1 writers (kube-rs, client-go) send it.
+    fn new_style_event() -> Value {
+        json!({
+            "kind": "Event", "apiVersion": "v1",
+            "metadata": { "name": "n1.17a2b", "namespace": "default" },
+            "involvedObject": { "kind": "Node", "name": "n1", "uid": "u1" },
+            "eventTime": "2026-11-26T14:00:00.123456Z",
+            "reportingComponent": "bare-ccm", "reportingInstance": "bare-ccm-host1",
+            "action": "Initialize", "reason": "Initialized", "message": "addresses set",
+            "type": "Normal",
+        })
+    }
+
+    fn messages(errs: &[FieldError]) -> Vec<String> {
+        errs.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn old_style_events_only_need_namespaces_to_agree() {
+        let mismatch =
+            "involvedObject.namespace: Invalid value: \"\": does not match event.namespace";
+        let cases = [
+            ("default", ""),
+            ("kube-system", mismatch),
+            ("other", mismatch),
+        ];
+        for (ns, want) in cases {
+            let got = messages(&validate_event(None, &old_style_event(ns), ""));
+            let want: Vec<String> = [want]
+                .iter()
+                .filter(|w| !w.is_empty())
+                .map(|w| w.to_string())
+                .collect();
+            assert_eq!(got, want, "{ns}");
+        }
+        let mut pod_event = old_style_event("apps");
+        pod_event["involvedObject"] = json!({ "kind": "Pod", "namespace": "web", "name": "p" });
+        assert_eq!(
+            messages(&validate_event(None, &pod_event, "")),
+            ["involvedObject.namespace: Invalid value: \"web\": does not match event.namespace"]
+        );
+    }
+
+    #[test]
+    fn events_with_event_time_need_reporting_fields_even_through_core_v1() {
+        let mut event = new_style_event();
+        for key in [
+            "reportingComponent",
+            "reportingInstance",
+            "action",
+            "reason",
+        ] {
+            event.as_object_mut().map(|o| o.remove(key));
+        }
+        event["metadata"]["namespace"] = json!("kube-system");
+        assert_eq!(
+            messages(&validate_event(None, &event, "")),
+            [
+                "reportingController: Required value".to_string(),
+                "reportingController: Invalid value: \"\": name part must be non-empty".to_string(),
+                format!("reportingController: Invalid value: \"\": {QNAME_REGEX_MSG}"),
+                "reportingInstance: Required value".to_string(),
+                "action: Required value".to_string(),
+                "reason: Required value".to_string(),
+            ]
+        );
+        // with eventTime a cluster-scoped object's events live in default or kube-system
+        let mut elsewhere = new_style_event();
+        elsewhere["metadata"]["namespace"] = json!("other");
+        assert_eq!(
+            messages(&validate_event(None, &elsewhere, "")),
+            ["involvedObject.namespace: Invalid value: \"\": does not match event.namespace"]
+        );
+    }
+
+    #[test]
+    fn event_length_limits_apply_to_both_versions() {
+        let mut at_limit = new_style_event();
+        at_limit["reportingInstance"] = json!("i".repeat(128));
+        at_limit["action"] = json!("a".repeat(128));
+        at_limit["reason"] = json!("r".repeat(128));
+        at_limit["message"] = json!("m".repeat(1024));
+        assert_eq!(validate_event(None, &at_limit, EVENTS_GROUP), vec![]);
+        let mut over = new_style_event();
+        over["reportingInstance"] = json!("i".repeat(129));
+        over["action"] = json!("a".repeat(129));
+        over["reason"] = json!("r".repeat(129));
+        over["message"] = json!("m".repeat(1025));
+        let want = [
+            "reportingInstance: Invalid value: \"\": can have at most 128 characters",
+            "action: Invalid value: \"\": can have at most 128 characters",
+            "reason: Invalid value: \"\": can have at most 128 characters",
+            "message: Invalid value: \"\": can have at most 1024 characters",
+        ];
+        for group in ["", EVENTS_GROUP] {
+            assert_eq!(
+                messages(&validate_event(None, &over, group)),
+                want,
+                "{group:?}"
+            );
+        }
+        let bad_controller = {
+            let mut e = new_style_event();
+            e["reportingComponent"] = json!("bare ccm");
+            e
+        };
+        assert_eq!(
+            messages(&validate_event(None, &bad_controller, "")),
+            [format!(
+                "reportingController: Invalid value: \"bare ccm\": {QNAME_REGEX_MSG}"
+            )]
+        );
+    }
+
+    #[test]
+    fn events_v1_create_requires_event_time_a_known_type_and_no_deprecated_fields() {
+        assert_eq!(
+            validate_event(None, &new_style_event(), EVENTS_GROUP),
+            vec![]
+        );
+        let mut event = old_style_event("default");
+        event["type"] = json!("Info");
+        event["series"] = json!({ "count": 1 });
+        assert_eq!(
+            messages(&validate_event(None, &event, EVENTS_GROUP)),
+            [
+                "series.count: Invalid value: \"\": should be at least 2",
+                "series.lastObservedTime: Required value",
+                "eventTime: Required value",
+                "type: Invalid value: \"\": has invalid value: Info",
+                "firstTimestamp: Invalid value: \"\": needs to be unset",
+                "lastTimestamp: Invalid value: \"\": needs to be unset",
+                "count: Invalid value: \"\": needs to be unset",
+                "source: Invalid value: \"\": needs to be unset",
+            ]
+        );
+        // core/v1 accepts the same object: legacy rules only
+        assert_eq!(validate_event(None, &event, ""), vec![]);
+    }
+
+    #[test]
+    fn core_v1_event_names_need_only_be_path_segments() {
+        let named = |name: &str| {
+            let mut e = old_style_event("default");
+            e["metadata"]["name"] = json!(name);
+            e
+        };
+        assert_eq!(validate_event(None, &named("Node_N1.Ready"), ""), vec![]);
+        assert_eq!(
+            messages(&validate_event(None, &named("Node_N1.Ready"), EVENTS_GROUP))[0],
+            format!("metadata.name: Invalid value: \"Node_N1.Ready\": {SUBDOMAIN_MSG}")
+        );
+        assert_eq!(
+            messages(&validate_event(None, &named(".."), "")),
+            ["metadata.name: Invalid value: \"..\": may not be '..'"]
+        );
+        assert_eq!(
+            messages(&validate_event(None, &named("a%b/c"), "")),
+            [
+                "metadata.name: Invalid value: \"a%b/c\": may not contain '/'",
+                "metadata.name: Invalid value: \"a%b/c\": may not contain '%'",
+            ]
+        );
+        // the generic checks run only once the strategy's pass
+        let mut both = named("..");
+        both["metadata"]["namespace"] = json!("other");
+        assert_eq!(
+            messages(&validate_event(None, &both, "")),
+            ["involvedObject.namespace: Invalid value: \"\": does not match event.namespace"]
+        );
+    }
+
+    #[test]
+    fn events_v1_updates_keep_every_field_but_the_series_and_metadata() {
+        let mut old = new_style_event();
+        old["metadata"]["uid"] = json!("e-uid");
+        let mut series = old.clone();
+        series["series"] = json!({ "count": 2, "lastObservedTime": "2026-11-26T14:05:00.000001Z" });
+        series["metadata"]["labels"] = json!({ "k": "v" });
+        assert_eq!(validate_event(Some(&old), &series, EVENTS_GROUP), vec![]);
+        let mut changed = old.clone();
+        changed["reason"] = json!("Other");
+        changed["message"] = json!("changed");
+        changed["eventTime"] = json!("2026-11-26T14:00:01Z");
+        changed["involvedObject"]["name"] = json!("n2");
+        changed["related"] = json!({ "kind": "Pod", "name": "p" });
+        changed["count"] = json!(3);
+        changed["series"] = json!({ "count": 1, "lastObservedTime": "2026-11-26T14:05:00Z" });
+        assert_eq!(
+            messages(&validate_event(Some(&old), &changed, EVENTS_GROUP)),
+            [
+                "series.count: Invalid value: \"\": should be at least 2",
+                "involvedObject: Invalid value: {\"Kind\":\"Node\",\"Namespace\":\"\",\"Name\":\"n2\",\"UID\":\"u1\",\"APIVersion\":\"\",\"ResourceVersion\":\"\",\"FieldPath\":\"\"}: field is immutable",
+                "reason: Invalid value: \"Other\": field is immutable",
+                "message: Invalid value: \"changed\": field is immutable",
+                "count: Invalid value: 3: field is immutable",
+                "reason: Invalid value: \"Other\": field is immutable",
+                "eventTime: Invalid value: 2026-11-26 14:00:01 +0000 UTC: field is immutable",
+                "related: Invalid value: {\"Kind\":\"Pod\",\"Namespace\":\"\",\"Name\":\"p\",\"UID\":\"\",\"APIVersion\":\"\",\"ResourceVersion\":\"\",\"FieldPath\":\"\"}: field is immutable",
+            ]
+        );
+        // the same instant written differently is no change
+        let mut same_time = old.clone();
+        same_time["eventTime"] = json!("2026-11-26T15:00:00.123456+01:00");
+        assert_eq!(validate_event(Some(&old), &same_time, EVENTS_GROUP), vec![]);
+        // an unchanged invalid series is not checked again
+        let mut bad_series = old.clone();
+        bad_series["series"] = json!({ "count": 1 });
+        let mut relabelled = bad_series.clone();
+        relabelled["metadata"]["labels"] = json!({ "k": "v" });
+        assert_eq!(
+            validate_event(Some(&bad_series), &relabelled, EVENTS_GROUP),
+            vec![]
+        );
+        let mut cleared = old.clone();
+        cleared["eventTime"] = Value::Null;
+        cleared["reportingComponent"] = json!("bare-ccm");
+        let got = messages(&validate_event(Some(&old), &cleared, EVENTS_GROUP));
+        assert!(
+            got.contains(
+                &"eventTime: Invalid value: 0001-01-01 00:00:00 +0000 UTC: field is immutable"
+                    .to_string()
+            ),
+            "{got:#?}"
+        );
+    }
+
+    #[test]
+    fn core_v1_event_updates_may_change_fields_but_not_identity() {
+        let mut old = old_style_event("default");
+        old["metadata"]["uid"] = json!("e-uid");
+        let mut bumped = old.clone();
+        bumped["count"] = json!(2);
+        bumped["lastTimestamp"] = json!("2026-11-26T14:01:00Z");
+        bumped["message"] = json!("registered again");
+        assert_eq!(validate_event(Some(&old), &bumped, ""), vec![]);
+        let mut renamed = bumped.clone();
+        renamed["metadata"]["uid"] = json!("other");
+        assert_eq!(
+            messages(&validate_event(Some(&old), &renamed, "")),
+            ["metadata.uid: Invalid value: \"other\": field is immutable"]
+        );
+    }
+
+    #[test]
+    fn go_time_strings_trim_trailing_zeros_like_time_string() {
+        assert_eq!(
+            go_time_string(Some("2026-11-26T14:00:00.120000Z")),
+            "2026-11-26 14:00:00.12 +0000 UTC"
+        );
+        assert_eq!(
+            go_time_string(Some("2026-11-26T16:00:00+02:00")),
+            "2026-11-26 14:00:00 +0000 UTC"
+        );
+    }
+
+    fn lease(spec: Value) -> Value {
+        json!({ "kind": "Lease", "metadata": { "name": "bare-ccm", "namespace": "kube-system" }, "spec": spec })
+    }
+
+    #[test]
+    fn lease_specs_follow_coordination_validation() {
+        let valid = lease(json!({
+            "holderIdentity": "host1_1a2b", "leaseDurationSeconds": 15, "leaseTransitions": 0,
+            "acquireTime": "2026-11-26T14:00:00.000000Z", "renewTime": "2026-11-26T14:00:10.000000Z",
+        }));
+        assert_eq!(validate_lease(&valid), vec![]);
+        assert_eq!(validate_lease(&lease(json!({}))), vec![]);
+        let cases = [
+            (
+                json!({ "leaseDurationSeconds": 0 }),
+                "spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0",
+            ),
+            (
+                json!({ "leaseDurationSeconds": -5 }),
+                "spec.leaseDurationSeconds: Invalid value: -5: must be greater than 0",
+            ),
+            (
+                json!({ "leaseTransitions": -1 }),
+                "spec.leaseTransitions: Invalid value: -1: must be greater than or equal to 0",
+            ),
+            (
+                json!({ "strategy": "Newest" }),
+                "spec.strategy.strategy: Unsupported value: \"Newest\": supported values: \"OldestEmulationVersion\"",
+            ),
+            (
+                json!({ "preferredHolder": "host2" }),
+                "spec.preferredHolder: Forbidden: may only be specified if `strategy` is defined",
+            ),
+        ];
+        for (spec, want) in cases {
+            assert_eq!(
+                messages(&validate_lease(&lease(spec.clone()))),
+                [want],
+                "{spec}"
+            );
+        }
+        let prefixed = lease(json!({ "strategy": "example.com/Mine", "preferredHolder": "h" }));
+        assert_eq!(validate_lease(&prefixed), vec![]);
+        let bad_prefix = lease(json!({ "strategy": "Example.com/Mine" }));
+        assert_eq!(
+            messages(&validate_lease(&bad_prefix)),
+            [format!(
+                "spec.strategy.strategy: Invalid value: \"Example.com/Mine\": prefix part {SUBDOMAIN_MSG}"
+            )]
+        );
+        let mut bad_name = valid.clone();
+        bad_name["metadata"]["name"] = json!("Bare_CCM");
+        assert_eq!(
+            messages(&validate_lease(&bad_name)),
+            [format!(
+                "metadata.name: Invalid value: \"Bare_CCM\": {SUBDOMAIN_MSG}"
+            )]
+        );
+    }
+
+    #[test]
+    fn delete_options_accept_only_the_three_propagation_policies() {
+        for policy in ["Orphan", "Background", "Foreground"] {
+            assert_eq!(
+                validate_delete_options(&json!({ "propagationPolicy": policy })),
+                vec![]
+            );
+        }
+        assert_eq!(
+            validate_delete_options(&json!({ "orphanDependents": true })),
+            vec![]
+        );
+        assert_eq!(validate_delete_options(&json!({})), vec![]);
+        let errs = validate_delete_options(&json!({ "propagationPolicy": "Sideways" }));
+        let status = invalid_status("DeleteOptions", "meta.k8s.io", "", &errs);
+        assert_eq!(status["code"], 422);
+        assert_eq!(
+            status["message"],
+            "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"Sideways\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+        );
+        assert_eq!(
+            status["details"],
+            json!({
+                "group": "meta.k8s.io",
+                "kind": "DeleteOptions",
+                "causes": [{
+                    "reason": "FieldValueNotSupported",
+                    "message": "Unsupported value: \"Sideways\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\"",
+                    "field": "propagationPolicy",
+                }],
+            })
+        );
+        let both = validate_delete_options(
+            &json!({ "propagationPolicy": "Orphan", "orphanDependents": false }),
+        );
+        assert_eq!(
+            messages(&both),
+            [
+                "propagationPolicy: Invalid value: \"Orphan\": orphanDependents and deletionPropagation cannot be both set"
+            ]
+        );
     }
 }
