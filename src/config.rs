@@ -239,10 +239,12 @@ impl Config {
         let raw: RawConfig = if is_blank_yaml(text) {
             RawConfig::default()
         } else {
-            serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
-                file: None,
-                line: e.location().map(|l| l.line()).filter(|l| *l > 0),
-                message: e.to_string(),
+            serde_saphyr::from_str_with_options(text, parse_options()).map_err(|e| {
+                ConfigError::Parse {
+                    file: None,
+                    line: e.location().map(|l| l.line()).filter(|l| *l > 0),
+                    message: e.to_string(),
+                }
             })?
         };
         validate(raw)
@@ -270,6 +272,13 @@ impl Config {
     }
 }
 
+/// The YAML reading rules: only YAML 1.2 booleans (`true`/`false`, not `yes`/`on`), so a
+/// plain `yes` is a string; [`strict_bool`] and [`RawLabelValue`] then refuse any scalar of
+/// the wrong kind instead of converting it.
+fn parse_options() -> serde_saphyr::Options {
+    serde_saphyr::options! { strict_booleans: true }
+}
+
 /// True when the text holds no YAML content (only blanks, comments, document markers).
 fn is_blank_yaml(text: &str) -> bool {
     text.lines().all(|l| {
@@ -291,12 +300,16 @@ struct RawConfig {
     address_sources: Option<Vec<Spanned<String>>>,
     #[serde(rename = "providedNodeIP")]
     provided_node_ip: Option<ProvidedNodeIpMode>,
-    #[serde(rename = "requireInternalIP")]
+    #[serde(
+        rename = "requireInternalIP",
+        default,
+        deserialize_with = "require_internal_ip"
+    )]
     require_internal_ip: Option<bool>,
-    #[serde(rename = "preferIPv6")]
+    #[serde(rename = "preferIPv6", default, deserialize_with = "prefer_ipv6")]
     prefer_ipv6: Option<bool>,
     #[serde(rename = "extraLabels", default, deserialize_with = "null_as_default")]
-    extra_labels: BTreeMap<String, Spanned<String>>,
+    extra_labels: BTreeMap<String, Spanned<RawLabelValue>>,
     #[serde(default, deserialize_with = "null_as_default")]
     inventory: Vec<Spanned<RawInventoryEntry>>,
 }
@@ -304,29 +317,108 @@ struct RawConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawInventoryEntry {
-    name: Option<String>,
+    name: Option<Spanned<String>>,
     #[serde(rename = "nameRegex")]
-    name_regex: Option<String>,
-    selector: Option<RawSelector>,
+    name_regex: Option<Spanned<String>>,
+    selector: Option<Spanned<RawSelector>>,
     #[serde(default, deserialize_with = "null_as_default")]
     addresses: Vec<Spanned<RawAddress>>,
-    #[serde(rename = "providerID", default, deserialize_with = "null_as_default")]
-    provider_id: String,
-    #[serde(rename = "instanceType", default, deserialize_with = "null_as_default")]
-    instance_type: String,
+    #[serde(rename = "providerID")]
+    provider_id: Option<Spanned<String>>,
+    #[serde(rename = "instanceType")]
+    instance_type: Option<Spanned<String>>,
+    zone: Option<Spanned<String>>,
+    region: Option<Spanned<String>>,
     #[serde(default, deserialize_with = "null_as_default")]
-    zone: String,
-    #[serde(default, deserialize_with = "null_as_default")]
-    region: String,
-    #[serde(default, deserialize_with = "null_as_default")]
-    labels: BTreeMap<String, Spanned<String>>,
+    labels: BTreeMap<String, Spanned<RawLabelValue>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSelector {
     #[serde(rename = "matchLabels", default, deserialize_with = "null_as_default")]
-    match_labels: BTreeMap<String, String>,
+    match_labels: BTreeMap<String, Spanned<RawLabelValue>>,
+}
+
+/// A label value as written: YAML gives `example.com/gpu: true` a boolean and `rack: 7` a
+/// number, and a label value is a string, so a scalar of another kind is kept apart here
+/// and refused by validation with its key path ("quote it") instead of being converted.
+#[derive(Debug)]
+enum RawLabelValue {
+    /// A string scalar (quoted, or plain text that is not a boolean, number or null).
+    Text(String),
+    /// Any other scalar, as written back in YAML.
+    NotText(String),
+}
+
+impl<'de> Deserialize<'de> for RawLabelValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RawLabelValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a label value (a string)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawLabelValue, E> {
+                Ok(RawLabelValue::Text(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<RawLabelValue, E> {
+                Ok(RawLabelValue::NotText(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawLabelValue, E> {
+                Ok(RawLabelValue::NotText(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawLabelValue, E> {
+                Ok(RawLabelValue::NotText(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RawLabelValue, E> {
+                Ok(RawLabelValue::NotText(v.to_string()))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<RawLabelValue, E> {
+                Ok(RawLabelValue::NotText("null".to_string()))
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<RawLabelValue, E> {
+                self.visit_unit()
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// `requireInternalIP`, read with [`strict_bool`].
+fn require_internal_ip<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    strict_bool(d, "requireInternalIP")
+}
+
+/// `preferIPv6`, read with [`strict_bool`].
+fn prefer_ipv6<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    strict_bool(d, "preferIPv6")
+}
+
+/// Reads a boolean setting: only an unquoted `true`/`false` (YAML 1.2). serde-saphyr
+/// otherwise converts quoted `"yes"`/`"true"` and YAML 1.1 `yes`/`on` to booleans, so a
+/// value meant as text would silently switch a setting. Empty means "not set".
+fn strict_bool<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    key: &'static str,
+) -> Result<Option<bool>, D::Error> {
+    struct Visitor(&'static str);
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = Option<bool>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "{}: true or false, unquoted", self.0)
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Option<bool>, E> {
+            Ok(Some(v))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Option<bool>, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Option<bool>, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(Visitor(key))
 }
 
 #[derive(Debug, Deserialize)]
@@ -414,11 +506,15 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
 
     let extra_labels = validate_labels("extraLabels", raw.extra_labels, &mut p);
 
+    let mut names = BTreeMap::new();
     let inventory = raw
         .inventory
         .into_iter()
         .enumerate()
-        .filter_map(|(i, e)| validate_entry(i, e, &mut p))
+        .filter_map(|(i, e)| {
+            check_duplicate_name(i, &e, &mut names, &mut p);
+            validate_entry(i, e, &mut p)
+        })
         .collect();
 
     if !p.0.is_empty() {
@@ -468,7 +564,7 @@ fn validate_sources(list: &[Spanned<String>], p: &mut Problems) -> Vec<AddressSo
 /// Validates label keys/values and the reserved-domain rule; returns the valid labels.
 fn validate_labels(
     base: &str,
-    labels: BTreeMap<String, Spanned<String>>,
+    labels: BTreeMap<String, Spanned<RawLabelValue>>,
     p: &mut Problems,
 ) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
@@ -479,15 +575,34 @@ fn validate_labels(
             p.push(path.clone(), line_of(&value), msg);
             ok = false;
         }
-        if let Err(msg) = check_label_value(&value.value) {
-            p.push(path, line_of(&value), msg);
-            ok = false;
-        }
-        if ok {
-            out.insert(key, value.value);
+        match label_text(&value) {
+            Ok(text) if ok => {
+                out.insert(key, text);
+            }
+            Ok(_) => {}
+            Err(msg) => p.push(path, line_of(&value), msg),
         }
     }
     out
+}
+
+/// The text of a label value, or the problem: not a string, or not a valid value.
+fn label_text(value: &Spanned<RawLabelValue>) -> Result<String, String> {
+    match &value.value {
+        RawLabelValue::Text(text) => check_label_value(text).map(|()| text.clone()),
+        RawLabelValue::NotText(v) => Err(format!(
+            "label value {v} is not a string: quote it (\"{v}\")"
+        )),
+    }
+}
+
+/// The text and line of an optional spanned string; "" and no line when absent.
+fn text_of(v: Option<Spanned<String>>) -> (String, Option<u64>) {
+    v.map(|v| {
+        let line = line_of(&v);
+        (v.value, line)
+    })
+    .unwrap_or_default()
 }
 
 fn validate_entry(
@@ -502,33 +617,39 @@ fn validate_entry(
 
     let matcher = match (e.name, e.name_regex, e.selector) {
         (Some(name), None, None) => {
-            if name.is_empty() {
-                p.push(format!("{base}.name"), line, "must not be empty");
+            if name.value.is_empty() {
+                p.push(format!("{base}.name"), line_of(&name), "must not be empty");
             }
-            Some(NodeMatcher::Name(name))
+            Some(NodeMatcher::Name(name.value))
         }
         // Compiled once as written (so errors quote the user's pattern), then anchored.
         (None, Some(re), None) => {
-            match Regex::new(&re).and_then(|_| Regex::new(&format!("^(?:{re})$"))) {
+            let compiled =
+                Regex::new(&re.value).and_then(|_| Regex::new(&format!("^(?:{})$", re.value)));
+            match compiled {
                 Ok(r) => Some(NodeMatcher::NameRegex(r)),
                 Err(err) => {
-                    let msg = format!("invalid regex {re:?}: {err}");
-                    p.push(format!("{base}.nameRegex"), line, msg);
+                    let msg = format!("invalid regex {:?}: {err}", re.value);
+                    p.push(format!("{base}.nameRegex"), line_of(&re), msg);
                     None
                 }
             }
         }
         (None, None, Some(sel)) => {
-            for (k, v) in &sel.match_labels {
+            let mut labels = BTreeMap::new();
+            for (k, v) in sel.value.match_labels {
                 let path = format!("{base}.selector.matchLabels.{k:?}");
-                if let Err(msg) = check_label_key(k) {
-                    p.push(path.clone(), line, msg);
+                if let Err(msg) = check_label_key(&k) {
+                    p.push(path.clone(), line_of(&v), msg);
                 }
-                if let Err(msg) = check_label_value(v) {
-                    p.push(path, line, msg);
+                match label_text(&v) {
+                    Ok(text) => {
+                        labels.insert(k, text);
+                    }
+                    Err(msg) => p.push(path, line_of(&v), msg),
                 }
             }
-            Some(NodeMatcher::Selector(sel.match_labels))
+            Some(NodeMatcher::Selector(labels))
         }
         _ => {
             p.push(
@@ -580,21 +701,23 @@ fn validate_entry(
         }
     }
 
-    if !e.provider_id.is_empty()
-        && let Err(msg) = check_provider_id_template(&e.provider_id)
+    let (provider_id, pline) = text_of(e.provider_id);
+    if !provider_id.is_empty()
+        && let Err(msg) = check_provider_id_template(&provider_id)
     {
-        p.push(format!("{base}.providerID"), line, msg);
+        p.push(format!("{base}.providerID"), pline, msg);
     }
-    for (key, value) in [
-        ("instanceType", &e.instance_type),
-        ("zone", &e.zone),
-        ("region", &e.region),
-    ] {
-        if let Err(msg) = check_label_value(value) {
+    let mut label_setting = |key: &str, v: Option<Spanned<String>>| {
+        let (value, vline) = text_of(v);
+        if let Err(msg) = check_label_value(&value) {
             let msg = format!("{msg} (it becomes a label value)");
-            p.push(format!("{base}.{key}"), line, msg);
+            p.push(format!("{base}.{key}"), vline, msg);
         }
-    }
+        value
+    };
+    let instance_type = label_setting("instanceType", e.instance_type);
+    let zone = label_setting("zone", e.zone);
+    let region = label_setting("region", e.region);
     let labels = validate_labels(&format!("{base}.labels"), e.labels, p);
 
     if p.0.len() > before {
@@ -603,12 +726,39 @@ fn validate_entry(
     Some(InventoryEntry {
         matcher: matcher?,
         addresses,
-        provider_id: e.provider_id,
-        instance_type: e.instance_type,
-        zone: e.zone,
-        region: e.region,
+        provider_id,
+        instance_type,
+        zone,
+        region,
         labels,
     })
+}
+
+/// Two entries with the same `name`: the first matching entry wins, so the later one could
+/// never apply; refusing it avoids a silently ignored block of settings. `first` maps each
+/// name seen so far to its entry index.
+fn check_duplicate_name(
+    i: usize,
+    entry: &Spanned<RawInventoryEntry>,
+    first: &mut BTreeMap<String, usize>,
+    p: &mut Problems,
+) {
+    let Some(name) = entry.value.name.as_ref() else {
+        return;
+    };
+    match first.get(&name.value) {
+        Some(j) => p.push(
+            format!("inventory[{i}].name"),
+            line_of(name),
+            format!(
+                "{:?} is already the name of inventory[{j}]; this entry can never match (the first matching entry wins): merge the two",
+                name.value
+            ),
+        ),
+        None => {
+            first.insert(name.value.clone(), i);
+        }
+    }
 }
 
 /// A providerID template may use only the `{node}` placeholder and no whitespace.
@@ -875,7 +1025,7 @@ inventory:
             r#"inventory[2].addresses[1].address: "203.0.113.5/32" is not a valid ExternalIP (one IP address, no prefix length) (line 14)"#,
             r#"inventory[2].addresses[2].type: unknown address type "PublicIP" (expected one of InternalIP, ExternalIP, InternalDNS, ExternalDNS, Hostname) (line 15)"#,
             r#"inventory[2].addresses[3].address: "a b" is not a valid Hostname (empty, or contains whitespace or commas) (line 16)"#,
-            r#"inventory[2].providerID: "x {node}" must not contain whitespace (line 11)"#,
+            r#"inventory[2].providerID: "x {node}" must not contain whitespace (line 17)"#,
             r#"inventory[2].labels."k8s.io/x": label key "k8s.io/x": keys under kubernetes.io/ or k8s.io/ (and subdomains) are refused; use your own prefix, or the instanceType/zone/region settings (line 18)"#,
             r#"inventory[3]: exactly one of name, nameRegex, selector must be set (line 19)"#,
             r#"inventory[4].selector.matchLabels."-x": label key "-x": name part must be 1-63 characters of [A-Za-z0-9._-], starting and ending alphanumeric (line 20)"#,
@@ -935,6 +1085,95 @@ inventory:
             got[2].starts_with("inventory[0].zone: label value \"rack/7\""),
             "{}",
             got[2]
+        );
+    }
+
+    #[test]
+    fn booleans_must_be_unquoted_true_or_false() {
+        for (yaml, key) in [
+            ("requireInternalIP: \"yes\"\n", "requireInternalIP"),
+            ("requireInternalIP: 'false'\n", "requireInternalIP"),
+            ("preferIPv6: \"true\"\n", "preferIPv6"),
+            ("preferIPv6: yes\n", "preferIPv6"),
+            ("preferIPv6: on\n", "preferIPv6"),
+            ("zone: z\npreferIPv6: 1\n", "preferIPv6"),
+        ] {
+            match Config::from_yaml(yaml) {
+                Err(ConfigError::Parse { line, message, .. }) => {
+                    assert_eq!(
+                        line,
+                        Some(yaml.lines().count() as u64),
+                        "{yaml:?}: {message}"
+                    );
+                    assert!(
+                        message.contains(&format!("expected {key}: true or false, unquoted")),
+                        "{yaml:?}: {message}"
+                    );
+                }
+                other => panic!("{yaml:?} must be refused, got {other:?}"),
+            }
+        }
+        let c = Config::from_yaml("requireInternalIP: false\npreferIPv6: True\n").unwrap();
+        assert!(!c.require_internal_ip && c.prefer_ipv6);
+        let c = Config::from_yaml("requireInternalIP:\npreferIPv6: ~\n").unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn label_values_must_be_strings() {
+        let yaml = "extraLabels:\n  example.com/a: true\n  example.com/b: 7\n  example.com/ok: \"true\"\ninventory:\n  - selector: {matchLabels: {example.com/rack: 7}}\n    labels:\n      example.com/c: null\n";
+        assert_eq!(
+            problems(yaml),
+            vec![
+                r#"extraLabels."example.com/a": label value true is not a string: quote it ("true") (line 2)"#,
+                r#"extraLabels."example.com/b": label value 7 is not a string: quote it ("7") (line 3)"#,
+                r#"inventory[0].selector.matchLabels."example.com/rack": label value 7 is not a string: quote it ("7") (line 6)"#,
+                r#"inventory[0].labels."example.com/c": label value null is not a string: quote it ("null") (line 8)"#,
+            ]
+        );
+        let c =
+            Config::from_yaml("extraLabels: {example.com/ok: \"true\", example.com/yes: yes}\n")
+                .unwrap();
+        assert_eq!(c.extra_labels["example.com/ok"], "true");
+        // YAML 1.2: a plain `yes` is text, not a boolean.
+        assert_eq!(c.extra_labels["example.com/yes"], "yes");
+    }
+
+    #[test]
+    fn inventory_problems_point_at_the_key_line() {
+        let yaml = "inventory:\n  - name: a\n    providerID: \"a b\"\n    instanceType: \"x y\"\n    zone: \"-z\"\n    region: \"r/1\"\n  - nameRegex: \"(\"\n  - name: \"\"\n";
+        let got = problems(yaml);
+        let lines: Vec<(&str, &str)> = got
+            .iter()
+            .map(|p| {
+                let path = p.split(':').next().unwrap_or_default();
+                let line = p.rsplit("(line ").next().unwrap_or_default();
+                (path, line)
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            vec![
+                ("inventory[0].providerID", "3)"),
+                ("inventory[0].instanceType", "4)"),
+                ("inventory[0].zone", "5)"),
+                ("inventory[0].region", "6)"),
+                ("inventory[1].nameRegex", "7)"),
+                ("inventory[2].name", "8)"),
+            ],
+            "{got:#?}"
+        );
+    }
+
+    #[test]
+    fn two_entries_with_the_same_name_are_refused() {
+        let yaml =
+            "inventory:\n  - name: a\n    zone: z1\n  - name: b\n  - zone: z2\n    name: a\n";
+        assert_eq!(
+            problems(yaml),
+            vec![
+                r#"inventory[2].name: "a" is already the name of inventory[0]; this entry can never match (the first matching entry wins): merge the two (line 6)"#
+            ]
         );
     }
 

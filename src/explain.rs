@@ -10,14 +10,17 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::node_view::NodeView;
 use crate::patch;
-use crate::resolve::{Resolution, resolve};
+use crate::resolve::{Resolution, Sourced, resolve};
 
 /// One address in the report, with the source that supplied it.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct ExplainedAddress {
+    /// The NodeAddress type.
     #[serde(rename = "type")]
     pub type_: String,
+    /// The address as it would be written.
     pub address: String,
+    /// The source that supplied it (an `addressSources` name, or `node-name`).
     pub source: String,
 }
 
@@ -25,19 +28,31 @@ pub struct ExplainedAddress {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExplainReport {
+    /// The node name.
     pub node: String,
+    /// The node carries the uninitialized taint.
     pub tainted: bool,
+    /// The controller would initialise the node now.
     pub would_initialize: bool,
+    /// The uninitialized taint would be removed (same as `would_initialize`).
     pub remove_taint: bool,
+    /// The providerID that would be written, or the node's existing one ("" for none).
     #[serde(rename = "providerID")]
     pub provider_id: String,
+    /// Whether `provider_id` would be written.
     #[serde(rename = "setProviderID")]
     pub set_provider_id: bool,
+    /// The desired `status.addresses`, in order, with their sources.
     pub addresses: Vec<ExplainedAddress>,
+    /// Only the labels that would be added (none for an untainted node).
     pub labels: BTreeMap<String, String>,
     /// The exact merge patches the controller would send, in order (status first).
     pub patches: Vec<ExplainedPatch>,
+    /// Why `status.addresses` would not be written, when it would not and the node resolves.
+    pub notes: Vec<String>,
+    /// Inputs skipped or overridden; the node still resolves.
     pub warnings: Vec<String>,
+    /// Why the node does not resolve; empty when it does.
     pub errors: Vec<String>,
     /// Why each value was chosen, for the text output.
     #[serde(skip)]
@@ -49,31 +64,58 @@ pub struct ExplainReport {
 pub struct ExplainedPatch {
     /// `nodes/status` or `nodes`.
     pub target: String,
+    /// The JSON merge patch body.
     pub patch: serde_json::Value,
 }
 
 impl ExplainReport {
     /// Builds the report from the same resolution and patch builders the controller uses.
+    /// For an untainted node only a refresh of its addresses is ever written, so its
+    /// providerID is its existing one and no label is reported.
     pub fn new(view: &NodeView, config: &Config) -> ExplainReport {
         let res: Resolution = resolve(view, config);
         let mut patches = Vec::new();
-        if res.would_initialize() {
-            if let Some(p) = patch::status_addresses_patch(view, &res) {
-                patches.push(ExplainedPatch {
-                    target: "nodes/status".into(),
-                    patch: p,
-                });
-            }
-            if let Some(p) = patch::init_patch(view, &res) {
-                patches.push(ExplainedPatch {
-                    target: "nodes".into(),
-                    patch: p,
-                });
-            }
+        let status_patch = if res.tainted {
+            res.would_initialize()
+                .then(|| patch::status_addresses_patch(view, &res))
+                .flatten()
+        } else {
+            patch::refresh_patch(view, &res)
+        };
+        if let Some(p) = status_patch {
+            patches.push(ExplainedPatch {
+                target: "nodes/status".into(),
+                patch: p,
+            });
         }
-        let mut reasons = vec![("providerID".to_string(), res.provider_id.why.clone())];
+        if let Some(p) = patch::init_patch(view, &res) {
+            patches.push(ExplainedPatch {
+                target: "nodes".into(),
+                patch: p,
+            });
+        }
+        let notes = status_notes(view, &res, &patches);
+        let (provider_id, set_provider_id, labels) = if res.tainted {
+            (
+                res.provider_id.clone(),
+                res.set_provider_id,
+                res.labels.clone(),
+            )
+        } else {
+            let why = if view.provider_id.is_empty() {
+                "none on the node; an initialised node is never given one"
+            } else {
+                "already set on the node (a providerID is never changed)"
+            };
+            let existing = Sourced {
+                value: view.provider_id.clone(),
+                why: why.to_string(),
+            };
+            (existing, false, BTreeMap::new())
+        };
+        let mut reasons = vec![("providerID".to_string(), provider_id.why.clone())];
         reasons.extend(
-            res.labels
+            labels
                 .iter()
                 .map(|(k, v)| (format!("label {k}"), v.why.clone())),
         );
@@ -82,8 +124,8 @@ impl ExplainReport {
             tainted: res.tainted,
             would_initialize: res.would_initialize(),
             remove_taint: res.would_initialize(),
-            provider_id: res.provider_id.value.clone(),
-            set_provider_id: res.set_provider_id,
+            provider_id: provider_id.value,
+            set_provider_id,
             addresses: res
                 .addresses
                 .iter()
@@ -93,12 +135,9 @@ impl ExplainReport {
                     source: a.source.as_str().to_string(),
                 })
                 .collect(),
-            labels: res
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.value.clone()))
-                .collect(),
+            labels: labels.into_iter().map(|(k, v)| (k, v.value)).collect(),
             patches,
+            notes,
             warnings: res.warnings.clone(),
             errors: res.errors.clone(),
             reasons,
@@ -116,6 +155,9 @@ impl ExplainReport {
         let verdict = match (self.tainted, self.would_initialize) {
             (true, true) => "would be initialised now",
             (true, false) => "would NOT be initialised: the taint stays (see errors)",
+            (false, _) if self.provider_id.is_empty() => {
+                "is not tainted and has no providerID: bare-ccm leaves it to its kubelet"
+            }
             (false, _) if self.errors.is_empty() => {
                 "is already initialised: only its addresses are kept current"
             }
@@ -187,6 +229,9 @@ impl ExplainReport {
                 "  (write 2 carries the resourceVersion returned by write 1)"
             );
         }
+        for n in &self.notes {
+            let _ = writeln!(out, "  note: {n}");
+        }
         for w in &self.warnings {
             let _ = writeln!(out, "  warning: {w}");
         }
@@ -194,5 +239,163 @@ impl ExplainReport {
             let _ = writeln!(out, "  error: {e}");
         }
         out
+    }
+}
+
+/// Why no `nodes/status` write appears among `patches`, for a node that resolves.
+fn status_notes(view: &NodeView, res: &Resolution, patches: &[ExplainedPatch]) -> Vec<String> {
+    let writes_status = patches.iter().any(|p| p.target == "nodes/status");
+    if writes_status || !res.errors.is_empty() {
+        return Vec::new();
+    }
+    let why = if res.addresses.is_empty() {
+        "no address source gave an address, so the kubelet's status.addresses are left alone"
+    } else if !res.tainted && !patch::is_refreshable(view) {
+        "the node has no providerID, so no cloud controller initialised it: its kubelet owns status.addresses and bare-ccm does not refresh them"
+    } else {
+        "status.addresses are already up to date"
+    };
+    vec![format!("no status write: {why}")]
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{NodeAddress, Taint};
+    use serde_json::json;
+
+    use super::*;
+    use crate::resolve::UNINITIALIZED_TAINT;
+
+    fn node(tainted: bool, provider_id: &str, addresses: &[(&str, &str)]) -> NodeView {
+        NodeView {
+            name: "n1".into(),
+            resource_version: "9".into(),
+            provider_id: provider_id.into(),
+            taints: if tainted {
+                vec![Taint {
+                    key: UNINITIALIZED_TAINT.into(),
+                    effect: "NoSchedule".into(),
+                    ..Taint::default()
+                }]
+            } else {
+                vec![]
+            },
+            addresses: addresses
+                .iter()
+                .map(|(t, a)| NodeAddress {
+                    type_: t.to_string(),
+                    address: a.to_string(),
+                })
+                .collect(),
+            ..NodeView::default()
+        }
+    }
+
+    fn cfg(yaml: &str) -> Config {
+        match Config::from_yaml(yaml) {
+            Ok(c) => c,
+            Err(e) => panic!("test config must be valid: {e}"),
+        }
+    }
+
+    #[test]
+    fn nothing_resolved_means_no_status_write_and_says_why() {
+        let view = node(true, "", &[("InternalIP", "10.0.0.9"), ("Hostname", "h")]);
+        let report = ExplainReport::new(
+            &view,
+            &cfg("addressSources: [annotations]\nrequireInternalIP: false\n"),
+        );
+        assert!(report.would_initialize);
+        assert!(report.addresses.is_empty());
+        let targets: Vec<&str> = report.patches.iter().map(|p| p.target.as_str()).collect();
+        assert_eq!(targets, ["nodes"]);
+        assert_eq!(
+            report.notes,
+            [
+                "no status write: no address source gave an address, so the kubelet's status.addresses are left alone"
+            ]
+        );
+        let text = report.to_text();
+        assert!(text.contains("write 1: PATCH nodes {"), "{text}");
+        assert!(!text.contains("PATCH nodes/status"), "{text}");
+        assert!(text.contains("note: no status write"), "{text}");
+    }
+
+    #[test]
+    fn initialised_node_shows_only_the_refresh_it_would_get() {
+        let mut view = node(
+            false,
+            "k3s://n1",
+            &[
+                ("InternalIP", "10.0.0.5"),
+                ("ExternalIP", "203.0.113.5"),
+                ("Hostname", "n1"),
+            ],
+        );
+        view.annotations.insert(
+            "k3s.io/node-args".into(),
+            r#"["agent","--node-ip","10.0.0.5"]"#.into(),
+        );
+        let report = ExplainReport::new(&view, &cfg("zone: z1\n"));
+        assert_eq!(report.provider_id, "k3s://n1");
+        assert!(!report.set_provider_id);
+        assert!(report.labels.is_empty(), "{:?}", report.labels);
+        assert_eq!(report.patches.len(), 1);
+        assert_eq!(report.patches[0].target, "nodes/status");
+        assert_eq!(
+            report.patches[0].patch,
+            json!({
+                "metadata": {"resourceVersion": "9"},
+                "status": {"addresses": [
+                    {"type": "InternalIP", "address": "10.0.0.5"},
+                    {"type": "Hostname", "address": "n1"},
+                ]}
+            })
+        );
+        assert!(report.notes.is_empty());
+        let text = report.to_text();
+        assert!(
+            text.contains("only its addresses are kept current"),
+            "{text}"
+        );
+        assert!(text.contains("labels to add:\n    <none>"), "{text}");
+    }
+
+    #[test]
+    fn untainted_node_without_provider_id_is_left_to_its_kubelet() {
+        let mut view = node(false, "", &[("InternalIP", "10.0.0.5"), ("Hostname", "n1")]);
+        view.annotations
+            .insert("bare-ccm.io/external-ip".into(), "203.0.113.5".into());
+        let report = ExplainReport::new(&view, &Config::default());
+        assert_eq!(report.provider_id, "");
+        assert!(!report.set_provider_id);
+        assert!(report.labels.is_empty());
+        assert!(report.patches.is_empty());
+        assert_eq!(report.notes.len(), 1);
+        assert!(
+            report.notes[0].contains("no providerID"),
+            "{:?}",
+            report.notes
+        );
+        let text = report.to_text();
+        assert!(text.contains("leaves it to its kubelet"), "{text}");
+        assert!(text.contains("providerID: <none> (kept;"), "{text}");
+    }
+
+    #[test]
+    fn json_report_carries_notes() {
+        let view = node(
+            false,
+            "k3s://n1",
+            &[("InternalIP", "10.0.0.5"), ("Hostname", "n1")],
+        );
+        let report = ExplainReport::new(&view, &Config::default());
+        let value = serde_json::to_value(&report).unwrap_or_default();
+        assert_eq!(
+            value["notes"],
+            json!(["no status write: status.addresses are already up to date"])
+        );
+        assert_eq!(value["patches"], json!([]));
+        assert_eq!(value["labels"], json!({}));
     }
 }

@@ -174,6 +174,8 @@ fn explain(args: ExplainArgs) -> ExitCode {
 }
 
 /// Reads the `--node` argument: stdin, a JSON/YAML file, or a node name in the cluster.
+/// An argument shaped like a path (a node name has no `/` and no file extension) is never
+/// looked up in the cluster, so a mistyped file name says so.
 fn read_node(arg: &str, kubeconfig: Option<&Path>) -> anyhow::Result<Node> {
     let text = if arg == "-" {
         let mut s = String::new();
@@ -183,10 +185,17 @@ fn read_node(arg: &str, kubeconfig: Option<&Path>) -> anyhow::Result<Node> {
         s
     } else if Path::new(arg).is_file() {
         std::fs::read_to_string(arg).with_context(|| format!("cannot read node file {arg}"))?
+    } else if arg.contains('/') || [".json", ".yaml", ".yml"].iter().any(|e| arg.ends_with(e)) {
+        anyhow::bail!("--node {arg}: file not found");
     } else {
         return runtime()?.block_on(bare_ccm::kubeclient::get_node(kubeconfig, arg));
     };
-    parse_node(&text).with_context(|| format!("--node {arg} is not a Node in JSON or YAML"))
+    let node =
+        parse_node(&text).with_context(|| format!("--node {arg} is not a Node in JSON or YAML"))?;
+    if node.metadata.name.as_deref().unwrap_or_default().is_empty() {
+        anyhow::bail!("--node {arg} is not a Node: metadata.name is missing");
+    }
+    Ok(node)
 }
 
 fn parse_node(text: &str) -> anyhow::Result<Node> {

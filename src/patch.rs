@@ -36,6 +36,26 @@ pub fn status_addresses_patch(node: &NodeView, res: &Resolution) -> Option<Value
     ))
 }
 
+/// Whether bare-ccm keeps this node's addresses current after initialisation: it carries no
+/// uninitialized taint and has a `spec.providerID`, i.e. a cloud controller initialised it
+/// and its kubelet runs with `--cloud-provider=external`. A node never initialised by a CCM
+/// (no providerID) has a kubelet that rewrites `status.addresses` on every status update;
+/// writing them would fight that kubelet forever (reference §2.9 refreshes *initialised*
+/// nodes only).
+pub fn is_refreshable(node: &NodeView) -> bool {
+    !node.provider_id.is_empty() && !node.taints.iter().any(|t| t.key == UNINITIALIZED_TAINT)
+}
+
+/// The address-refresh write of an initialised node: the [`status_addresses_patch`] when
+/// the node [`is_refreshable`], else `None`. The controller and `explain` both decide
+/// refreshes with this one function.
+pub fn refresh_patch(node: &NodeView, res: &Resolution) -> Option<Value> {
+    if !is_refreshable(node) {
+        return None;
+    }
+    status_addresses_patch(node, res)
+}
+
 /// The merge patch for the node itself: uninitialized taints removed (the others written
 /// back unchanged and in order, `null` when none remain), providerID set when empty, labels
 /// added when absent. `None` when there is nothing to write, when the node is not tainted
@@ -280,6 +300,62 @@ mod tests {
         let mut r = res(&[], &[]);
         r.errors.push("no InternalIP for node n1".into());
         assert_eq!(init_patch(&view(vec![uninit()]), &r), None);
+    }
+
+    fn initialised(provider_id: &str) -> NodeView {
+        let mut node = view(vec![taint("example.com/x", None, "NoSchedule")]);
+        node.provider_id = provider_id.into();
+        node.addresses = vec![
+            NodeAddress {
+                type_: "InternalIP".into(),
+                address: "10.0.0.5".into(),
+            },
+            NodeAddress {
+                type_: "ExternalIP".into(),
+                address: "203.0.113.5".into(),
+            },
+        ];
+        node
+    }
+
+    #[test]
+    fn refresh_rewrites_the_addresses_of_a_node_initialised_by_a_ccm() {
+        let node = initialised("k3s://n1");
+        let mut r = res(&[("InternalIP", "10.0.0.5"), ("Hostname", "n1")], &[]);
+        r.tainted = false;
+        assert!(is_refreshable(&node));
+        assert_eq!(
+            refresh_patch(&node, &r),
+            Some(json!({
+                "metadata": {"resourceVersion": "42"},
+                "status": {"addresses": [
+                    {"type": "InternalIP", "address": "10.0.0.5"},
+                    {"type": "Hostname", "address": "n1"},
+                ]}
+            }))
+        );
+        let same = res(
+            &[("InternalIP", "10.0.0.5"), ("ExternalIP", "203.0.113.5")],
+            &[],
+        );
+        assert_eq!(refresh_patch(&node, &same), None);
+    }
+
+    #[test]
+    fn refresh_leaves_a_node_without_provider_id_to_its_kubelet() {
+        let node = initialised("");
+        let r = res(&[("InternalIP", "10.0.0.5"), ("Hostname", "n1")], &[]);
+        assert!(!is_refreshable(&node));
+        assert_eq!(refresh_patch(&node, &r), None);
+    }
+
+    #[test]
+    fn refresh_never_touches_a_tainted_node() {
+        let mut node = initialised("k3s://n1");
+        node.taints.push(uninit());
+        let r = res(&[("InternalIP", "10.0.0.6")], &[]);
+        assert!(!is_refreshable(&node));
+        assert_eq!(refresh_patch(&node, &r), None);
     }
 
     #[test]

@@ -143,6 +143,82 @@ fn explain_with_a_bad_config_or_bad_node_is_a_usage_error() {
 }
 
 #[test]
+fn explain_refuses_a_document_that_is_not_a_named_node() {
+    for doc in ["{}", "name: x\n", "{\"metadata\": {\"labels\": {}}}"] {
+        let out = bare_ccm(&["explain", "--node", "-"], Some(doc));
+        assert_eq!(out.status.code(), Some(2), "{doc:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--node - is not a Node: metadata.name is missing"),
+            "{doc:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn explain_with_a_missing_node_file_says_file_not_found() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let in_dir = dir.path().join("missing.json");
+    for arg in [
+        in_dir.to_str().expect("utf-8"),
+        "missing.json",
+        "node.yaml",
+        "nodes/n1",
+    ] {
+        // An unreachable kubeconfig: a cluster lookup would fail differently.
+        let out = bare_ccm(
+            &[
+                "explain",
+                "--node",
+                arg,
+                "--kubeconfig",
+                "/nonexistent/kubeconfig",
+            ],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(2), "{arg}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            err.trim_end(),
+            format!("bare-ccm explain: --node {arg}: file not found"),
+            "{arg}"
+        );
+    }
+}
+
+#[test]
+fn explain_of_an_initialised_node_shows_only_its_refresh() {
+    let mut node = node_object(&KubeletSpec::k3s_agent("n6", "10.0.0.9", None));
+    node["spec"] = serde_json::json!({"providerID": "k3s://n6"});
+    node["status"]["addresses"] = serde_json::json!([
+        {"type": "InternalIP", "address": "10.0.0.9"},
+        {"type": "ExternalIP", "address": "203.0.113.9"},
+        {"type": "Hostname", "address": "n6"},
+    ]);
+    let out = bare_ccm(
+        &["explain", "--node", "-", "-o", "json"],
+        Some(&node.to_string()),
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report = json(&out);
+    assert_eq!(report["tainted"], false);
+    assert_eq!(report["providerID"], "k3s://n6");
+    assert_eq!(report["setProviderID"], false);
+    assert_eq!(report["labels"], serde_json::json!({}));
+    // The stale ExternalIP (no source gives it any more) is dropped by the refresh.
+    let patches = report["patches"].as_array().expect("patches is a list");
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    assert_eq!(patches[0]["target"], "nodes/status");
+    assert_eq!(
+        patches[0]["patch"]["status"],
+        serde_json::json!({"addresses": [
+            {"type": "InternalIP", "address": "10.0.0.9"},
+            {"type": "Hostname", "address": "n6"},
+        ]})
+    );
+}
+
+#[test]
 fn check_config_accepts_the_documented_example_and_names_bad_keys_with_lines() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/config.yaml");
     let out = bare_ccm(&["check-config", example], None);

@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 
 use bare_ccm::config::Config;
 use bare_ccm::node_view::NodeView;
-use bare_ccm::patch::{init_patch, status_addresses_patch};
+use bare_ccm::patch::{init_patch, refresh_patch, status_addresses_patch};
 use bare_ccm::resolve::addresses::{AddressType, parse_ip};
 use bare_ccm::resolve::labels::{check_label_key, check_label_value};
 use bare_ccm::resolve::{
@@ -326,6 +326,7 @@ proptest! {
         mode in prop_oneof![Just("strict"), Just("prefer"), Just("ignore")],
         prefer_ipv6 in any::<bool>(),
         require in any::<bool>(),
+        has_provider_id in any::<bool>(),
     ) {
         let config = Config::from_yaml(&format!(
             "providedNodeIP: {mode}\npreferIPv6: {prefer_ipv6}\nrequireInternalIP: {require}\n"
@@ -344,14 +345,20 @@ proptest! {
             } else {
                 vec![]
             },
+            provider_id: if has_provider_id { "k3s://n1".into() } else { String::new() },
             ..NodeView::default()
         };
         let r = resolve(&node, &config);
-        prop_assert!(r.addresses.iter().any(|a| a.type_ == "Hostname"));
+        // Either nothing (the kubelet's list is left alone) or a list with a Hostname.
+        prop_assert!(r.addresses.is_empty() || r.addresses.iter().any(|a| a.type_ == "Hostname"));
         for a in &r.addresses {
             let t: AddressType = a.type_.parse().unwrap();
             if t.is_ip() {
                 prop_assert!(parse_ip(&a.address).is_some(), "{:?}", a);
+            }
+            // The kubelet source never echoes back what a cloud controller wrote.
+            if a.source == AddressSource::Kubelet {
+                prop_assert!(t == AddressType::InternalIP || t == AddressType::Hostname, "{:?}", a);
             }
         }
         if r.errors.is_empty() && require {
@@ -367,8 +374,17 @@ proptest! {
         }
         prop_assert_eq!(init_patch(&node, &r).is_some(), r.would_initialize());
         if let Some(p) = status_addresses_patch(&node, &r) {
+            prop_assert!(!r.addresses.is_empty());
             prop_assert_eq!(p["status"]["addresses"].as_array().map(Vec::len), Some(r.addresses.len()));
             prop_assert_eq!(&p["metadata"]["resourceVersion"], "5");
+        }
+        // A refresh is only ever the status write of an initialised (untainted, providerID) node.
+        match refresh_patch(&node, &r) {
+            Some(p) => {
+                prop_assert!(!tainted && has_provider_id);
+                prop_assert_eq!(Some(p), status_addresses_patch(&node, &r));
+            }
+            None => prop_assert!(tainted || !has_provider_id || status_addresses_patch(&node, &r).is_none()),
         }
     }
 }

@@ -132,7 +132,8 @@ pub struct Resolution {
     pub node: String,
     /// The node carries a taint with the uninitialized key.
     pub tainted: bool,
-    /// The full desired `status.addresses`, in order.
+    /// The full desired `status.addresses`, in order. Empty when no source gave an address:
+    /// the kubelet's addresses are then left alone (no status write).
     pub addresses: Vec<ResolvedAddress>,
     /// The providerID that would be written, or the node's existing one.
     pub provider_id: Sourced,
@@ -195,7 +196,11 @@ pub fn resolve(node: &NodeView, config: &Config) -> Resolution {
             }
         ));
     }
-    add_hostname_fallback(node, &mut addresses);
+    // Upstream leaves the kubelet's addresses alone when the cloud gives none (reference
+    // §2.7), so the Hostname fallback only completes a list that has something in it.
+    if !addresses.is_empty() {
+        add_hostname_fallback(node, &mut addresses);
+    }
 
     let (provider_id, set_provider_id) = resolve_provider_id(node, config, entry);
     let labels = labels::desired(&node.labels, config, entry, &mut warnings);
@@ -290,13 +295,24 @@ fn resolve_addresses(
     combined
 }
 
-/// The node's current `status.addresses` as candidates; malformed entries are warnings.
+/// The address types a kubelet reports itself. With no cloud provider, or with
+/// `--cloud-provider=external`, the kubelet's `NodeAddress` setter writes only InternalIP
+/// (its `--node-ip` or the detected IP) and Hostname; ExternalIP and the DNS types only ever
+/// come from a cloud provider (kubernetes/kubernetes `pkg/kubelet/nodestatus/setters.go`,
+/// `NodeAddress`). Any other entry in `status.addresses` was written by a cloud controller,
+/// after initialisation by bare-ccm itself, so reading it back would keep an address alive
+/// after its real source dropped it.
+const KUBELET_REPORTED: [AddressType; 2] = [AddressType::InternalIP, AddressType::Hostname];
+
+/// The node's current `status.addresses` as candidates, limited to the types a kubelet
+/// reports ([`KUBELET_REPORTED`]); malformed entries are warnings.
 fn kubelet_candidates(node: &NodeView, warnings: &mut Vec<String>) -> Vec<Candidate> {
     node.addresses
         .iter()
         .filter_map(|a| {
             let type_ = match a.type_.parse::<AddressType>() {
-                Ok(t) => t,
+                Ok(t) if KUBELET_REPORTED.contains(&t) => t,
+                Ok(_) => return None,
                 Err(e) => {
                     warnings.push(format!("ignoring node status address: {e}"));
                     return None;
@@ -309,7 +325,8 @@ fn kubelet_candidates(node: &NodeView, warnings: &mut Vec<String>) -> Vec<Candid
         .collect()
 }
 
-/// Rule 5: when no source gave a Hostname, use the kubelet's, else the node name.
+/// Rule 5: when no source gave a Hostname, use the kubelet's, else the node name. Called
+/// only for a non-empty list.
 fn add_hostname_fallback(node: &NodeView, addresses: &mut Vec<ResolvedAddress>) {
     if addresses
         .iter()

@@ -27,17 +27,31 @@ fn flag_type(flag: &str) -> Option<AddressType> {
 }
 
 /// Parses the annotation value into address candidates, in argument order. Malformed JSON,
-/// redacted values, missing values and invalid addresses are skipped, each with a warning.
+/// non-string elements, redacted values, missing values and invalid addresses are skipped,
+/// each with a warning; the rest of the array is still read.
 pub fn candidates(value: &str, warnings: &mut Vec<String>) -> Vec<Candidate> {
-    let args: Vec<String> = match serde_json::from_str(value) {
-        Ok(args) => args,
+    let elements: Vec<serde_json::Value> = match serde_json::from_str(value) {
+        Ok(elements) => elements,
         Err(e) => {
             warnings.push(format!(
-                "ignoring annotation {NODE_ARGS}: not a JSON array of strings ({e})"
+                "ignoring annotation {NODE_ARGS}: not a JSON array ({e})"
             ));
             return Vec::new();
         }
     };
+    let args: Vec<String> = elements
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, element)| match element {
+            serde_json::Value::String(arg) => Some(arg),
+            other => {
+                warnings.push(format!(
+                    "ignoring element {i} ({other}) of annotation {NODE_ARGS}: not a string"
+                ));
+                None
+            }
+        })
+        .collect();
     let mut out = Vec::new();
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -163,8 +177,25 @@ mod tests {
     }
 
     #[test]
+    fn non_string_elements_are_skipped_and_the_rest_is_read() {
+        let (got, warnings) = run(r#"["agent",1,"--node-ip",null,"10.0.0.5",{"a":1}]"#);
+        assert_eq!(got, vec![c(InternalIP, "10.0.0.5")]);
+        assert_eq!(
+            warnings,
+            vec![
+                "ignoring element 1 (1) of annotation k3s.io/node-args: not a string",
+                "ignoring element 3 (null) of annotation k3s.io/node-args: not a string",
+                "ignoring element 5 ({\"a\":1}) of annotation k3s.io/node-args: not a string",
+            ]
+        );
+        let (got, warnings) = run(r#"["agent","--node-ip","10.0.0.5",1]"#);
+        assert_eq!(got, vec![c(InternalIP, "10.0.0.5")]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+    }
+
+    #[test]
     fn malformed_json_is_one_warning() {
-        for bad in ["", "not json", "{\"a\":1}", "[1,2]", "[\"agent\",", "null"] {
+        for bad in ["", "not json", "{\"a\":1}", "[\"agent\",", "null"] {
             let (got, warnings) = run(bad);
             assert!(got.is_empty(), "{bad:?}");
             assert_eq!(warnings.len(), 1, "{bad:?}");

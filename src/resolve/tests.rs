@@ -117,11 +117,109 @@ fn no_internal_ip_keeps_the_node_uninitialised_with_an_actionable_error() {
 }
 
 #[test]
-fn without_require_internal_ip_a_hostname_only_node_initialises() {
+fn without_require_internal_ip_a_node_with_no_address_initialises_and_keeps_its_list() {
     let r = resolve(&node("n1"), &cfg("requireInternalIP: false\n"));
     assert!(r.errors.is_empty());
-    assert_eq!(addrs(&r), vec![a("Hostname", "n1", "node-name")]);
+    assert_eq!(addrs(&r), vec![]);
     assert!(r.would_initialize());
+}
+
+#[test]
+fn hostname_fallback_never_turns_an_empty_list_into_a_write() {
+    // Reference §2.7: an empty list leaves the kubelet's addresses alone; appending the
+    // kubelet's Hostname first would replace [InternalIP, Hostname] by [Hostname].
+    let n = kubelet(node("n1"), &[("InternalIP", "10.0.0.9"), ("Hostname", "h")]);
+    let r = resolve(
+        &n,
+        &cfg("addressSources: [annotations]\nrequireInternalIP: false\n"),
+    );
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(addrs(&r), vec![]);
+    assert_eq!(crate::patch::status_addresses_patch(&n, &r), None);
+    // Once a source gives something, the Hostname is completed as before.
+    let n = ann(n, "bare-ccm.io/external-ip", "203.0.113.9");
+    let r = resolve(
+        &n,
+        &cfg("addressSources: [annotations]\nrequireInternalIP: false\n"),
+    );
+    assert_eq!(
+        addrs(&r),
+        vec![
+            a("ExternalIP", "203.0.113.9", "annotations"),
+            a("Hostname", "h", "kubelet"),
+        ]
+    );
+}
+
+/// An initialised node whose `status.addresses` hold what bare-ccm wrote earlier.
+fn initialised(mut n: NodeView, status: &[(&str, &str)]) -> NodeView {
+    n.taints.clear();
+    n.provider_id = "k3s://n1".to_string();
+    kubelet(n, status)
+}
+
+#[test]
+fn kubelet_source_reads_only_what_a_kubelet_reports() {
+    // kubernetes `pkg/kubelet/nodestatus/setters.go` (NodeAddress): without a cloud
+    // provider, or in external mode, the kubelet reports only InternalIP and Hostname.
+    let written = [
+        ("InternalIP", "10.0.0.5"),
+        ("ExternalIP", "203.0.113.5"),
+        ("InternalDNS", "n1.lan"),
+        ("ExternalDNS", "n1.example.com"),
+        ("Hostname", "n1"),
+    ];
+    let cases: Vec<(&str, NodeView, Vec<Expected>)> = vec![
+        (
+            "--node-external-ip removed from node-args: the stale ExternalIP goes",
+            ann(
+                initialised(node("n1"), &written),
+                node_args::NODE_ARGS,
+                r#"["agent","--node-ip","10.0.0.5"]"#,
+            ),
+            vec![
+                a("InternalIP", "10.0.0.5", "k3s-node-args"),
+                a("Hostname", "n1", "kubelet"),
+            ],
+        ),
+        (
+            "DNS annotations removed: the stale DNS names go",
+            ann(
+                initialised(node("n1"), &written),
+                "bare-ccm.io/internal-ip",
+                "10.0.0.5",
+            ),
+            vec![
+                a("InternalIP", "10.0.0.5", "annotations"),
+                a("Hostname", "n1", "kubelet"),
+            ],
+        ),
+        (
+            "an InternalIP only the kubelet knows is kept",
+            initialised(node("n1"), &written),
+            vec![
+                a("InternalIP", "10.0.0.5", "kubelet"),
+                a("Hostname", "n1", "kubelet"),
+            ],
+        ),
+    ];
+    for (name, n, expected) in cases {
+        let r = resolve(&n, &Config::default());
+        assert_eq!(addrs(&r), expected, "{name}");
+        assert!(
+            r.errors.is_empty() && r.warnings.is_empty(),
+            "{name}: {r:?}"
+        );
+        let patch = crate::patch::refresh_patch(&n, &r);
+        assert_eq!(
+            patch.map(|p| p["status"]["addresses"].clone()),
+            Some(serde_json::json!([
+                {"type": "InternalIP", "address": "10.0.0.5"},
+                {"type": "Hostname", "address": "n1"},
+            ])),
+            "{name}"
+        );
+    }
 }
 
 #[test]
