@@ -60,3 +60,19 @@ async fn metrics(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
     ctx.update_gauges();
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], ctx.metrics.render())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_taken_port_names_the_flags_that_choose_another() {
+        let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = taken.local_addr().unwrap();
+        let message = bind(addr).await.unwrap_err().to_string();
+        assert!(message.contains(&addr.to_string()), "{message}");
+        assert!(message.contains("--port"), "{message}");
+        assert!(message.contains("--bind-address"), "{message}");
+        assert!(!message.contains("--secure-port"), "{message}");
+    }
+}

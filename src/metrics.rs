@@ -57,6 +57,8 @@ pub struct Metrics {
     pub nodes_awaiting_initialization: Gauge,
     /// 1 while this replica holds the lease (or leader election is off), else 0.
     pub leader: Gauge,
+    /// Events dropped because the event queue was full (see `controller::events`).
+    pub events_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -76,6 +78,7 @@ impl Metrics {
         let api_requests = Family::<RequestLabels, Counter>::default();
         let nodes_awaiting_initialization = Gauge::default();
         let leader = Gauge::default();
+        let events_dropped = Counter::default();
         // Names and help texts of the two histograms follow kubernetes/cloud-provider
         // `controllers/node/metrics.go` (subsystem `node_controller`).
         registry.register(
@@ -113,6 +116,11 @@ impl Metrics {
             "1 while this replica holds the leader lease (or leader election is disabled).",
             leader.clone(),
         );
+        registry.register(
+            "bare_ccm_events_dropped",
+            "Kubernetes Events not sent because the event queue was full (node initialisation never waits for events).",
+            events_dropped.clone(),
+        );
         Metrics {
             registry,
             taint_removal_delay,
@@ -122,6 +130,7 @@ impl Metrics {
             api_requests,
             nodes_awaiting_initialization,
             leader,
+            events_dropped,
         }
     }
 
@@ -176,6 +185,7 @@ mod tests {
         m.api_request("patch", "409");
         m.nodes_awaiting_initialization.set(3);
         m.leader.set(1);
+        m.events_dropped.inc();
         let text = m.render();
         assert!(
             text.contains("node_controller_cloud_provider_taint_removal_delay_seconds_count 1")
@@ -189,6 +199,7 @@ mod tests {
         assert!(text.contains("bare_ccm_api_requests_total{verb=\"patch\",code=\"409\"} 1"));
         assert!(text.contains("bare_ccm_nodes_awaiting_initialization 3"));
         assert!(text.contains("bare_ccm_leader 1"));
+        assert!(text.contains("bare_ccm_events_dropped_total 1"));
         assert!(text.ends_with("# EOF\n"));
     }
 }

@@ -149,7 +149,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         (Arc::new(LeaderGate::always()), None)
     };
 
-    let events = Events::new(client.clone(), identity.clone(), gate.clone());
+    let (events, event_writer) = Events::new(
+        client.clone(),
+        identity.clone(),
+        gate.clone(),
+        metrics.events_dropped.clone(),
+    );
     let ctx = Arc::new(Context::new(
         client.clone(),
         events,
@@ -175,6 +180,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let mut background = tokio::task::JoinSet::new();
     background.spawn(stop_on_signal(shutdown.clone()));
+    background.spawn(event_writer.run(shutdown.clone()));
     background.spawn({
         let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
         async move {
@@ -205,8 +211,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                     Reload::Rejected(message) => {
                         tracing::error!(%message, "config reload rejected");
                         ctx.events
-                            .warn(lease.clone(), REASON_CONFIG_INVALID, &message)
-                            .await;
+                            .warn(lease.clone(), REASON_CONFIG_INVALID, &message);
                     }
                     Reload::Unchanged => {}
                 }

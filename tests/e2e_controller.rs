@@ -1,6 +1,11 @@
 //! End-to-end: the real `bare-ccm run` binary against the API emulator over HTTPS, with a
 //! service-account token and simulated kubelets. Assertions are on the stored objects and
 //! on the emulator's request accounting, never on the controller's own logs.
+//!
+//! RBAC is enforced throughout, loaded from `manifests/bare-ccm.yaml` as shipped, plus the
+//! kubelets' grants. Replicas that run as other ServiceAccounts get copies of the
+//! manifest's bindings naming them (subjects only: the rules are exactly the manifest's).
+//! Every test ends by checking that the controller was never answered 403.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,7 +13,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bare_ccm_emulator::faults::InjectedStatus;
-use bare_ccm_emulator::kubelet::{Fleet, KubeletSpec};
+use bare_ccm_emulator::kubelet::{Fleet, KubeletSpec, NODE_RBAC};
+use bare_ccm_emulator::rbac::RbacPolicy;
 use bare_ccm_emulator::{Emulator, EmulatorOptions};
 use serde_json::Value;
 use tokio::process::{Child, Command};
@@ -16,6 +22,59 @@ use tokio::process::{Child, Command};
 const TAINT: &str = "node.cloudprovider.kubernetes.io/uninitialized";
 const NS: &str = "kube-system";
 const LEASE: &str = "bare-ccm";
+const MANIFEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/bare-ccm.yaml");
+/// The simulated kubelets' user, in the group `NODE_RBAC` grants Node access to.
+const KUBELET_USER: &str = "system:node:fleet";
+const KUBELET_GROUP: &str = "system:nodes";
+
+/// The manifest's ClusterRoleBindings and RoleBindings, copied so that they bind the same
+/// roles to ServiceAccount `kube-system/<sa>`: only the name and the subjects change.
+fn manifest_bindings_for(manifest: &[Value], sa: &str) -> Vec<Value> {
+    let copies: Vec<Value> = manifest
+        .iter()
+        .filter(|doc| {
+            matches!(
+                doc["kind"].as_str(),
+                Some("ClusterRoleBinding" | "RoleBinding")
+            )
+        })
+        .map(|doc| {
+            let mut copy = doc.clone();
+            let name = doc
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            copy["metadata"]["name"] = Value::from(format!("{name}-{sa}"));
+            copy["subjects"] = serde_json::json!([
+                {"kind": "ServiceAccount", "name": sa, "namespace": NS}
+            ]);
+            copy
+        })
+        .collect();
+    assert!(
+        copies.iter().any(|d| d["kind"] == "ClusterRoleBinding")
+            && copies.iter().any(|d| d["kind"] == "RoleBinding"),
+        "{MANIFEST} has no ClusterRoleBinding or no RoleBinding to copy"
+    );
+    copies
+}
+
+/// The RBAC the emulator enforces: the manifest as shipped, the kubelets' grants, and the
+/// manifest's bindings for each ServiceAccount of `other_accounts`.
+fn policy(other_accounts: &[&str]) -> RbacPolicy {
+    let manifest =
+        std::fs::read_to_string(MANIFEST).unwrap_or_else(|e| panic!("cannot read {MANIFEST}: {e}"));
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&manifest).unwrap_or_else(|e| panic!("{MANIFEST}: {e}"));
+    let mut yaml = format!("{manifest}\n---\n{NODE_RBAC}");
+    for sa in other_accounts {
+        for binding in manifest_bindings_for(&docs, sa) {
+            // JSON is YAML: each copied binding is one JSON document.
+            yaml.push_str(&format!("\n---\n{binding}\n"));
+        }
+    }
+    RbacPolicy::from_yaml(&yaml).unwrap_or_else(|e| panic!("{MANIFEST} + kubelet RBAC: {e}"))
+}
 
 /// Flags that keep failover and refresh fast enough for tests.
 const FAST_ELECTION: [&str; 6] = [
@@ -34,14 +93,68 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// A cluster whose controller runs as the manifest's ServiceAccount `bare-ccm`.
     async fn start() -> Cluster {
-        let emu = Emulator::start(EmulatorOptions::default()).await.unwrap();
-        let admin = emu.client(&emu.admin_token()).await.unwrap();
+        Cluster::with_accounts(&[]).await
+    }
+
+    /// A cluster that also grants the manifest's roles to `other_accounts`.
+    async fn with_accounts(other_accounts: &[&str]) -> Cluster {
+        let emu = Emulator::start(EmulatorOptions {
+            rbac: Some(policy(other_accounts)),
+            ..EmulatorOptions::default()
+        })
+        .await
+        .unwrap();
+        let kubelets = emu
+            .client(&emu.issue_token(KUBELET_USER, &[KUBELET_GROUP]))
+            .await
+            .unwrap();
         Cluster {
-            fleet: Fleet::new(admin),
+            fleet: Fleet::new(kubelets),
             emu,
             dir: tempfile::tempdir().unwrap(),
         }
+    }
+
+    /// A client authenticated as the simulated kubelets.
+    async fn kubelet_client(&self) -> kube::Client {
+        self.emu
+            .client(&self.emu.issue_token(KUBELET_USER, &[KUBELET_GROUP]))
+            .await
+            .unwrap()
+    }
+
+    /// Asserts that every controller replica (a ServiceAccount in kube-system) made
+    /// requests and that none was refused with 403: the manifest grants all it uses.
+    fn assert_controller_never_forbidden(&self) {
+        let prefix = format!("system:serviceaccount:{NS}:");
+        let traffic: Vec<_> = self
+            .emu
+            .accounting()
+            .attributed_requests()
+            .into_iter()
+            .filter(|(r, _)| r.user.starts_with(&prefix))
+            .collect();
+        assert!(
+            !traffic.is_empty(),
+            "no request from the controller was counted"
+        );
+        let forbidden: Vec<String> = traffic
+            .iter()
+            .filter(|(r, _)| r.code == 403)
+            .map(|(r, n)| {
+                format!(
+                    "{} {} {}/{} group={:?} ns={:?} name={:?} x{n}",
+                    r.user, r.verb, r.resource, r.subresource, r.api_group, r.namespace, r.name
+                )
+            })
+            .collect();
+        assert!(
+            forbidden.is_empty(),
+            "the controller was refused by the RBAC of {MANIFEST}:\n{}",
+            forbidden.join("\n")
+        );
     }
 
     /// A kubeconfig for service account `kube-system/<sa>`.
@@ -306,6 +419,7 @@ async fn single_node_gets_addresses_provider_id_labels_and_loses_the_taint() {
         ccm.metric("bare_ccm_nodes_awaiting_initialization").await,
         0.0
     );
+    c.assert_controller_never_forbidden();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,6 +441,7 @@ async fn two_hundred_nodes_joining_at_once_are_initialised_with_at_most_two_writ
     assert_eq!(writes.len(), 200);
     assert!(writes.values().all(|w| *w <= 2), "writes: {writes:?}");
     assert!(c.fleet.heartbeat_stats().sent > 0);
+    c.assert_controller_never_forbidden();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -349,6 +464,7 @@ async fn dual_stack_node_keeps_both_internal_ips() {
             pair("Hostname", "ds")
         ]
     );
+    c.assert_controller_never_forbidden();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -379,6 +495,7 @@ async fn k3s_node_args_give_internal_and_external_ips() {
         label(&c.node("srv"), "node-role.kubernetes.io/control-plane"),
         Some("true")
     );
+    c.assert_controller_never_forbidden();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -423,6 +540,7 @@ async fn provided_node_ip_mismatch_keeps_taint_and_warns_then_fixing_the_annotat
     )
     .await;
     assert_eq!(addresses(&c.node("mm"))[0], pair("InternalIP", "10.0.0.9"));
+    c.assert_controller_never_forbidden();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -451,6 +569,7 @@ async fn conflict_on_the_first_write_of_every_node_is_retried_to_success() {
         assert_eq!(addresses(&node)[0].0, "InternalIP");
     }
     assert!(ccm.metric("bare_ccm_node_initializations_total").await >= 20.0);
+    c.assert_controller_never_forbidden();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -489,6 +608,7 @@ async fn taints_and_labels_added_concurrently_survive_initialisation() {
             Some("k3s")
         );
     }
+    c.assert_controller_never_forbidden();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -523,6 +643,7 @@ async fn throttled_writes_wait_for_retry_after_then_succeed() {
         .get(&("patch".to_string(), "nodes".to_string(), 429))
         .copied();
     assert_eq!(throttled, Some(1));
+    c.assert_controller_never_forbidden();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -579,6 +700,7 @@ async fn a_replica_whose_lease_is_taken_stops_writing_until_it_gets_it_back() {
     )
     .await;
     assert_ne!(c.lease_holder().as_deref(), Some("intruder"));
+    c.assert_controller_never_forbidden();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -602,11 +724,12 @@ async fn sigterm_releases_the_lease_and_exits_within_five_seconds() {
     );
     assert!(start.elapsed() < Duration::from_secs(5));
     assert_eq!(c.lease_holder(), None, "lease released");
+    c.assert_controller_never_forbidden();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_leader_is_killed_the_standby_takes_over_and_no_two_replicas_write_at_once() {
-    let c = Cluster::start().await;
+    let c = Cluster::with_accounts(&["ccm-a", "ccm-b"]).await;
     let mut a = Ccm::start(&c.kubeconfig("ccm-a"), &FAST_ELECTION).await;
     eventually(Duration::from_secs(10), "a leads", || {
         c.lease_holder().is_some()
@@ -652,6 +775,7 @@ async fn when_the_leader_is_killed_the_standby_takes_over_and_no_two_replicas_wr
         "a node write overlapped the leadership of the other replica"
     );
     assert!(writes.iter().any(|w| w.resource == "nodes" && w.user == ub));
+    c.assert_controller_never_forbidden();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -676,15 +800,13 @@ async fn watch_cut_and_expired_resource_version_are_recovered() {
         (0..5).all(|i| c.initialized(&format!("w2-{i}")))
     })
     .await;
+    c.assert_controller_never_forbidden();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_server_down_for_ten_seconds_then_back_is_survived() {
     let c = Cluster::start().await;
-    let fleet = Fleet::with_retry_budget(
-        c.emu.client(&c.emu.admin_token()).await.unwrap(),
-        Duration::from_secs(30),
-    );
+    let fleet = Fleet::with_retry_budget(c.kubelet_client().await, Duration::from_secs(30));
     let ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &FAST_ELECTION).await;
     eventually(Duration::from_secs(10), "lease acquired", || {
         c.lease_holder().is_some()
@@ -705,6 +827,7 @@ async fn api_server_down_for_ten_seconds_then_back_is_survived() {
     )
     .await;
     assert_eq!(ccm.get("/healthz").await.map(|r| r.0), Some(200));
+    c.assert_controller_never_forbidden();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -770,4 +893,5 @@ async fn config_reload_applies_valid_files_and_rejects_invalid_ones() {
     assert_eq!(label(&c.node("r3"), "example.com/pool"), Some("green"));
     // Labels already on a node are never overwritten by a new config.
     assert_eq!(label(&c.node("r1"), "example.com/pool"), Some("blue"));
+    c.assert_controller_never_forbidden();
 }

@@ -1,7 +1,8 @@
 //! The Kubernetes client the controller talks through: the shared client configuration
 //! wrapped in one tower layer that applies the client-side
-//! `--kube-api-qps`/`--kube-api-burst` token bucket and counts every request by verb and
-//! status code. kube 5 has no built-in client-side limiter, hence this layer.
+//! `--kube-api-qps`/`--kube-api-burst` token bucket, pauses the client when the API server
+//! asks for a delay, and counts every request by verb and status code. kube 5 has no
+//! built-in client-side limiter, hence this layer.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,7 +11,8 @@ use std::task::{Context as TaskContext, Poll, ready};
 use std::time::Duration;
 
 use http::{Method, Request, Response};
-use kube::client::ClientBuilder;
+use http_body_util::BodyExt;
+use kube::client::{ClientBuilder, DynBody};
 use tokio::time::{Instant, Sleep};
 use tower::{Layer, Service};
 
@@ -80,12 +82,17 @@ impl TokenBucket {
 /// The longest Retry-After bare-ccm obeys, so a bogus header cannot stall it for hours.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
+/// The most of an error body read for `details.retryAfterSeconds`; a Status is a few
+/// hundred bytes.
+const MAX_STATUS_BODY: usize = 64 * 1024;
+
 /// The tower layer of every bare-ccm client: rate limit, Retry-After pause, request
 /// metrics.
 #[derive(Clone)]
 pub struct ApiLayer {
     limiter: Option<Arc<TokenBucket>>,
-    /// Until when the API server asked (429 + Retry-After) this client to send nothing.
+    /// Until when the API server asked (429 or 5xx with Retry-After or
+    /// `details.retryAfterSeconds`) this client to send nothing.
     paused_until: Arc<Mutex<Option<Instant>>>,
     metrics: Arc<Metrics>,
 }
@@ -139,16 +146,15 @@ pub struct ApiService<S> {
     reserved: bool,
 }
 
-impl<S, B, ResBody> Service<Request<B>> for ApiService<S>
+impl<S, B> Service<Request<B>> for ApiService<S>
 where
-    S: Service<Request<B>, Response = Response<ResBody>>,
+    S: Service<Request<B>, Response = Response<Box<DynBody>>>,
     S::Future: Send + 'static,
-    S::Error: 'static,
-    ResBody: 'static,
+    S::Error: Send + 'static,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<Box<DynBody>>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<ResBody>, S::Error>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Box<DynBody>>, S::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
         if !self.reserved {
@@ -182,25 +188,76 @@ where
         Box::pin(async move {
             let result = fut.await;
             let metrics = &layer.metrics;
-            match &result {
-                Ok(resp) => {
-                    metrics.api_request(verb, resp.status().as_str());
-                    if resp.status() == http::StatusCode::TOO_MANY_REQUESTS
-                        && let Some(secs) = resp
-                            .headers()
-                            .get(http::header::RETRY_AFTER)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.trim().parse::<u64>().ok())
-                    {
-                        let wait = Duration::from_secs(secs).min(MAX_RETRY_AFTER);
-                        layer.pause_until(Instant::now() + wait);
-                    }
-                }
-                Err(_) => metrics.api_request(verb, "error"),
+            let Ok(resp) = result else {
+                metrics.api_request(verb, "error");
+                return result;
+            };
+            let status = resp.status();
+            metrics.api_request(verb, status.as_str());
+            if !asks_for_delay(status) {
+                return Ok(resp);
             }
-            result
+            // The header is read first (client-go `checkWait`); only when it is absent is
+            // the (small) Status body read for `details.retryAfterSeconds`, then handed on
+            // unchanged.
+            let (resp, wait) = match header_delay(resp.headers()) {
+                Some(wait) => (resp, Some(wait)),
+                None => {
+                    let (parts, body) = resp.into_parts();
+                    let bytes = axum::body::to_bytes(axum::body::Body::new(body), MAX_STATUS_BODY)
+                        .await
+                        .unwrap_or_default();
+                    let wait = status_body_delay(&bytes);
+                    let body: Box<DynBody> =
+                        Box::new(http_body_util::Full::new(bytes).map_err(|never| match never {}));
+                    (Response::from_parts(parts, body), wait)
+                }
+            };
+            if let Some(wait) = wait {
+                layer.pause_until(Instant::now() + wait.min(MAX_RETRY_AFTER));
+            }
+            Ok(resp)
         })
     }
+}
+
+/// Whether a response status may carry a delay request: 429 and every 5xx, as client-go's
+/// `checkWait` (k8s.io/client-go `rest/request.go`) treats them.
+fn asks_for_delay(status: http::StatusCode) -> bool {
+    status == http::StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+/// The delay a `Retry-After: <seconds>` header asks for (client-go `retryAfterSeconds`
+/// reads only the integer form).
+fn header_delay(headers: &http::HeaderMap) -> Option<Duration> {
+    let secs: u64 = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs))
+}
+
+/// The delay a Status body asks for in `details.retryAfterSeconds` when it is positive
+/// (apimachinery `errors.SuggestsClientDelay`, which client-go's retry consults too).
+fn status_body_delay(body: &[u8]) -> Option<Duration> {
+    #[derive(serde::Deserialize)]
+    struct Status {
+        details: Option<Details>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Details {
+        #[serde(rename = "retryAfterSeconds")]
+        retry_after_seconds: Option<i64>,
+    }
+    let status: Status = serde_json::from_slice(body).ok()?;
+    let secs = status.details?.retry_after_seconds?;
+    u64::try_from(secs)
+        .ok()
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
 }
 
 /// The Kubernetes verb of a request, from its method and path (as the API server's
@@ -281,6 +338,100 @@ mod tests {
             ),
             "create"
         );
+    }
+
+    #[test]
+    fn delay_is_asked_by_429_and_5xx_only() {
+        assert!(asks_for_delay(http::StatusCode::TOO_MANY_REQUESTS));
+        assert!(asks_for_delay(http::StatusCode::SERVICE_UNAVAILABLE));
+        assert!(asks_for_delay(http::StatusCode::INTERNAL_SERVER_ERROR));
+        assert!(!asks_for_delay(http::StatusCode::CONFLICT));
+        assert!(!asks_for_delay(http::StatusCode::OK));
+    }
+
+    #[test]
+    fn retry_after_header_takes_integer_seconds() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(header_delay(&headers), None);
+        headers.insert(http::header::RETRY_AFTER, " 3 ".parse().unwrap());
+        assert_eq!(header_delay(&headers), Some(Duration::from_secs(3)));
+        headers.insert(
+            http::header::RETRY_AFTER,
+            "Wed, 21 Oct 2026 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(header_delay(&headers), None);
+    }
+
+    #[test]
+    fn status_body_retry_after_seconds_is_honoured_when_positive() {
+        let throttled = br#"{"kind":"Status","apiVersion":"v1","status":"Failure",
+            "reason":"TooManyRequests","code":429,"details":{"retryAfterSeconds":4}}"#;
+        assert_eq!(status_body_delay(throttled), Some(Duration::from_secs(4)));
+        let zero = br#"{"kind":"Status","code":503,"details":{"retryAfterSeconds":0}}"#;
+        assert_eq!(status_body_delay(zero), None);
+        let negative = br#"{"kind":"Status","code":503,"details":{"retryAfterSeconds":-2}}"#;
+        assert_eq!(status_body_delay(negative), None);
+        assert_eq!(status_body_delay(br#"{"kind":"Status","code":500}"#), None);
+        assert_eq!(status_body_delay(b"upstream connect error"), None);
+    }
+
+    /// A stand-in API server that answers every request with `status` and `body`.
+    struct Answer {
+        status: http::StatusCode,
+        body: &'static str,
+    }
+
+    impl Service<Request<()>> for Answer {
+        type Response = Response<Box<DynBody>>;
+        type Error = std::convert::Infallible;
+        type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+        fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: Request<()>) -> Self::Future {
+            let body: Box<DynBody> = Box::new(
+                http_body_util::Full::new(bytes_of(self.body)).map_err(|never| match never {}),
+            );
+            let mut resp = Response::new(body);
+            *resp.status_mut() = self.status;
+            std::future::ready(Ok(resp))
+        }
+    }
+
+    fn bytes_of(text: &'static str) -> axum::body::Bytes {
+        axum::body::Bytes::from_static(text.as_bytes())
+    }
+
+    #[tokio::test]
+    async fn a_503_status_body_with_retry_after_seconds_pauses_the_client_and_passes_through() {
+        const BODY: &str = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"ServiceUnavailable","code":503,"details":{"retryAfterSeconds":2}}"#;
+        let layer = ApiLayer::new(0.0, 0, Arc::new(Metrics::new()));
+        let mut service = layer.layer(Answer {
+            status: http::StatusCode::SERVICE_UNAVAILABLE,
+            body: BODY,
+        });
+        let request = Request::get("/api/v1/nodes/n1").body(()).unwrap();
+        let resp = service.call(request).await.unwrap();
+        assert_eq!(resp.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, bytes_of(BODY));
+        let paused = layer.paused_until(Instant::now()).expect("client paused");
+        let left = paused - Instant::now();
+        assert!(left > Duration::from_millis(1500) && left <= Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn a_conflict_never_pauses_the_client() {
+        let layer = ApiLayer::new(0.0, 0, Arc::new(Metrics::new()));
+        let mut service = layer.layer(Answer {
+            status: http::StatusCode::CONFLICT,
+            body: r#"{"kind":"Status","code":409,"details":{"retryAfterSeconds":5}}"#,
+        });
+        let request = Request::get("/api/v1/nodes/n1").body(()).unwrap();
+        service.call(request).await.unwrap();
+        assert_eq!(layer.paused_until(Instant::now()), None);
     }
 
     #[test]

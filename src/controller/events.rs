@@ -2,22 +2,32 @@
 //! Normal `Synced` when a node is initialised (upstream's reason and text), Warnings when a
 //! node cannot be initialised or refreshed, or a new config file is rejected.
 //!
+//! Emission is off the workers' path: [`Events`] only queues an event on a bounded channel
+//! and returns; the [`EventWriter`] task sends them to the API server. When the channel is
+//! full the event is dropped and counted (`bare_ccm_events_dropped_total`): an event is
+//! never worth delaying a node's initialisation.
+//!
 //! Events are bounded: a Warning repeated for the same object and reason is sent through
 //! kube-runtime's `Recorder` (which turns repeats into one Event with a growing series
 //! count) and at most once per [`REPEAT_INTERVAL`] unless its text changes. Events are
-//! writes, so they are gated on leadership like every other write.
+//! writes, so they are gated on leadership like every other write, when queued and again
+//! when sent.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::leader::LeaderGate;
 
@@ -33,6 +43,14 @@ pub const REASON_CONFIG_INVALID: &str = "ConfigInvalid";
 /// A Warning with the same object, reason and text is not sent again sooner than this.
 pub const REPEAT_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Events waiting to be sent. A burst of joining nodes queues one `Synced` each; 4096
+/// covers the largest burst the sender falls behind on while costing ~100 bytes a slot
+/// only when used.
+pub const QUEUE_CAPACITY: usize = 4096;
+
+/// Events sent at once by the writer, so that it keeps up with the workers.
+const SENDS_IN_FLIGHT: usize = 8;
+
 /// The controller name events are reported under.
 const CONTROLLER: &str = "bare-ccm";
 /// Node events live in `default`, as kube-runtime and upstream put cluster-scoped ones.
@@ -43,13 +61,33 @@ const MAX_NOTE: usize = 1024;
 /// Last Warning sent per (object name, reason): its text and when.
 type WarnedMap = HashMap<(String, &'static str), (String, Instant)>;
 
-/// Emits the controller's events.
+/// One event waiting for the writer.
+enum Pending {
+    Synced {
+        node: String,
+    },
+    Warning {
+        object: ObjectReference,
+        reason: &'static str,
+        note: String,
+    },
+}
+
+/// Queues the controller's events (cheap, never waits); see [`EventWriter`].
 pub struct Events {
+    queue: mpsc::Sender<Pending>,
+    gate: Arc<LeaderGate>,
+    warned: Mutex<WarnedMap>,
+    dropped: Counter,
+}
+
+/// Sends queued events to the API server; run it with [`EventWriter::run`].
+pub struct EventWriter {
     client: kube::Client,
     recorder: Recorder,
     reporter: Reporter,
     gate: Arc<LeaderGate>,
-    warned: Mutex<WarnedMap>,
+    queue: mpsc::Receiver<Pending>,
 }
 
 /// The reference of a Node for its events. The UID is the node name, the convention
@@ -88,54 +126,55 @@ fn truncate(note: &str) -> String {
 }
 
 impl Events {
-    /// `instance` names this replica (its leader identity) in `reportingInstance`.
-    pub fn new(client: kube::Client, instance: String, gate: Arc<LeaderGate>) -> Self {
+    /// The queue and its writer. `instance` names this replica (its leader identity) in
+    /// `reportingInstance`; `dropped` counts events lost to a full queue.
+    pub fn new(
+        client: kube::Client,
+        instance: String,
+        gate: Arc<LeaderGate>,
+        dropped: Counter,
+    ) -> (Events, EventWriter) {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let reporter = Reporter {
             controller: CONTROLLER.into(),
             instance: Some(instance),
         };
-        Events {
+        let writer = EventWriter {
             recorder: Recorder::new(client.clone(), reporter.clone()),
             client,
             reporter,
+            gate: gate.clone(),
+            queue: rx,
+        };
+        let events = Events {
+            queue: tx,
             gate,
             warned: Mutex::default(),
+            dropped,
+        };
+        (events, writer)
+    }
+
+    fn enqueue(&self, event: Pending) {
+        if self.queue.try_send(event).is_err() {
+            self.dropped.inc();
         }
     }
 
-    /// Normal `Synced` on a node, once per initialisation. Created directly rather than
-    /// through the `Recorder`, whose cache would keep one Event per node for minutes.
-    pub async fn synced(&self, node: &str) {
+    /// Normal `Synced` on a node, once per initialisation.
+    pub fn synced(&self, node: &str) {
         if !self.gate.may_write() {
             return;
         }
         self.forget(node);
-        let now = Timestamp::now();
-        let event = K8sEvent {
-            metadata: ObjectMeta {
-                name: Some(format!("{node}.{:x}", now.as_nanosecond())),
-                namespace: Some(EVENT_NAMESPACE.into()),
-                ..ObjectMeta::default()
-            },
-            event_time: Some(MicroTime(now)),
-            action: Some("Initialize".into()),
-            reason: Some(REASON_SYNCED.into()),
-            note: Some("Node synced successfully".into()),
-            regarding: Some(node_ref(node)),
-            reporting_controller: Some(self.reporter.controller.clone()),
-            reporting_instance: self.reporter.instance.clone(),
-            type_: Some("Normal".into()),
-            ..K8sEvent::default()
-        };
-        let api: kube::Api<K8sEvent> = kube::Api::namespaced(self.client.clone(), EVENT_NAMESPACE);
-        if let Err(e) = api.create(&PostParams::default(), &event).await {
-            tracing::warn!(node, error = %e, "cannot record the Synced event");
-        }
+        self.enqueue(Pending::Synced {
+            node: node.to_string(),
+        });
     }
 
     /// A Warning on `object` (see [`node_ref`], [`lease_ref`]), rate-limited per object
     /// and reason.
-    pub async fn warn(&self, object: ObjectReference, reason: &'static str, note: &str) {
+    pub fn warn(&self, object: ObjectReference, reason: &'static str, note: &str) {
         if !self.gate.may_write() {
             return;
         }
@@ -145,7 +184,7 @@ impl Events {
             let Ok(mut warned) = self.warned.lock() else {
                 return;
             };
-            let key = (name.clone(), reason);
+            let key = (name, reason);
             if let Some((last_note, at)) = warned.get(&key)
                 && *last_note == note
                 && at.elapsed() < REPEAT_INTERVAL
@@ -154,21 +193,11 @@ impl Events {
             }
             warned.insert(key, (note.clone(), Instant::now()));
         }
-        let action = if reason == REASON_CONFIG_INVALID {
-            "ReloadConfig"
-        } else {
-            "Initialize"
-        };
-        let event = Event {
-            type_: EventType::Warning,
-            reason: reason.into(),
-            note: Some(note),
-            action: action.into(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&event, &object).await {
-            tracing::warn!(object = %name, reason, error = %e, "cannot record a Warning event");
-        }
+        self.enqueue(Pending::Warning {
+            object,
+            reason,
+            note,
+        });
     }
 
     /// Drops the rate-limit memory of `object_name` (it was initialised or deleted).
@@ -179,9 +208,143 @@ impl Events {
     }
 }
 
+impl EventWriter {
+    /// Sends queued events, a few at a time, until `shutdown` or until every [`Events`]
+    /// handle is gone.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let EventWriter {
+            client,
+            recorder,
+            reporter,
+            gate,
+            queue,
+        } = self;
+        let events = futures::stream::unfold(queue, |mut queue| async move {
+            queue.recv().await.map(|event| (event, queue))
+        });
+        let send_all = events.for_each_concurrent(SENDS_IN_FLIGHT, |event| {
+            let (client, recorder, reporter, gate) = (&client, &recorder, &reporter, &gate);
+            async move {
+                // Leadership may have been lost while the event waited.
+                if !gate.may_write() {
+                    return;
+                }
+                match event {
+                    Pending::Synced { node } => send_synced(client, reporter, &node).await,
+                    Pending::Warning {
+                        object,
+                        reason,
+                        note,
+                    } => send_warning(recorder, object, reason, note).await,
+                }
+            }
+        });
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = send_all => {}
+        }
+    }
+}
+
+/// Creates a `Synced` Event directly rather than through the `Recorder`, whose cache would
+/// keep one Event per node for minutes.
+async fn send_synced(client: &kube::Client, reporter: &Reporter, node: &str) {
+    let now = Timestamp::now();
+    let event = K8sEvent {
+        metadata: ObjectMeta {
+            name: Some(format!("{node}.{:x}", now.as_nanosecond())),
+            namespace: Some(EVENT_NAMESPACE.into()),
+            ..ObjectMeta::default()
+        },
+        event_time: Some(MicroTime(now)),
+        action: Some("Initialize".into()),
+        reason: Some(REASON_SYNCED.into()),
+        note: Some("Node synced successfully".into()),
+        regarding: Some(node_ref(node)),
+        reporting_controller: Some(reporter.controller.clone()),
+        reporting_instance: reporter.instance.clone(),
+        type_: Some("Normal".into()),
+        ..K8sEvent::default()
+    };
+    let api: kube::Api<K8sEvent> = kube::Api::namespaced(client.clone(), EVENT_NAMESPACE);
+    if let Err(e) = api.create(&PostParams::default(), &event).await {
+        tracing::warn!(node, error = %e, "cannot record the Synced event");
+    }
+}
+
+async fn send_warning(
+    recorder: &Recorder,
+    object: ObjectReference,
+    reason: &'static str,
+    note: String,
+) {
+    let action = if reason == REASON_CONFIG_INVALID {
+        "ReloadConfig"
+    } else {
+        "Initialize"
+    };
+    let event = Event {
+        type_: EventType::Warning,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &object).await {
+        let name = object.name.as_deref().unwrap_or_default();
+        tracing::warn!(object = %name, reason, error = %e, "cannot record a Warning event");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Events whose writer is not running, with a client that reaches nothing.
+    fn events(gate: LeaderGate) -> (Events, EventWriter, Counter) {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let dropped = Counter::default();
+        let (events, writer) = Events::new(client, "test".into(), Arc::new(gate), dropped.clone());
+        (events, writer, dropped)
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts_events_instead_of_waiting() {
+        let (events, mut writer, dropped) = events(LeaderGate::always());
+        for i in 0..QUEUE_CAPACITY + 3 {
+            events.synced(&format!("n{i}"));
+        }
+        assert_eq!(dropped.get(), 3);
+        let Ok(Pending::Synced { node }) = writer.queue.try_recv() else {
+            panic!("the first Synced event is queued");
+        };
+        assert_eq!(node, "n0");
+    }
+
+    #[tokio::test]
+    async fn repeated_warnings_are_queued_once_per_interval_unless_the_text_changes() {
+        let (events, mut writer, _) = events(LeaderGate::always());
+        events.warn(node_ref("n1"), REASON_INITIALIZATION_FAILED, "no IP");
+        events.warn(node_ref("n1"), REASON_INITIALIZATION_FAILED, "no IP");
+        events.warn(node_ref("n1"), REASON_INITIALIZATION_FAILED, "other IP");
+        let mut notes = Vec::new();
+        while let Ok(Pending::Warning { note, .. }) = writer.queue.try_recv() {
+            notes.push(note);
+        }
+        assert_eq!(notes, ["no IP", "other IP"]);
+    }
+
+    #[tokio::test]
+    async fn a_replica_that_may_not_write_queues_no_event() {
+        let clock = Arc::new(crate::leader::RenewClock::default());
+        let (events, mut writer, dropped) =
+            events(LeaderGate::elected(clock, Duration::from_secs(10)));
+        events.synced("n1");
+        events.warn(node_ref("n1"), REASON_INITIALIZATION_FAILED, "no IP");
+        assert!(writer.queue.try_recv().is_err());
+        assert_eq!(dropped.get(), 0);
+    }
 
     #[test]
     fn long_notes_are_cut_to_the_events_api_limit_on_a_char_boundary() {

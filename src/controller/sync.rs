@@ -111,7 +111,7 @@ async fn attempt(ctx: &Context, entry: Entry) -> Result<Synced, Error> {
             REASON_ADDRESS_RESOLUTION_FAILED
         };
         let note = res.errors.join("; ");
-        ctx.events.warn(node_ref(&name), reason, &note).await;
+        ctx.events.warn(node_ref(&name), reason, &note);
         return Err(Error::Unresolved {
             node: name,
             errors: res.errors,
@@ -153,7 +153,7 @@ async fn attempt(ctx: &Context, entry: Entry) -> Result<Synced, Error> {
         labels = res.labels.len(),
         "node initialized"
     );
-    ctx.events.synced(&name).await;
+    ctx.events.synced(&name);
     ctx.metrics
         .initial_sync_delay
         .observe(since(entry.created).as_secs_f64());
