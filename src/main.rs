@@ -81,15 +81,28 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+/// The async runtime, with one worker per core unless `workers` caps it.
+fn runtime_with(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        builder.worker_threads(n);
+    }
+    builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    runtime_with(None)
+}
+
+/// The controller's work is I/O-bound: two workers are plenty, and on a many-core
+/// control-plane host a worker per core would only add stacks and allocator arenas.
+const CONTROLLER_WORKERS: usize = 2;
+
 fn run(args: bare_ccm::run::RunArgs) -> ExitCode {
-    let result = runtime().and_then(|rt| rt.block_on(bare_ccm::run::run(args)));
+    let result = runtime_with(Some(CONTROLLER_WORKERS)).and_then(|rt| rt.block_on(bare_ccm::run::run(args)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
