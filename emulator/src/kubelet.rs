@@ -703,21 +703,6 @@ fn is_transient(error: &kube::Error) -> bool {
     }
 }
 
-/// The wait the server asked for (`details.retryAfterSeconds`, which the real server sets
-/// with the `Retry-After` header on 429 and some 5xx answers); client-go honours it too
-/// (`rest/request.go`, `checkWait`).
-fn retry_after(error: &kube::Error) -> Option<Duration> {
-    match error {
-        kube::Error::Api(status) => status
-            .details
-            .as_ref()
-            .map(|details| details.retry_after_seconds)
-            .filter(|seconds| *seconds > 0)
-            .map(|seconds| Duration::from_secs(u64::from(seconds))),
-        _ => None,
-    }
-}
-
 fn is_already_exists(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 409 && status.reason == "AlreadyExists")
 }
@@ -756,11 +741,12 @@ impl Inner {
                         source,
                     });
                 }
-                Err(source) => {
+                // A 429's `Retry-After` header is honoured by the kube-rs client's own retry
+                // policy before the error reaches here (kube-client `client/retry.rs`); what
+                // gets here backs off with jitter.
+                Err(_) => {
                     let jitter = rand::random_range(0..=pause.as_millis() as u64 / 2);
-                    let wait =
-                        retry_after(&source).unwrap_or(pause + Duration::from_millis(jitter));
-                    tokio::time::sleep(wait).await;
+                    tokio::time::sleep(pause + Duration::from_millis(jitter)).await;
                     pause = (pause * 2).min(BACKOFF_MAX);
                 }
             }

@@ -38,7 +38,7 @@ impl PatchKind {
             "application/json-patch+json" => Ok(PatchKind::Json),
             "application/merge-patch+json" => Ok(PatchKind::Merge),
             "application/strategic-merge-patch+json" => Ok(PatchKind::Strategic),
-            _ => Err(ApiError::unsupported_media_type(&media)),
+            _ => Err(ApiError::unsupported_media_type()),
         }
     }
 }

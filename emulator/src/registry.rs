@@ -1,7 +1,9 @@
 //! The semantics of each verb on a resource, as kube-apiserver's generic registry applies
 //! them: create, get, list, update, patch, delete and deletecollection, with
-//! resourceVersion preconditions, the Node status subresource, validation, no-op detection,
-//! and the Event version conversion.
+//! resourceVersion preconditions, the Node status subresource, decoding of bodies and patch
+//! results into the resource's type (unknown fields dropped with a warning, `omitempty`
+//! applied), validation, no-op detection, `ListOptions` validation, the Event version
+//! conversion, and Table answers for `kubectl get` (`table`).
 //!
 //! Sources: apiserver `pkg/registry/generic/registry/store.go` (Create/Update/Delete),
 //! `pkg/registry/rest/create.go` (`BeforeCreate`), `pkg/registry/rest/update.go`
@@ -20,14 +22,17 @@ use rand::Rng;
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 
+pub mod table;
+
 use crate::event_versions;
 use crate::patch;
-use crate::resources::{ResourceDef, StoreKind};
+use crate::resources::{Decoded, FieldValidation, ResourceDef, StoreKind};
 use crate::routes::{ResourceRequest, query_param};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{self, ApiError};
 use crate::store::{Key, ListSnapshot, Store, Txn};
 use crate::validation::{self, FieldError, FieldErrorKind};
+use table::TableRequest;
 
 /// One committed change, for accounting.
 #[derive(Debug, Clone)]
@@ -54,6 +59,8 @@ pub struct Reply {
     pub body: Bytes,
     /// What was written.
     pub changes: Vec<Change>,
+    /// `Warning` header texts (unknown fields dropped under `fieldValidation=Warn`).
+    pub warnings: Vec<String>,
 }
 
 impl Reply {
@@ -62,7 +69,16 @@ impl Reply {
             code,
             body: Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
             changes,
+            warnings: Vec::new(),
         }
+    }
+
+    fn with_warnings(mut self, unknown_fields: &[String]) -> Reply {
+        self.warnings = unknown_fields
+            .iter()
+            .map(|f| format!("unknown field \"{f}\""))
+            .collect();
+        self
     }
 }
 
@@ -81,6 +97,24 @@ impl WriteInput<'_> {
     /// `pkg/endpoints/handlers/rest.go`, `dryrun.IsDryRun`).
     fn dry_run(&self) -> bool {
         query_param(self.query, "dryRun").is_some_and(|v| v == "All")
+    }
+
+    /// The `fieldValidation` directive; an unsupported value is 422 on the write's options
+    /// kind (`CreateOptions`, `UpdateOptions`, `PatchOptions`), as apimachinery
+    /// `pkg/apis/meta/v1/validation` `ValidateFieldValidation` reports it.
+    fn field_validation(&self, options_kind: &str) -> Result<FieldValidation, ApiError> {
+        let given = query_param(self.query, "fieldValidation");
+        FieldValidation::parse(given.as_deref()).ok_or_else(|| {
+            invalid_unnamed(
+                options_kind,
+                "meta.k8s.io",
+                &[FieldError::not_supported(
+                    "fieldValidation",
+                    json!(given.unwrap_or_default()),
+                    &["", "Ignore", "Strict", "Warn"],
+                )],
+            )
+        })
     }
 }
 
@@ -140,8 +174,10 @@ fn stored_type(def: &ResourceDef) -> (&'static str, String) {
 
 /// Decodes a create/update body. JSON and YAML are accepted, as by the real server's
 /// serializers (apimachinery `pkg/runtime/serializer/codec_factory.go`); protobuf is not
-/// implemented by the emulator and is answered with 415 UnsupportedMediaType, which makes
-/// client-go based clients (kubectl) retry the request as JSON.
+/// implemented by the emulator and is answered with 415 UnsupportedMediaType. client-go
+/// falls back to JSON after a 415 only for CBOR (`rest/client.go`,
+/// `requestClientContentConfigProvider.UnsupportedMediaType`), so kubectl commands that
+/// write through typed clients in protobuf (`kubectl create configmap`) fail here.
 fn parse_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
     let media = content_type
         .split(';')
@@ -164,7 +200,7 @@ fn parse_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
                 ))
             })?
         }
-        _ => return Err(ApiError::unsupported_body_media_type(&media)),
+        _ => return Err(ApiError::unsupported_body_media_type()),
     };
     if !value.is_object() {
         return Err(ApiError::bad_request(
@@ -197,6 +233,118 @@ fn check_type(def: &ResourceDef, obj: &mut Value) -> Result<(), ApiError> {
         root.insert("kind".into(), json!(def.kind));
     }
     Ok(())
+}
+
+/// Decodes a create/update body into the resource's type (`Decoded`); a body that does
+/// not fit the type, or that has unknown fields under `fieldValidation=Strict`, is 400 with
+/// the message of apiserver `pkg/endpoints/handlers/rest.go` `transformDecodeError`:
+/// `Node in version "v1" cannot be handled as a Node: <decoder error>`.
+fn decode_body(
+    def: &ResourceDef,
+    obj: &Value,
+    validation: FieldValidation,
+) -> Result<Decoded, ApiError> {
+    let cannot = |why: String| {
+        ApiError::bad_request(format!(
+            "{kind} in version {version:?} cannot be handled as a {kind}: {why}",
+            kind = def.kind,
+            version = def.version,
+        ))
+    };
+    let decoded = def.decode(obj).map_err(cannot)?;
+    match validation {
+        FieldValidation::Strict if !decoded.unknown_fields.is_empty() => {
+            Err(cannot(strict_decoding_error(&decoded.unknown_fields)))
+        }
+        FieldValidation::Ignore => Ok(Decoded {
+            unknown_fields: Vec::new(),
+            ..decoded
+        }),
+        _ => Ok(decoded),
+    }
+}
+
+/// apimachinery `pkg/runtime/error.go` `strictDecodingError.Error`: `strict decoding
+/// error: unknown field "a", unknown field "b"`.
+fn strict_decoding_error(unknown_fields: &[String]) -> String {
+    let fields: Vec<String> = unknown_fields
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
+    format!("strict decoding error: {}", fields.join(", "))
+}
+
+/// Decodes a patch result. A result that does not fit the type, or has unknown fields
+/// under `Strict`, is 422 `"" is invalid: patch: Invalid value: "<value>": <error>`
+/// (apiserver `pkg/endpoints/handlers/patch.go`, `applyPatchToCurrentObject`: the JSON and
+/// merge patchers name the patched object, the strategic one the patch map as Go's `%+v`
+/// prints it).
+fn decode_patched(
+    def: &ResourceDef,
+    kind: patch::PatchKind,
+    body: &[u8],
+    patched: &Value,
+    validation: FieldValidation,
+) -> Result<Decoded, ApiError> {
+    let invalid_patch = |why: String| {
+        let bad_value = match kind {
+            patch::PatchKind::Strategic => serde_json::from_slice::<Value>(body)
+                .map(|v| go_print(&v))
+                .unwrap_or_default(),
+            _ => serde_json::to_string(patched).unwrap_or_default(),
+        };
+        invalid_unnamed(
+            "",
+            "",
+            &[FieldError::invalid("patch", json!(bad_value), &why)],
+        )
+    };
+    let decoded = def.decode(patched).map_err(invalid_patch)?;
+    match validation {
+        FieldValidation::Strict if !decoded.unknown_fields.is_empty() => Err(invalid_patch(
+            strict_decoding_error(&decoded.unknown_fields),
+        )),
+        FieldValidation::Ignore => Ok(Decoded {
+            unknown_fields: Vec::new(),
+            ..decoded
+        }),
+        _ => Ok(decoded),
+    }
+}
+
+/// A JSON value as Go's `fmt` `%+v` prints the `map[string]interface{}` it decodes into:
+/// `map[spec:map[taints:x]]`, keys sorted, lists as `[a b]`, null as `<nil>`.
+fn go_print(v: &Value) -> String {
+    match v {
+        Value::Null => "<nil>".into(),
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Array(items) => {
+            let parts: Vec<String> = items.iter().map(go_print).collect();
+            format!("[{}]", parts.join(" "))
+        }
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{k}:{}", go_print(&m[k])))
+                .collect();
+            format!("map[{}]", parts.join(" "))
+        }
+    }
+}
+
+/// A 422 of apimachinery `NewInvalid` for an object without a name (the patch decoder's
+/// and `ListOptions`): `details` carries no empty `name`/`kind`, as Go's `omitempty` drops
+/// them.
+fn invalid_unnamed(kind: &str, group: &str, errs: &[FieldError]) -> ApiError {
+    let mut body = validation::invalid_status(kind, group, "", errs);
+    if let Some(details) = body.get_mut("details").and_then(Value::as_object_mut) {
+        details.retain(|_, v| v.as_str() != Some(""));
+    }
+    ApiError::invalid(body)
 }
 
 /// The namespace of the body must be empty or the request's (`rest.BeforeCreate` /
@@ -251,8 +399,11 @@ fn generate_name(base: &str) -> String {
 
 /// Validation of the object as its strategy does it: Node has its own rules (which include
 /// the metadata rules), and writes to `nodes/status` run only the update rules
-/// (`nodeStatusStrategy.ValidateUpdate` calls `ValidateNodeUpdate` alone); the others use
-/// the common ObjectMeta validation.
+/// (`nodeStatusStrategy.ValidateUpdate` calls `ValidateNodeUpdate` alone); Events are
+/// validated by the rules of the API group they were written through (kubernetes
+/// `pkg/registry/core/event/strategy.go`, `pkg/apis/core/validation/events.go`), Leases by
+/// `pkg/apis/coordination/validation`; the others use the common ObjectMeta validation.
+/// `new` (and `old`) are in the stored form.
 fn validate(
     def: &ResourceDef,
     subresource: &str,
@@ -264,6 +415,8 @@ fn validate(
             validation::validate_node_update(old, new)
         }
         (StoreKind::Nodes, _) => validation::validate_node(old, new),
+        (StoreKind::Events, _) => validation::validate_event(old, new, def.group),
+        (StoreKind::Leases, _) => validation::validate_lease(new),
         _ => validation::validate_object_meta(new),
     }
 }
@@ -272,9 +425,23 @@ fn invalid(def: &ResourceDef, name: &str, errs: &[FieldError]) -> ApiError {
     ApiError::invalid(validation::invalid_status(def.kind, def.group, name, errs))
 }
 
-/// GET.
-pub fn get(store: &Store, req: &ResourceRequest) -> Result<Reply, ApiError> {
+/// GET, as the object or (for `kubectl get`) as a Table.
+pub fn get(
+    store: &Store,
+    req: &ResourceRequest,
+    table: Option<&TableRequest>,
+) -> Result<Reply, ApiError> {
     let not_found = || ApiError::not_found(req.def.group, req.def.resource, &req.name);
+    if let Some(table) = table {
+        let obj = store.get(req.def.store, &key(req)).ok_or_else(not_found)?;
+        let mut list_meta = Map::new();
+        list_meta.insert(
+            "resourceVersion".into(),
+            json!(meta_str(&obj, "resourceVersion")),
+        );
+        let rendered = table::render(req.def, table, &list_meta, &[&view(req.def, &obj)]);
+        return Ok(Reply::json(200, &rendered, Vec::new()));
+    }
     if req.def.is_events_v1() {
         let obj = store.get(req.def.store, &key(req)).ok_or_else(not_found)?;
         return Ok(Reply::json(200, &view(req.def, &obj), Vec::new()));
@@ -286,6 +453,7 @@ pub fn get(store: &Store, req: &ResourceRequest) -> Result<Reply, ApiError> {
         code: 200,
         body: json,
         changes: Vec::new(),
+        warnings: Vec::new(),
     })
 }
 
@@ -323,6 +491,96 @@ impl Selectors {
     }
 }
 
+/// apimachinery `pkg/apis/meta/internalversion/validation` `ValidateListOptions`, as the
+/// list and watch handlers run it (apiserver `pkg/endpoints/handlers/get.go`
+/// `ListResource`): 422 `ListOptions.meta.k8s.io "" is invalid: ...`. The WatchList
+/// feature gate is off by default in 1.33 (kubernetes#131359), so a watch that sets
+/// `sendInitialEvents` at all (true or false) is refused, and clients fall back to
+/// list+watch.
+pub fn validate_list_options(query: &str, watch: bool) -> Result<(), ApiError> {
+    let given = |k: &str| query_param(query, k).filter(|v| !v.is_empty());
+    let rv_match = given("resourceVersionMatch");
+    let rv = given("resourceVersion");
+    let continue_token = given("continue");
+    let send_initial_events = query_param(query, "sendInitialEvents").is_some();
+    let mut errs = Vec::new();
+    let field = "resourceVersionMatch";
+    if watch {
+        if send_initial_events {
+            if rv_match.as_deref() != Some("NotOlderThan") {
+                errs.push(FieldError::forbidden(
+                    field,
+                    "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                ));
+            }
+            errs.push(FieldError::forbidden(
+                "sendInitialEvents",
+                "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
+            ));
+        }
+        if let Some(m) = &rv_match {
+            if !send_initial_events {
+                errs.push(FieldError::forbidden(
+                    field,
+                    "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+                ));
+            }
+            if m != "NotOlderThan" {
+                errs.push(FieldError::not_supported(
+                    field,
+                    json!(m),
+                    &["NotOlderThan"],
+                ));
+            }
+            if continue_token.is_some() {
+                errs.push(FieldError::forbidden(
+                    field,
+                    "resourceVersionMatch is forbidden when continue is provided",
+                ));
+            }
+        }
+    } else {
+        if let Some(m) = &rv_match {
+            if rv.is_none() {
+                errs.push(FieldError::forbidden(
+                    field,
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                ));
+            }
+            if continue_token.is_some() {
+                errs.push(FieldError::forbidden(
+                    field,
+                    "resourceVersionMatch is forbidden when continue is provided",
+                ));
+            }
+            if m != "Exact" && m != "NotOlderThan" {
+                errs.push(FieldError::not_supported(
+                    field,
+                    json!(m),
+                    &["Exact", "NotOlderThan", ""],
+                ));
+            }
+            if m == "Exact" && rv.as_deref() == Some("0") {
+                errs.push(FieldError::forbidden(
+                    field,
+                    "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                ));
+            }
+        }
+        if send_initial_events {
+            errs.push(FieldError::forbidden(
+                "sendInitialEvents",
+                "sendInitialEvents is forbidden for list",
+            ));
+        }
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid_unnamed("ListOptions", "meta.k8s.io", &errs))
+    }
+}
+
 /// The decoded `continue` token: which snapshot, where to resume.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct ContinueToken {
@@ -339,7 +597,13 @@ const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to di
 /// LIST with selectors, `limit` and `continue`. Each page is cut from one consistent
 /// snapshot taken by the first request, as etcd serves continuations at the first page's
 /// revision.
-pub fn list(store: &Store, req: &ResourceRequest, query: &str) -> Result<Reply, ApiError> {
+pub fn list(
+    store: &Store,
+    req: &ResourceRequest,
+    query: &str,
+    table: Option<&TableRequest>,
+) -> Result<Reply, ApiError> {
+    validate_list_options(query, false)?;
     let selectors = Selectors::parse(req.def.kind, query)?;
     let limit = match query_param(query, "limit").filter(|s| !s.is_empty()) {
         None => None,
@@ -350,6 +614,15 @@ pub fn list(store: &Store, req: &ResourceRequest, query: &str) -> Result<Reply, 
         },
     };
     let (rv, items, offset) = match query_param(query, "continue").filter(|s| !s.is_empty()) {
+        // etcd3 `store.go` `GetList` (`validateListOptions` in 1.33): a continue token
+        // carries its own revision.
+        Some(_)
+            if query_param(query, "resourceVersion").is_some_and(|v| !v.is_empty() && v != "0") =>
+        {
+            return Err(ApiError::bad_request(
+                "specifying resource version is not allowed when using continue",
+            ));
+        }
         Some(token) => {
             let decoded = URL_SAFE_NO_PAD
                 .decode(token.as_bytes())
@@ -388,11 +661,18 @@ pub fn list(store: &Store, req: &ResourceRequest, query: &str) -> Result<Reply, 
         list_meta.insert("remainingItemCount".into(), json!(items.len() - end));
     }
     let page = &items[start..end];
+    if let Some(table) = table {
+        let views: Vec<Cow<'_, Value>> = page.iter().map(|o| view(req.def, o)).collect();
+        let objects: Vec<&Value> = views.iter().map(|v| v.as_ref()).collect();
+        let rendered = table::render(req.def, table, &list_meta, &objects);
+        return Ok(Reply::json(200, &rendered, Vec::new()));
+    }
     let body = serialize_list(req.def, &list_meta, page);
     Ok(Reply {
         code: 200,
         body,
         changes: Vec::new(),
+        warnings: Vec::new(),
     })
 }
 
@@ -455,7 +735,14 @@ pub fn create(
     let def = req.def;
     let mut obj = parse_body(input.body, input.content_type)?;
     check_type(def, &mut obj)?;
-    let mut obj = to_stored(def, obj);
+    let decoded = decode_body(def, &obj, input.field_validation("CreateOptions")?)?;
+    let mut obj = to_stored(def, decoded.object);
+    // etcd3 `store.go` `Create` refuses an object that carries a resourceVersion, with a
+    // plain error the handler turns into a 500 without reason (`ErrorToAPIStatus`); a
+    // value that is not a positive number counts as unset (`APIObjectVersioner`).
+    let given_rv = meta_str(&obj, "resourceVersion")
+        .parse::<u64>()
+        .unwrap_or(0);
     settle_namespace(def, req, &mut obj)?;
     let (kind, api_version) = stored_type(def);
     if let Some(root) = obj.as_object_mut() {
@@ -522,11 +809,17 @@ pub fn create(
         {
             return Err(ApiError::not_found("", "namespaces", &req.namespace));
         }
+        if given_rv != 0 && !dry_run {
+            return Err(ApiError::unknown_internal(
+                "resourceVersion should not be set on objects to be created",
+            ));
+        }
         if txn.get(def.store, &k).is_some() {
             return Err(ApiError::already_exists(def.group, def.resource, &name));
         }
         if dry_run {
-            return Ok(Reply::json(201, &view(def, &obj), Vec::new()));
+            return Ok(Reply::json(201, &view(def, &obj), Vec::new())
+                .with_warnings(&decoded.unknown_fields));
         }
         let stored = txn.put(def.store, k.clone(), obj);
         let rv = txn_rv(&stored);
@@ -537,7 +830,8 @@ pub fn create(
             after: Some(stored.clone()),
             rv,
         };
-        Ok(Reply::json(201, &view(def, &stored), vec![change]))
+        Ok(Reply::json(201, &view(def, &stored), vec![change])
+            .with_warnings(&decoded.unknown_fields))
     })
 }
 
@@ -662,7 +956,7 @@ fn guaranteed_update(
     store: &Store,
     req: &ResourceRequest,
     dry_run: bool,
-    compute: impl Fn(&Value) -> Result<Value, ApiError>,
+    compute: impl Fn(&Value) -> Result<Decoded, ApiError>,
 ) -> Result<Option<Reply>, ApiError> {
     let def = req.def;
     let k = key(req);
@@ -670,7 +964,11 @@ fn guaranteed_update(
         let Some(old) = store.get(def.store, &k) else {
             return Ok(None);
         };
-        let new = prepare_update(req, &old, compute(&old)?)?;
+        let Decoded {
+            object,
+            unknown_fields,
+        } = compute(&old)?;
+        let new = prepare_update(req, &old, object)?;
         // A write that changes nothing is not persisted: no new resourceVersion, no watch
         // event (etcd3 `store.go` `GuaranteedUpdate`: when the new data equals the existing
         // data the write is skipped and the existing object returned).
@@ -708,7 +1006,7 @@ fn guaranteed_update(
         });
         match committed {
             None => return Ok(None),
-            Some(Some(reply)) => return Ok(Some(reply)),
+            Some(Some(reply)) => return Ok(Some(reply.with_warnings(&unknown_fields))),
             Some(None) => continue,
         }
     }
@@ -725,9 +1023,16 @@ pub fn update(
     let mut obj = parse_body(input.body, input.content_type)?;
     check_type(def, &mut obj)?;
     check_name(req, &obj)?;
-    let obj = to_stored(def, obj);
+    let decoded = decode_body(def, &obj, input.field_validation("UpdateOptions")?)?;
+    let obj = to_stored(def, decoded.object);
     let dry_run = input.dry_run();
-    match guaranteed_update(store, req, dry_run, |_| Ok(obj.clone()))? {
+    let compute = |_: &Value| {
+        Ok(Decoded {
+            object: obj.clone(),
+            unknown_fields: decoded.unknown_fields.clone(),
+        })
+    };
+    match guaranteed_update(store, req, dry_run, compute)? {
         Some(reply) => Ok(reply),
         // Event strategy `AllowCreateOnUpdate` is true (kubernetes
         // `pkg/registry/core/event/strategy.go`): a PUT of a missing Event creates it.
@@ -747,11 +1052,16 @@ pub fn patch(
     let def = req.def;
     let dry_run = input.dry_run();
     let kind = patch::PatchKind::from_content_type(input.content_type)?;
+    let validation = input.field_validation("PatchOptions")?;
     let compute = |old: &Value| {
         let original = view(def, old);
         let mut patched = patch::apply(kind, def.kind, &original, input.body)?;
         check_type(def, &mut patched)?;
-        Ok(to_stored(def, patched))
+        let decoded = decode_patched(def, kind, input.body, &patched, validation)?;
+        Ok(Decoded {
+            object: to_stored(def, decoded.object),
+            unknown_fields: decoded.unknown_fields,
+        })
     };
     guaranteed_update(store, req, dry_run, compute)?
         .ok_or_else(|| ApiError::not_found(def.group, def.resource, &req.name))
@@ -963,6 +1273,7 @@ pub fn delete_collection(
             code: 200,
             body,
             changes,
+            warnings: Vec::new(),
         })
     })
 }

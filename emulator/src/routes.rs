@@ -295,19 +295,11 @@ fn resource_route(
         ("DELETE", false) if subresource.is_empty() => "delete",
         ("DELETE", true) => "deletecollection",
         _ => {
-            return Err(ApiError::method_not_allowed(
-                def.group,
-                def.resource,
-                method,
-            ));
+            return Err(ApiError::method_not_allowed());
         }
     };
     if def.namespaced && namespace.is_empty() && !matches!(verb, "list" | "watch") {
-        return Err(ApiError::method_not_allowed(
-            def.group,
-            def.resource,
-            method,
-        ));
+        return Err(ApiError::method_not_allowed());
     }
     Ok(Route::Resource(ResourceRequest {
         def,

@@ -377,13 +377,40 @@ fn json_response(code: u16, value: &Value) -> Response<Body> {
 }
 
 fn error_response(err: &ApiError) -> Response<Body> {
-    let mut resp = json_response(err.code, &err.body);
-    if let Some(secs) = err.retry_after
-        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
-    {
-        resp.headers_mut().insert(RETRY_AFTER, v);
-    }
+    json_response(err.code, &err.body)
+}
+
+/// The text API priority and fairness answers a rejected request with: not a `Status`
+/// but Go's `http.Error` (`text/plain`, `X-Content-Type-Options: nosniff`, a trailing
+/// newline) plus `Retry-After` (apiserver `pkg/server/filters/maxinflight.go`,
+/// `tooManyRequests`, called by the `priority-and-fairness.go` filter).
+fn too_many_requests(retry_after_secs: u64) -> Response<Body> {
+    let mut resp = response(
+        429,
+        "text/plain; charset=utf-8",
+        full(Bytes::from_static(
+            b"Too many requests, please try again later.\n",
+        )),
+    );
+    let headers = resp.headers_mut();
+    headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    headers.insert(
+        hyper::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     resp
+}
+
+/// One `Warning: 299 - "<text>"` header per warning, the text quoted and escaped as
+/// apiserver `pkg/endpoints/handlers/responsewriters` / `pkg/warning` write it (RFC 7234
+/// warn-code 299, agent `-`).
+fn add_warnings(resp: &mut Response<Body>, warnings: &[String]) {
+    for text in warnings {
+        let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+            resp.headers_mut().append(hyper::header::WARNING, v);
+        }
+    }
 }
 
 fn bearer_token(req: &Request<Incoming>) -> Option<&str> {
@@ -492,19 +519,22 @@ fn discovery_granted(info: &RequestInfo) -> bool {
             })
 }
 
-fn injected(status: InjectedStatus, r: &ResourceRequest) -> ApiError {
-    match status {
+/// The answer of an injected failure: 429 as the flow-control filter writes it, the
+/// others as the `Status` JSON the real server sends for them.
+fn injected(status: InjectedStatus, r: &ResourceRequest) -> Response<Body> {
+    let err = match status {
+        InjectedStatus::TooManyRequests { retry_after_secs } => {
+            return too_many_requests(retry_after_secs);
+        }
         InjectedStatus::InternalError => ApiError::internal("injected fault: etcd request failed"),
         InjectedStatus::ServiceUnavailable => {
             ApiError::service_unavailable("the server is currently unable to handle the request")
         }
-        InjectedStatus::TooManyRequests { retry_after_secs } => {
-            ApiError::too_many_requests(retry_after_secs)
-        }
         InjectedStatus::Conflict => {
             ApiError::conflict_modified(r.def.group, r.def.resource, &r.name)
         }
-    }
+    };
+    error_response(&err)
 }
 
 async fn serve_resource(
@@ -518,7 +548,7 @@ async fn serve_resource(
         .faults
         .take_failure(r.verb, &r.resource_path(), &r.name)
     {
-        return error_response(&injected(status, r));
+        return injected(status, r);
     }
     let result = match r.verb {
         "watch" => {
@@ -531,8 +561,19 @@ async fn serve_resource(
                 Err(e) => error_response(&e),
             };
         }
-        "get" => registry::get(&shared.store, r),
-        "list" => registry::list(&shared.store, r, query),
+        "get" | "list" => {
+            let accept = req
+                .headers()
+                .get(hyper::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let table = registry::table::negotiate(accept, query);
+            if r.verb == "get" {
+                registry::get(&shared.store, r, table.as_ref())
+            } else {
+                registry::list(&shared.store, r, query, table.as_ref())
+            }
+        }
         _ => {
             let content_type = req
                 .headers()
@@ -561,7 +602,9 @@ async fn serve_resource(
     match result {
         Ok(reply) => {
             record_changes(shared, user, r, &reply);
-            response(reply.code, "application/json", full(reply.body))
+            let mut resp = response(reply.code, "application/json", full(reply.body));
+            add_warnings(&mut resp, &reply.warnings);
+            resp
         }
         Err(e) => error_response(&e),
     }

@@ -4,23 +4,20 @@
 //! Every constructor mirrors one of k8s.io/apimachinery `pkg/api/errors/errors.go`
 //! (`NewNotFound`, `NewAlreadyExists`, `NewConflict`, `NewBadRequest`, `NewForbidden`,
 //! `NewUnauthorized`, `NewMethodNotSupported`, `NewResourceExpired`, `NewInternalError`,
-//! `NewServiceUnavailable`, `NewTooManyRequests`, `NewGenericServerResponse`): same `reason`,
+//! `NewServiceUnavailable`, `NewGenericServerResponse`): same `reason`,
 //! `code`, `message` and `details`. This module builds values; it does no I/O.
 
 use serde_json::{Map, Value, json};
 
 use crate::rbac::RequestAttributes;
 
-/// An API error ready to be sent: the HTTP code, the `Status` body, and the optional
-/// `Retry-After` header the real server adds to 429 and some 5xx answers.
+/// An API error ready to be sent: the HTTP code and the `Status` body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     /// HTTP status code (also `Status.code`).
     pub code: u16,
     /// The full `Status` object.
     pub body: Value,
-    /// Seconds for the `Retry-After` header.
-    pub retry_after: Option<u64>,
 }
 
 /// The group-qualified resource name the real server prints in messages:
@@ -54,11 +51,17 @@ impl ApiError {
                 obj.remove("reason");
             }
         }
-        ApiError {
-            code,
-            body,
-            retry_after: None,
+        ApiError { code, body }
+    }
+
+    /// A `Status` from apimachinery `NewGenericServerResponse`, whose `details` is always
+    /// set, so an empty one is written as `"details":{}`.
+    fn generic(code: u16, reason: &str, message: &str) -> ApiError {
+        let mut err = ApiError::new(code, reason, message.into(), Map::new());
+        if let Some(obj) = err.body.as_object_mut() {
+            obj.insert("details".into(), Value::Object(Map::new()));
         }
+        err
     }
 
     /// The real server's `details`: `{name, group, kind}` where kind is the plural resource.
@@ -90,11 +93,10 @@ impl ApiError {
     /// 404 `NotFound` for a path no resource serves; the message of the real server's
     /// unmatched-route handler (apiserver `NewGenericServerResponse` for 404).
     pub fn path_not_found() -> ApiError {
-        ApiError::new(
+        ApiError::generic(
             404,
             "NotFound",
-            "the server could not find the requested resource".into(),
-            Map::new(),
+            "the server could not find the requested resource",
         )
     }
 
@@ -203,27 +205,28 @@ impl ApiError {
         )
     }
 
-    /// 405 `MethodNotAllowed` (apimachinery `NewMethodNotSupported`).
-    pub fn method_not_allowed(group: &str, resource: &str, method: &str) -> ApiError {
-        let qr = qualified_resource(group, resource);
-        ApiError::new(
+    /// 405 `MethodNotAllowed` for a method no route of the path serves: go-restful's
+    /// answer, which the apiserver's service error handler turns into
+    /// `NewGenericServerResponse(405, ...)` (apiserver `pkg/server/handler.go`,
+    /// `serviceErrorHandler`).
+    pub fn method_not_allowed() -> ApiError {
+        ApiError::generic(
             405,
             "MethodNotAllowed",
-            format!("{method} is not supported on resources of kind \"{qr}\""),
-            Self::details(group, resource, ""),
+            "the server does not allow this method on the requested resource",
         )
     }
 
-    /// 415 `UnsupportedMediaType` for a patch type the emulator refuses, with the list of the
-    /// media types it accepts (apiserver `pkg/endpoints/handlers/patch.go`,
-    /// `NewUnsupportedMediaTypeError`).
-    pub fn unsupported_media_type(content_type: &str) -> ApiError {
+    /// 415 `UnsupportedMediaType` for a patch type the emulator refuses, with the message
+    /// of a built-in resource's patch handler (apiserver `pkg/endpoints/handlers/patch.go`,
+    /// `negotiation.NewUnsupportedMediaTypeError(patchTypes)`). The list names server-side
+    /// apply, which the real server accepts and the emulator refuses on purpose (so any use
+    /// of it by bare-ccm shows in tests).
+    pub fn unsupported_media_type() -> ApiError {
         ApiError::new(
             415,
             "UnsupportedMediaType",
-            format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {content_type:?})"
-            ),
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml".into(),
             Map::new(),
         )
     }
@@ -239,15 +242,15 @@ impl ApiError {
     }
 
     /// 415 `UnsupportedMediaType` for a create/update body in a serialization the emulator
-    /// does not decode (apiserver `pkg/endpoints/handlers/negotiation`,
-    /// `NewUnsupportedMediaTypeError`).
-    pub fn unsupported_body_media_type(content_type: &str) -> ApiError {
+    /// does not decode, with the real server's list of accepted types (apiserver
+    /// `pkg/endpoints/handlers/negotiation`, `NewUnsupportedMediaTypeError`). Protobuf is
+    /// listed as the real server accepts it; the emulator does not decode it, so a
+    /// protobuf body gets this answer and client-go clients retry as JSON.
+    pub fn unsupported_body_media_type() -> ApiError {
         ApiError::new(
             415,
             "UnsupportedMediaType",
-            format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type:?})"
-            ),
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf".into(),
             Map::new(),
         )
     }
@@ -260,21 +263,16 @@ impl ApiError {
     /// 422 `Invalid` from `NewGenericServerResponse`, which the patch handler uses when a
     /// JSON patch fails to apply (apiserver `pkg/endpoints/handlers/patch.go`, `applyJSPatch`).
     pub fn generic_unprocessable() -> ApiError {
-        ApiError::new(
+        ApiError::generic(
             422,
             "Invalid",
-            "the server rejected our request due to an error in our request".into(),
-            Map::new(),
+            "the server rejected our request due to an error in our request",
         )
     }
 
     /// 422 with a prepared `Invalid` body (built by `validation::invalid_status`).
     pub fn invalid(body: Value) -> ApiError {
-        ApiError {
-            code: 422,
-            body,
-            retry_after: None,
-        }
+        ApiError { code: 422, body }
     }
 
     /// 500 `InternalError`: `Internal error occurred: <why>`.
@@ -299,22 +297,6 @@ impl ApiError {
     /// 503 `ServiceUnavailable` (apimachinery `NewServiceUnavailable`).
     pub fn service_unavailable(why: &str) -> ApiError {
         ApiError::new(503, "ServiceUnavailable", why.to_string(), Map::new())
-    }
-
-    /// 429 `TooManyRequests` as API priority and fairness rejects a request
-    /// (apiserver `pkg/server/filters/priority-and-fairness.go` → `tooManyRequests`):
-    /// `Retry-After` header plus `details.retryAfterSeconds`.
-    pub fn too_many_requests(retry_after_secs: u64) -> ApiError {
-        let mut details = Map::new();
-        details.insert("retryAfterSeconds".into(), json!(retry_after_secs));
-        let mut err = ApiError::new(
-            429,
-            "TooManyRequests",
-            "Too many requests, please try again later.".into(),
-            details,
-        );
-        err.retry_after = Some(retry_after_secs);
-        err
     }
 
     /// The `reason` field, for logs and accounting.
@@ -406,10 +388,17 @@ mod tests {
     }
 
     #[test]
-    fn too_many_requests_carries_retry_after_in_header_and_details() {
-        let e = ApiError::too_many_requests(3);
-        assert_eq!(e.retry_after, Some(3));
-        assert_eq!(e.body["details"]["retryAfterSeconds"], 3);
-        assert_eq!(e.code, 429);
+    fn generic_responses_carry_empty_details_as_upstream() {
+        for e in [
+            ApiError::path_not_found(),
+            ApiError::method_not_allowed(),
+            ApiError::generic_unprocessable(),
+        ] {
+            assert_eq!(e.body["details"], json!({}), "{}", e.body);
+        }
+        assert_eq!(
+            ApiError::method_not_allowed().body["message"],
+            "the server does not allow this method on the requested resource"
+        );
     }
 }

@@ -7,14 +7,18 @@
 //!   carrying a 410 `Expired` Status (`Cacher.Watch` returns `newErrWatcher(err)`, "to
 //!   match the uncached watch implementation ... other errors must fail with a watch event
 //!   of type ERROR"; message from `watch_cache.go`, "too old resource version: %d (%d)").
-//! - `sendInitialEvents=true` (watch-list): synthetic ADDED events, then a BOOKMARK with the
-//!   `k8s.io/initial-events-end` annotation, then live events.
+//! - `sendInitialEvents` (streaming list): refused with 422, as by a 1.33 server whose
+//!   WatchList feature gate is off by default (kubernetes#131359); see
+//!   `registry::validate_list_options`.
 //! - Selectors: an object moving into the selection is ADDED, out of it DELETED
 //!   (`cache_watcher.go`, `convertToWatchEvent`).
 //! - `allowWatchBookmarks`: a BOOKMARK every bookmark interval and one 2 s before the
 //!   timeout (`cache_watcher.go`, `nextBookmarkTime`: "send bookmark 2 seconds before the
 //!   deadline").
-//! - `timeoutSeconds`: the stream ends after it (default 1800 s, `--min-request-timeout`).
+//! - `timeoutSeconds`: the stream ends after it; unset or 0 is a random 30 to 60 minutes
+//!   (apiserver `pkg/endpoints/handlers/get.go` `ListResource`: `--min-request-timeout`
+//!   (1800 s) times a random factor in [1, 2); "we don't distinguish between
+//!   timeoutSeconds=0 and unspecified").
 //! - A watcher that falls too far behind is closed rather than buffered without bound, as
 //!   the cache closes a watcher whose channel stays full.
 //!
@@ -34,15 +38,15 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::registry::Selectors;
+use crate::registry::{Selectors, validate_list_options};
 use crate::resources::ResourceDef;
 use crate::routes::{ResourceRequest, query_param};
 use crate::status::ApiError;
 use crate::store::{Event, EventType, Store, WatchStart, line_around, watch_line};
 
-/// Default watch duration when the client gives no `timeoutSeconds` (kube-apiserver
-/// `--min-request-timeout` default, 1800 s).
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+/// kube-apiserver's `--min-request-timeout` default, the base of the watch duration when
+/// the client gives no `timeoutSeconds`.
+const MIN_REQUEST_TIMEOUT_SECS: u64 = 1800;
 
 /// How many serialized lines may wait for a slow client before the watcher blocks (and
 /// then, once the fan-out overflows, is closed).
@@ -54,7 +58,6 @@ pub struct WatchRequest {
     namespace: Option<String>,
     selectors: Selectors,
     from: Option<u64>,
-    send_initial_events: bool,
     bookmarks: bool,
     timeout: Duration,
 }
@@ -62,6 +65,7 @@ pub struct WatchRequest {
 impl WatchRequest {
     /// Parses the query of a watch; Err is the 400 to answer.
     pub fn parse(req: &ResourceRequest, query: &str) -> Result<WatchRequest, ApiError> {
+        validate_list_options(query, true)?;
         let selectors = Selectors::parse(req.def.kind, query)?;
         let rv = query_param(query, "resourceVersion").unwrap_or_default();
         let from =
@@ -72,36 +76,34 @@ impl WatchRequest {
                 })?),
             };
         let flag = |k: &str| query_param(query, k).is_some_and(|v| v == "true" || v == "1");
-        let send_initial_events = flag("sendInitialEvents");
         let bookmarks = flag("allowWatchBookmarks");
-        if send_initial_events
-            && (!bookmarks
-                || query_param(query, "resourceVersionMatch").as_deref() != Some("NotOlderThan"))
-        {
-            // apimachinery `pkg/apis/meta/internalversion/validation`, `ValidateListOptions`.
-            return Err(ApiError::bad_request(
-                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan and allowWatchBookmarks to true",
-            ));
-        }
-        let timeout = match query_param(query, "timeoutSeconds").filter(|s| !s.is_empty()) {
-            Some(s) => Duration::from_secs(
-                s.parse::<u64>()
-                    .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {s:?}")))?,
-            ),
-            None => DEFAULT_TIMEOUT,
+        let secs = match query_param(query, "timeoutSeconds").filter(|s| !s.is_empty()) {
+            Some(s) => s
+                .parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {s:?}")))?,
+            None => 0,
+        };
+        let timeout = if secs == 0 {
+            default_timeout()
+        } else {
+            Duration::from_secs(secs)
         };
         Ok(WatchRequest {
             def: req.def,
             namespace: (!req.namespace.is_empty()).then(|| req.namespace.clone()),
             selectors,
-            // With sendInitialEvents the state at or after the given RV is sent first, which
-            // the current state satisfies.
-            from: if send_initial_events { None } else { from },
-            send_initial_events,
+            from,
             bookmarks,
             timeout,
         })
     }
+}
+
+/// The duration of a watch without `timeoutSeconds`: 30 to 60 minutes, random so that
+/// watches do not all end together.
+fn default_timeout() -> Duration {
+    let base = MIN_REQUEST_TIMEOUT_SECS as f64;
+    Duration::from_secs_f64(base * (1.0 + rand::random::<f64>()))
 }
 
 /// A running watch's response body.
@@ -198,11 +200,8 @@ impl Watcher {
         }
     }
 
-    fn bookmark(&self, initial_events_end: bool) -> Bytes {
-        let mut metadata = json!({"resourceVersion": self.seen.to_string()});
-        if initial_events_end {
-            metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
-        }
+    fn bookmark(&self) -> Bytes {
+        let metadata = json!({"resourceVersion": self.seen.to_string()});
         let api_version = if self.events_v1 {
             "events.k8s.io/v1".to_string()
         } else {
@@ -242,9 +241,6 @@ async fn run(
                     }
                 }
             }
-            if w.req.send_initial_events && !send(&w.tx, w.bookmark(true), &cut).await {
-                return;
-            }
         }
         WatchStart::Replay(events) => {
             for event in events {
@@ -269,12 +265,12 @@ async fn run(
             _ = w.tx.closed() => return,
             _ = tokio::time::sleep_until(deadline) => {
                 if w.req.bookmarks && !final_bookmark_sent {
-                    let _ = w.tx.send(w.bookmark(false)).await;
+                    let _ = w.tx.send(w.bookmark()).await;
                 }
                 return;
             }
             _ = tokio::time::sleep_until(next_bookmark), if w.req.bookmarks => {
-                if !send(&w.tx, w.bookmark(false), &cut).await {
+                if !send(&w.tx, w.bookmark(), &cut).await {
                     return;
                 }
                 final_bookmark_sent = next_bookmark >= pre_timeout;

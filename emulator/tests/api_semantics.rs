@@ -20,6 +20,8 @@ struct Answer {
     code: u16,
     body: Value,
     retry_after: Option<String>,
+    content_type: String,
+    warnings: Vec<String>,
 }
 
 impl Api {
@@ -60,6 +62,18 @@ impl Api {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let warnings = resp
+            .headers()
+            .get_all("warning")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect();
         let raw = resp.into_body().collect_bytes().await.expect("body");
         let body = serde_json::from_slice(&raw)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&raw).into()));
@@ -67,6 +81,8 @@ impl Api {
             code,
             body,
             retry_after,
+            content_type,
+            warnings,
         }
     }
 
@@ -798,19 +814,107 @@ async fn watch_sends_a_bookmark_before_its_timeout_and_then_ends() {
 }
 
 #[tokio::test]
-async fn watch_list_sends_initial_events_then_an_initial_events_end_bookmark() {
+async fn streaming_list_watch_is_refused_as_without_the_watch_list_feature_gate() {
+    let api = Api::start().await;
+    let a = api
+        .call(
+            "GET",
+            "/api/v1/nodes?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true",
+            None,
+        )
+        .await;
+    assert_eq!(a.code, 422, "{}", a.body);
+    assert_eq!(
+        a.body["message"],
+        "ListOptions.meta.k8s.io \"\" is invalid: sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled"
+    );
+    assert_eq!(
+        a.body["details"],
+        json!({"group":"meta.k8s.io","kind":"ListOptions","causes":[{
+            "reason":"FieldValueForbidden",
+            "message":"Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
+            "field":"sendInitialEvents"}]})
+    );
+}
+
+#[tokio::test]
+async fn list_options_are_validated_as_upstream() {
+    let api = Api::start().await;
+    let cases = [
+        (
+            "/api/v1/nodes?resourceVersionMatch=NotOlderThan",
+            422,
+            "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+        ),
+        (
+            "/api/v1/nodes?resourceVersion=0&resourceVersionMatch=Exact",
+            422,
+            "resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+        ),
+        (
+            "/api/v1/nodes?resourceVersion=1&resourceVersionMatch=Newest",
+            422,
+            "resourceVersionMatch: Unsupported value: \"Newest\": supported values: \"Exact\", \"NotOlderThan\", \"\"",
+        ),
+        (
+            "/api/v1/nodes?sendInitialEvents=true",
+            422,
+            "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list",
+        ),
+        (
+            "/api/v1/nodes?watch=1&resourceVersionMatch=NotOlderThan",
+            422,
+            "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+        ),
+        (
+            "/api/v1/nodes?resourceVersion=5&continue=abc",
+            400,
+            "specifying resource version is not allowed when using continue",
+        ),
+    ];
+    for (path, code, message) in cases {
+        let a = api.call("GET", path, None).await;
+        assert_eq!(a.code, code, "{path}: {}", a.body);
+        let got = a.body["message"].as_str().unwrap_or("");
+        assert!(got.ends_with(message), "{path}: {got}");
+    }
+}
+
+#[tokio::test]
+async fn kube_rs_default_watcher_lists_then_watches() {
+    use futures::{StreamExt, TryStreamExt};
+    use k8s_openapi::api::core::v1::Node;
+    use kube::runtime::watcher;
     let api = Api::start().await;
     api.create_node("a").await;
-    let (_, mut body) = api
-        .watch("/api/v1/nodes?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true")
-        .await;
-    let (events, _) = read_events(&mut body, 2, Duration::from_secs(5)).await;
-    assert_eq!(events[0]["type"], "ADDED");
-    assert_eq!(events[1]["type"], "BOOKMARK");
-    assert_eq!(
-        events[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
-        "true"
-    );
+    let nodes: kube::Api<Node> = kube::Api::all(api.client.clone());
+    let mut stream = watcher(nodes, watcher::Config::default()).boxed();
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.try_next())
+        .await
+        .expect("watcher answers in time")
+        .expect("no watcher error");
+    assert!(matches!(first, Some(watcher::Event::Init)), "{first:?}");
+    let second = tokio::time::timeout(Duration::from_secs(10), stream.try_next())
+        .await
+        .expect("watcher answers in time")
+        .expect("no watcher error");
+    match second {
+        Some(watcher::Event::InitApply(node)) => {
+            assert_eq!(node.metadata.name.as_deref(), Some("a"))
+        }
+        other => panic!("expected the listed node, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn watch_timeout_seconds_zero_means_unset_not_immediate_end() {
+    let api = Api::start().await;
+    api.create_node("a").await;
+    let (code, mut body) = api.watch("/api/v1/nodes?watch=1&timeoutSeconds=0").await;
+    assert_eq!(code, 200);
+    let (events, ended) = read_events(&mut body, 2, Duration::from_secs(2)).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(!ended, "a watch with timeoutSeconds=0 must stay open");
 }
 
 #[tokio::test]
@@ -1088,8 +1192,12 @@ async fn injected_faults_answer_with_their_status_and_retry_after() {
     );
     let a = api.call("GET", "/api/v1/nodes/n1", None).await;
     assert_eq!(a.code, 429);
-    assert_eq!(a.body["reason"], "TooManyRequests");
-    assert_eq!(a.body["details"]["retryAfterSeconds"], 2);
+    // Priority and fairness answers in plain text, not with a Status.
+    assert_eq!(a.content_type, "text/plain; charset=utf-8");
+    assert_eq!(
+        a.body,
+        json!("Too many requests, please try again later.\n")
+    );
     assert_eq!(a.retry_after.as_deref(), Some("2"));
     assert_eq!(api.call("GET", "/api/v1/nodes/n1", None).await.code, 200);
     api.emu.faults().fail_next(
@@ -1341,4 +1449,256 @@ async fn an_object_with_finalizers_is_marked_then_deleted_when_the_last_finalize
         .await;
     assert_eq!(done.code, 200);
     assert_eq!(api.emu.get_object("configmaps", Some("default"), "f"), None);
+}
+
+#[tokio::test]
+async fn a_patch_result_that_does_not_decode_is_422_and_nothing_is_stored() {
+    let api = Api::start().await;
+    let before = api.create_node("n1").await;
+    let a = api
+        .patch(
+            "/api/v1/nodes/n1",
+            "application/merge-patch+json",
+            &json!({"spec":{"taints":"x"}}),
+        )
+        .await;
+    assert_eq!(a.code, 422, "{}", a.body);
+    assert_eq!(a.body["reason"], "Invalid");
+    let message = a.body["message"].as_str().unwrap_or("");
+    assert!(
+        message.starts_with(" \"\" is invalid: patch: Invalid value: \"{"),
+        "{message}"
+    );
+    assert!(message.contains("spec.taints"), "{message}");
+    assert_eq!(a.body["details"]["causes"][0]["field"], "patch");
+    assert!(a.body["details"].get("name").is_none(), "{}", a.body);
+    let stored = api.emu.get_object("nodes", None, "n1").expect("node");
+    assert_eq!(rv(&stored), rv(&before));
+    // The strategic patcher names the patch map as Go prints it.
+    let s = api
+        .patch(
+            "/api/v1/nodes/n1",
+            "application/strategic-merge-patch+json",
+            &json!({"spec":{"unschedulable":"yes"}}),
+        )
+        .await;
+    assert_eq!(s.code, 422, "{}", s.body);
+    let message = s.body["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("patch: Invalid value: \"map[spec:map[unschedulable:yes]]\""),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_fields_are_dropped_with_a_warning_or_refused_when_strict() {
+    let api = Api::start().await;
+    api.create_node("n1").await;
+    let a = api
+        .patch(
+            "/api/v1/nodes/n1",
+            "application/merge-patch+json",
+            &json!({"spec":{"bogusField":1,"unschedulable":true}}),
+        )
+        .await;
+    assert_eq!(a.code, 200, "{}", a.body);
+    assert_eq!(
+        a.warnings,
+        vec![r#"299 - "unknown field \"spec.bogusField\"""#.to_string()]
+    );
+    assert!(a.body["spec"].get("bogusField").is_none(), "{}", a.body);
+    assert_eq!(a.body["spec"]["unschedulable"], true);
+    let stored = api.emu.get_object("nodes", None, "n1").expect("node");
+    assert!(stored["spec"].get("bogusField").is_none(), "{stored}");
+
+    let strict = api
+        .patch(
+            "/api/v1/nodes/n1?fieldValidation=Strict",
+            "application/merge-patch+json",
+            &json!({"spec":{"bogusField":1}}),
+        )
+        .await;
+    assert_eq!(strict.code, 422, "{}", strict.body);
+    assert!(
+        strict.body["message"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with(r#"strict decoding error: unknown field "spec.bogusField""#),
+        "{}",
+        strict.body
+    );
+
+    let cm = json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"k":""},"extra":1});
+    let created = api
+        .call(
+            "POST",
+            "/api/v1/namespaces/default/configmaps?fieldValidation=Strict",
+            Some(&cm),
+        )
+        .await;
+    assert_eq!(created.code, 400, "{}", created.body);
+    assert_eq!(
+        created.body["message"],
+        r#"ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: unknown field "extra""#
+    );
+    let created = api
+        .call("POST", "/api/v1/namespaces/default/configmaps", Some(&cm))
+        .await;
+    assert_eq!(created.code, 201, "{}", created.body);
+    assert!(created.body.get("extra").is_none());
+    // A map value "" is data, not an empty field: it stays.
+    assert_eq!(created.body["data"], json!({"k":""}));
+    assert_eq!(created.warnings.len(), 1, "{:?}", created.warnings);
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_decode_is_400_cannot_be_handled() {
+    let api = Api::start().await;
+    let node =
+        json!({"apiVersion":"v1","kind":"Node","metadata":{"name":"n"},"spec":{"taints":{"a":1}}});
+    let a = api.call("POST", "/api/v1/nodes", Some(&node)).await;
+    assert_eq!(a.code, 400, "{}", a.body);
+    assert_eq!(a.body["reason"], "BadRequest");
+    let message = a.body["message"].as_str().unwrap_or("");
+    assert!(
+        message.starts_with(r#"Node in version "v1" cannot be handled as a Node: json: "#),
+        "{message}"
+    );
+    assert!(api.emu.get_object("nodes", None, "n").is_none());
+}
+
+#[tokio::test]
+async fn empty_omitempty_fields_are_not_stored() {
+    let api = Api::start().await;
+    api.create_node("n1").await;
+    let a = api
+        .patch(
+            "/api/v1/nodes/n1",
+            "application/merge-patch+json",
+            &json!({"metadata":{"annotations":{}},"spec":{"taints":[],"podCIDR":""}}),
+        )
+        .await;
+    assert_eq!(a.code, 200, "{}", a.body);
+    let stored = api.emu.get_object("nodes", None, "n1").expect("node");
+    assert!(stored["spec"].get("taints").is_none(), "{stored}");
+    assert!(stored["spec"].get("podCIDR").is_none(), "{stored}");
+    assert!(stored["metadata"].get("annotations").is_none(), "{stored}");
+    // Fields without omitempty stay even when empty: a taint's key is required.
+    let t = api
+        .patch(
+            "/api/v1/nodes/n1",
+            "application/merge-patch+json",
+            &json!({"spec":{"taints":[{"key":"k","value":"","effect":"NoSchedule"}]}}),
+        )
+        .await;
+    assert_eq!(t.code, 200, "{}", t.body);
+    assert_eq!(
+        t.body["spec"]["taints"],
+        json!([{"key":"k","effect":"NoSchedule"}])
+    );
+}
+
+#[tokio::test]
+async fn create_with_a_resource_version_is_500_as_the_storage_refuses_it() {
+    let api = Api::start().await;
+    let node =
+        json!({"apiVersion":"v1","kind":"Node","metadata":{"name":"n","resourceVersion":"7"}});
+    let a = api.call("POST", "/api/v1/nodes", Some(&node)).await;
+    assert_eq!(a.code, 500, "{}", a.body);
+    assert_eq!(
+        a.body["message"],
+        "resourceVersion should not be set on objects to be created"
+    );
+    assert!(api.emu.get_object("nodes", None, "n").is_none());
+}
+
+#[tokio::test]
+async fn method_media_type_and_path_errors_have_the_upstream_bodies() {
+    let api = Api::start().await;
+    let a = api.call("PUT", "/api/v1/nodes", Some(&json!({}))).await;
+    assert_eq!(
+        a.body,
+        json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",
+               "message":"the server does not allow this method on the requested resource",
+               "reason":"MethodNotAllowed","details":{},"code":405})
+    );
+    let p = api.call("GET", "/api/v1/nothing", None).await;
+    assert_eq!(p.code, 404);
+    assert_eq!(p.body["details"], json!({}));
+    let m = Api::call_with(
+        &api.client,
+        "POST",
+        "/api/v1/nodes",
+        "application/vnd.kubernetes.protobuf",
+        Some(&json!({})),
+    )
+    .await;
+    assert_eq!(m.code, 415);
+    assert_eq!(
+        m.body["message"],
+        "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf"
+    );
+}
+
+#[tokio::test]
+async fn events_and_leases_are_validated_by_their_own_rules() {
+    let api = Api::start().await;
+    let lease = json!({"apiVersion":"coordination.k8s.io/v1","kind":"Lease",
+        "metadata":{"name":"l"},"spec":{"leaseDurationSeconds":0}});
+    let a = api
+        .call(
+            "POST",
+            "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases",
+            Some(&lease),
+        )
+        .await;
+    assert_eq!(a.code, 422, "{}", a.body);
+    assert_eq!(a.body["details"]["kind"], "Lease");
+    assert_eq!(a.body["details"]["group"], "coordination.k8s.io");
+    assert_eq!(
+        a.body["details"]["causes"][0]["field"],
+        "spec.leaseDurationSeconds"
+    );
+    // An empty holderIdentity is a set `*string`: kept, not omitted.
+    let held = json!({"apiVersion":"coordination.k8s.io/v1","kind":"Lease",
+        "metadata":{"name":"l"},"spec":{"holderIdentity":"","leaseDurationSeconds":15}});
+    let ok = api
+        .call(
+            "POST",
+            "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases",
+            Some(&held),
+        )
+        .await;
+    assert_eq!(ok.code, 201, "{}", ok.body);
+    assert_eq!(ok.body["spec"]["holderIdentity"], "");
+
+    let event = json!({"apiVersion":"events.k8s.io/v1","kind":"Event","metadata":{"name":"e"}});
+    let e = api
+        .call(
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/default/events",
+            Some(&event),
+        )
+        .await;
+    assert_eq!(e.code, 422, "{}", e.body);
+    assert_eq!(e.body["details"]["kind"], "Event");
+    assert_eq!(e.body["details"]["group"], "events.k8s.io");
+}
+
+#[tokio::test]
+async fn an_unsupported_field_validation_value_is_422_on_the_options() {
+    let api = Api::start().await;
+    api.create_node("n1").await;
+    let a = api
+        .patch(
+            "/api/v1/nodes/n1?fieldValidation=Loud",
+            "application/merge-patch+json",
+            &json!({"metadata":{"labels":{"a":"b"}}}),
+        )
+        .await;
+    assert_eq!(a.code, 422, "{}", a.body);
+    assert_eq!(
+        a.body["message"],
+        r#"PatchOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported value: "Loud": supported values: "", "Ignore", "Strict", "Warn""#
+    );
 }

@@ -445,3 +445,99 @@ async fn kubectl_get_raw_version_prints_the_version_document() {
         "{version}"
     );
 }
+
+/// The whitespace-separated fields of each printed line.
+fn table_lines(out: &str) -> Vec<Vec<String>> {
+    out.lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_get_nodes_prints_the_server_side_node_columns() {
+    let c = Cluster::start().await;
+    let stored = c.node();
+    let ready = stored["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|x| x["type"] == "Ready"))
+        .map(|x| {
+            if x["status"] == "True" {
+                "Ready"
+            } else {
+                "NotReady"
+            }
+        })
+        .unwrap_or("Unknown");
+    let version = stored["status"]["nodeInfo"]["kubeletVersion"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+
+    let lines = table_lines(&c.ok(&["get", "nodes"]).await);
+    assert_eq!(lines[0], ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]);
+    assert_eq!(lines[1][..3], ["n1", ready, "<none>"]);
+    assert!(lines[1][3].ends_with('s'), "age {:?}", lines[1]);
+    assert_eq!(lines[1][4], version);
+
+    let wide = table_lines(&c.ok(&["get", "nodes", "-o", "wide"]).await);
+    assert_eq!(
+        wide[0],
+        [
+            "NAME",
+            "STATUS",
+            "ROLES",
+            "AGE",
+            "VERSION",
+            "INTERNAL-IP",
+            "EXTERNAL-IP",
+            "OS-IMAGE",
+            "KERNEL-VERSION",
+            "CONTAINER-RUNTIME"
+        ]
+    );
+    let internal = stored["status"]["addresses"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["type"] == "InternalIP"))
+        .and_then(|x| x["address"].as_str())
+        .unwrap_or("<none>")
+        .to_string();
+    assert_eq!(wide[1][5], internal, "{:?}", wide[1]);
+
+    // Taints alone do not change STATUS; cordoning adds SchedulingDisabled.
+    c.ok(&["taint", "nodes", "n1", "example.com/t=v:NoSchedule"])
+        .await;
+    assert_eq!(table_lines(&c.ok(&["get", "nodes"]).await)[1][1], ready);
+    c.ok(&["cordon", "n1"]).await;
+    assert_eq!(
+        table_lines(&c.ok(&["get", "node", "n1"]).await)[1][1],
+        format!("{ready},SchedulingDisabled")
+    );
+    c.ok(&[
+        "label",
+        "nodes",
+        "n1",
+        "node-role.kubernetes.io/worker=true",
+    ])
+    .await;
+    assert_eq!(table_lines(&c.ok(&["get", "nodes"]).await)[1][2], "worker");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_get_of_other_resources_prints_name_and_age() {
+    let c = Cluster::start().await;
+    // Created through the API: `kubectl create configmap` writes protobuf, which the
+    // emulator does not decode.
+    let client = c.emu.client(&c.emu.admin_token()).await.expect("client");
+    let cm: k8s_openapi::api::core::v1::ConfigMap =
+        serde_json::from_value(json!({"metadata":{"name":"settings"}})).expect("configmap");
+    Api::namespaced(client, "default")
+        .create(&PostParams::default(), &cm)
+        .await
+        .expect("configmap created");
+    let lines = table_lines(&c.ok(&["get", "configmaps", "-n", "default"]).await);
+    assert_eq!(lines[0], ["NAME", "AGE"]);
+    assert_eq!(lines[1][0], "settings");
+    let namespaces = table_lines(&c.ok(&["get", "namespaces"]).await);
+    assert_eq!(namespaces[0], ["NAME", "AGE"]);
+    assert_eq!(namespaces.len(), 5, "{namespaces:?}");
+}
