@@ -466,8 +466,9 @@ pub struct Selectors {
 
 impl Selectors {
     /// Parses `labelSelector` and `fieldSelector` from the query; the field labels a
-    /// selector may use depend on the kind, as each upstream registry declares them.
-    pub fn parse(kind: &str, query: &str) -> Result<Selectors, ApiError> {
+    /// selector may use depend on the group and kind, as each upstream registry declares
+    /// them (core/v1 and events.k8s.io/v1 Events differ).
+    pub fn parse(def: &ResourceDef, query: &str) -> Result<Selectors, ApiError> {
         let label = query_param(query, "labelSelector")
             .filter(|s| !s.is_empty())
             .map(|s| LabelSelector::parse(&s))
@@ -475,7 +476,7 @@ impl Selectors {
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let field = query_param(query, "fieldSelector")
             .filter(|s| !s.is_empty())
-            .map(|s| FieldSelector::parse_for_kind(kind, &s))
+            .map(|s| FieldSelector::parse_for_resource(def.group, def.kind, &s))
             .transpose()
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         Ok(Selectors { label, field })
@@ -604,7 +605,7 @@ pub fn list(
     table: Option<&TableRequest>,
 ) -> Result<Reply, ApiError> {
     validate_list_options(query, false)?;
-    let selectors = Selectors::parse(req.def.kind, query)?;
+    let selectors = Selectors::parse(req.def, query)?;
     let limit = match query_param(query, "limit").filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => match s.parse::<i64>() {
@@ -1068,12 +1069,27 @@ pub fn patch(
 }
 
 /// `DeleteOptions.preconditions` of a DELETE body, if any.
-fn preconditions(body: &[u8]) -> Result<(Option<String>, Option<String>), ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok((None, None));
+fn preconditions(body: &[u8], query: &str) -> Result<(Option<String>, Option<String>), ApiError> {
+    let mut opts: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+    };
+    // The query parameters fill DeleteOptions as the body does (apiserver
+    // `pkg/endpoints/handlers/delete.go`), then `ValidateDeleteOptions` checks them.
+    if let Some(obj) = opts.as_object_mut() {
+        if let Some(policy) = query_param(query, "propagationPolicy") {
+            obj.insert("propagationPolicy".into(), json!(policy));
+        }
+        if let Some(orphan) = query_param(query, "orphanDependents") {
+            obj.insert("orphanDependents".into(), json!(orphan == "true"));
+        }
     }
-    let opts: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?;
+    let errs = validation::validate_delete_options(&opts);
+    if !errs.is_empty() {
+        return Err(invalid_unnamed("DeleteOptions", "meta.k8s.io", &errs));
+    }
     let pre = opts.get("preconditions");
     let get = |f: &str| {
         pre.and_then(|p| p.get(f))
@@ -1200,7 +1216,7 @@ pub fn delete(
             "this namespace may not be deleted",
         ));
     }
-    let pre = preconditions(input.body)?;
+    let pre = preconditions(input.body, input.query)?;
     let dry_run = input.dry_run();
     store.write(|txn| {
         let uid = txn
@@ -1242,7 +1258,7 @@ pub fn delete_collection(
     input: &WriteInput<'_>,
 ) -> Result<Reply, ApiError> {
     let def = req.def;
-    let selectors = Selectors::parse(def.kind, input.query)?;
+    let selectors = Selectors::parse(def, input.query)?;
     let dry_run = input.dry_run();
     store.write(|txn| {
         let ns = (!req.namespace.is_empty()).then_some(req.namespace.as_str());

@@ -66,7 +66,7 @@ impl WatchRequest {
     /// Parses the query of a watch; Err is the 400 to answer.
     pub fn parse(req: &ResourceRequest, query: &str) -> Result<WatchRequest, ApiError> {
         validate_list_options(query, true)?;
-        let selectors = Selectors::parse(req.def.kind, query)?;
+        let selectors = Selectors::parse(req.def, query)?;
         let rv = query_param(query, "resourceVersion").unwrap_or_default();
         let from =
             match rv.as_str() {

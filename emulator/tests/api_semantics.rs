@@ -1030,6 +1030,55 @@ async fn core_and_events_k8s_io_events_share_one_store() {
     assert_eq!(stored["involvedObject"]["name"], "n2");
     let all = api.call("GET", "/api/v1/events", None).await;
     assert_eq!(all.body["items"].as_array().map(Vec::len), Some(2));
+    // Field selectors follow each group's own field names
+    // (pkg/apis/events/v1/conversion.go AddFieldLabelConversionsForEvent).
+    let by_regarding = api
+        .call(
+            "GET",
+            "/apis/events.k8s.io/v1/namespaces/default/events?fieldSelector=regarding.name%3Dn2",
+            None,
+        )
+        .await;
+    assert_eq!(by_regarding.code, 200, "{}", by_regarding.body);
+    assert_eq!(by_regarding.body["items"].as_array().map(Vec::len), Some(1));
+    let core_name_on_v1 = api
+        .call(
+            "GET",
+            "/apis/events.k8s.io/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dn2",
+            None,
+        )
+        .await;
+    assert_eq!(core_name_on_v1.code, 400, "{}", core_name_on_v1.body);
+    let by_involved = api
+        .call(
+            "GET",
+            "/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dn1",
+            None,
+        )
+        .await;
+    assert_eq!(by_involved.body["items"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn delete_with_an_unknown_propagation_policy_is_422_and_deletes_nothing() {
+    let api = Api::start().await;
+    api.create_node("n1").await;
+    let bad = api
+        .call("DELETE", "/api/v1/nodes/n1?propagationPolicy=Bogus", None)
+        .await;
+    assert_eq!(
+        (bad.code, bad.body["reason"].clone()),
+        (422, json!("Invalid")),
+        "{}",
+        bad.body
+    );
+    assert_eq!(bad.body["details"]["kind"], "DeleteOptions");
+    assert!(api.emu.get_object("nodes", None, "n1").is_some());
+    let ok = api
+        .call("DELETE", "/api/v1/nodes/n1?propagationPolicy=Background", None)
+        .await;
+    assert_eq!(ok.code, 200, "{}", ok.body);
+    assert!(api.emu.get_object("nodes", None, "n1").is_none());
 }
 
 #[tokio::test]
