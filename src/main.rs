@@ -56,8 +56,10 @@ struct ExplainArgs {
     /// The bare-ccm configuration file (defaults when absent).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Kubeconfig used only when --node names a node in the cluster.
-    #[arg(long, env = "KUBECONFIG")]
+    /// Kubeconfig used only when --node names a node in the cluster (default: KUBECONFIG,
+    /// then in-cluster; read by `kubeclient::client_config`, which, like kubectl, treats
+    /// an empty KUBECONFIG as unset).
+    #[arg(long)]
     kubeconfig: Option<PathBuf>,
     #[arg(short = 'o', long, value_enum, default_value = "text")]
     output: Output,
@@ -102,7 +104,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 const CONTROLLER_WORKERS: usize = 2;
 
 fn run(args: bare_ccm::run::RunArgs) -> ExitCode {
-    let result = runtime_with(Some(CONTROLLER_WORKERS)).and_then(|rt| rt.block_on(bare_ccm::run::run(args)));
+    let result =
+        runtime_with(Some(CONTROLLER_WORKERS)).and_then(|rt| rt.block_on(bare_ccm::run::run(args)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

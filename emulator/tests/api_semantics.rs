@@ -1075,7 +1075,11 @@ async fn delete_with_an_unknown_propagation_policy_is_422_and_deletes_nothing() 
     assert_eq!(bad.body["details"]["kind"], "DeleteOptions");
     assert!(api.emu.get_object("nodes", None, "n1").is_some());
     let ok = api
-        .call("DELETE", "/api/v1/nodes/n1?propagationPolicy=Background", None)
+        .call(
+            "DELETE",
+            "/api/v1/nodes/n1?propagationPolicy=Background",
+            None,
+        )
         .await;
     assert_eq!(ok.code, 200, "{}", ok.body);
     assert!(api.emu.get_object("nodes", None, "n1").is_none());
