@@ -41,6 +41,9 @@ const JOIN_PREFIX: &str = "sim-node-";
 const EXISTING_PREFIX: &str = "existing-node-";
 const FLOOR_PREFIX: &str = "floor-node-";
 
+/// How long the controller must have been silent before a steady state is measured.
+const QUIET: Duration = Duration::from_secs(1);
+
 /// Registrations in flight at once, for every phase (the floor gets the same).
 const REGISTRATION_CONCURRENCY: usize = 256;
 
@@ -120,8 +123,9 @@ pub struct Summary {
     pub latency_ms: Latency,
     /// From the first registration to the last taint removal.
     pub makespan_ms: f64,
-    /// The controller's API requests per joining node, by verb, from its start to the end
-    /// of the burst (its initial list and watch included).
+    /// The controller's API requests per joining node, by verb, from its start until it
+    /// fell quiet after the burst (its initial list and watch, and the trailing Events,
+    /// included).
     pub requests_per_node: BTreeMap<String, f64>,
     /// The controller's successful writes per joining node, by resource (`nodes`,
     /// `nodes/status`, `events`).
@@ -146,7 +150,8 @@ pub struct Summary {
     pub ratio: Option<Ratio>,
 }
 
-/// The quiet period after initialisation: every node heartbeats, nothing else happens.
+/// The quiet period after initialisation (measured once the controller's trailing Events
+/// are sent): every node heartbeats, nothing else happens.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct SteadyState {
@@ -278,19 +283,25 @@ pub async fn sim(args: SimArgs) -> anyhow::Result<bool> {
         wait_initialised(&emulator, JOIN_PREFIX, args.nodes, args.timeout).await;
     }
     let user = sa_user(CONTROLLER_ACCOUNT);
-    let burst_end = Instant::now();
+    // The burst's requests include the Events that trail the last initialisation.
+    let burst_end = if controller.is_some() {
+        wait_quiet(&emulator, &user, args.timeout).await
+    } else {
+        Instant::now()
+    };
     let burst_requests = requests_by(&emulator, &user);
 
     let steady_state = if args.steady_state.is_zero() {
         None
     } else {
+        let quiet_from = burst_end;
         let sent = fleet.heartbeat_stats().sent;
         tokio::time::sleep(args.steady_state).await;
         let controller_writes = emulator
             .accounting()
             .writes()
             .iter()
-            .filter(|w| w.user == user && w.at >= burst_end && w.resource != "leases")
+            .filter(|w| w.user == user && w.at >= quiet_from && w.resource != "leases")
             .count() as u64;
         Some(SteadyState {
             seconds: args.steady_state.as_secs_f64(),
@@ -490,6 +501,27 @@ async fn stop_controller(mut child: Child) {
         .is_err()
     {
         let _ = child.kill().await;
+    }
+}
+
+/// Waits until the controller has written nothing but its Lease for [`QUIET`] (the Events
+/// of the burst may trail the initialisations), or `limit`; returns when the quiet began.
+async fn wait_quiet(emulator: &Emulator, user: &str, limit: Duration) -> Instant {
+    let deadline = Instant::now() + limit;
+    loop {
+        let last = emulator
+            .accounting()
+            .writes()
+            .iter()
+            .rev()
+            .find(|w| w.user == user && w.resource != "leases")
+            .map(|w| w.at);
+        let now = Instant::now();
+        match last {
+            Some(at) if now.duration_since(at) < QUIET && now < deadline => {}
+            _ => return now,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

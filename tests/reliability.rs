@@ -1,0 +1,769 @@
+//! The fault-injection reliability suite: two replicas of the real `bare-ccm run` binary
+//! against the API emulator while 300 simulated kubelets join, under each fault profile of
+//! docs/reliability.md. After every profile the same invariants are checked:
+//! - every node ends exactly as `explain` predicts from the node as registered;
+//! - taints, labels and annotations added concurrently by others are all still there;
+//! - no replica writes while another holds the Lease (write log + Lease write history);
+//! - no process panics or crashes, and its memory stays bounded;
+//! - the request rate stays bounded (nothing retried in a hot loop).
+//!
+//! Profiles run one at a time (they share two CPU cores), each bounded in time.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bare_ccm::config::Config;
+use bare_ccm::explain::ExplainReport;
+use bare_ccm::node_view::NodeView;
+use bare_ccm_emulator::accounting::WriteRecord;
+use bare_ccm_emulator::faults::InjectedStatus;
+use bare_ccm_emulator::kubelet::{Fleet, KubeletSpec, node_object};
+use bare_ccm_emulator::{Emulator, EmulatorOptions};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::api::{Api, PostParams};
+use serde_json::Value;
+use tokio::process::{Child, Command};
+
+const NODES: usize = 300;
+const TAINT: &str = "node.cloudprovider.kubernetes.io/uninitialized";
+const NS: &str = "kube-system";
+const LEASE: &str = "bare-ccm";
+const REPLICAS: [&str; 2] = ["bare-ccm-a", "bare-ccm-b"];
+/// Leader election fast enough for tests: lease 4 s, renew deadline 3 s, retry 1 s.
+const LEASE_DURATION: Duration = Duration::from_secs(4);
+const ELECTION: [&str; 6] = [
+    "--leader-elect-lease-duration",
+    "4s",
+    "--leader-elect-renew-deadline",
+    "3s",
+    "--leader-elect-retry-period",
+    "1s",
+];
+/// A forced takeover (another holder overwriting a live Lease) is seen by the old leader
+/// at its next renewal attempt, one retry period later; writes it had already started may
+/// land in that window, as with every Lease-based election.
+const TAKEOVER_GRACE: Duration = Duration::from_millis(1500);
+/// The controllers' client-side limits (`--kube-api-qps`, `--kube-api-burst` defaults):
+/// over [`RATE_WINDOW`] a replica can send at most `BURST + QPS * window` requests.
+const QPS: f64 = 500.0;
+const BURST: f64 = 1000.0;
+/// Length of the window in which every request fails (in the server-errors profile).
+const OUTAGE: Duration = Duration::from_secs(5);
+/// Window of the request-rate bound.
+const RATE_WINDOW: Duration = Duration::from_secs(5);
+/// Requests per node over a whole profile above which retries are a hot loop: a clean
+/// initialisation takes 2 to 4 (writes, Event) and each injected failure adds one retry.
+const MAX_REQUESTS_PER_NODE: f64 = 20.0;
+/// Memory bound of one debug-build replica with 300 cached nodes.
+const MAX_RSS: u64 = 150 * 1024 * 1024;
+
+const CONFIG: &str = "providerID: \"k3s://{node}\"\nextraLabels:\n  example.com/pool: burst\n";
+const CONFIG_INVALID: &str = "providerID: 5\nnoSuchKey: true\n";
+/// The same settings reformatted: a reload that is valid and changes nothing.
+const CONFIG_EQUIVALENT: &str =
+    "# reloaded\nextraLabels: {example.com/pool: burst}\nproviderID: 'k3s://{node}'\n";
+
+/// Profiles share the machine, so they never overlap.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn user(account: &str) -> String {
+    format!("system:serviceaccount:{NS}:{account}")
+}
+
+/// One `bare-ccm run` replica.
+struct Replica {
+    account: &'static str,
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    killed: bool,
+}
+
+impl Replica {
+    async fn start(emu: &Emulator, dir: &Path, account: &'static str, config: &Path) -> Replica {
+        let kubeconfig = dir.join(format!("{account}.kubeconfig"));
+        emu.write_kubeconfig(&emu.service_account_token(NS, account), &kubeconfig)
+            .expect("kubeconfig written");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let log = dir.join(format!("{account}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_bare-ccm"))
+            .arg("run")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--config")
+            .arg(config)
+            .args(["--config-poll-interval", "200ms"])
+            .args(["--bind-address", "127.0.0.1", "--port", &port.to_string()])
+            .args(ELECTION)
+            .env("RUST_LOG", "warn")
+            .env_remove("KUBECONFIG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("bare-ccm starts");
+        Replica {
+            account,
+            child,
+            port,
+            log,
+            killed: false,
+        }
+    }
+
+    async fn ready(&self) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else {
+            return false;
+        };
+        let req = b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        let mut head = [0u8; 12];
+        s.write_all(req).await.is_ok()
+            && s.read_exact(&mut head).await.is_ok()
+            && head.ends_with(b" 200")
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn rss(&self) -> u64 {
+        let Some(pid) = self.child.id() else { return 0 };
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))?
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map_or(0, |kb| kb * 1024)
+    }
+
+    fn signal(&mut self, sig: &str) {
+        let pid = self.child.id().expect("replica running").to_string();
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid} failed");
+        if sig == "-KILL" {
+            self.killed = true;
+        }
+    }
+
+    /// SIGTERM, then the exit status and stderr are checked: a clean exit within 5 s, and
+    /// never a panic.
+    async fn stop_and_check(mut self) {
+        if !self.killed {
+            self.signal("-TERM");
+            let status = tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+                .await
+                .unwrap_or_else(|_| panic!("{} did not exit within 5 s of SIGTERM", self.account))
+                .expect("exit status");
+            assert!(
+                status.success(),
+                "{} exited with {status}; log:\n{}",
+                self.account,
+                self.log_text()
+            );
+        }
+        let log = self.log_text();
+        assert!(
+            !log.contains("panicked"),
+            "{} panicked:\n{log}",
+            self.account
+        );
+    }
+}
+
+/// What a profile does to the cluster while the nodes join.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Profile {
+    ServerErrors,
+    Throttled,
+    ConflictOnFirstWrite,
+    WatchCuts,
+    ResourceVersionExpiry,
+    Unreachable,
+    LeaderKilled,
+    LeaseTaken,
+    ConfigReload,
+}
+
+/// The burst: k3s agents, some dual-stack, some reporting no InternalIP (two writes), and
+/// a few whose provided-node-ip matches no address (they must keep the taint).
+fn specs() -> Vec<KubeletSpec> {
+    (0..NODES)
+        .map(|i| {
+            let n = i + 1;
+            let v4 = format!("10.1.{}.{}", n / 256, n % 256);
+            let v6 = format!("fd00::1:{n:x}");
+            let name = format!("node-{i:04}");
+            let mut spec = match i % 10 {
+                6 | 7 => KubeletSpec::k3s_agent(&name, &v4, Some(&v6)),
+                _ => KubeletSpec::k3s_agent(&name, &v4, None),
+            };
+            if i % 10 == 8 {
+                spec.report_internal_ip = false;
+            }
+            if i % 50 == 9 {
+                spec.provided_node_ip = Some("192.0.2.1".into());
+            }
+            spec
+        })
+        .collect()
+}
+
+/// Nodes on which others add a taint, a label and an annotation during the burst.
+fn touched(i: usize) -> bool {
+    i % 10 == 3
+}
+
+fn predictions(specs: &[KubeletSpec], config: &Config) -> BTreeMap<String, ExplainReport> {
+    specs
+        .iter()
+        .map(|spec| {
+            let node: Node =
+                serde_json::from_value(node_object(spec)).expect("registered node parses");
+            let report = ExplainReport::new(&NodeView::from_node(&node), config);
+            (spec.name.clone(), report)
+        })
+        .collect()
+}
+
+fn has_taint(node: &Value, key: &str) -> bool {
+    node.pointer("/spec/taints")
+        .and_then(Value::as_array)
+        .is_some_and(|ts| ts.iter().any(|t| t["key"] == key))
+}
+
+fn str_at<'a>(node: &'a Value, pointer: &str) -> Option<&'a str> {
+    node.pointer(pointer).and_then(Value::as_str)
+}
+
+/// The write log of one object, for failure messages.
+fn history(emu: &Emulator, name: &str) -> Vec<String> {
+    emu.accounting()
+        .writes()
+        .iter()
+        .filter(|w| w.name == name)
+        .map(|w| {
+            format!(
+                "{} {} {}/{} -> {} rv {}",
+                w.user, w.verb, w.resource, w.subresource, w.code, w.resource_version
+            )
+        })
+        .collect()
+}
+
+/// Sum of the requests made by the replicas so far.
+fn replica_requests(emu: &Emulator) -> u64 {
+    let users: Vec<String> = REPLICAS.iter().map(|a| user(a)).collect();
+    emu.accounting()
+        .attributed_requests()
+        .iter()
+        .filter(|(r, _)| users.contains(&r.user))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// Samples the replicas' request count every 250 ms until `done`; returns the highest
+/// rate seen over any [`RATE_WINDOW`].
+async fn sample_rate(emu: Emulator, done: Arc<AtomicBool>) -> f64 {
+    let mut samples: Vec<(Instant, u64)> = Vec::new();
+    let mut max_rate: f64 = 0.0;
+    while !done.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        let count = replica_requests(&emu);
+        if let Some((t, c)) = samples
+            .iter()
+            .rev()
+            .find(|(t, _)| now.duration_since(*t) >= RATE_WINDOW)
+        {
+            let rate = (count - c) as f64 / now.duration_since(*t).as_secs_f64();
+            max_rate = max_rate.max(rate);
+        }
+        samples.push((now, count));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    max_rate
+}
+
+/// Checks that every write of a replica to nodes and events happened while the Lease's
+/// latest write was its own and still valid (or within [`TAKEOVER_GRACE`] of a forced
+/// takeover). Returns the violations.
+fn writes_without_lease(writes: &[WriteRecord]) -> Vec<String> {
+    let replicas: Vec<String> = REPLICAS.iter().map(|a| user(a)).collect();
+    let mut last_lease: Option<&WriteRecord> = None;
+    let mut violations = Vec::new();
+    for w in writes {
+        if w.resource == "leases" && w.name == LEASE {
+            last_lease = Some(w);
+            continue;
+        }
+        if !replicas.contains(&w.user) || !(w.resource == "nodes" || w.resource == "events") {
+            continue;
+        }
+        let ok = match last_lease {
+            None => false,
+            Some(l) if l.user == w.user => w.at.duration_since(l.at) <= LEASE_DURATION,
+            Some(l) => w.at.duration_since(l.at) <= TAKEOVER_GRACE,
+        };
+        if !ok {
+            violations.push(format!(
+                "{} wrote {}/{} {} while the last Lease write was {:?}",
+                w.user,
+                w.resource,
+                w.subresource,
+                w.name,
+                last_lease.map(|l| (&l.user, w.at.duration_since(l.at)))
+            ));
+        }
+    }
+    violations
+}
+
+/// Overwrites the Lease as another holder would, renewing it every second for `hold`.
+async fn take_lease(emu: &Emulator, hold: Duration) {
+    let admin = emu.client(&emu.admin_token()).await.expect("admin client");
+    let leases: Api<Lease> = Api::namespaced(admin, NS);
+    let start = Instant::now();
+    while start.elapsed() < hold {
+        if let Ok(mut lease) = leases.get(LEASE).await {
+            let spec = lease.spec.get_or_insert_with(Default::default);
+            let now = MicroTime(k8s_openapi::jiff::Timestamp::now());
+            if spec.holder_identity.as_deref() != Some("intruder") {
+                spec.acquire_time = Some(now.clone());
+                spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+            }
+            spec.holder_identity = Some("intruder".into());
+            spec.lease_duration_seconds = Some(4);
+            spec.renew_time = Some(now);
+            let _ = leases.replace(LEASE, &PostParams::default(), &lease).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The account whose write to the Lease is the latest: the current leader.
+fn leader(emu: &Emulator) -> Option<String> {
+    emu.accounting()
+        .writes()
+        .iter()
+        .rev()
+        .find(|w| w.resource == "leases" && w.name == LEASE)
+        .map(|w| w.user.clone())
+}
+
+async fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What a profile's run measured, printed for docs/reliability.md.
+struct Outcome {
+    seconds: f64,
+    max_rate: f64,
+    requests_per_node: f64,
+    max_rss: u64,
+}
+
+async fn run_profile(profile: Profile) -> Outcome {
+    let _serial = SERIAL.lock().await;
+    let started = Instant::now();
+    let emu = Emulator::start(EmulatorOptions::default())
+        .await
+        .expect("emulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_path = dir.path().join("config.yaml");
+    std::fs::write(&config_path, CONFIG).expect("config written");
+    let config = Config::from_yaml(CONFIG).expect("test config is valid");
+    let admin = emu.client(&emu.admin_token()).await.expect("admin client");
+    let fleet = Fleet::with_retry_budget(admin, Duration::from_secs(90));
+
+    let mut replicas = Vec::new();
+    for account in REPLICAS {
+        replicas.push(Replica::start(&emu, dir.path(), account, &config_path).await);
+    }
+    for r in &replicas {
+        let start = Instant::now();
+        while !r.ready().await {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{} not ready; log:\n{}",
+                r.account,
+                r.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    wait_until(Duration::from_secs(20), "a leader", || {
+        leader(&emu).is_some()
+    })
+    .await;
+
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = tokio::spawn(sample_rate(emu.clone(), done.clone()));
+    let background = {
+        let (emu, done) = (emu.clone(), done.clone());
+        tokio::spawn(async move {
+            while !done.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                match profile {
+                    Profile::WatchCuts => emu.cut_watches(),
+                    Profile::ResourceVersionExpiry => {
+                        emu.expire_resource_versions();
+                        emu.cut_watches();
+                    }
+                    _ => return,
+                }
+            }
+        })
+    };
+    let faults = emu.faults();
+    match profile {
+        Profile::ServerErrors => faults.fail_ratio(
+            0.05,
+            "*",
+            "*",
+            vec![
+                InjectedStatus::InternalError,
+                InjectedStatus::ServiceUnavailable,
+            ],
+        ),
+        Profile::Throttled => faults.fail_ratio(
+            0.05,
+            "*",
+            "*",
+            vec![InjectedStatus::TooManyRequests {
+                retry_after_secs: 1,
+            }],
+        ),
+        Profile::ConflictOnFirstWrite => {
+            faults.fail_first_write_per_object(true, InjectedStatus::Conflict)
+        }
+        _ => {}
+    }
+    fleet
+        .start_heartbeats(Duration::from_secs(2))
+        .expect("heartbeats");
+
+    let specs = specs();
+    let (first, second) = specs.split_at(NODES / 2);
+    fleet
+        .register_all(first.to_vec(), None, 64)
+        .await
+        .expect("first half registers");
+
+    // Mid-burst.
+    let mut outage_rate = None;
+    match profile {
+        Profile::ServerErrors => {
+            // Within the 5% profile, a window where every request fails.
+            let before = replica_requests(&emu);
+            faults.fail_ratio(1.0, "*", "*", vec![InjectedStatus::ServiceUnavailable]);
+            tokio::time::sleep(OUTAGE).await;
+            let sent = replica_requests(&emu) - before;
+            outage_rate = Some(sent as f64 / OUTAGE.as_secs_f64());
+            faults.fail_ratio(
+                0.05,
+                "*",
+                "*",
+                vec![
+                    InjectedStatus::InternalError,
+                    InjectedStatus::ServiceUnavailable,
+                ],
+            );
+        }
+        Profile::Unreachable => faults.refuse_connections_for(Duration::from_secs(15)),
+        Profile::LeaderKilled => {
+            let leading = leader(&emu).expect("a leader");
+            if let Some(r) = replicas.iter_mut().find(|r| user(r.account) == leading) {
+                r.signal("-KILL");
+            }
+        }
+        Profile::LeaseTaken => {
+            let emu = emu.clone();
+            tokio::spawn(async move { take_lease(&emu, Duration::from_secs(3)).await });
+        }
+        Profile::ConfigReload => {
+            std::fs::write(&config_path, CONFIG_INVALID).expect("config written");
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            std::fs::write(&config_path, CONFIG_EQUIVALENT).expect("config written");
+        }
+        _ => {}
+    }
+    let additions = async {
+        for spec in first
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| touched(*i))
+            .map(|(_, s)| s)
+        {
+            let node = spec.name.as_str();
+            fleet
+                .add_taint(node, "example.com/maintenance", "yes", "NoSchedule")
+                .await
+                .expect("taint added");
+            fleet
+                .set_label(node, "example.com/team", Some("blue"))
+                .await
+                .expect("label added");
+            fleet
+                .set_annotation(node, "example.com/note", Some("kept"))
+                .await
+                .expect("annotation added");
+        }
+    };
+    let (registered, ()) = tokio::join!(fleet.register_all(second.to_vec(), None, 64), additions);
+    registered.expect("second half registers");
+
+    // Every node that can be initialised is, in bounded time.
+    let predicted = predictions(&specs, &config);
+    let expected: Vec<&String> = predicted
+        .iter()
+        .filter(|(_, r)| r.remove_taint)
+        .map(|(n, _)| n)
+        .collect();
+    assert!(
+        expected.len() >= NODES * 9 / 10,
+        "most nodes must be initialisable"
+    );
+    let limit = Duration::from_secs(120);
+    let t0 = Instant::now();
+    while !expected.iter().all(|n| {
+        emu.get_object("nodes", None, n)
+            .is_some_and(|node| !has_taint(&node, TAINT))
+    }) {
+        if t0.elapsed() > limit {
+            let logs: Vec<String> = replicas.iter().map(Replica::log_text).collect();
+            panic!("{profile:?}: not every node initialised within {limit:?}; logs:\n{logs:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    faults.clear();
+    done.store(true, Ordering::Relaxed);
+    let max_rate = sampler.await.expect("sampler");
+    let _ = background.await;
+    fleet.stop().await;
+
+    // Invariant: every node is exactly what explain predicts for it.
+    for (name, report) in &predicted {
+        let node = emu.get_object("nodes", None, name).expect("node stored");
+        assert_eq!(
+            has_taint(&node, TAINT),
+            !report.remove_taint,
+            "{profile:?}: {name}: taint state differs from explain ({:?})",
+            report.errors
+        );
+        if !report.would_initialize {
+            assert_eq!(str_at(&node, "/spec/providerID"), None, "{name}");
+            continue;
+        }
+        assert_eq!(
+            str_at(&node, "/spec/providerID"),
+            Some(report.provider_id.as_str()),
+            "{profile:?}: {name}: providerID"
+        );
+        let addresses: Vec<(String, String)> = node
+            .pointer("/status/addresses")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|a| {
+                (
+                    a["type"].as_str().unwrap_or_default().to_string(),
+                    a["address"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        let predicted_addresses: Vec<(String, String)> = report
+            .addresses
+            .iter()
+            .map(|a| (a.type_.clone(), a.address.clone()))
+            .collect();
+        assert_eq!(
+            addresses, predicted_addresses,
+            "{profile:?}: {name}: addresses"
+        );
+        for (key, value) in &report.labels {
+            assert_eq!(
+                str_at(
+                    &node,
+                    &format!("/metadata/labels/{}", key.replace('/', "~1"))
+                ),
+                Some(value.as_str()),
+                "{profile:?}: {name}: label {key}"
+            );
+        }
+    }
+    // Invariant: what others added concurrently is still there.
+    for (i, spec) in first.iter().enumerate().filter(|(i, _)| touched(*i)) {
+        let node = emu
+            .get_object("nodes", None, &spec.name)
+            .expect("node stored");
+        assert!(
+            has_taint(&node, "example.com/maintenance"),
+            "{profile:?}: node {i}: a concurrently added taint was lost: {:?}; writes: {:#?}",
+            node.pointer("/spec/taints"),
+            history(&emu, &spec.name)
+        );
+        assert_eq!(
+            str_at(&node, "/metadata/labels/example.com~1team"),
+            Some("blue"),
+            "{profile:?}: node {i}: concurrent label lost"
+        );
+        assert_eq!(
+            str_at(&node, "/metadata/annotations/example.com~1note"),
+            Some("kept"),
+            "{profile:?}: node {i}: concurrent annotation lost"
+        );
+    }
+    // Invariant: only the Lease holder writes.
+    let writes = emu.accounting().writes();
+    assert_eq!(emu.accounting().dropped_writes(), 0);
+    let violations = writes_without_lease(&writes);
+    assert!(
+        violations.is_empty(),
+        "{profile:?}: writes without the lease:\n{}",
+        violations.join("\n")
+    );
+    // Invariant: bounded request rate and memory.
+    let rate_bound = (BURST + QPS * RATE_WINDOW.as_secs_f64()) / RATE_WINDOW.as_secs_f64() + 50.0;
+    assert!(
+        max_rate <= rate_bound,
+        "{profile:?}: replicas sent {max_rate:.0} requests/s over {RATE_WINDOW:?} (bound {rate_bound:.0})"
+    );
+    if let Some(rate) = outage_rate {
+        assert!(
+            rate < QPS / 2.0,
+            "{profile:?}: {rate:.0} requests/s while every request failed: a hot loop"
+        );
+    }
+    let requests_per_node = replica_requests(&emu) as f64 / NODES as f64;
+    assert!(
+        requests_per_node <= MAX_REQUESTS_PER_NODE,
+        "{profile:?}: {requests_per_node:.1} requests per node"
+    );
+    let max_rss = replicas.iter().map(Replica::rss).max().unwrap_or(0);
+    assert!(max_rss <= MAX_RSS, "{profile:?}: RSS {max_rss} bytes");
+    // Invariant: no panic, a clean exit on SIGTERM.
+    for r in replicas {
+        r.stop_and_check().await;
+    }
+    emu.shutdown().await;
+    let outcome = Outcome {
+        seconds: started.elapsed().as_secs_f64(),
+        max_rate,
+        requests_per_node,
+        max_rss,
+    };
+    eprintln!(
+        "| {profile:?} | pass | {:.1} s | {:.0}/s | {} | {:.2} | {:.1} MiB |",
+        outcome.seconds,
+        outcome.max_rate,
+        outage_rate.map_or("-".into(), |r| format!("{r:.0}/s")),
+        outcome.requests_per_node,
+        outcome.max_rss as f64 / 1048576.0
+    );
+    outcome
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_percent_server_errors_lose_nothing() {
+    run_profile(Profile::ServerErrors).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_with_retry_after_is_obeyed_and_loses_nothing() {
+    run_profile(Profile::Throttled).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflict_on_every_first_write_is_retried_without_losing_concurrent_changes() {
+    run_profile(Profile::ConflictOnFirstWrite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_cut_every_two_seconds_miss_no_node() {
+    run_profile(Profile::WatchCuts).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_resource_versions_force_a_relist_that_misses_no_node() {
+    run_profile(Profile::ResourceVersionExpiry).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_unreachable_for_fifteen_seconds_is_survived() {
+    let outcome = run_profile(Profile::Unreachable).await;
+    assert!(outcome.seconds >= 15.0, "the outage lasted 15 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_killed_mid_burst_is_replaced_by_the_standby() {
+    run_profile(Profile::LeaderKilled).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_taken_by_another_holder_stops_every_write_until_it_is_regained() {
+    run_profile(Profile::LeaseTaken).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_reloads_mid_burst_including_an_invalid_one_keep_the_good_config() {
+    run_profile(Profile::ConfigReload).await;
+}
+
+#[test]
+fn a_write_after_another_holder_took_the_lease_is_a_violation() {
+    let t = Instant::now();
+    let rec = |user: &str, resource: &str, after_ms: u64| WriteRecord {
+        at: t + Duration::from_millis(after_ms),
+        wall: std::time::SystemTime::now(),
+        user: user.into(),
+        verb: "patch".into(),
+        resource: resource.into(),
+        subresource: String::new(),
+        namespace: String::new(),
+        name: if resource == "leases" { LEASE } else { "n" }.into(),
+        code: 200,
+        resource_version: "1".into(),
+    };
+    let a = user(REPLICAS[0]);
+    let b = user(REPLICAS[1]);
+    let fine = [
+        rec(&a, "leases", 0),
+        rec(&a, "nodes", 100),
+        rec(&b, "leases", 5000),
+        rec(&b, "nodes", 5100),
+    ];
+    assert!(writes_without_lease(&fine).is_empty());
+    let late = [
+        rec(&a, "leases", 0),
+        rec(&b, "leases", 100),
+        rec(&a, "nodes", 3000),
+    ];
+    assert_eq!(writes_without_lease(&late).len(), 1);
+    let stale = [rec(&a, "leases", 0), rec(&a, "nodes", 6000)];
+    assert_eq!(writes_without_lease(&stale).len(), 1);
+    assert_eq!(writes_without_lease(&[rec(&a, "events", 1)]).len(), 1);
+}
