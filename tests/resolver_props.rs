@@ -266,8 +266,9 @@ proptest! {
             yaml.push_str(&format!("  {k}: \"{v}\"\n"));
         }
         yaml.push_str("inventory:\n");
-        for (name, addrs) in &entries {
-            yaml.push_str(&format!("  - name: \"{name}\"\n    addresses:\n"));
+        // Entry names are made unique: a repeated name is a config error of its own.
+        for (i, (name, addrs)) in entries.iter().enumerate() {
+            yaml.push_str(&format!("  - name: \"{name}-{i}\"\n    addresses:\n"));
             for (t, ip) in addrs {
                 let t = AddressType::ALL[*t % 2];
                 yaml.push_str(&format!("      - {{type: {t}, address: \"{}\"}}\n", ip_string(ip)));
