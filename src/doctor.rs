@@ -39,8 +39,9 @@ const NODE_PAGE: u32 = 500;
 /// The flags of `bare-ccm doctor`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DoctorArgs {
-    /// Kubeconfig of the cluster to check (default: KUBECONFIG, then in-cluster).
-    #[arg(long, env = "KUBECONFIG")]
+    /// Kubeconfig of the cluster to check (default: KUBECONFIG, then in-cluster; read by
+    /// `kubeclient::client_config`, which, like kubectl, treats an empty KUBECONFIG as unset).
+    #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
     /// Report format.
     #[arg(short = 'o', long, value_enum, default_value_t = DoctorOutput::Text)]

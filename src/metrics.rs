@@ -80,45 +80,46 @@ impl Metrics {
         let leader = Gauge::default();
         let events_dropped = Counter::default();
         // Names and help texts of the two histograms follow kubernetes/cloud-provider
-        // `controllers/node/metrics.go` (subsystem `node_controller`).
+        // `controllers/node/metrics.go` (subsystem `node_controller`). Help texts carry no
+        // final period: prometheus-client adds one (`Registry::register`, 0.26).
         registry.register(
             "node_controller_cloud_provider_taint_removal_delay_seconds",
-            "Number of seconds after node creation when NodeController removed the cloud-provider taint of a single node.",
+            "Number of seconds after node creation when NodeController removed the cloud-provider taint of a single node",
             taint_removal_delay.clone(),
         );
         registry.register(
             "node_controller_initial_node_sync_delay_seconds",
-            "Number of seconds after node creation when NodeController finished the initial synchronization of a single node.",
+            "Number of seconds after node creation when NodeController finished the initial synchronization of a single node",
             initial_sync_delay.clone(),
         );
         registry.register(
             "bare_ccm_node_initializations",
-            "Nodes initialised (uninitialized taint removed) by this process.",
+            "Nodes initialised (uninitialized taint removed) by this process",
             initializations.clone(),
         );
         registry.register(
             "bare_ccm_node_sync_failures",
-            "Failed node syncs, by reason.",
+            "Failed node syncs, by reason",
             sync_failures.clone(),
         );
         registry.register(
             "bare_ccm_api_requests",
-            "Kubernetes API requests, by verb and HTTP status code (code=\"error\": no response).",
+            "Kubernetes API requests, by verb and HTTP status code (code=\"error\": no response)",
             api_requests.clone(),
         );
         registry.register(
             "bare_ccm_nodes_awaiting_initialization",
-            "Nodes that carry the uninitialized taint.",
+            "Nodes that carry the uninitialized taint",
             nodes_awaiting_initialization.clone(),
         );
         registry.register(
             "bare_ccm_leader",
-            "1 while this replica holds the leader lease (or leader election is disabled).",
+            "1 while this replica holds the leader lease (or leader election is disabled)",
             leader.clone(),
         );
         registry.register(
             "bare_ccm_events_dropped",
-            "Kubernetes Events not sent because the event queue was full (node initialisation never waits for events).",
+            "Kubernetes Events not sent because the event queue was full (node initialisation never waits for events)",
             events_dropped.clone(),
         );
         Metrics {
@@ -131,6 +132,16 @@ impl Metrics {
             nodes_awaiting_initialization,
             leader,
             events_dropped,
+        }
+    }
+
+    /// Exports `reasons` of failed node syncs with a count of 0 before any failure, so
+    /// that rate() and alerts see the series from the first scrape.
+    pub fn expect_sync_failure_reasons(&self, reasons: &[&str]) {
+        for reason in reasons {
+            drop(self.sync_failures.get_or_create(&FailureLabels {
+                reason: (*reason).to_string(),
+            }));
         }
     }
 
@@ -201,5 +212,27 @@ mod tests {
         assert!(text.contains("bare_ccm_leader 1"));
         assert!(text.contains("bare_ccm_events_dropped_total 1"));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn expected_failure_reasons_are_exported_as_zero_before_any_failure() {
+        let m = Metrics::new();
+        m.expect_sync_failure_reasons(&["conflict", "unresolved"]);
+        let text = m.render();
+        assert!(text.contains("bare_ccm_node_sync_failures_total{reason=\"conflict\"} 0"));
+        assert!(text.contains("bare_ccm_node_sync_failures_total{reason=\"unresolved\"} 0"));
+    }
+
+    #[test]
+    fn help_lines_end_in_exactly_one_period() {
+        let m = Metrics::new();
+        m.sync_failed("conflict");
+        m.api_request("get", "200");
+        let text = m.render();
+        let help: Vec<&str> = text.lines().filter(|l| l.starts_with("# HELP")).collect();
+        assert_eq!(help.len(), 8);
+        for line in help {
+            assert!(line.ends_with('.') && !line.ends_with(".."), "{line}");
+        }
     }
 }

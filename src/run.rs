@@ -14,7 +14,8 @@ use crate::config::Config;
 use crate::config_reload::{ConfigFile, Reload, SharedConfig};
 use crate::controller::client::{ApiLayer, build_client};
 use crate::controller::events::{Events, REASON_CONFIG_INVALID, lease_ref};
-use crate::controller::{self, Context, Settings};
+use crate::controller::tasks::{TaskFailed, first_failure};
+use crate::controller::{self, Context, Settings, named};
 use crate::leader::{self, ElectionSettings, LeaderGate, RenewClock};
 use crate::metrics::Metrics;
 use crate::telemetry::{self, LogFormat};
@@ -93,6 +94,12 @@ pub struct RunArgs {
     #[arg(long, default_value_t = DEFAULT_PORT)]
     pub port: u16,
 
+    /// Controllers to run, upstream's syntax: `*` (all enabled by default), `NAME` (enable),
+    /// `-NAME` (disable); the first entry naming a controller decides. bare-ccm has one,
+    /// `cloud-node`; without it the process serves only /healthz, /readyz and /metrics.
+    #[arg(long, value_delimiter = ',', default_value = "*", allow_hyphen_values = true, value_parser = parse_controller)]
+    pub controllers: Vec<String>,
+
     /// Log format; the filter comes from RUST_LOG (default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -104,6 +111,48 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|e| format!("invalid duration {text:?} ({e}); use e.g. 15s, 500ms, 5m"))?;
     Duration::try_from(span).map_err(|_| format!("duration {text:?} must not be negative"))
+}
+
+/// The node controller's name in `--controllers`: upstream's name for the controller that
+/// initialises nodes (kubernetes/cloud-provider `app/controllermanager.go`,
+/// `DefaultInitFuncConstructors["cloud-node"]`).
+pub const NODE_CONTROLLER: &str = "cloud-node";
+
+/// The name recent upstream releases also accept for it (`cloud-node` became its alias).
+const NODE_CONTROLLER_ALIAS: &str = "cloud-node-controller";
+
+/// Checks one `--controllers` entry: `*`, or a known controller name with an optional
+/// leading `-`; returns it with an alias replaced by the name.
+pub fn parse_controller(entry: &str) -> Result<String, String> {
+    let (minus, name) = match entry.strip_prefix('-') {
+        Some(name) => ("-", name),
+        None => ("", entry),
+    };
+    match name {
+        "*" if minus.is_empty() => Ok(entry.to_string()),
+        NODE_CONTROLLER | NODE_CONTROLLER_ALIAS => Ok(format!("{minus}{NODE_CONTROLLER}")),
+        _ => Err(format!(
+            "unknown controller {entry:?}; bare-ccm has one controller, {NODE_CONTROLLER}: use *, {NODE_CONTROLLER} or -{NODE_CONTROLLER}"
+        )),
+    }
+}
+
+/// Whether `--controllers` enables the node controller, by upstream's rule
+/// (k8s.io/controller-manager `app/helper.go`, `IsControllerEnabled`): the first entry
+/// naming it decides; else `*` enables it; else it is off.
+pub fn node_controller_enabled(controllers: &[String]) -> bool {
+    let disable = format!("-{NODE_CONTROLLER}");
+    let mut star = false;
+    for entry in controllers {
+        if entry == NODE_CONTROLLER {
+            return true;
+        }
+        if *entry == disable {
+            return false;
+        }
+        star |= entry == "*";
+    }
+    star
 }
 
 /// Runs the controller until SIGTERM or SIGINT.
@@ -179,15 +228,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let mut background = tokio::task::JoinSet::new();
-    background.spawn(stop_on_signal(shutdown.clone()));
-    background.spawn(event_writer.run(shutdown.clone()));
+    background.spawn(named("signal handler", stop_on_signal(shutdown.clone())));
+    background.spawn(named("event writer", event_writer.run(shutdown.clone())));
     background.spawn({
         let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
-        async move {
+        named("HTTP server", async move {
             if let Err(e) = crate::http::serve(listener, ctx, shutdown).await {
                 tracing::error!(error = %e, "HTTP server failed");
             }
-        }
+        })
     });
     if let Some(file) = config_file {
         let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
@@ -196,7 +245,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             &args.leader_elect_resource_name,
         );
         let interval = args.config_poll_interval;
-        background.spawn(async move {
+        background.spawn(named("config reload", async move {
             let mut file = file;
             loop {
                 let outcome = tokio::select! {
@@ -216,32 +265,78 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                     Reload::Unchanged => {}
                 }
             }
-        });
+        }));
     }
-    let election_task = lease_client.map(|lease_client| {
-        tokio::spawn(leader::run_election(
+    let controller_enabled = node_controller_enabled(&args.controllers);
+    // Without the controller nothing is written, so there is nothing to lead.
+    if let Some(lease_client) = lease_client.filter(|_| controller_enabled) {
+        let election = leader::run_election(
             lease_client,
             election,
             gate.clone(),
             renewals,
             shutdown.clone(),
-        ))
-    });
-
-    controller::run(ctx, client, shutdown.clone()).await;
-
-    if let Some(task) = election_task
-        && let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(3), task).await
-    {
-        tracing::error!(error = %e, "leader election could not run");
+        );
+        background.spawn(named("leader election", async move {
+            if let Err(e) = election.await {
+                tracing::error!(error = %e, "leader election could not run");
+            }
+        }));
     }
-    background.abort_all();
-    while background.join_next().await.is_some() {}
-    tracing::info!("bare-ccm stopped");
-    Ok(())
+
+    // Every task runs until shutdown; the first one to fail stops the process (non-zero
+    // exit) rather than leaving it running without that task.
+    let controller = async {
+        if controller_enabled {
+            return controller::run(ctx, client, shutdown.clone()).await;
+        }
+        ctx.run_without_controller();
+        tracing::info!(
+            "node controller disabled by --controllers; serving only /healthz, /readyz and /metrics"
+        );
+        shutdown.cancelled().await;
+        Ok(())
+    };
+    let mut controller = std::pin::pin!(controller);
+    let mut failure = tokio::select! {
+        stopped = &mut controller => stopped.err(),
+        failed = first_failure(&mut background, "a background task", &shutdown) => {
+            tracing::error!(error = %failed, "background task failed; stopping");
+            shutdown.cancel();
+            controller.await.err().or(Some(failed))
+        }
+    };
+
+    // The election releases the lease, the others stop at once; 3 s at most, then cut.
+    let stopped = tokio::time::timeout(Duration::from_secs(3), async {
+        while let Some(ended) = background.join_next().await {
+            if let Err(e) = ended
+                && e.is_panic()
+                && failure.is_none()
+            {
+                failure = Some(TaskFailed {
+                    task: "a background task".into(),
+                    how: "panicked during shutdown".into(),
+                });
+            }
+        }
+    })
+    .await;
+    if stopped.is_err() {
+        background.abort_all();
+        while background.join_next().await.is_some() {}
+    }
+    match failure {
+        Some(failed) => Err(failed.into()),
+        None => {
+            tracing::info!("bare-ccm stopped");
+            Ok(())
+        }
+    }
 }
 
-/// Cancels `shutdown` on SIGTERM or SIGINT.
+/// Cancels `shutdown` on SIGTERM or SIGINT. Cancels before logging: logging must never be
+/// able to keep the process from stopping.
 async fn stop_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
@@ -249,14 +344,16 @@ async fn stop_on_signal(shutdown: CancellationToken) {
         signal(SignalKind::interrupt()),
     ) else {
         tracing::error!("cannot install signal handlers; stop bare-ccm with SIGKILL");
+        shutdown.cancelled().await;
         return;
     };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received; stopping"),
-        _ = int.recv() => tracing::info!("SIGINT received; stopping"),
+    let which = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
         _ = shutdown.cancelled() => return,
-    }
+    };
     shutdown.cancel();
+    tracing::info!("{which} received; stopping");
 }
 
 #[cfg(test)]
@@ -300,6 +397,34 @@ mod tests {
         assert!(!cli.run.leader_elect);
         let cli = Cli::try_parse_from(["run", "--leader-elect"]).unwrap();
         assert!(cli.run.leader_elect);
+    }
+
+    fn controllers(args: &[&str]) -> Result<Vec<String>, clap::Error> {
+        let argv = std::iter::once("run").chain(args.iter().copied());
+        Cli::try_parse_from(argv).map(|cli| cli.run.controllers)
+    }
+
+    #[test]
+    fn controllers_flag_follows_upstream_syntax() {
+        let enabled = |args: &[&str]| node_controller_enabled(&controllers(args).unwrap());
+        assert!(enabled(&[]), "default *");
+        assert!(enabled(&["--controllers", "*"]));
+        assert!(enabled(&["--controllers", "cloud-node"]));
+        assert!(enabled(&["--controllers=cloud-node-controller"]));
+        assert!(!enabled(&["--controllers", "-cloud-node"]));
+        assert!(!enabled(&["--controllers", "*,-cloud-node"]));
+        assert!(!enabled(&["--controllers", "-cloud-node,*"]));
+        assert!(enabled(&["--controllers", "cloud-node,-cloud-node"]));
+    }
+
+    #[test]
+    fn unknown_controllers_are_refused_naming_the_known_one() {
+        for bad in ["service", "-route", "-*", ""] {
+            let message = controllers(&["--controllers", bad])
+                .unwrap_err()
+                .to_string();
+            assert!(message.contains("cloud-node"), "{bad}: {message}");
+        }
     }
 
     #[test]

@@ -17,9 +17,13 @@ pub fn init(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    // A failed write to stderr (a closed pipe, a full disk) is otherwise reported with
+    // `eprintln!`, which panics on that same broken stderr and takes the logging task
+    // with it (tracing-subscriber `fmt/fmt_layer.rs`, `on_event`). Lost log lines are the
+    // lesser harm.
     let result = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.log_internal_errors(false).try_init(),
+        LogFormat::Json => builder.json().log_internal_errors(false).try_init(),
     };
     // Err means a subscriber is already installed, which is fine.
     drop(result);

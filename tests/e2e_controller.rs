@@ -278,8 +278,25 @@ struct Ccm {
 
 impl Ccm {
     async fn start(kubeconfig: &Path, extra: &[&str]) -> Ccm {
+        Ccm::start_logging_to(kubeconfig, extra, None).await
+    }
+
+    /// Starts with stderr to a pipe whose read end is closed at once, as when the log
+    /// collector reading a container's output has gone: every log write fails (EPIPE).
+    async fn start_with_stderr_closed(kubeconfig: &Path, extra: &[&str]) -> Ccm {
+        let mut ccm = Ccm::start_logging_to(kubeconfig, extra, Some(Stdio::piped())).await;
+        drop(ccm.child.stderr.take());
+        ccm
+    }
+
+    /// Starts and waits until ready; stderr goes to `stderr`, or to the log file.
+    async fn start_logging_to(kubeconfig: &Path, extra: &[&str], stderr: Option<Stdio>) -> Ccm {
         let port = free_port();
         let log = kubeconfig.with_extension(format!("{port}.log"));
+        let stderr = match stderr {
+            Some(stderr) => stderr,
+            None => std::fs::File::create(&log).unwrap().into(),
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_bare-ccm"))
             .arg("run")
             .arg("--kubeconfig")
@@ -289,7 +306,7 @@ impl Ccm {
             .env("RUST_LOG", "info,bare_ccm=debug")
             .env_remove("KUBECONFIG")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .unwrap();
@@ -501,7 +518,7 @@ async fn k3s_node_args_give_internal_and_external_ips() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provided_node_ip_mismatch_keeps_taint_and_warns_then_fixing_the_annotation_initialises() {
     let c = Cluster::start().await;
-    let _ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
+    let ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
     let mut spec = KubeletSpec::new("mm");
     spec.node_ip = vec!["10.0.0.9".into()];
     spec.report_internal_ip = false;
@@ -528,6 +545,16 @@ async fn provided_node_ip_mismatch_keeps_taint_and_warns_then_fixing_the_annotat
     );
     assert!(has_taint(&c.node("mm"), TAINT));
     assert!(!c.node_writes_by(&sa_user("bare-ccm")).contains_key("mm"));
+    // Parked until it changes: no retries with backoff while nothing changes.
+    const UNRESOLVED: &str = "bare_ccm_node_sync_failures_total{reason=\"unresolved\"}";
+    let failures = ccm.metric(UNRESOLVED).await;
+    assert!(failures >= 1.0);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        ccm.metric(UNRESOLVED).await,
+        failures,
+        "retried without a change"
+    );
 
     c.fleet
         .set_annotation("mm", "bare-ccm.io/internal-ip", Some("10.0.0.9"))
@@ -725,6 +752,122 @@ async fn sigterm_releases_the_lease_and_exits_within_five_seconds() {
     assert!(start.elapsed() < Duration::from_secs(5));
     assert_eq!(c.lease_holder(), None, "lease released");
     c.assert_controller_never_forbidden();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_stderr_a_closed_pipe_nodes_are_still_initialised_and_sigterm_stops_within_five_seconds()
+ {
+    let c = Cluster::start().await;
+    // Pipe closed before the controller logs anything but its first lines; the ready
+    // check in `start` already needed the HTTP server to survive them.
+    let mut ccm = Ccm::start_with_stderr_closed(&c.kubeconfig("bare-ccm"), &[]).await;
+    c.fleet
+        .register_all(k3s_agents("pipe", 5), None, 5)
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "every node initialised", || {
+        (0..5).all(|i| c.initialized(&format!("pipe-{i}")))
+    })
+    .await;
+    assert_eq!(
+        ccm.get("/healthz").await.map(|(code, _)| code),
+        Some(200),
+        "still serving"
+    );
+
+    let start = Instant::now();
+    ccm.signal("-TERM");
+    let status = tokio::time::timeout(Duration::from_secs(5), ccm.child.wait())
+        .await
+        .expect("exited within 5 s")
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(c.lease_holder(), None, "lease released");
+    c.assert_controller_never_forbidden();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_never_initialised_by_a_cloud_controller_are_never_written_nor_warned_about() {
+    let c = Cluster::start().await;
+    // Registered and untainted before bare-ccm runs, without a providerID: their kubelets
+    // are not external and own the addresses.
+    let mut plain = KubeletSpec::k3s_agent("legacy", "10.0.0.7", None);
+    if let Some(args) = plain.node_args.as_mut() {
+        args.extend(["--node-external-ip".to_string(), "203.0.113.7".to_string()]);
+    }
+    let mut broken = KubeletSpec::new("legacy-broken");
+    broken.node_ip = vec!["10.0.0.9".into()];
+    broken
+        .annotations
+        .insert("bare-ccm.io/internal-ip".into(), "10.0.0.5".into());
+    for spec in [&plain, &broken] {
+        c.fleet.register(spec).await.unwrap();
+        c.fleet.remove_taint(&spec.name, TAINT).await.unwrap();
+    }
+    let before = (
+        addresses(&c.node("legacy")),
+        addresses(&c.node("legacy-broken")),
+    );
+
+    let _ccm = Ccm::start(
+        &c.kubeconfig("bare-ccm"),
+        &["--node-status-update-frequency", "1s"],
+    )
+    .await;
+    // A node bare-ccm does initialise, then several full re-checks of every node.
+    c.fleet
+        .register(&KubeletSpec::k3s_agent("fresh", "10.0.0.8", None))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "fresh initialised", || {
+        c.initialized("fresh")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let writes = c.node_writes_by(&sa_user("bare-ccm"));
+    assert!(
+        writes.contains_key("fresh"),
+        "the controller was active: {writes:?}"
+    );
+    assert!(!writes.contains_key("legacy"), "{writes:?}");
+    assert!(!writes.contains_key("legacy-broken"), "{writes:?}");
+    assert_eq!(
+        (
+            addresses(&c.node("legacy")),
+            addresses(&c.node("legacy-broken"))
+        ),
+        before
+    );
+    assert!(
+        c.events("legacy-broken", "AddressResolutionFailed")
+            .is_empty()
+    );
+    assert!(c.events("legacy", "AddressResolutionFailed").is_empty());
+    c.assert_controller_never_forbidden();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_node_controller_disabled_the_process_is_ready_and_writes_nothing() {
+    let c = Cluster::start().await;
+    let mut ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &["--controllers=-cloud-node"]).await;
+    c.fleet
+        .register(&KubeletSpec::k3s_agent("idle", "10.0.0.6", None))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(has_taint(&c.node("idle"), TAINT));
+    assert!(c.node_writes_by(&sa_user("bare-ccm")).is_empty());
+    assert_eq!(c.lease_holder(), None, "no lease without a controller");
+    assert_eq!(ccm.get("/healthz").await.map(|(code, _)| code), Some(200));
+
+    ccm.signal("-TERM");
+    let status = tokio::time::timeout(Duration::from_secs(5), ccm.child.wait())
+        .await
+        .expect("exited within 5 s")
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -41,7 +41,11 @@ pub const REASON_ADDRESS_RESOLUTION_FAILED: &str = "AddressResolutionFailed";
 pub const REASON_CONFIG_INVALID: &str = "ConfigInvalid";
 
 /// A Warning with the same object, reason and text is not sent again sooner than this.
-pub const REPEAT_INTERVAL: Duration = Duration::from_secs(60);
+/// Upstream's recorder lets one source send about one event per object every 5 minutes
+/// once a burst is spent (client-go `tools/record/events_cache.go`: the
+/// `EventSourceObjectSpamFilter` refills at `defaultSpamQPS = 1. / 300.`); a node stuck
+/// for hours keeps its Warning current at that pace without one write per node a minute.
+pub const REPEAT_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Events waiting to be sent. A burst of joining nodes queues one `Synced` each; 4096
 /// covers the largest burst the sender falls behind on while costing ~100 bytes a slot

@@ -9,6 +9,7 @@ pub mod client;
 pub mod events;
 pub mod queue;
 pub mod sync;
+pub mod tasks;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use cache::{LeanNode, NodeCache, Observed};
 use events::Events;
 use queue::WorkQueue;
 use sync::{Synced, Write};
+use tasks::TaskFailed;
 
 /// Why a node sync failed. Every variant names the node and says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +56,17 @@ pub enum Error {
         source: kube::Error,
     },
 }
+
+/// Every value of [`Error::metric_label`], exported with a count of 0 from the start.
+pub const SYNC_FAILURE_REASONS: [&str; 7] = [
+    "unresolved",
+    "conflict",
+    "not_leader",
+    "throttled",
+    "api_server_error",
+    "api_rejected",
+    "api_unreachable",
+];
 
 impl Error {
     /// A low-cardinality label for `bare_ccm_node_sync_failures_total{reason}`.
@@ -106,6 +119,7 @@ impl Context {
         config: Arc<SharedConfig>,
         settings: Settings,
     ) -> Self {
+        metrics.expect_sync_failure_reasons(&SYNC_FAILURE_REASONS);
         Context {
             nodes: Api::all(client),
             events,
@@ -125,6 +139,12 @@ impl Context {
     /// True once the first full list of Nodes is in the cache.
     pub fn cache_synced(&self) -> bool {
         self.synced.load(Ordering::Acquire)
+    }
+
+    /// Declares that no controller runs (`--controllers=-cloud-node`): there is no node
+    /// cache to wait for, so `/readyz` answers ready.
+    pub fn run_without_controller(&self) {
+        self.synced.store(true, Ordering::Release);
     }
 
     /// Queues every cached node.
@@ -162,10 +182,19 @@ impl Context {
     }
 }
 
-/// Upper bound of the per-node backoff. Upstream caps at 1000 s; bare-ccm runs at
-/// bootstrap, where a node waiting minutes for a retry is a node without networking, so
-/// 30 s bounds both the retry rate during an outage and the delay after it.
+/// Upper bound of the per-node backoff after a failed write (API errors, conflicts,
+/// throttling). Upstream's controllers cap at 1000 s (client-go
+/// `util/workqueue/default_rate_limiters.go`, `DefaultControllerRateLimiter`: 5 ms
+/// doubling to 1000 s); bare-ccm runs at bootstrap, where a node waiting minutes for a
+/// retry is a node without networking (its pods cannot be scheduled while the taint
+/// stays), so 30 s bounds both the retry rate during an outage and the delay after it.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// When an unresolvable node is looked at again if neither it nor the config changed.
+/// Issue 3 asks to retry such nodes when the node or the config changes, which the watch
+/// and the config reload already do; this bounds a stuck fleet to one WARN line and one
+/// resolution per node per 5 minutes, the pace of the repeated Warning event.
+pub const UNRESOLVED_RETRY: Duration = Duration::from_secs(300);
 
 /// Nodes per page of the initial (and every re-)list. A page of realistic Nodes (10–20 KB
 /// each with images and managedFields) is received and held whole while it is parsed, and
@@ -177,17 +206,42 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const LIST_PAGE_SIZE: u32 = 50;
 
 /// Runs the watch, the workers and the periodic re-queue until `shutdown`. Returns once
-/// every worker has stopped (or after a short grace period).
-pub async fn run(ctx: Arc<Context>, client: kube::Client, shutdown: CancellationToken) {
+/// every worker has stopped (or after a short grace period). When one of them fails
+/// (see [`tasks::first_failure`]) it cancels `shutdown` itself and returns the failure.
+pub async fn run(
+    ctx: Arc<Context>,
+    client: kube::Client,
+    shutdown: CancellationToken,
+) -> Result<(), TaskFailed> {
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(watch_nodes(ctx.clone(), client, shutdown.clone()));
-    tasks.spawn(follow_leadership(ctx.clone(), shutdown.clone()));
-    tasks.spawn(resync(ctx.clone(), shutdown.clone()));
+    tasks.spawn(named(
+        "node watch",
+        watch_nodes(ctx.clone(), client, shutdown.clone()),
+    ));
+    tasks.spawn(named(
+        "leadership follower",
+        follow_leadership(ctx.clone(), shutdown.clone()),
+    ));
+    tasks.spawn(named(
+        "periodic re-queue",
+        resync(ctx.clone(), shutdown.clone()),
+    ));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..ctx.settings.workers.max(1) {
-        workers.spawn(worker(ctx.clone(), shutdown.clone()));
+        workers.spawn(named(
+            "a node sync worker",
+            worker(ctx.clone(), shutdown.clone()),
+        ));
     }
-    shutdown.cancelled().await;
+    let failure = tokio::select! {
+        _ = shutdown.cancelled() => None,
+        failed = tasks::first_failure(&mut workers, "a node sync worker", &shutdown) => Some(failed),
+        failed = tasks::first_failure(&mut tasks, "a controller task", &shutdown) => Some(failed),
+    };
+    if let Some(failed) = &failure {
+        tracing::error!(error = %failed, "controller task failed; stopping");
+        shutdown.cancel();
+    }
     ctx.queue.shut_down();
     // A worker in the middle of a write gets a moment to finish it; then it is cut off.
     let drained = tokio::time::timeout(Duration::from_secs(2), async {
@@ -199,6 +253,13 @@ pub async fn run(ctx: Arc<Context>, client: kube::Client, shutdown: Cancellation
     }
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
+    failure.map_or(Ok(()), Err)
+}
+
+/// `task`, returning `name` when it ends (for [`tasks::first_failure`]).
+pub async fn named(name: &'static str, task: impl Future<Output = ()>) -> &'static str {
+    task.await;
+    name
 }
 
 async fn watch_nodes(ctx: Arc<Context>, client: kube::Client, shutdown: CancellationToken) {
@@ -300,6 +361,12 @@ async fn worker(ctx: Arc<Context>, shutdown: CancellationToken) {
                 if let Error::NotLeader { .. } = e {
                     ctx.queue.add_after(&name, ctx.settings.not_leader_retry);
                     tracing::debug!(node = %name, "not leading; node left for later");
+                } else if let Error::Unresolved { .. } = e {
+                    // Only a change can fix it, and a change re-queues the node (watch,
+                    // config reload); the slow retry is a safety net, not the mechanism.
+                    ctx.queue.forget(&name);
+                    ctx.queue.add_after(&name, UNRESOLVED_RETRY);
+                    tracing::warn!(error = %e, retry_in = ?UNRESOLVED_RETRY, "node parked until it or the config changes");
                 } else {
                     let delay = ctx.queue.retry_later(&name);
                     tracing::warn!(error = %e, retry_in = ?delay, "node sync failed");
@@ -307,5 +374,50 @@ async fn worker(ctx: Arc<Context>, shutdown: CancellationToken) {
             }
         }
         ctx.queue.done(&name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16) -> Error {
+        Error::Api {
+            node: "n".into(),
+            write: Write::Addresses,
+            source: kube::Error::Api(
+                kube::core::Status::failure("x", "y")
+                    .with_code(code)
+                    .boxed(),
+            ),
+        }
+    }
+
+    #[test]
+    fn every_failure_label_is_exported_from_the_start() {
+        let errors = [
+            Error::Unresolved {
+                node: "n".into(),
+                errors: vec!["no IP".into()],
+            },
+            Error::Conflict {
+                node: "n".into(),
+                attempts: 6,
+            },
+            Error::NotLeader { node: "n".into() },
+            api(429),
+            api(503),
+            api(422),
+            Error::Api {
+                node: "n".into(),
+                write: Write::Init,
+                source: kube::Error::TlsRequired,
+            },
+        ];
+        let mut labels: Vec<&str> = errors.iter().map(Error::metric_label).collect();
+        labels.sort_unstable();
+        let mut expected = SYNC_FAILURE_REASONS;
+        expected.sort_unstable();
+        assert_eq!(labels, expected);
     }
 }

@@ -1,7 +1,8 @@
 //! One sync of one node: resolve its cached view, then write what differs. For a tainted
 //! node that is initialisation (at most two writes: `status.addresses` first, then the
-//! taint/providerID/labels patch with the resourceVersion returned by the first); for an
-//! initialised node it is the address refresh (one write, or none when nothing changed).
+//! taint/providerID/labels patch with the resourceVersion returned by the first); for a
+//! node a cloud controller initialised it is the address refresh (one write, or none when
+//! nothing changed); any other node is left to its kubelet.
 //! The metadata itself comes only from `resolve` and the patch builders.
 
 use std::time::Duration;
@@ -12,7 +13,7 @@ use serde_json::Value;
 use super::cache::{Entry, LeanNode};
 use super::events::{REASON_ADDRESS_RESOLUTION_FAILED, REASON_INITIALIZATION_FAILED, node_ref};
 use super::{Context, Error};
-use crate::patch::{init_patch, status_addresses_patch};
+use crate::patch::{init_patch, is_refreshable, refresh_patch, status_addresses_patch};
 use crate::resolve::resolve;
 
 /// Field manager of every bare-ccm write.
@@ -104,6 +105,11 @@ async fn attempt(ctx: &Context, entry: Entry) -> Result<Synced, Error> {
     let name = entry.view.name.clone();
     let config = ctx.config.current();
     let res = resolve(&entry.view, &config);
+    if !res.tainted && !is_refreshable(&entry.view) {
+        // Never initialised by a cloud controller: its kubelet owns the addresses, so
+        // bare-ccm neither writes them nor warns about them (see `is_refreshable`).
+        return Ok(Synced::Unchanged);
+    }
     if !res.errors.is_empty() {
         let reason = if res.tainted {
             REASON_INITIALIZATION_FAILED
@@ -123,7 +129,12 @@ async fn attempt(ctx: &Context, entry: Entry) -> Result<Synced, Error> {
 
     let mut view = entry.view;
     let mut wrote_addresses = false;
-    if let Some(patch) = status_addresses_patch(&view, &res) {
+    let addresses = if res.tainted {
+        status_addresses_patch(&view, &res)
+    } else {
+        refresh_patch(&view, &res)
+    };
+    if let Some(patch) = addresses {
         let node = write(ctx, &name, Write::Addresses, &patch).await?;
         wrote_addresses = true;
         let fresh = node.into_entry();
