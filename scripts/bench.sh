@@ -21,7 +21,7 @@ l, f, r = s["latencyMs"], s.get("floor"), s.get("ratio")
 line = f'{s["initialized"]}/{s["nodes"]} p50 {l["p50"]:.1f} p99 {l["p99"]:.1f} makespan {s["makespanMs"]:.1f} ms'
 if f:
     line += f' | floor p50 {f["latencyMs"]["p50"]:.1f} p99 {f["latencyMs"]["p99"]:.1f} makespan {f["makespanMs"]:.1f} | ratio makespan {r["makespan"]:.2f} p99 {r["p99"]:.2f}'
-line += f' | rss {s["controllerRssBytes"]/1048576:.1f} MiB'
+line += f' | rss {s["controllerRssBytes"]/1048576:.1f} MiB (anon {s["controllerRssAnonBytes"]/1048576:.1f} MiB)'
 if "readyMs" in s:
     line += f' | ready {s["readyMs"]:.0f} ms'
 if "steadyState" in s:
@@ -31,9 +31,11 @@ print(line)
 PY
 }
 
-all=(burst-1 burst-100 burst-1000 burst-5000 rss-0 rss-1000 rss-5000 rss-10000 steady-1000 serial-1000 upstream-100)
+all=(burst-1 burst-100 burst-1000 burst-5000 burst-1000-qps0 burst-5000-qps0 rss-0 rss-1000 rss-5000 rss-10000 steady-1000 serial-1000 upstream-100)
 for name in "${@:-${all[@]}}"; do
     case $name in
+        burst-*-qps0) n=${name#burst-}
+            run "$name" --nodes "${n%-qps0}" --floor --timeout 300s --controller-arg=--kube-api-qps=0 ;;
         burst-*) run "$name" --nodes "${name#burst-}" --floor --timeout 300s ;;
         rss-*) run "$name" --nodes 0 --existing-nodes "${name#rss-}" --steady-state 10s --timeout 300s ;;
         steady-1000) run "$name" --nodes 1000 --steady-state 30s --heartbeat-period 10s ;;

@@ -25,6 +25,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::process::{Child, Command};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::config::Config;
 use crate::explain::ExplainReport;
@@ -132,8 +133,12 @@ pub struct Summary {
     pub writes_per_node: BTreeMap<String, f64>,
     /// 409 Conflict answers to the controller's writes.
     pub conflicts: u64,
-    /// Resident memory of the controller process at the end, 0 without a controller.
+    /// Resident memory of the controller process at the end (`VmRSS`), 0 without a
+    /// controller. It includes file pages of the executable, shared with this process.
     pub controller_rss_bytes: u64,
+    /// The anonymous part of that resident memory (`RssAnon`): the controller's own heap
+    /// and stacks, without the shared executable pages.
+    pub controller_rss_anon_bytes: u64,
     pub heartbeats_sent: u64,
     pub controller: bool,
     /// Nodes that existed before the controller started.
@@ -227,8 +232,37 @@ struct Controller {
     port: u16,
 }
 
+/// The signals that end `sim`: SIGINT (Ctrl-C) and SIGTERM (`kill`, service managers, CI
+/// timeouts). Both are caught from the start, so that either one, in any phase, still
+/// stops the controller child and removes the temporary directory instead of leaving an
+/// orphaned `bare-ccm run` behind.
+struct Shutdown {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Shutdown {
+    fn listen() -> std::io::Result<Shutdown> {
+        Ok(Shutdown {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Waits for the next SIGINT or SIGTERM and names it.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
+}
+
 /// Runs the simulation and prints its summary. Returns whether every node was initialised.
+/// SIGINT or SIGTERM ends it at any point (with `--keep-running`, after the summary); the
+/// controller child is stopped before the emulator it talks to.
 pub async fn sim(args: SimArgs) -> anyhow::Result<bool> {
+    let mut shutdown = Shutdown::listen().context("cannot listen for SIGINT and SIGTERM")?;
     let emulator = Emulator::start(EmulatorOptions::default())
         .await
         .context("cannot start the API emulator")?;
@@ -239,14 +273,53 @@ pub async fn sim(args: SimArgs) -> anyhow::Result<bool> {
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("admin kubeconfig written to {}", path.display());
     }
-
     let kubelet_client = emulator
         .client(&emulator.issue_token("system:node:sim", &["system:nodes"]))
         .await
         .context("cannot build the kubelets' client")?;
     let fleet = Fleet::new(kubelet_client.clone());
+
+    let mut controller = None;
+    let outcome = tokio::select! {
+        outcome = simulate(
+            &emulator,
+            workdir.path(),
+            &fleet,
+            kubelet_client,
+            &args,
+            &mut controller,
+        ) => outcome,
+        signal = shutdown.recv() => Err(anyhow::anyhow!(
+            "stopped by {signal} before the simulation finished"
+        )),
+    };
+    if args.keep_running && outcome.is_ok() {
+        eprintln!(
+            "emulated cluster at {} keeps running; SIGINT (Ctrl-C) or SIGTERM stops it",
+            emulator.url()
+        );
+        shutdown.recv().await;
+    }
+    fleet.stop().await;
+    if let Some(c) = controller.take() {
+        stop_controller(c.child).await;
+    }
+    emulator.shutdown().await;
+    outcome
+}
+
+/// The phases of a run, up to the printed summary. The controller process is kept in
+/// `controller` from its spawn on, so the caller can stop it however this ends.
+async fn simulate(
+    emulator: &Emulator,
+    workdir: &Path,
+    fleet: &Fleet,
+    kubelet_client: kube::Client,
+    args: &SimArgs,
+    controller: &mut Option<Controller>,
+) -> anyhow::Result<bool> {
     if args.existing_nodes > 0 {
-        add_initialised_nodes(&emulator, &fleet, args.existing_nodes, args.dual_stack).await?;
+        add_initialised_nodes(emulator, fleet, args.existing_nodes, args.dual_stack).await?;
     }
     fleet
         .start_heartbeats(args.heartbeat_period)
@@ -254,19 +327,17 @@ pub async fn sim(args: SimArgs) -> anyhow::Result<bool> {
     // Setup traffic is not the controller's: measure from here on.
     emulator.accounting().reset();
 
-    let mut controller = None;
     let mut ready_ms = None;
     if !args.no_controller {
         let token = emulator.service_account_token(CONTROLLER_NAMESPACE, CONTROLLER_ACCOUNT);
-        let kubeconfig = workdir.path().join("bare-ccm.kubeconfig");
+        let kubeconfig = workdir.join("bare-ccm.kubeconfig");
         emulator
             .write_kubeconfig(&token, &kubeconfig)
             .context("cannot write the controller's kubeconfig")?;
         let started = Instant::now();
-        let c = spawn_controller(&kubeconfig, &args.controller_args)?;
+        let c = controller.insert(spawn_controller(&kubeconfig, &args.controller_args)?);
         ready_ms = Some(wait_ready(c.port, started, Duration::from_secs(60)).await?);
-        wait_for_leader(&emulator, Duration::from_secs(30)).await?;
-        controller = Some(c);
+        wait_for_leader(emulator, Duration::from_secs(30)).await?;
     }
 
     let specs = kubelet_specs(
@@ -280,16 +351,16 @@ pub async fn sim(args: SimArgs) -> anyhow::Result<bool> {
         .await
         .context("the simulated kubelets could not register")?;
     if controller.is_some() {
-        wait_initialised(&emulator, JOIN_PREFIX, args.nodes, args.timeout).await;
+        wait_initialised(emulator, JOIN_PREFIX, args.nodes, args.timeout).await;
     }
     let user = sa_user(CONTROLLER_ACCOUNT);
     // The burst's requests include the Events that trail the last initialisation.
     let burst_end = if controller.is_some() {
-        wait_quiet(&emulator, &user, args.timeout).await
+        wait_quiet(emulator, &user, args.timeout).await
     } else {
         Instant::now()
     };
-    let burst_requests = requests_by(&emulator, &user);
+    let burst_requests = requests_by(emulator, &user);
 
     let steady_state = if args.steady_state.is_zero() {
         None
@@ -310,13 +381,12 @@ pub async fn sim(args: SimArgs) -> anyhow::Result<bool> {
         })
     };
 
-    let rss = controller
-        .as_ref()
-        .and_then(|c| c.child.id())
-        .map(rss_bytes)
-        .unwrap_or(0);
-    let mut summary = summarize(&emulator, &args, &user, &burst_requests, burst_end);
-    summary.controller_rss_bytes = rss;
+    let pid = controller.as_ref().and_then(|c| c.child.id());
+    let mut summary = summarize(emulator, args, &user, &burst_requests, burst_end);
+    if let Some(pid) = pid {
+        summary.controller_rss_bytes = proc_status_bytes(pid, "VmRSS");
+        summary.controller_rss_anon_bytes = proc_status_bytes(pid, "RssAnon");
+    }
     summary.heartbeats_sent = fleet.heartbeat_stats().sent;
     summary.ready_ms = ready_ms;
     summary.steady_state = steady_state;
@@ -327,7 +397,7 @@ pub async fn sim(args: SimArgs) -> anyhow::Result<bool> {
     {
         stop_controller(c.child).await;
         fleet.stop().await;
-        let floor = run_floor(&emulator, &args, &specs, kubelet_client).await?;
+        let floor = run_floor(emulator, args, &specs, kubelet_client).await?;
         floor_complete = floor.initialized == args.nodes;
         summary.ratio = Some(Ratio {
             makespan: ratio(summary.makespan_ms, floor.makespan_ms),
@@ -340,19 +410,6 @@ pub async fn sim(args: SimArgs) -> anyhow::Result<bool> {
         SimOutput::Text => print!("{}", render_text(&summary)),
         SimOutput::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
     }
-
-    if args.keep_running {
-        eprintln!(
-            "emulated cluster at {} keeps running; Ctrl-C to stop",
-            emulator.url()
-        );
-        tokio::signal::ctrl_c().await.ok();
-    }
-    fleet.stop().await;
-    if let Some(c) = controller {
-        stop_controller(c.child).await;
-    }
-    emulator.shutdown().await;
     Ok(args.no_controller || (summary.initialized == summary.nodes && floor_complete))
 }
 
@@ -542,18 +599,23 @@ fn count_initialized(emulator: &Emulator, prefix: &str) -> usize {
         .count()
 }
 
-/// Resident set size of a process, from /proc (0 where unavailable).
-pub fn rss_bytes(pid: u32) -> u64 {
+/// One memory figure of a process in bytes, e.g. `VmRSS` or `RssAnon`, from
+/// `/proc/PID/status` (0 where unavailable).
+pub fn proc_status_bytes(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
+        .and_then(|s| status_kib(&s, field))
         .map(|kb| kb * 1024)
         .unwrap_or(0)
+}
+
+/// The value in KiB of `field` in the text of `/proc/PID/status` (`VmRSS:  1234 kB`).
+fn status_kib(status: &str, field: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kb| kb.parse().ok())
 }
 
 /// Latency percentiles, makespan and count of the nodes named `prefix*` that lost the
@@ -629,6 +691,7 @@ fn summarize(
         writes_per_node,
         conflicts,
         controller_rss_bytes: 0,
+        controller_rss_anon_bytes: 0,
         heartbeats_sent: 0,
         controller: !args.no_controller,
         existing_nodes: args.existing_nodes,
@@ -805,8 +868,9 @@ pub fn render_text(s: &Summary) -> String {
     }
     let _ = writeln!(
         out,
-        "controller RSS: {:.1} MiB; heartbeats sent: {}",
+        "controller RSS: {:.1} MiB (anonymous {:.1} MiB); heartbeats sent: {}",
         s.controller_rss_bytes as f64 / (1024.0 * 1024.0),
+        s.controller_rss_anon_bytes as f64 / (1024.0 * 1024.0),
         s.heartbeats_sent
     );
     out
@@ -815,6 +879,14 @@ pub fn render_text(s: &Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_fields_are_read_by_exact_name_in_kib() {
+        let status = "VmRSSX:\t1 kB\nRssAnon:\t   5120 kB\nVmRSS:\t  14336 kB\n";
+        assert_eq!(status_kib(status, "VmRSS"), Some(14336));
+        assert_eq!(status_kib(status, "RssAnon"), Some(5120));
+        assert_eq!(status_kib(status, "RssFile"), None);
+    }
 
     #[test]
     fn nearest_rank_percentiles() {
@@ -871,6 +943,7 @@ mod tests {
             writes_per_node: BTreeMap::new(),
             conflicts: 0,
             controller_rss_bytes: 0,
+            controller_rss_anon_bytes: 0,
             heartbeats_sent: 0,
             controller: true,
             existing_nodes: 0,

@@ -15,6 +15,9 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
+#[allow(dead_code)]
+mod support;
+
 /// What one `bare-ccm doctor` run printed, and its exit code.
 struct Diagnosis {
     code: i32,
@@ -281,14 +284,8 @@ async fn seed_scenario_then_bare_ccm_makes_the_cluster_healthy() {
 
     // 2. Start bare-ccm (out of cluster, with the sim's admin kubeconfig).
     let _ccm = Background(
-        Command::new(env!("CARGO_BIN_EXE_bare-ccm"))
-            .arg("run")
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(["--bind-address", "127.0.0.1", "--port", "0"])
-            .stdout(Stdio::null())
+        support::run_command(&kubeconfig, 0)
             .stderr(Stdio::null())
-            .kill_on_drop(true)
             .spawn()
             .unwrap(),
     );

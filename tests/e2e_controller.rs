@@ -17,12 +17,15 @@ use bare_ccm_emulator::kubelet::{Fleet, KubeletSpec, NODE_RBAC};
 use bare_ccm_emulator::rbac::RbacPolicy;
 use bare_ccm_emulator::{Emulator, EmulatorOptions};
 use serde_json::Value;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-const TAINT: &str = "node.cloudprovider.kubernetes.io/uninitialized";
-const NS: &str = "kube-system";
-const LEASE: &str = "bare-ccm";
-const MANIFEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/bare-ccm.yaml");
+#[allow(dead_code)]
+mod support;
+use support::{
+    FAST_ELECTION, LEASE, MANIFEST, NS, TAINT, events_about, eventually, free_port, has_taint,
+    sa_user,
+};
+
 /// The simulated kubelets' user, in the group `NODE_RBAC` grants Node access to.
 const KUBELET_USER: &str = "system:node:fleet";
 const KUBELET_GROUP: &str = "system:nodes";
@@ -62,8 +65,7 @@ fn manifest_bindings_for(manifest: &[Value], sa: &str) -> Vec<Value> {
 /// The RBAC the emulator enforces: the manifest as shipped, the kubelets' grants, and the
 /// manifest's bindings for each ServiceAccount of `other_accounts`.
 fn policy(other_accounts: &[&str]) -> RbacPolicy {
-    let manifest =
-        std::fs::read_to_string(MANIFEST).unwrap_or_else(|e| panic!("cannot read {MANIFEST}: {e}"));
+    let manifest = support::manifest();
     let docs: Vec<Value> =
         serde_saphyr::from_multiple(&manifest).unwrap_or_else(|e| panic!("{MANIFEST}: {e}"));
     let mut yaml = format!("{manifest}\n---\n{NODE_RBAC}");
@@ -75,16 +77,6 @@ fn policy(other_accounts: &[&str]) -> RbacPolicy {
     }
     RbacPolicy::from_yaml(&yaml).unwrap_or_else(|e| panic!("{MANIFEST} + kubelet RBAC: {e}"))
 }
-
-/// Flags that keep failover and refresh fast enough for tests.
-const FAST_ELECTION: [&str; 6] = [
-    "--leader-elect-lease-duration",
-    "4s",
-    "--leader-elect-renew-deadline",
-    "3s",
-    "--leader-elect-retry-period",
-    "1s",
-];
 
 struct Cluster {
     emu: Emulator,
@@ -178,11 +170,7 @@ impl Cluster {
     }
 
     fn lease_holder(&self) -> Option<String> {
-        self.emu
-            .get_object("leases", Some(NS), LEASE)?
-            .pointer("/spec/holderIdentity")?
-            .as_str()
-            .map(str::to_string)
+        support::lease_holder(&self.emu)
     }
 
     /// Successful node writes (nodes and nodes/status) by `user`, per node.
@@ -200,29 +188,8 @@ impl Cluster {
     /// the Lease in its namespace.
     fn events(&self, object: &str, reason: &str) -> Vec<Value> {
         let ns = if object == LEASE { NS } else { "default" };
-        self.emu
-            .list_objects("events", Some(ns))
-            .into_iter()
-            .filter(|e| {
-                let regarding = e.get("regarding").or_else(|| e.get("involvedObject"));
-                regarding
-                    .and_then(|r| r.get("name"))
-                    .and_then(Value::as_str)
-                    == Some(object)
-                    && e.get("reason").and_then(Value::as_str) == Some(reason)
-            })
-            .collect()
+        events_about(&self.emu, ns, object, reason)
     }
-}
-
-fn sa_user(sa: &str) -> String {
-    format!("system:serviceaccount:{NS}:{sa}")
-}
-
-fn has_taint(node: &Value, key: &str) -> bool {
-    node.pointer("/spec/taints")
-        .and_then(Value::as_array)
-        .is_some_and(|ts| ts.iter().any(|t| t["key"] == key))
 }
 
 fn label<'a>(node: &'a Value, key: &str) -> Option<&'a str> {
@@ -247,26 +214,6 @@ fn addresses(node: &Value) -> Vec<(String, String)> {
 
 fn pair(t: &str, a: &str) -> (String, String) {
     (t.to_string(), a.to_string())
-}
-
-/// Polls `cond` every 50 ms until it holds or `timeout` passes.
-async fn eventually(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One `bare-ccm run` process.
@@ -297,51 +244,19 @@ impl Ccm {
             Some(stderr) => stderr,
             None => std::fs::File::create(&log).unwrap().into(),
         };
-        let child = Command::new(env!("CARGO_BIN_EXE_bare-ccm"))
-            .arg("run")
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(["--bind-address", "127.0.0.1", "--port", &port.to_string()])
+        let child = support::run_command(kubeconfig, port)
             .args(extra)
             .env("RUST_LOG", "info,bare_ccm=debug")
-            .env_remove("KUBECONFIG")
-            .stdout(Stdio::null())
             .stderr(stderr)
-            .kill_on_drop(true)
             .spawn()
             .unwrap();
         let ccm = Ccm { child, port, log };
-        ccm.wait_ready().await;
+        support::wait_ready(port, Duration::from_secs(20), || ccm.log_text()).await;
         ccm
     }
 
     async fn get(&self, path: &str) -> Option<(u16, String)> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .ok()?;
-        let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes()).await.ok()?;
-        let mut buf = String::new();
-        s.read_to_string(&mut buf).await.ok()?;
-        let code = buf.split_whitespace().nth(1)?.parse().ok()?;
-        let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-        Some((code, body))
-    }
-
-    async fn wait_ready(&self) {
-        let start = Instant::now();
-        loop {
-            if let Some((200, _)) = self.get("/readyz").await {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "bare-ccm not ready after 20 s; log:\n{}",
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        support::http_get(self.port, path).await
     }
 
     fn log_text(&self) -> String {
@@ -349,13 +264,7 @@ impl Ccm {
     }
 
     fn signal(&self, sig: &str) {
-        let pid = self.child.id().expect("process running").to_string();
-        let ok = std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig} {pid} failed");
+        support::signal(&self.child, sig);
     }
 
     async fn metric(&self, name: &str) -> f64 {
@@ -519,11 +428,7 @@ async fn k3s_node_args_give_internal_and_external_ips() {
 async fn provided_node_ip_mismatch_keeps_taint_and_warns_then_fixing_the_annotation_initialises() {
     let c = Cluster::start().await;
     let ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
-    let mut spec = KubeletSpec::new("mm");
-    spec.node_ip = vec!["10.0.0.9".into()];
-    spec.report_internal_ip = false;
-    spec.annotations
-        .insert("bare-ccm.io/internal-ip".into(), "10.0.0.5".into());
+    let spec = support::mismatched_node_ip_kubelet("mm");
     c.fleet.register(&spec).await.unwrap();
 
     eventually(

@@ -18,8 +18,7 @@
 //! rule for them.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bare_ccm_emulator::accounting::AttributedRequest;
 use bare_ccm_emulator::faults::InjectedStatus;
@@ -27,28 +26,16 @@ use bare_ccm_emulator::kubelet::{Fleet, KubeletSpec};
 use bare_ccm_emulator::rbac::{GrantedRule, RbacPolicy, UserInfo};
 use bare_ccm_emulator::{Emulator, EmulatorOptions};
 use serde_json::Value;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-const MANIFEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/bare-ccm.yaml");
-const TAINT: &str = "node.cloudprovider.kubernetes.io/uninitialized";
-const NS: &str = "kube-system";
+#[allow(dead_code)]
+mod support;
+use support::{
+    FAST_ELECTION, LEASE, MANIFEST, NS, TAINT, events_about, free_port, has_taint, manifest,
+};
+
 const SA: &str = "bare-ccm";
-const LEASE: &str = "bare-ccm";
 const USER: &str = "system:serviceaccount:kube-system:bare-ccm";
-
-/// Short election timings, so that renewals happen within the scenario.
-const FAST_ELECTION: [&str; 6] = [
-    "--leader-elect-lease-duration",
-    "4s",
-    "--leader-elect-renew-deadline",
-    "3s",
-    "--leader-elect-retry-period",
-    "1s",
-];
-
-fn manifest() -> String {
-    std::fs::read_to_string(MANIFEST).unwrap_or_else(|e| panic!("cannot read {MANIFEST}: {e}"))
-}
 
 fn shipped_policy() -> RbacPolicy {
     RbacPolicy::from_yaml(&manifest()).unwrap_or_else(|e| panic!("{MANIFEST}: {e}"))
@@ -223,15 +210,11 @@ impl Cluster {
     }
 
     fn initialized(&self, name: &str) -> bool {
-        self.node(name).is_some_and(|n| !has_taint(&n))
+        self.node(name).is_some_and(|n| !has_taint(&n, TAINT))
     }
 
     fn lease_holder(&self) -> Option<String> {
-        self.emu
-            .get_object("leases", Some(NS), LEASE)?
-            .pointer("/spec/holderIdentity")?
-            .as_str()
-            .map(str::to_string)
+        support::lease_holder(&self.emu)
     }
 
     fn renew_time(&self) -> Option<Value> {
@@ -244,18 +227,7 @@ impl Cluster {
     /// The Events in `namespace` about `object` with `reason`, as stored (the store keeps
     /// the core/v1 form, where `regarding` is `involvedObject`).
     fn events(&self, namespace: &str, object: &str, reason: &str) -> Vec<Value> {
-        self.emu
-            .list_objects("events", Some(namespace))
-            .into_iter()
-            .filter(|e| {
-                let regarding = e.get("regarding").or_else(|| e.get("involvedObject"));
-                regarding
-                    .and_then(|r| r.get("name"))
-                    .and_then(Value::as_str)
-                    == Some(object)
-                    && e.get("reason").and_then(Value::as_str) == Some(reason)
-            })
-            .collect()
+        events_about(&self.emu, namespace, object, reason)
     }
 
     /// Whether an Event about `object` with `reason` was repeated as a series (which
@@ -276,12 +248,6 @@ fn hostname_only_agent(name: &str) -> KubeletSpec {
     spec
 }
 
-fn has_taint(node: &Value) -> bool {
-    node.pointer("/spec/taints")
-        .and_then(Value::as_array)
-        .is_some_and(|ts| ts.iter().any(|t| t["key"] == TAINT))
-}
-
 fn has_address(node: &Value, kind: &str, address: &str) -> bool {
     node.pointer("/status/addresses")
         .and_then(Value::as_array)
@@ -292,71 +258,32 @@ fn has_address(node: &Value, kind: &str, address: &str) -> bool {
 }
 
 /// Polls `cond` every 50 ms until it holds; panics with `ccm`'s log after `timeout`.
-async fn eventually(ccm: &Ccm, timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}; bare-ccm log:\n{}",
-            ccm.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+async fn eventually(ccm: &Ccm, timeout: Duration, what: &str, cond: impl FnMut() -> bool) {
+    let log = || format!("; bare-ccm log:\n{}", ccm.log_text());
+    support::eventually_or_show(timeout, what, log, cond).await;
 }
 
 /// One `bare-ccm run` process with the Deployment's flags, killed when dropped.
 struct Ccm {
     child: Child,
-    port: u16,
     log: PathBuf,
 }
 
 impl Ccm {
     async fn start(kubeconfig: &Path, extra: &[&str]) -> Ccm {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
+        let port = free_port();
         let log = kubeconfig.with_extension("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_bare-ccm"))
-            .arg("run")
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(["--port", &port.to_string(), "--bind-address", "127.0.0.1"])
+        let child = support::run_command(kubeconfig, port)
             .args(deployment_flags())
             .args(FAST_ELECTION)
             .args(extra)
             .env("RUST_LOG", "info,bare_ccm=debug")
-            .env_remove("KUBECONFIG")
-            .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
-            .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let ccm = Ccm { child, port, log };
-        let start = Instant::now();
-        while ccm.readyz().await != Some(200) {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "bare-ccm not ready after 20 s; log:\n{}",
-                ccm.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let ccm = Ccm { child, log };
+        support::wait_ready(port, Duration::from_secs(20), || ccm.log_text()).await;
         ccm
-    }
-
-    async fn readyz(&self) -> Option<u16> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .ok()?;
-        s.write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .await
-            .ok()?;
-        let mut answer = String::new();
-        s.read_to_string(&mut answer).await.ok()?;
-        answer.split_whitespace().nth(1)?.parse().ok()
     }
 
     fn log_text(&self) -> String {
@@ -365,12 +292,7 @@ impl Ccm {
 
     /// SIGTERM, then the exit status within 5 s.
     async fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().expect("bare-ccm running").to_string();
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-        assert!(sent.success(), "kill -TERM {pid} failed");
+        support::signal(&self.child, "-TERM");
         tokio::time::timeout(Duration::from_secs(5), self.child.wait())
             .await
             .unwrap_or_else(|_| panic!("no exit 5 s after SIGTERM; log:\n{}", self.log_text()))
@@ -422,11 +344,7 @@ async fn shipped_rbac_grants_everything_the_controller_uses_and_nothing_more() {
     .await;
 
     // provided-node-ip mismatch: a Warning, then (another wrong address) its series.
-    let mut mm = KubeletSpec::new("mm");
-    mm.node_ip = vec!["10.0.0.9".into()];
-    mm.report_internal_ip = false;
-    mm.annotations
-        .insert("bare-ccm.io/internal-ip".into(), "10.0.0.5".into());
+    let mm = support::mismatched_node_ip_kubelet("mm");
     c.fleet.register(&mm).await.unwrap();
     eventually(&ccm, wait, "InitializationFailed on mm", || {
         !c.events("default", "mm", "InitializationFailed").is_empty()
@@ -440,7 +358,7 @@ async fn shipped_rbac_grants_everything_the_controller_uses_and_nothing_more() {
         c.has_series("default", "mm", "InitializationFailed")
     })
     .await;
-    assert!(c.node("mm").is_some_and(|n| has_taint(&n)));
+    assert!(c.node("mm").is_some_and(|n| has_taint(&n, TAINT)));
     c.fleet
         .set_annotation("mm", "bare-ccm.io/internal-ip", Some("10.0.0.9"))
         .await
@@ -569,7 +487,7 @@ async fn without_the_nodes_status_grant_the_controller_is_refused_and_the_node_s
     // Without its addresses the node is never initialised, and nothing else was refused.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(
-        c.node("n1").is_some_and(|n| has_taint(&n)),
+        c.node("n1").is_some_and(|n| has_taint(&n, TAINT)),
         "n1 was initialised"
     );
     let other_refusals: Vec<String> = controller_traffic(&c.emu)

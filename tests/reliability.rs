@@ -30,21 +30,14 @@ use kube::api::{Api, PostParams};
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
+#[allow(dead_code)]
+mod support;
+use support::{FAST_ELECTION, LEASE, NS, TAINT, eventually, has_taint, sa_user};
+
 const NODES: usize = 300;
-const TAINT: &str = "node.cloudprovider.kubernetes.io/uninitialized";
-const NS: &str = "kube-system";
-const LEASE: &str = "bare-ccm";
 const REPLICAS: [&str; 2] = ["bare-ccm-a", "bare-ccm-b"];
-/// Leader election fast enough for tests: lease 4 s, renew deadline 3 s, retry 1 s.
+/// The lease duration of [`FAST_ELECTION`].
 const LEASE_DURATION: Duration = Duration::from_secs(4);
-const ELECTION: [&str; 6] = [
-    "--leader-elect-lease-duration",
-    "4s",
-    "--leader-elect-renew-deadline",
-    "3s",
-    "--leader-elect-retry-period",
-    "1s",
-];
 /// A forced takeover (another holder overwriting a live Lease) is seen by the old leader
 /// at its next renewal attempt, one retry period later; writes it had already started may
 /// land in that window, as with every Lease-based election.
@@ -72,10 +65,6 @@ const CONFIG_EQUIVALENT: &str =
 /// Profiles share the machine, so they never overlap.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn user(account: &str) -> String {
-    format!("system:serviceaccount:{NS}:{account}")
-}
-
 /// One `bare-ccm run` replica.
 struct Replica {
     account: &'static str,
@@ -90,25 +79,15 @@ impl Replica {
         let kubeconfig = dir.join(format!("{account}.kubeconfig"));
         emu.write_kubeconfig(&emu.service_account_token(NS, account), &kubeconfig)
             .expect("kubeconfig written");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
+        let port = support::free_port();
         let log = dir.join(format!("{account}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_bare-ccm"))
-            .arg("run")
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
+        let child = support::run_command(&kubeconfig, port)
             .arg("--config")
             .arg(config)
             .args(["--config-poll-interval", "200ms"])
-            .args(["--bind-address", "127.0.0.1", "--port", &port.to_string()])
-            .args(ELECTION)
+            .args(FAST_ELECTION)
             .env("RUST_LOG", "warn")
-            .env_remove("KUBECONFIG")
-            .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
-            .kill_on_drop(true)
             .spawn()
             .expect("bare-ccm starts");
         Replica {
@@ -118,18 +97,6 @@ impl Replica {
             log,
             killed: false,
         }
-    }
-
-    async fn ready(&self) -> bool {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else {
-            return false;
-        };
-        let req = b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-        let mut head = [0u8; 12];
-        s.write_all(req).await.is_ok()
-            && s.read_exact(&mut head).await.is_ok()
-            && head.ends_with(b" 200")
     }
 
     fn log_text(&self) -> String {
@@ -152,12 +119,7 @@ impl Replica {
     }
 
     fn signal(&mut self, sig: &str) {
-        let pid = self.child.id().expect("replica running").to_string();
-        let ok = std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill {sig} {pid} failed");
+        support::signal(&self.child, sig);
         if sig == "-KILL" {
             self.killed = true;
         }
@@ -243,12 +205,6 @@ fn predictions(specs: &[KubeletSpec], config: &Config) -> BTreeMap<String, Expla
         .collect()
 }
 
-fn has_taint(node: &Value, key: &str) -> bool {
-    node.pointer("/spec/taints")
-        .and_then(Value::as_array)
-        .is_some_and(|ts| ts.iter().any(|t| t["key"] == key))
-}
-
 fn str_at<'a>(node: &'a Value, pointer: &str) -> Option<&'a str> {
     node.pointer(pointer).and_then(Value::as_str)
 }
@@ -270,7 +226,7 @@ fn history(emu: &Emulator, name: &str) -> Vec<String> {
 
 /// Sum of the requests made by the replicas so far.
 fn replica_requests(emu: &Emulator) -> u64 {
-    let users: Vec<String> = REPLICAS.iter().map(|a| user(a)).collect();
+    let users: Vec<String> = REPLICAS.iter().map(|a| sa_user(a)).collect();
     emu.accounting()
         .attributed_requests()
         .iter()
@@ -305,7 +261,7 @@ async fn sample_rate(emu: Emulator, done: Arc<AtomicBool>) -> f64 {
 /// latest write was its own and still valid (or within [`TAKEOVER_GRACE`] of a forced
 /// takeover). Returns the violations.
 fn writes_without_lease(writes: &[WriteRecord]) -> Vec<String> {
-    let replicas: Vec<String> = REPLICAS.iter().map(|a| user(a)).collect();
+    let replicas: Vec<String> = REPLICAS.iter().map(|a| sa_user(a)).collect();
     let mut last_lease: Option<&WriteRecord> = None;
     let mut violations = Vec::new();
     for w in writes {
@@ -367,17 +323,6 @@ fn leader(emu: &Emulator) -> Option<String> {
         .map(|w| w.user.clone())
 }
 
-async fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// What a profile's run measured, printed for docs/reliability.md.
 struct Outcome {
     seconds: f64,
@@ -404,18 +349,10 @@ async fn run_profile(profile: Profile) -> Outcome {
         replicas.push(Replica::start(&emu, dir.path(), account, &config_path).await);
     }
     for r in &replicas {
-        let start = Instant::now();
-        while !r.ready().await {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "{} not ready; log:\n{}",
-                r.account,
-                r.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let log = || format!("{}: {}", r.account, r.log_text());
+        support::wait_ready(r.port, Duration::from_secs(30), log).await;
     }
-    wait_until(Duration::from_secs(20), "a leader", || {
+    eventually(Duration::from_secs(20), "a leader", || {
         leader(&emu).is_some()
     })
     .await;
@@ -496,7 +433,7 @@ async fn run_profile(profile: Profile) -> Outcome {
         Profile::Unreachable => faults.refuse_connections_for(Duration::from_secs(15)),
         Profile::LeaderKilled => {
             let leading = leader(&emu).expect("a leader");
-            if let Some(r) = replicas.iter_mut().find(|r| user(r.account) == leading) {
+            if let Some(r) = replicas.iter_mut().find(|r| sa_user(r.account) == leading) {
                 r.signal("-KILL");
             }
         }
@@ -733,6 +670,80 @@ async fn config_reloads_mid_burst_including_an_invalid_one_keep_the_good_config(
     run_profile(Profile::ConfigReload).await;
 }
 
+/// `bare-ccm sim --keep-running` stopped by a plain SIGTERM (not only Ctrl-C) must stop
+/// its `bare-ccm run` child and remove its temporary directory, not orphan them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_stopped_by_sigterm_stops_its_controller_and_removes_its_temp_dir() {
+    let _serial = SERIAL.lock().await;
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_bare-ccm"))
+        .args(["sim", "--nodes", "3", "--keep-running"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sim starts");
+    let sim_pid = sim.id().expect("sim running");
+    let mut stderr = tokio::io::BufReader::new(sim.stderr.take().expect("piped stderr"));
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while !line.contains("keeps running") {
+            line.clear();
+            let n = tokio::io::AsyncBufReadExt::read_line(&mut stderr, &mut line)
+                .await
+                .expect("sim stderr readable");
+            assert!(n > 0, "sim ended before its summary");
+        }
+    })
+    .await
+    .expect("sim printed its summary within 120 s");
+
+    let children = std::fs::read_to_string(format!("/proc/{sim_pid}/task/{sim_pid}/children"))
+        .expect("children of sim readable");
+    let controller: u32 = children
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("sim has its controller child");
+    let cmdline = std::fs::read(format!("/proc/{controller}/cmdline")).expect("controller cmdline");
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    assert_eq!(args.get(1).map(String::as_str), Some("run"), "{args:?}");
+    let kubeconfig = args
+        .iter()
+        .skip_while(|a| *a != "--kubeconfig")
+        .nth(1)
+        .map(PathBuf::from)
+        .expect("controller started with --kubeconfig");
+    let temp_dir = kubeconfig
+        .parent()
+        .expect("kubeconfig in a directory")
+        .to_owned();
+    assert!(temp_dir.exists());
+
+    support::signal(&sim, "-TERM");
+    let status = tokio::time::timeout(Duration::from_secs(20), sim.wait())
+        .await
+        .expect("sim exits within 20 s of SIGTERM")
+        .expect("sim exit status");
+    assert!(status.success(), "sim exit status after SIGTERM: {status}");
+    let mut rest = String::new();
+    let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut rest).await;
+    assert!(
+        !Path::new(&format!("/proc/{controller}")).exists(),
+        "controller {controller} still running after sim exited"
+    );
+    assert!(!temp_dir.exists(), "{} left behind", temp_dir.display());
+    // The controller is stopped while the emulator still answers, so its shutdown logs
+    // no connection errors.
+    let lower = rest.to_lowercase();
+    assert!(
+        !lower.contains("panicked") && !lower.contains("error"),
+        "{rest}"
+    );
+}
+
 #[test]
 fn a_write_after_another_holder_took_the_lease_is_a_violation() {
     let t = Instant::now();
@@ -748,8 +759,8 @@ fn a_write_after_another_holder_took_the_lease_is_a_violation() {
         code: 200,
         resource_version: "1".into(),
     };
-    let a = user(REPLICAS[0]);
-    let b = user(REPLICAS[1]);
+    let a = sa_user(REPLICAS[0]);
+    let b = sa_user(REPLICAS[1]);
     let fine = [
         rec(&a, "leases", 0),
         rec(&a, "nodes", 100),

@@ -1,0 +1,173 @@
+//! What the end-to-end test files share: starting `bare-ccm run` against an emulated
+//! cluster, polling until a condition holds, and reading Nodes, Events and accounts the
+//! way the controller writes them. Each scenario stays in its own file.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use bare_ccm_emulator::Emulator;
+use bare_ccm_emulator::kubelet::KubeletSpec;
+use serde_json::Value;
+use tokio::process::{Child, Command};
+
+/// The taint every Node of an external cloud provider starts with, which bare-ccm removes.
+pub const TAINT: &str = "node.cloudprovider.kubernetes.io/uninitialized";
+/// The namespace of bare-ccm's ServiceAccounts, Lease and Events about the Lease.
+pub const NS: &str = "kube-system";
+/// The name of bare-ccm's leader-election Lease.
+pub const LEASE: &str = "bare-ccm";
+/// The shipped install manifest, whose RBAC the emulator enforces.
+pub const MANIFEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/bare-ccm.yaml");
+
+/// The text of the shipped install manifest.
+pub fn manifest() -> String {
+    std::fs::read_to_string(MANIFEST).unwrap_or_else(|e| panic!("cannot read {MANIFEST}: {e}"))
+}
+
+/// Leader election fast enough for tests (lease 4 s, renew deadline 3 s, retry 1 s), so
+/// that renewals and failovers happen within a scenario.
+pub const FAST_ELECTION: [&str; 6] = [
+    "--leader-elect-lease-duration",
+    "4s",
+    "--leader-elect-renew-deadline",
+    "3s",
+    "--leader-elect-retry-period",
+    "1s",
+];
+
+/// The user name the API server gives ServiceAccount `kube-system/<account>`.
+pub fn sa_user(account: &str) -> String {
+    format!("system:serviceaccount:{NS}:{account}")
+}
+
+/// Whether `node` carries a taint with `key`.
+pub fn has_taint(node: &Value, key: &str) -> bool {
+    node.pointer("/spec/taints")
+        .and_then(Value::as_array)
+        .is_some_and(|ts| ts.iter().any(|t| t["key"] == key))
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on, for a controller's health server.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+/// Polls `cond` every 50 ms until it holds or `timeout` passes.
+pub async fn eventually(timeout: Duration, what: &str, cond: impl FnMut() -> bool) {
+    eventually_or_show(timeout, what, String::new, cond).await;
+}
+
+/// Polls `cond` every 50 ms until it holds; after `timeout` panics with `context()`
+/// (a controller's log) in the message.
+pub async fn eventually_or_show(
+    timeout: Duration,
+    what: &str,
+    context: impl Fn() -> String,
+    mut cond: impl FnMut() -> bool,
+) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}{}",
+            context()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The Events in `namespace` about the object named `object` with `reason`, as stored (the
+/// store keeps the core/v1 form, where `regarding` is `involvedObject`).
+pub fn events_about(emu: &Emulator, namespace: &str, object: &str, reason: &str) -> Vec<Value> {
+    emu.list_objects("events", Some(namespace))
+        .into_iter()
+        .filter(|e| {
+            let regarding = e.get("regarding").or_else(|| e.get("involvedObject"));
+            regarding
+                .and_then(|r| r.get("name"))
+                .and_then(Value::as_str)
+                == Some(object)
+                && e.get("reason").and_then(Value::as_str) == Some(reason)
+        })
+        .collect()
+}
+
+/// The holder of bare-ccm's Lease as stored, if anyone holds it.
+pub fn lease_holder(emu: &Emulator) -> Option<String> {
+    emu.get_object("leases", Some(NS), LEASE)?
+        .pointer("/spec/holderIdentity")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// A kubelet started with `--node-ip 10.0.0.9` that reports no InternalIP, while its
+/// `bare-ccm.io/internal-ip` annotation says 10.0.0.5: the provided node IP disagrees with
+/// the configured address, so bare-ccm must warn and leave the Node tainted.
+pub fn mismatched_node_ip_kubelet(name: &str) -> KubeletSpec {
+    let mut spec = KubeletSpec::new(name);
+    spec.node_ip = vec!["10.0.0.9".into()];
+    spec.report_internal_ip = false;
+    spec.annotations
+        .insert("bare-ccm.io/internal-ip".into(), "10.0.0.5".into());
+    spec
+}
+
+/// `bare-ccm run` with `kubeconfig`, serving health on 127.0.0.1:`port`, ignoring any
+/// `KUBECONFIG` of the environment, stdout discarded, killed when its `Child` is dropped.
+/// Callers add their flags, `RUST_LOG` and stderr, then spawn.
+pub fn run_command(kubeconfig: &Path, port: u16) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bare-ccm"));
+    command
+        .arg("run")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--bind-address", "127.0.0.1", "--port", &port.to_string()])
+        .env_remove("KUBECONFIG")
+        .stdout(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// `GET path` on 127.0.0.1:`port`: the status code and body, or `None` while nothing
+/// answers.
+pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.ok()?;
+    let code = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((code, body))
+}
+
+/// Waits until the controller on `port` answers `/readyz` with 200; panics with `log()`
+/// after `timeout`.
+pub async fn wait_ready(port: u16, timeout: Duration, log: impl Fn() -> String) {
+    let start = Instant::now();
+    while !matches!(http_get(port, "/readyz").await, Some((200, _))) {
+        assert!(
+            start.elapsed() < timeout,
+            "bare-ccm not ready after {timeout:?}; log:\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Sends `sig` (as `kill` spells it, e.g. `-TERM`) to the running `child`.
+pub fn signal(child: &Child, sig: &str) {
+    let pid = child.id().expect("process running").to_string();
+    let sent = std::process::Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(sent, "kill {sig} {pid} failed");
+}
