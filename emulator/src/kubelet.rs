@@ -1020,14 +1020,29 @@ impl Drop for Fleet {
 
 /// Sends one heartbeat per registered node per period, each node at its own offset in the
 /// period, with a bounded number of requests in flight.
+/// Slots per heartbeat period: a node waits at most `period / HEARTBEAT_SLOTS` after
+/// registering for its first heartbeat.
+const HEARTBEAT_SLOTS: u32 = 50;
+
 async fn heartbeat_loop(inner: Arc<Inner>, period: Duration, cancel: CancellationToken) {
     let in_flight = inner.heartbeats_in_flight.clone();
-    loop {
-        let round = tokio::time::Instant::now();
-        let nodes: Vec<Arc<SimulatedNode>> = lock(&inner.registered).clone();
-        let count = u32::try_from(nodes.len()).unwrap_or(u32::MAX);
-        for (index, node) in nodes.into_iter().enumerate() {
-            let due = round + period.mul_f64(index as f64 / f64::from(count.max(1)));
+    // The period is cut into slots and each node beats in the slot of its registration
+    // index, once per period. A node registered a moment ago beats within one slot rather
+    // than after a whole round, so even a sub-second burst of joining nodes meets
+    // heartbeat traffic, as it does in a real cluster.
+    let slot_len = period / HEARTBEAT_SLOTS;
+    for tick in 0u64.. {
+        let start = tokio::time::Instant::now();
+        let slot = usize::try_from(tick % u64::from(HEARTBEAT_SLOTS)).unwrap_or(0);
+        let due_nodes: Vec<Arc<SimulatedNode>> = lock(&inner.registered)
+            .iter()
+            .skip(slot)
+            .step_by(HEARTBEAT_SLOTS as usize)
+            .cloned()
+            .collect();
+        let count = due_nodes.len().max(1) as f64;
+        for (index, node) in due_nodes.into_iter().enumerate() {
+            let due = start + slot_len.mul_f64(index as f64 / count);
             let permit = tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep_until(due) => {
@@ -1047,7 +1062,7 @@ async fn heartbeat_loop(inner: Arc<Inner>, period: Duration, cancel: Cancellatio
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep_until(round + period) => {}
+            _ = tokio::time::sleep_until(start + slot_len) => {}
         }
     }
 }
