@@ -25,16 +25,21 @@ pub enum PatchKind {
     Strategic,
 }
 
+/// The media type of a Content-Type header, lower-cased, without parameters such as
+/// `charset`: what the server's content negotiation compares.
+pub(crate) fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 impl PatchKind {
     /// The patch type of a Content-Type header (parameters such as `charset` ignored).
     pub fn from_content_type(content_type: &str) -> Result<PatchKind, ApiError> {
-        let media = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        match media.as_str() {
+        match media_type(content_type).as_str() {
             "application/json-patch+json" => Ok(PatchKind::Json),
             "application/merge-patch+json" => Ok(PatchKind::Merge),
             "application/strategic-merge-patch+json" => Ok(PatchKind::Strategic),

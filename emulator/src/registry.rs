@@ -179,13 +179,7 @@ fn stored_type(def: &ResourceDef) -> (&'static str, String) {
 /// `requestClientContentConfigProvider.UnsupportedMediaType`), so kubectl commands that
 /// write through typed clients in protobuf (`kubectl create configmap`) fail here.
 fn parse_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
-    let media = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let value: Value = match media.as_str() {
+    let value: Value = match patch::media_type(content_type).as_str() {
         "" | "application/json" | "*/*" => serde_json::from_slice(body).map_err(|e| {
             ApiError::bad_request(format!(
                 "the object provided is unrecognized or could not be decoded: {e}"
@@ -262,6 +256,23 @@ fn decode_body(
         }),
         _ => Ok(decoded),
     }
+}
+
+/// A create or update body as the handler decodes it: JSON or YAML, its kind/apiVersion
+/// checked, decoded into the resource's type under `fieldValidation` (`options` names the
+/// options kind for its errors), in stored form.
+fn decode_write_body(
+    def: &ResourceDef,
+    input: &WriteInput<'_>,
+    options: &str,
+) -> Result<Decoded, ApiError> {
+    let mut obj = parse_body(input.body, input.content_type)?;
+    check_type(def, &mut obj)?;
+    let decoded = decode_body(def, &obj, input.field_validation(options)?)?;
+    Ok(Decoded {
+        object: to_stored(def, decoded.object),
+        unknown_fields: decoded.unknown_fields,
+    })
 }
 
 /// apimachinery `pkg/runtime/error.go` `strictDecodingError.Error`: `strict decoding
@@ -734,10 +745,10 @@ pub fn create(
     input: &WriteInput<'_>,
 ) -> Result<Reply, ApiError> {
     let def = req.def;
-    let mut obj = parse_body(input.body, input.content_type)?;
-    check_type(def, &mut obj)?;
-    let decoded = decode_body(def, &obj, input.field_validation("CreateOptions")?)?;
-    let mut obj = to_stored(def, decoded.object);
+    let Decoded {
+        object: mut obj,
+        unknown_fields,
+    } = decode_write_body(def, input, "CreateOptions")?;
     // etcd3 `store.go` `Create` refuses an object that carries a resourceVersion, with a
     // plain error the handler turns into a 500 without reason (`ErrorToAPIStatus`); a
     // value that is not a positive number counts as unset (`APIObjectVersioner`).
@@ -819,8 +830,9 @@ pub fn create(
             return Err(ApiError::already_exists(def.group, def.resource, &name));
         }
         if dry_run {
-            return Ok(Reply::json(201, &view(def, &obj), Vec::new())
-                .with_warnings(&decoded.unknown_fields));
+            return Ok(
+                Reply::json(201, &view(def, &obj), Vec::new()).with_warnings(&unknown_fields)
+            );
         }
         let stored = txn.put(def.store, k.clone(), obj);
         let rv = txn_rv(&stored);
@@ -831,8 +843,7 @@ pub fn create(
             after: Some(stored.clone()),
             rv,
         };
-        Ok(Reply::json(201, &view(def, &stored), vec![change])
-            .with_warnings(&decoded.unknown_fields))
+        Ok(Reply::json(201, &view(def, &stored), vec![change]).with_warnings(&unknown_fields))
     })
 }
 
@@ -1021,18 +1032,12 @@ pub fn update(
     input: &WriteInput<'_>,
 ) -> Result<Reply, ApiError> {
     let def = req.def;
-    let mut obj = parse_body(input.body, input.content_type)?;
-    check_type(def, &mut obj)?;
-    check_name(req, &obj)?;
-    let decoded = decode_body(def, &obj, input.field_validation("UpdateOptions")?)?;
-    let obj = to_stored(def, decoded.object);
+    // The handler decodes the body, then checks its name against the URL before the
+    // object is looked up (apiserver `handlers/update.go` UpdateResource, `checkName`).
+    let decoded = decode_write_body(def, input, "UpdateOptions")?;
+    check_name(req, &decoded.object)?;
     let dry_run = input.dry_run();
-    let compute = |_: &Value| {
-        Ok(Decoded {
-            object: obj.clone(),
-            unknown_fields: decoded.unknown_fields.clone(),
-        })
-    };
+    let compute = |_: &Value| Ok(decoded.clone());
     match guaranteed_update(store, req, dry_run, compute)? {
         Some(reply) => Ok(reply),
         // Event strategy `AllowCreateOnUpdate` is true (kubernetes

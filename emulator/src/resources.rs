@@ -238,7 +238,7 @@ impl FieldValidation {
 
 /// An object as its Go type holds it: fields the type lacks are gone, empty values of
 /// `omitempty` fields are gone; plus the paths of the unknown fields that were dropped.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Decoded {
     /// The object after the round trip through the type.
     pub object: Value,
