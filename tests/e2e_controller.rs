@@ -370,6 +370,32 @@ async fn two_hundred_nodes_joining_at_once_are_initialised_with_at_most_two_writ
     c.assert_controller_never_forbidden();
 }
 
+/// Node requests and Events have separate client-side buckets. With room for 10 requests
+/// and practically no refill, the node client needs 8 (list, watch, 6 node patches) and the
+/// Events client 6: a shared bucket (14) would leave some nodes tainted for ~1000 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synced_events_do_not_spend_the_node_writes_rate_limit() {
+    let c = Cluster::start().await;
+    let _ccm = Ccm::start(
+        &c.kubeconfig("bare-ccm"),
+        &["--kube-api-qps=0.001", "--kube-api-burst=10"],
+    )
+    .await;
+    c.fleet
+        .register_all(k3s_agents("limited", 6), None, 6)
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(20), "6 nodes initialised", || {
+        (0..6).all(|i| c.initialized(&format!("limited-{i}")))
+    })
+    .await;
+    eventually(Duration::from_secs(20), "a Synced event per node", || {
+        (0..6).all(|i| !c.events(&format!("limited-{i}"), "Synced").is_empty())
+    })
+    .await;
+    c.assert_controller_never_forbidden();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dual_stack_node_keeps_both_internal_ips() {
     let c = Cluster::start().await;
