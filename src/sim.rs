@@ -48,6 +48,11 @@ const QUIET: Duration = Duration::from_secs(1);
 /// Registrations in flight at once, for every phase (the floor gets the same).
 const REGISTRATION_CONCURRENCY: usize = 256;
 
+/// The glibc allocator setting of the container image (the Dockerfile's
+/// `ENV MALLOC_MMAP_THRESHOLD_`), given to the controller process so that `sim` measures
+/// the memory of the shipped configuration.
+const MALLOC_MMAP_THRESHOLD: &str = "131072";
+
 /// The flags of `bare-ccm sim`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimArgs {
@@ -485,6 +490,7 @@ fn spawn_controller(kubeconfig: &Path, extra: &[String]) -> anyhow::Result<Contr
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
         )
+        .env("MALLOC_MMAP_THRESHOLD_", MALLOC_MMAP_THRESHOLD)
         .stdin(Stdio::null())
         .kill_on_drop(true);
     let child = cmd.spawn().context("cannot start `bare-ccm run`")?;
@@ -879,6 +885,16 @@ pub fn render_text(s: &Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_controller_runs_with_the_allocator_setting_of_the_image() {
+        let expected = format!("ENV MALLOC_MMAP_THRESHOLD_={MALLOC_MMAP_THRESHOLD}");
+        let dockerfile = include_str!("../Dockerfile");
+        assert!(
+            dockerfile.lines().any(|l| l.trim() == expected),
+            "the Dockerfile lacks {expected:?}"
+        );
+    }
 
     #[test]
     fn status_fields_are_read_by_exact_name_in_kib() {
