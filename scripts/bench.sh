@@ -31,11 +31,11 @@ print(line)
 PY
 }
 
-all=(burst-1 burst-100 burst-1000 burst-5000 burst-1000-qps0 burst-5000-qps0 rss-0 rss-1000 rss-5000 rss-10000 steady-1000 serial-1000 upstream-100)
+all=(burst-1 burst-100 burst-1000 burst-5000 burst-5000-w32 rss-0 rss-1000 rss-5000 rss-10000 steady-1000 serial-1000 upstream-100)
 for name in "${@:-${all[@]}}"; do
     case $name in
-        burst-*-qps0) n=${name#burst-}
-            run "$name" --nodes "${n%-qps0}" --floor --timeout 300s --controller-arg=--kube-api-qps=0 ;;
+        burst-*-w*) n=${name#burst-}
+            run "$name" --nodes "${n%-w*}" --floor --timeout 300s --controller-arg=--concurrent-node-syncs="${n#*-w}" ;;
         burst-*) run "$name" --nodes "${name#burst-}" --floor --timeout 300s ;;
         rss-*) run "$name" --nodes 0 --existing-nodes "${name#rss-}" --steady-state 10s --timeout 300s ;;
         steady-1000) run "$name" --nodes 1000 --steady-state 30s --heartbeat-period 10s ;;
