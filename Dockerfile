@@ -22,7 +22,7 @@ USER 65532:65532
 # glibc serves every allocation of 128 KiB or more (LIST pages, large bodies) with its
 # own mmap, returned to the system when freed. By default glibc raises that threshold
 # after the first such free, and the heap then keeps the freed pages behind the cached
-# nodes allocated after them: 2-3 MB more RSS with 5000 cached nodes
+# nodes allocated after them: 1.5-3 MB more RSS with 5000 cached nodes
 # (docs/performance.md). `bare-ccm sim` gives the controller the same setting.
 ENV MALLOC_MMAP_THRESHOLD_=131072
 # /healthz, /readyz, /metrics (bare-ccm run --port).

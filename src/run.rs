@@ -43,8 +43,9 @@ pub struct RunArgs {
 
     /// Nodes synced concurrently. Upstream's default is 1 (serial). Each sync waits one API
     /// round trip per write, so a burst is initialised at about this many nodes per round
-    /// trip: 128 keeps up with 5000 nodes joining at once on a loaded 2-core server (32
-    /// queued every node of that burst for 1.7 s; see docs/performance.md).
+    /// trip: 128 kept up with 5000 nodes joining at once against the emulated API server
+    /// on a loaded 2-core machine (32 queued every node of that burst for 1.7 s; see
+    /// docs/performance.md).
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrent_node_syncs: u16,
 
@@ -58,7 +59,7 @@ pub struct RunArgs {
     /// are honoured. Node requests and Events are limited separately (each has its own
     /// client), so Events never delay an initialisation. Upstream's 20 would queue a burst
     /// of joining nodes behind the limiter for minutes.
-    #[arg(long, default_value_t = 1000.0)]
+    #[arg(long, default_value_t = 500.0)]
     pub kube_api_qps: f64,
 
     /// Requests allowed at once above --kube-api-qps, per client: 5000 joining nodes

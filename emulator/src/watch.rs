@@ -52,6 +52,11 @@ const MIN_REQUEST_TIMEOUT_SECS: u64 = 1800;
 /// then, once the fan-out overflows, is closed).
 const CLIENT_BUFFER: usize = 256;
 
+/// Events (sent or filtered out) a watch task handles before it lets other tasks run: it
+/// runs outside tokio's budget (see `start`), and a watcher far behind, or one that
+/// filters out most events, would otherwise hold its worker thread for the whole backlog.
+const EVENTS_PER_YIELD: u32 = 256;
+
 /// A validated watch request.
 pub struct WatchRequest {
     def: &'static ResourceDef,
@@ -131,9 +136,10 @@ pub fn start(
             // Outside tokio's cooperative budget: a budgeted task yields after ~128 channel
             // operations and waits behind every runnable request task, so under a burst of
             // creates the fan-out itself fell ~1 s behind the commits (measured, 5000 nodes).
-            // The real watch cache dispatches from dedicated goroutines that run until they
-            // block (`cacher.go` `dispatchEvents`, `cache_watcher.go` `processInterval`);
-            // this task likewise runs until the client's buffer is full or no event waits.
+            // The real watch cache dispatches from dedicated goroutines (`cacher.go`
+            // `dispatchEvents`, `cache_watcher.go` `processInterval`) that Go's scheduler
+            // preempts only after ~10 ms; this task yields every `EVENTS_PER_YIELD` events
+            // instead, and whenever the client's buffer is full or no event waits.
             let task = run(req, start, live, rv, tx, cut, bookmark_interval);
             tokio::spawn(tokio::task::unconstrained(task));
         }
@@ -238,9 +244,11 @@ async fn run(
         tx,
         seen: rv,
     };
+    let mut handled: u32 = 0;
     match start {
         WatchStart::Snapshot(objects) => {
             for item in objects {
+                pace(&mut handled).await;
                 if w.object_matches(&item.meta) {
                     let line = w.line_around("ADDED", &item.json);
                     if !send(&w.tx, line, &cut).await {
@@ -251,6 +259,7 @@ async fn run(
         }
         WatchStart::Replay(events) => {
             for event in events {
+                pace(&mut handled).await;
                 if let Some(line) = w.line_for(&event)
                     && !send(&w.tx, line, &cut).await
                 {
@@ -289,6 +298,7 @@ async fn run(
             }
             received = live.recv() => match received {
                 Ok(event) => {
+                    pace(&mut handled).await;
                     w.seen = event.rv;
                     if let Some(line) = w.line_for(&event)
                         && !send(&w.tx, line, &cut).await
@@ -301,6 +311,15 @@ async fn run(
                 Err(_) => return,
             },
         }
+    }
+}
+
+/// Counts one handled event and yields to other tasks every [`EVENTS_PER_YIELD`].
+async fn pace(handled: &mut u32) {
+    *handled += 1;
+    if *handled >= EVENTS_PER_YIELD {
+        *handled = 0;
+        tokio::task::yield_now().await;
     }
 }
 

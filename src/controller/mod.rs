@@ -198,11 +198,12 @@ pub const UNRESOLVED_RETRY: Duration = Duration::from_secs(300);
 
 /// Nodes per page of the initial (and every re-)list. A page of realistic Nodes (10–20 KB
 /// each with images and managedFields) is received and held whole while it is parsed, and
-/// glibc's allocator keeps most of that transient memory afterwards. Measured with
-/// `bare-ccm sim --existing-nodes 5000` (anonymous RSS after the list): 250 nodes per page
-/// left ~13 MB, 50 leaves ~10 MB, about 1.7 KB per cached node instead of 2.4 KB. 5000
-/// nodes are still listed in 100 requests, well under a second of round trips.
-/// (Replacing the allocator did not help: mimalloc and jemalloc both kept more.)
+/// glibc's allocator can keep that transient memory afterwards. Measured with
+/// `bare-ccm sim --existing-nodes 5000` (anonymous RSS after the list, before the image's
+/// `MALLOC_MMAP_THRESHOLD_` setting): pages of 250 left 18.4 MiB, 150 14.0, 100 12.1, 50
+/// 10.7, while the time to ready stayed at 0.50–0.54 s for all four; see
+/// docs/performance.md. (Replacing the allocator did not help: mimalloc and jemalloc both
+/// kept more.)
 const LIST_PAGE_SIZE: u32 = 50;
 
 /// Runs the watch, the workers and the periodic re-queue until `shutdown`. Returns once
