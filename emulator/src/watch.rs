@@ -52,10 +52,16 @@ const MIN_REQUEST_TIMEOUT_SECS: u64 = 1800;
 /// then, once the fan-out overflows, is closed).
 const CLIENT_BUFFER: usize = 256;
 
-/// Events (sent or filtered out) a watch task handles before it lets other tasks run: it
-/// runs outside tokio's budget (see `start`), and a watcher far behind, or one that
-/// filters out most events, would otherwise hold its worker thread for the whole backlog.
-const EVENTS_PER_YIELD: u32 = 256;
+/// The longest a watch task works through a backlog before it lets other tasks run, like
+/// Go's scheduler preempting a goroutine after ~10 ms. The task runs outside tokio's
+/// budget (see `start`); without this a watcher far behind, or one that filters out most
+/// events, would hold its worker thread for the whole backlog. (Yielding every 256 events
+/// instead doubled the watch latency of a 5000-node burst: measured.)
+const MAX_STRETCH: Duration = Duration::from_millis(10);
+
+/// Two events handled closer together than this belong to one stretch of work; a longer
+/// gap means the task was waiting (for an event or for room in the client's buffer).
+const SAME_STRETCH: Duration = Duration::from_millis(1);
 
 /// A validated watch request.
 pub struct WatchRequest {
@@ -138,8 +144,8 @@ pub fn start(
             // creates the fan-out itself fell ~1 s behind the commits (measured, 5000 nodes).
             // The real watch cache dispatches from dedicated goroutines (`cacher.go`
             // `dispatchEvents`, `cache_watcher.go` `processInterval`) that Go's scheduler
-            // preempts only after ~10 ms; this task yields every `EVENTS_PER_YIELD` events
-            // instead, and whenever the client's buffer is full or no event waits.
+            // preempts only after ~10 ms; this task likewise yields after `MAX_STRETCH` of
+            // continuous work, and whenever the client's buffer is full or no event waits.
             let task = run(req, start, live, rv, tx, cut, bookmark_interval);
             tokio::spawn(tokio::task::unconstrained(task));
         }
@@ -244,11 +250,11 @@ async fn run(
         tx,
         seen: rv,
     };
-    let mut handled: u32 = 0;
+    let mut pace = Pace::new();
     match start {
         WatchStart::Snapshot(objects) => {
             for item in objects {
-                pace(&mut handled).await;
+                pace.tick().await;
                 if w.object_matches(&item.meta) {
                     let line = w.line_around("ADDED", &item.json);
                     if !send(&w.tx, line, &cut).await {
@@ -259,7 +265,7 @@ async fn run(
         }
         WatchStart::Replay(events) => {
             for event in events {
-                pace(&mut handled).await;
+                pace.tick().await;
                 if let Some(line) = w.line_for(&event)
                     && !send(&w.tx, line, &cut).await
                 {
@@ -298,7 +304,7 @@ async fn run(
             }
             received = live.recv() => match received {
                 Ok(event) => {
-                    pace(&mut handled).await;
+                    pace.tick().await;
                     w.seen = event.rv;
                     if let Some(line) = w.line_for(&event)
                         && !send(&w.tx, line, &cut).await
@@ -314,12 +320,32 @@ async fn run(
     }
 }
 
-/// Counts one handled event and yields to other tasks every [`EVENTS_PER_YIELD`].
-async fn pace(handled: &mut u32) {
-    *handled += 1;
-    if *handled >= EVENTS_PER_YIELD {
-        *handled = 0;
-        tokio::task::yield_now().await;
+/// Tracks how long a watch task has been working without a pause.
+struct Pace {
+    stretch_start: Instant,
+    last_tick: Instant,
+}
+
+impl Pace {
+    fn new() -> Pace {
+        let now = Instant::now();
+        Pace {
+            stretch_start: now,
+            last_tick: now,
+        }
+    }
+
+    /// Called once per handled event: yields to other tasks once the current stretch of
+    /// work has lasted [`MAX_STRETCH`].
+    async fn tick(&mut self) {
+        let now = Instant::now();
+        if now.duration_since(self.last_tick) > SAME_STRETCH {
+            self.stretch_start = now;
+        } else if now.duration_since(self.stretch_start) >= MAX_STRETCH {
+            tokio::task::yield_now().await;
+            self.stretch_start = Instant::now();
+        }
+        self.last_tick = Instant::now();
     }
 }
 
