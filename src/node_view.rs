@@ -28,28 +28,30 @@ pub struct NodeView {
 }
 
 impl NodeView {
-    /// Projects a full Node into the fields bare-ccm uses.
+    /// Projects a full Node into the fields bare-ccm uses (copying them; see
+    /// [`NodeView::from_owned`]).
     pub fn from_node(node: &Node) -> Self {
-        let meta = &node.metadata;
-        let spec = node.spec.as_ref();
+        Self::from_owned(node.clone())
+    }
+
+    /// Projects a Node by moving its fields: the controller's path, taken for every watch
+    /// event (heartbeats included), so nothing is copied there.
+    pub fn from_owned(node: Node) -> Self {
+        let meta = node.metadata;
+        let spec = node.spec.unwrap_or_default();
         NodeView {
-            name: meta.name.clone().unwrap_or_default(),
-            resource_version: meta.resource_version.clone().unwrap_or_default(),
-            labels: meta.labels.clone().unwrap_or_default(),
+            name: meta.name.unwrap_or_default(),
+            resource_version: meta.resource_version.unwrap_or_default(),
+            labels: meta.labels.unwrap_or_default(),
             annotations: meta
                 .annotations
-                .iter()
+                .into_iter()
                 .flatten()
                 .filter(|(k, _)| is_relevant_annotation(k))
-                .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            provider_id: spec.and_then(|s| s.provider_id.clone()).unwrap_or_default(),
-            taints: spec.and_then(|s| s.taints.clone()).unwrap_or_default(),
-            addresses: node
-                .status
-                .as_ref()
-                .and_then(|s| s.addresses.clone())
-                .unwrap_or_default(),
+            provider_id: spec.provider_id.unwrap_or_default(),
+            taints: spec.taints.unwrap_or_default(),
+            addresses: node.status.and_then(|s| s.addresses).unwrap_or_default(),
         }
     }
 

@@ -175,11 +175,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let kube_config = crate::kubeclient::client_config(args.kubeconfig.as_deref()).await?;
     let metrics = Arc::new(Metrics::new());
-    let client = build_client(
-        kube_config.clone(),
-        ApiLayer::new(args.kube_api_qps, args.kube_api_burst, metrics.clone()),
-    )
-    .context("cannot build the Kubernetes client")?;
+    // A client with its own --kube-api-qps/--kube-api-burst token bucket.
+    let limited_client = || {
+        build_client(
+            kube_config.clone(),
+            ApiLayer::new(args.kube_api_qps, args.kube_api_burst, metrics.clone()),
+        )
+    };
+    let client = limited_client().context("cannot build the Kubernetes client")?;
 
     let identity = leader::default_identity();
     let election = ElectionSettings {
@@ -206,11 +209,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     // Events have their own client, so their token bucket is not the node writes': a
     // burst's `Synced` Events never hold back the next node's initialisation.
-    let events_client = build_client(
-        kube_config.clone(),
-        ApiLayer::new(args.kube_api_qps, args.kube_api_burst, metrics.clone()),
-    )
-    .context("cannot build the Kubernetes client for Events")?;
+    let events_client =
+        limited_client().context("cannot build the Kubernetes client for Events")?;
     let (events, event_writer) = Events::new(
         events_client,
         identity.clone(),

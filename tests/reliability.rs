@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bare_ccm::config::Config;
 use bare_ccm::explain::ExplainReport;
 use bare_ccm::node_view::NodeView;
-use bare_ccm_emulator::accounting::WriteRecord;
+use bare_ccm_emulator::accounting::{AttributedRequest, WriteRecord};
 use bare_ccm_emulator::faults::InjectedStatus;
 use bare_ccm_emulator::kubelet::{Fleet, KubeletSpec, node_object};
 use bare_ccm_emulator::{Emulator, EmulatorOptions};
@@ -234,11 +234,16 @@ fn history(emu: &Emulator, name: &str) -> Vec<String> {
 
 /// Sum of the requests made by the replicas so far.
 fn replica_requests(emu: &Emulator) -> u64 {
+    replica_requests_where(emu, |_| true)
+}
+
+/// The replicas' requests that `keep` selects.
+fn replica_requests_where(emu: &Emulator, keep: impl Fn(&AttributedRequest) -> bool) -> u64 {
     let users: Vec<String> = REPLICAS.iter().map(|a| sa_user(a)).collect();
     emu.accounting()
         .attributed_requests()
         .iter()
-        .filter(|(r, _)| users.contains(&r.user))
+        .filter(|(r, _)| users.contains(&r.user) && keep(r))
         .map(|(_, n)| n)
         .sum()
 }
@@ -252,13 +257,7 @@ fn send_signal(pids: &[String], sig: &str) {
 
 /// The replicas' requests with `verb` on Nodes.
 fn replica_node_requests(emu: &Emulator, verb: &str) -> u64 {
-    let users: Vec<String> = REPLICAS.iter().map(|a| sa_user(a)).collect();
-    emu.accounting()
-        .attributed_requests()
-        .iter()
-        .filter(|(r, _)| users.contains(&r.user) && r.verb == verb && r.resource == "nodes")
-        .map(|(_, n)| n)
-        .sum()
+    replica_requests_where(emu, |r| r.verb == verb && r.resource == "nodes")
 }
 
 /// Checks that the profiles whose fault is periodic or timed actually made the replicas

@@ -116,7 +116,7 @@ impl LeanNode {
             }),
         };
         Entry {
-            view: NodeView::from_node(&node),
+            view: NodeView::from_owned(node),
             created,
         }
     }
