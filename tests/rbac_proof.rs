@@ -60,47 +60,19 @@ fn policy_without(drop: impl Fn(&Value) -> bool) -> RbacPolicy {
     RbacPolicy::from_yaml(&yaml.join("\n---\n")).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The flags the manifest's Deployment gives `bare-ccm run` (checking that it runs as the
-/// ServiceAccount under test), except those that only say
-/// where the config file is and which port to serve (the test chooses both), so that the
-/// binary runs as the manifest configures it (lease name and namespace in particular).
+/// The flags the manifest's workload gives `bare-ccm run`, checking that it runs as the
+/// ServiceAccount under test: the proof holds for that identity, and only for it.
 fn deployment_flags() -> Vec<String> {
-    let docs: Vec<Value> =
-        serde_saphyr::from_multiple(&manifest()).unwrap_or_else(|e| panic!("{MANIFEST}: {e}"));
-    let deployment = docs
-        .iter()
-        .find(|d| d["kind"] == "Deployment")
-        .unwrap_or_else(|| panic!("no Deployment in {MANIFEST}"));
-    // The proof holds for the identity the Deployment runs as, and only for it.
+    let workload = support::manifest_workload();
     assert_eq!(
         (
-            deployment.pointer("/metadata/namespace"),
-            deployment.pointer("/spec/template/spec/serviceAccountName"),
+            workload.pointer("/metadata/namespace"),
+            workload.pointer("/spec/template/spec/serviceAccountName"),
         ),
         (Some(&Value::from(NS)), Some(&Value::from(SA))),
-        "the Deployment in {MANIFEST} must run as ServiceAccount {NS}/{SA}"
+        "the workload in {MANIFEST} must run as ServiceAccount {NS}/{SA}"
     );
-    let args = deployment
-        .pointer("/spec/template/spec/containers/0/args")
-        .and_then(Value::as_array)
-        .unwrap_or_else(|| panic!("the Deployment in {MANIFEST} has no container args"));
-    let args: Vec<&str> = args.iter().filter_map(Value::as_str).collect();
-    assert_eq!(
-        args.first(),
-        Some(&"run"),
-        "the Deployment must run `bare-ccm run`"
-    );
-    args[1..]
-        .iter()
-        .inspect(|arg| {
-            assert!(
-                arg.starts_with("--") && arg.contains('='),
-                "Deployment arg {arg:?}: write flags as --name=value"
-            )
-        })
-        .filter(|arg| !arg.starts_with("--config=") && !arg.starts_with("--port="))
-        .map(|arg| arg.to_string())
-        .collect()
+    support::workload_flags()
 }
 
 /// The ServiceAccount as the authenticator presents it to the authorizer (apiserver

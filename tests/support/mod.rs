@@ -2,6 +2,8 @@
 //! cluster, polling until a condition holds, and reading Nodes, Events and accounts the
 //! way the controller writes them. Each scenario stays in its own file.
 
+pub mod testbed;
+
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -170,4 +172,56 @@ pub fn signal(child: &Child, sig: &str) {
         .status()
         .is_ok_and(|s| s.success());
     assert!(sent, "kill {sig} {pid} failed");
+}
+
+/// The documents of the shipped install manifest.
+pub fn manifest_documents() -> Vec<Value> {
+    serde_saphyr::from_multiple(&manifest()).unwrap_or_else(|e| panic!("{MANIFEST}: {e}"))
+}
+
+/// The workload (Deployment or DaemonSet) of the shipped manifest.
+pub fn manifest_workload() -> Value {
+    manifest_documents()
+        .into_iter()
+        .find(|d| d["kind"] == "Deployment" || d["kind"] == "DaemonSet")
+        .unwrap_or_else(|| panic!("no Deployment or DaemonSet in {MANIFEST}"))
+}
+
+/// The flags the manifest's workload gives `bare-ccm run`, except those that only say
+/// where the config file is and which port to serve (the test chooses both), so that the
+/// binary runs as the manifest configures it (lease name and namespace in particular).
+pub fn workload_flags() -> Vec<String> {
+    let workload = manifest_workload();
+    let args = workload
+        .pointer("/spec/template/spec/containers/0/args")
+        .and_then(Value::as_array)
+        .unwrap_or_else(|| panic!("the workload in {MANIFEST} has no container args"));
+    let args: Vec<&str> = args.iter().filter_map(Value::as_str).collect();
+    assert_eq!(
+        args.first(),
+        Some(&"run"),
+        "the workload must run `bare-ccm run`"
+    );
+    args[1..]
+        .iter()
+        .inspect(|arg| {
+            assert!(
+                arg.starts_with("--") && arg.contains('='),
+                "workload arg {arg:?}: write flags as --name=value"
+            )
+        })
+        .filter(|arg| !arg.starts_with("--config=") && !arg.starts_with("--port="))
+        .map(|arg| arg.to_string())
+        .collect()
+}
+
+/// The `config.yaml` of the shipped ConfigMap.
+pub fn manifest_config() -> String {
+    manifest_documents()
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap")
+        .and_then(|d| d.pointer("/data/config.yaml"))
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no ConfigMap with config.yaml in {MANIFEST}"))
+        .to_string()
 }

@@ -1,0 +1,377 @@
+//! bare-ccm on the real control plane (tests/testbed): kube-apiserver with the Node and
+//! RBAC authorizers and NodeRestriction, etcd, kube-controller-manager (nodeipam,
+//! nodelifecycle), kube-scheduler, and kubemark hollow kubelets that register with
+//! `--cloud-provider=external` followed by the k3s agent's and server's writes.
+//!
+//! - the seed scenario: hollow kubelets register tainted; bare-ccm, authenticated with a
+//!   TokenRequest token of the manifest's ServiceAccount and authorised by the manifest's
+//!   RBAC, initialises every node (taint gone, providerID, InternalIP = --node-ip), nodeipam
+//!   gives it a podCIDR and it turns Ready; the audit log shows no 403 for bare-ccm;
+//!   taints, labels and annotations added during the burst survive;
+//! - the bootstrap schedule: the shipped manifest's pod is bound by the real scheduler to
+//!   a control-plane node that still carries the uninitialized and not-ready taints;
+//! - `doctor` names the stuck-node cause with no CCM, and is satisfied once bare-ccm runs.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::process::Child;
+
+#[allow(dead_code)]
+mod support;
+use support::testbed::{Joined, Testbed, exclusive, get_json};
+use support::{FAST_ELECTION, NS, TAINT, free_port, has_taint, manifest_documents, sa_user};
+
+const SA: &str = "bare-ccm";
+const NOT_READY: &str = "node.kubernetes.io/not-ready";
+
+/// Applies the shipped manifest's documents for which `keep` holds.
+fn apply_manifest(bed: &Testbed, keep: impl Fn(&Value) -> bool) {
+    let items: Vec<Value> = manifest_documents()
+        .into_iter()
+        .filter(|d| keep(d))
+        .collect();
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    bed.kubectl_with_input(&["apply", "-f", "-"], Some(&list.to_string()));
+}
+
+fn is_workload(doc: &Value) -> bool {
+    doc["kind"] == "Deployment" || doc["kind"] == "DaemonSet"
+}
+
+/// `bare-ccm run` on the host as the manifest runs it: the manifest's ServiceAccount (a
+/// TokenRequest token), its config and flags; killed when dropped.
+struct Ccm {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Ccm {
+    async fn start(bed: &Testbed, dir: &Path) -> Ccm {
+        let kubeconfig = bed.token_kubeconfig(NS, SA, dir);
+        let config = dir.join("config.yaml");
+        std::fs::write(&config, support::manifest_config()).unwrap();
+        let port = free_port();
+        let log = dir.join("bare-ccm.log");
+        let child = support::run_command(&kubeconfig, port)
+            .args(support::workload_flags())
+            .args(FAST_ELECTION)
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "info,bare_ccm=debug")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let ccm = Ccm { child, log };
+        support::wait_ready(port, Duration::from_secs(30), || ccm.log_text()).await;
+        ccm
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn stop(mut self) {
+        support::signal(&self.child, "-TERM");
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+}
+
+/// A time limit for polling: [`Deadline::tick`] waits 200 ms, or panics with `why` once
+/// the limit has passed.
+struct Deadline {
+    start: Instant,
+    limit: Duration,
+    what: &'static str,
+}
+
+impl Deadline {
+    fn new(limit: Duration, what: &'static str) -> Deadline {
+        Deadline {
+            start: Instant::now(),
+            limit,
+            what,
+        }
+    }
+
+    async fn tick(&self, why: impl std::fmt::Display) {
+        assert!(
+            self.start.elapsed() < self.limit,
+            "timed out after {:?} waiting for {}: {why}",
+            self.limit,
+            self.what
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn addresses(node: &Value) -> Vec<(String, String)> {
+    node.pointer("/status/addresses")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|x| {
+                    (
+                        x["type"].as_str().unwrap_or("").to_string(),
+                        x["address"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn is_ready(node: &Value) -> bool {
+    node.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
+/// Every condition the seed scenario asks of an initialised node, or what is missing.
+fn seed_check(node: &Value, joined: &Joined) -> Result<(), String> {
+    let name = &joined.name;
+    if has_taint(node, TAINT) {
+        return Err(format!("{name}: still tainted"));
+    }
+    let provider_id = node.pointer("/spec/providerID").and_then(Value::as_str);
+    if provider_id != Some(&format!("k3s://{name}")) {
+        return Err(format!("{name}: providerID {provider_id:?}"));
+    }
+    let internal: Vec<String> = addresses(node)
+        .into_iter()
+        .filter(|(t, _)| t == "InternalIP")
+        .map(|(_, a)| a)
+        .collect();
+    if internal != [joined.kubelet_node_ip.clone()] {
+        return Err(format!(
+            "{name}: InternalIPs {internal:?}, --node-ip {}",
+            joined.kubelet_node_ip
+        ));
+    }
+    if node
+        .pointer("/spec/podCIDR")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return Err(format!("{name}: no podCIDR"));
+    }
+    if !is_ready(node) {
+        return Err(format!("{name}: not Ready"));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_scenario_on_the_real_control_plane() {
+    let _serial = exclusive().await;
+    let bed = Testbed::shared(&["--hollow-nodes", "1"]);
+    let client = bed.client().await;
+    let dir = tempfile::tempdir().unwrap();
+    apply_manifest(bed, |d| !is_workload(d));
+    let ccm = Ccm::start(bed, dir.path()).await;
+    let context = || format!("bare-ccm log:\n{}", ccm.log_text());
+
+    let joined = bed.join(12, &["--prefix", "seed"]);
+    // Mid-burst, an operator and other controllers change the same nodes.
+    for node in &joined {
+        let path = format!("/api/v1/nodes/{}", node.name);
+        let deadline = Deadline::new(Duration::from_secs(60), "a node to register");
+        while get_json(&client, &path).await.is_none() {
+            deadline.tick(format!("{}\n{}", node.name, context())).await;
+        }
+        let name = node.name.as_str();
+        bed.kubectl(&[
+            "taint",
+            "node",
+            name,
+            "example.com/maintenance=soon:PreferNoSchedule",
+        ]);
+        bed.kubectl(&["label", "node", name, "example.com/rack=r7"]);
+        bed.kubectl(&["annotate", "node", name, "example.com/owner=ops"]);
+    }
+
+    let deadline = Deadline::new(Duration::from_secs(120), "every node initialised and Ready");
+    'poll: loop {
+        for node in &joined {
+            let value = get_json(&client, &format!("/api/v1/nodes/{}", node.name))
+                .await
+                .unwrap_or_default();
+            if let Err(why) = seed_check(&value, node) {
+                deadline.tick(format!("{why}\n{}", context())).await;
+                continue 'poll;
+            }
+        }
+        break;
+    }
+    for node in &joined {
+        let value = get_json(&client, &format!("/api/v1/nodes/{}", node.name))
+            .await
+            .unwrap();
+        assert!(
+            has_taint(&value, "example.com/maintenance"),
+            "{}: the operator's taint was lost",
+            node.name
+        );
+        assert_eq!(
+            value.pointer("/metadata/labels/example.com~1rack"),
+            Some(&Value::from("r7"))
+        );
+        assert_eq!(
+            value.pointer("/metadata/annotations/example.com~1owner"),
+            Some(&Value::from("ops"))
+        );
+        // k3s's own writes survive too.
+        assert!(
+            value
+                .pointer("/metadata/annotations/k3s.io~1node-args")
+                .is_some(),
+            "{}: node-args lost",
+            node.name
+        );
+    }
+
+    let user = sa_user(SA);
+    let requests: Vec<_> = bed
+        .audit()
+        .into_iter()
+        .filter(|e| e.user.username == user)
+        .collect();
+    assert!(
+        !requests.is_empty(),
+        "the audit log shows no request from {user}"
+    );
+    let refused: Vec<String> = requests
+        .iter()
+        .filter(|e| e.code() == 403)
+        .map(|e| e.describe())
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "refused requests of {user}: {refused:?}"
+    );
+    println!(
+        "{} requests of {user} for {} nodes, 0 refused",
+        requests.len(),
+        joined.len()
+    );
+    ccm.stop().await;
+    bed.leave(&joined);
+}
+
+/// The scheduler binds the shipped workload's pod to the only control-plane node, which
+/// no CCM has initialised: it still carries the uninitialized taint, and the not-ready
+/// taint because its network plugin cannot start before initialisation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_manifest_schedules_onto_a_tainted_not_ready_control_plane_node() {
+    let _serial = exclusive().await;
+    // Its own cluster: one k3s server, never initialised.
+    let bed = Testbed::start(&["--hollow-nodes", "1"]);
+    let client = bed.client().await;
+    let server = "tb-server-1";
+    let path = format!("/api/v1/nodes/{server}");
+    let deadline = Deadline::new(
+        Duration::from_secs(60),
+        "a tainted, NotReady control-plane node",
+    );
+    loop {
+        let node = get_json(&client, &path).await.unwrap_or_default();
+        let control_plane = node
+            .pointer("/metadata/labels/node-role.kubernetes.io~1control-plane")
+            .is_some();
+        if has_taint(&node, TAINT) && has_taint(&node, NOT_READY) && control_plane {
+            break;
+        }
+        deadline.tick(format!("{node}\n{}", bed.up_log())).await;
+    }
+
+    apply_manifest(&bed, |_| true);
+    let pods_path =
+        "/api/v1/namespaces/kube-system/pods?labelSelector=app.kubernetes.io%2Fname%3Dbare-ccm";
+    let deadline = Deadline::new(Duration::from_secs(60), "the bare-ccm pod bound to a node");
+    let bound = loop {
+        let pods = get_json(&client, pods_path).await.unwrap_or_default();
+        let bound = pods["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|p| p.pointer("/spec/nodeName").and_then(Value::as_str))
+            .map(str::to_string);
+        if bound.is_some() {
+            break bound;
+        }
+        deadline.tick(format!("pods: {pods}")).await;
+    };
+    assert_eq!(bound.as_deref(), Some(server));
+    let node = get_json(&client, &path).await.unwrap();
+    assert!(
+        has_taint(&node, TAINT) && has_taint(&node, NOT_READY) && !is_ready(&node),
+        "the node was initialised or Ready when checked: {node}"
+    );
+}
+
+/// `bare-ccm doctor` on a cluster whose nodes wait for a CCM, then with bare-ccm running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_the_missing_ccm_then_reports_healthy() {
+    let _serial = exclusive().await;
+    let bed = Testbed::start(&["--hollow-nodes", "3"]);
+    let client = bed.client().await;
+    let deadline = Deadline::new(Duration::from_secs(60), "three tainted nodes");
+    loop {
+        let nodes = get_json(&client, "/api/v1/nodes").await.unwrap_or_default();
+        let tainted = nodes["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|n| has_taint(n, TAINT))
+            .count();
+        if tainted == 3 {
+            break;
+        }
+        deadline
+            .tick(format!("{tainted} tainted\n{}", bed.up_log()))
+            .await;
+    }
+    apply_manifest(&bed, |d| !is_workload(d));
+
+    let doctor = |kubeconfig: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_bare-ccm"))
+            .args(["doctor", "-o", "json", "--kubeconfig"])
+            .arg(kubeconfig)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap()
+    };
+    let out = doctor(bed.kubeconfig());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "doctor -o json: {e}; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    let codes: Vec<&str> = report["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["code"].as_str())
+        .collect();
+    assert!(codes.contains(&"no-ccm-running"), "{report:#}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let ccm = Ccm::start(&bed, dir.path()).await;
+    let deadline = Deadline::new(Duration::from_secs(90), "doctor to exit 0");
+    loop {
+        let out = doctor(bed.kubeconfig());
+        if out.status.code() == Some(0) {
+            break;
+        }
+        let report = String::from_utf8_lossy(&out.stdout).into_owned();
+        deadline.tick(format!("{report}\n{}", ccm.log_text())).await;
+    }
+    ccm.stop().await;
+}
