@@ -2,6 +2,7 @@
 # The real control plane test bed (tests/testbed, docs/testing.md).
 #
 #   scripts/testbed.sh build                 build target/testbed/{testbed,testbed-kine} (cached)
+#   scripts/testbed.sh check                 gofmt and go vet of the test bed's Go code
 #   scripts/testbed.sh up --hollow-nodes N --kubeconfig-out FILE [--datastore etcd|sqlite]
 #                         [--peer-ccm] [--no-k3s-writes] [--state-dir DIR] ...
 #   scripts/testbed.sh join|leave|signal|status --state-dir DIR ...
@@ -34,10 +35,24 @@ build() {
     (cd "$src/kine" && CGO_ENABLED=1 go build -trimpath -ldflags "-s -w" -o "$out/testbed-kine" github.com/k3s-io/kine)
 }
 
+check() {
+    local unformatted
+    unformatted="$(cd "$src" && gofmt -l . kine)"
+    if [ -n "$unformatted" ]; then
+        echo "testbed: gofmt would change: $unformatted" >&2
+        exit 1
+    fi
+    (cd "$src" && go vet ./...)
+    (cd "$src/kine" && go mod verify >/dev/null)
+}
+
 cmd="${1:-}"
 case "$cmd" in
     build)
         build
+        ;;
+    check)
+        check
         ;;
     up|join|leave|signal|status)
         shift
@@ -47,7 +62,7 @@ case "$cmd" in
         exec "$out/testbed" "$cmd" "$@"
         ;;
     *)
-        sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+        sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
         exit 2
         ;;
 esac
