@@ -203,6 +203,15 @@ impl Slot {
     }
 }
 
+/// Whether an observation with a lower resourceVersion than the cached one is dropped.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ordering {
+    /// Watch events, write responses and re-reads race each other: keep the newest.
+    KeepNewer,
+    /// A list is the truth as of now.
+    Replace,
+}
+
 /// The projection cache: node name -> latest compact [`Entry`].
 #[derive(Default)]
 pub struct NodeCache {
@@ -228,6 +237,17 @@ impl NodeCache {
     /// resourceVersion. An entry older than the cached one (a write response overtaken
     /// by a watch event, say) is ignored as `Unchanged`.
     pub fn observe(&self, entry: Entry) -> Observed {
+        self.store(entry, Ordering::KeepNewer)
+    }
+
+    /// Stores an entry of a (re-)list, which describes the cluster as it is now: it
+    /// replaces the cached entry even when its resourceVersion is lower, since after an
+    /// etcd restore resourceVersions go backwards and the cached ones no longer exist.
+    pub fn observe_listed(&self, entry: Entry) -> Observed {
+        self.store(entry, Ordering::Replace)
+    }
+
+    fn store(&self, entry: Entry, ordering: Ordering) -> Observed {
         let slot = Slot::encode(&entry);
         let mut nodes = self.write();
         match nodes.get_mut(entry.view.name.as_str()) {
@@ -236,7 +256,9 @@ impl NodeCache {
                 Observed::New
             }
             Some(cached) => {
-                if is_older(&slot.resource_version, &cached.resource_version) {
+                if ordering == Ordering::KeepNewer
+                    && is_older(&slot.resource_version, &cached.resource_version)
+                {
                     return Observed::Unchanged;
                 }
                 let same = cached.inputs == slot.inputs;
@@ -373,6 +395,19 @@ mod tests {
         assert_eq!(cache.awaiting_initialization(), 1);
         cache.remove("n1");
         assert_eq!(cache.get("n1"), None);
+    }
+
+    #[test]
+    fn a_relist_replaces_even_a_newer_cached_entry() {
+        // After an etcd restore the list carries lower resourceVersions than the cache.
+        let cache = NodeCache::default();
+        cache.observe(entry("900", Some("team")));
+        assert_eq!(cache.observe_listed(entry("40", None)), Observed::Changed);
+        let cached = cache.get("n1").unwrap();
+        assert_eq!(cached.view.resource_version, "40");
+        assert!(!cached.view.labels.contains_key("team"));
+        // Watch events after the re-list are newer than it again.
+        assert_eq!(cache.observe(entry("41", Some("team"))), Observed::Changed);
     }
 
     #[test]

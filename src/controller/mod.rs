@@ -164,9 +164,22 @@ impl Context {
     }
 
     fn observe(&self, node: LeanNode) -> Option<String> {
+        self.record(node, NodeCache::observe)
+    }
+
+    /// Like `observe`, for a node of a (re-)list (see [`NodeCache::observe_listed`]).
+    fn observe_listed(&self, node: LeanNode) -> Option<String> {
+        self.record(node, NodeCache::observe_listed)
+    }
+
+    fn record(
+        &self,
+        node: LeanNode,
+        store: fn(&NodeCache, cache::Entry) -> Observed,
+    ) -> Option<String> {
         let entry = node.into_entry();
         let name = entry.view.name.clone();
-        match self.cache.observe(entry) {
+        match store(&self.cache, entry) {
             Observed::New | Observed::Changed => {
                 self.queue.add(&name);
                 Some(name)
@@ -278,7 +291,7 @@ async fn watch_nodes(ctx: Arc<Context>, client: kube::Client, shutdown: Cancella
         match event {
             Ok(Event::Init) => listed = Some(HashSet::new()),
             Ok(Event::InitApply(node)) => {
-                if let (Some(name), Some(listed)) = (ctx.observe(node), listed.as_mut()) {
+                if let (Some(name), Some(listed)) = (ctx.observe_listed(node), listed.as_mut()) {
                     listed.insert(name);
                 }
             }
