@@ -46,7 +46,7 @@ pub struct ExplainReport {
     pub addresses: Vec<ExplainedAddress>,
     /// Only the labels that would be added (none for an untainted node).
     pub labels: BTreeMap<String, String>,
-    /// The exact merge patches the controller would send, in order (status first).
+    /// The exact patches the controller would send, in order (status first).
     pub patches: Vec<ExplainedPatch>,
     /// Why `status.addresses` would not be written, when it would not and the node resolves.
     pub notes: Vec<String>,
@@ -64,7 +64,11 @@ pub struct ExplainReport {
 pub struct ExplainedPatch {
     /// `nodes/status` or `nodes`.
     pub target: String,
-    /// The JSON merge patch body.
+    /// kubectl's `--type` of the patch: `merge` (JSON merge patch) for `nodes/status`,
+    /// `json` (RFC 6902 JSON patch, whose `test` operations guard the write) for `nodes`.
+    #[serde(rename = "patchType")]
+    pub patch_type: &'static str,
+    /// The patch body.
     pub patch: serde_json::Value,
 }
 
@@ -85,12 +89,14 @@ impl ExplainReport {
         if let Some(p) = status_patch {
             patches.push(ExplainedPatch {
                 target: "nodes/status".into(),
+                patch_type: "merge",
                 patch: p,
             });
         }
         if let Some(p) = patch::init_patch(view, &res) {
             patches.push(ExplainedPatch {
                 target: "nodes".into(),
+                patch_type: "json",
                 patch: p,
             });
         }
@@ -221,12 +227,19 @@ impl ExplainReport {
             let _ = writeln!(out, "    {k}={v} ({why})");
         }
         for (i, p) in self.patches.iter().enumerate() {
-            let _ = writeln!(out, "  write {}: PATCH {} {}", i + 1, p.target, p.patch);
-        }
-        if self.patches.len() == 2 {
             let _ = writeln!(
                 out,
-                "  (write 2 carries the resourceVersion returned by write 1)"
+                "  write {}: PATCH {} ({} patch) {}",
+                i + 1,
+                p.target,
+                p.patch_type,
+                p.patch
+            );
+        }
+        if self.patches.iter().any(|p| p.patch_type == "json") {
+            let _ = writeln!(
+                out,
+                "  (the nodes patch is refused, and re-read and retried, when its tests no longer hold: the taints or labels changed meanwhile)"
             );
         }
         for n in &self.notes {
@@ -316,7 +329,10 @@ mod tests {
             ]
         );
         let text = report.to_text();
-        assert!(text.contains("write 1: PATCH nodes {"), "{text}");
+        assert!(
+            text.contains("write 1: PATCH nodes (json patch) ["),
+            "{text}"
+        );
         assert!(!text.contains("PATCH nodes/status"), "{text}");
         assert!(text.contains("note: no status write"), "{text}");
     }
@@ -345,7 +361,6 @@ mod tests {
         assert_eq!(
             report.patches[0].patch,
             json!({
-                "metadata": {"resourceVersion": "9"},
                 "status": {"addresses": [
                     {"type": "InternalIP", "address": "10.0.0.5"},
                     {"type": "Hostname", "address": "n1"},

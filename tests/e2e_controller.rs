@@ -530,6 +530,85 @@ async fn conflict_on_the_first_write_of_every_node_is_retried_to_success() {
     c.assert_controller_never_forbidden();
 }
 
+/// How many of the controller's requests for `verb` on `nodes[/subresource]` were
+/// answered `code`.
+fn controller_requests(c: &Cluster, verb: &str, subresource: &str, code: u16) -> u64 {
+    c.emu
+        .accounting()
+        .attributed_requests()
+        .into_iter()
+        .filter(|(r, _)| {
+            r.user == sa_user("bare-ccm")
+                && r.verb == verb
+                && r.resource == "nodes"
+                && r.subresource == subresource
+                && r.code == code
+        })
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// The node write is a JSON patch that tests the labels (and taints) the controller saw.
+/// With 1 s of API latency, a label written by someone else lands between the controller's
+/// status write and its node write: the server answers the failed `test` with 422, and the
+/// controller re-reads the node and retries as for a 409 (not a permanent rejection). The
+/// status write carries no resourceVersion, so it is never refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_label_added_between_read_and_write_fails_the_test_and_the_node_is_re_read() {
+    let c = Cluster::start().await;
+    let ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
+    eventually(Duration::from_secs(10), "lease acquired", || {
+        c.lease_holder().is_some()
+    })
+    .await;
+    let other = c.kubelet_client().await;
+    c.emu.faults().set_latency(Duration::from_secs(1));
+    let mut spec = KubeletSpec::new("race");
+    spec.annotations
+        .insert("bare-ccm.io/internal-ip".into(), "10.0.0.5".into());
+    // Applied at +1 s; the controller's status write lands at about +2 s and its node
+    // write, built from that answer, at about +3 s; this label lands at about +2.5 s.
+    c.fleet.register(&spec).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let team = serde_json::json!({"metadata": {"labels": {"example.com/team": "storage"}}});
+    kube::Api::<k8s_openapi::api::core::v1::Node>::all(other)
+        .patch(
+            "race",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&team),
+        )
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(30), "race initialised", || {
+        c.initialized("race")
+    })
+    .await;
+    c.emu.faults().set_latency(Duration::ZERO);
+    let node = c.node("race");
+    assert_eq!(label(&node, "example.com/team"), Some("storage"));
+    assert_eq!(
+        label(&node, "node.kubernetes.io/instance-type"),
+        Some("k3s")
+    );
+    assert_eq!(
+        controller_requests(&c, "patch", "", 422),
+        1,
+        "the node write's test failed once"
+    );
+    assert!(
+        controller_requests(&c, "get", "", 200) >= 1,
+        "the node was re-read"
+    );
+    assert_eq!(controller_requests(&c, "patch", "status", 409), 0);
+    let rejected = r#"bare_ccm_node_sync_failures_total{reason="api_rejected"}"#;
+    assert_eq!(
+        ccm.metric(rejected).await,
+        0.0,
+        "a failed test is no rejection"
+    );
+    c.assert_controller_never_forbidden();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn taints_and_labels_added_concurrently_survive_initialisation() {
     let c = Cluster::start().await;
