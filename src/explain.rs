@@ -44,7 +44,7 @@ pub struct ExplainReport {
     pub set_provider_id: bool,
     /// The desired `status.addresses`, in order, with their sources.
     pub addresses: Vec<ExplainedAddress>,
-    /// Only the labels that would be added (none for an untainted node).
+    /// Only the labels that would be added (none for a node no cloud controller initialised).
     pub labels: BTreeMap<String, String>,
     /// The exact patches the controller would send, in order (status first).
     pub patches: Vec<ExplainedPatch>,
@@ -74,8 +74,8 @@ pub struct ExplainedPatch {
 
 impl ExplainReport {
     /// Builds the report from the same resolution and patch builders the controller uses.
-    /// For an untainted node only a refresh of its addresses is ever written, so its
-    /// providerID is its existing one and no label is reported.
+    /// An untainted node only ever gets a refresh (its addresses and missing labels, when a
+    /// cloud controller initialised it), so its providerID is its existing one.
     pub fn new(view: &NodeView, config: &Config) -> ExplainReport {
         let res: Resolution = resolve(view, config);
         let mut patches = Vec::new();
@@ -93,7 +93,7 @@ impl ExplainReport {
                 patch: p,
             });
         }
-        if let Some(p) = patch::init_patch(view, &res) {
+        if let Some(p) = patch::init_patch(view, &res).or_else(|| patch::labels_patch(view, &res)) {
             patches.push(ExplainedPatch {
                 target: "nodes".into(),
                 patch_type: "json",
@@ -117,7 +117,12 @@ impl ExplainReport {
                 value: view.provider_id.clone(),
                 why: why.to_string(),
             };
-            (existing, false, BTreeMap::new())
+            let labels = if patch::is_refreshable(view) {
+                res.labels.clone()
+            } else {
+                BTreeMap::new()
+            };
+            (existing, false, labels)
         };
         let mut reasons = vec![("providerID".to_string(), provider_id.why.clone())];
         reasons.extend(
@@ -165,7 +170,7 @@ impl ExplainReport {
                 "is not tainted and has no providerID: bare-ccm leaves it to its kubelet"
             }
             (false, _) if self.errors.is_empty() => {
-                "is already initialised: only its addresses are kept current"
+                "is already initialised: only its addresses and missing labels are kept current"
             }
             (false, _) => "is already initialised, but its metadata does not resolve",
         };
@@ -352,11 +357,32 @@ mod tests {
             "k3s.io/node-args".into(),
             r#"["agent","--node-ip","10.0.0.5"]"#.into(),
         );
-        let report = ExplainReport::new(&view, &cfg("zone: z1\n"));
+        let report = ExplainReport::new(&view, &cfg("zone: z1\ninstanceType: \"\"\n"));
         assert_eq!(report.provider_id, "k3s://n1");
         assert!(!report.set_provider_id);
-        assert!(report.labels.is_empty(), "{:?}", report.labels);
-        assert_eq!(report.patches.len(), 1);
+        // A zone configured after initialisation is added: the labels the node lacks.
+        assert_eq!(
+            report.labels,
+            BTreeMap::from([
+                (
+                    "failure-domain.beta.kubernetes.io/zone".to_string(),
+                    "z1".to_string()
+                ),
+                ("topology.kubernetes.io/zone".to_string(), "z1".to_string()),
+            ])
+        );
+        assert_eq!(report.patches.len(), 2);
+        assert_eq!(report.patches[1].target, "nodes");
+        assert_eq!(
+            report.patches[1].patch,
+            json!([
+                {"op": "test", "path": "/metadata/labels", "value": null},
+                {"op": "add", "path": "/metadata/labels", "value": {
+                    "failure-domain.beta.kubernetes.io/zone": "z1",
+                    "topology.kubernetes.io/zone": "z1",
+                }},
+            ])
+        );
         assert_eq!(report.patches[0].target, "nodes/status");
         assert_eq!(
             report.patches[0].patch,
@@ -370,10 +396,15 @@ mod tests {
         assert!(report.notes.is_empty());
         let text = report.to_text();
         assert!(
-            text.contains("only its addresses are kept current"),
+            text.contains("only its addresses and missing labels are kept current"),
             "{text}"
         );
-        assert!(text.contains("labels to add:\n    <none>"), "{text}");
+        assert!(
+            text.contains(
+                "labels to add:\n    failure-domain.beta.kubernetes.io/zone=z1 (config zone)"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
@@ -399,11 +430,17 @@ mod tests {
 
     #[test]
     fn json_report_carries_notes() {
-        let view = node(
+        let mut view = node(
             false,
             "k3s://n1",
             &[("InternalIP", "10.0.0.5"), ("Hostname", "n1")],
         );
+        for key in [
+            "node.kubernetes.io/instance-type",
+            "beta.kubernetes.io/instance-type",
+        ] {
+            view.labels.insert(key.into(), "k3s".into());
+        }
         let report = ExplainReport::new(&view, &Config::default());
         let value = serde_json::to_value(&report).unwrap_or_default();
         assert_eq!(

@@ -94,6 +94,24 @@ pub fn init_patch(node: &NodeView, res: &Resolution) -> Option<Value> {
     Some(Value::Array(ops))
 }
 
+/// The JSON patch that adds the labels an initialised node lacks (a config change, or an
+/// inventory selector that matches only now): `test` of the labels the view saw, then one
+/// `add` per label, so a label set meanwhile is never overwritten. `None` when nothing is
+/// missing, when the node is not [`is_refreshable`] (tainted nodes get their labels from
+/// [`init_patch`]; nodes no cloud controller initialised are left alone), or on errors.
+pub fn labels_patch(node: &NodeView, res: &Resolution) -> Option<Value> {
+    if !res.errors.is_empty() || !is_refreshable(node) {
+        return None;
+    }
+    let labels = missing_labels(node, res);
+    if labels.is_empty() {
+        return None;
+    }
+    let mut ops = vec![labels_test(node)];
+    ops.extend(add_labels_ops(node, &labels));
+    Some(Value::Array(ops))
+}
+
 /// The resolved labels the node does not carry yet (the resolver already leaves out the
 /// ones it has; this keeps the "never overwrite" rule local to the patch too).
 fn missing_labels<'r>(node: &NodeView, res: &'r Resolution) -> BTreeMap<&'r str, &'r str> {
@@ -448,5 +466,41 @@ mod tests {
         let r = res(&[("InternalIP", "10.0.0.6")], &[]);
         assert!(!is_refreshable(&node));
         assert_eq!(refresh_patch(&node, &r), None);
+    }
+
+    #[test]
+    fn an_initialised_node_gets_only_its_missing_labels_after_a_test_of_its_labels() {
+        let mut node = initialised("k3s://n1");
+        node.labels.insert("example.com/pool".into(), "blue".into());
+        let mut r = res(
+            &[("InternalIP", "10.0.0.5")],
+            &[
+                ("example.com/pool", "green"),
+                ("topology.kubernetes.io/zone", "z1"),
+            ],
+        );
+        r.tainted = false;
+        assert_eq!(
+            labels_patch(&node, &r),
+            Some(json!([
+                {"op": "test", "path": "/metadata/labels", "value": {"example.com/pool": "blue"}},
+                {"op": "add", "path": "/metadata/labels/topology.kubernetes.io~1zone", "value": "z1"},
+            ])),
+            "the existing label is never overwritten"
+        );
+        r.labels.remove("topology.kubernetes.io/zone");
+        assert_eq!(labels_patch(&node, &r), None, "nothing missing, no write");
+    }
+
+    #[test]
+    fn labels_after_init_only_for_nodes_a_cloud_controller_initialised() {
+        let r = res(&[], &[("example.com/a", "b")]);
+        assert_eq!(labels_patch(&initialised(""), &r), None, "no providerID");
+        let mut tainted = initialised("k3s://n1");
+        tainted.taints.push(uninit());
+        assert_eq!(labels_patch(&tainted, &r), None, "init_patch does it");
+        let mut failed = r.clone();
+        failed.errors.push("no InternalIP".into());
+        assert_eq!(labels_patch(&initialised("k3s://n1"), &failed), None);
     }
 }

@@ -204,11 +204,20 @@ fn explain_of_an_initialised_node_shows_only_its_refresh() {
     assert_eq!(report["tainted"], false);
     assert_eq!(report["providerID"], "k3s://n6");
     assert_eq!(report["setProviderID"], false);
-    assert_eq!(report["labels"], serde_json::json!({}));
+    // The instance-type labels it lacks are added, as after a config change.
+    assert_eq!(
+        report["labels"],
+        serde_json::json!({
+            "beta.kubernetes.io/instance-type": "k3s",
+            "node.kubernetes.io/instance-type": "k3s",
+        })
+    );
     // The stale ExternalIP (no source gives it any more) is dropped by the refresh.
     let patches = report["patches"].as_array().expect("patches is a list");
-    assert_eq!(patches.len(), 1, "{patches:?}");
+    assert_eq!(patches.len(), 2, "{patches:?}");
     assert_eq!(patches[0]["target"], "nodes/status");
+    assert_eq!(patches[1]["target"], "nodes");
+    assert_eq!(patches[1]["patchType"], "json");
     assert_eq!(
         patches[0]["patch"]["status"],
         serde_json::json!({"addresses": [

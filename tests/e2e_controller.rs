@@ -1048,3 +1048,59 @@ async fn config_reload_applies_valid_files_and_rejects_invalid_ones() {
     assert_eq!(label(&c.node("r1"), "example.com/pool"), Some("blue"));
     c.assert_controller_never_forbidden();
 }
+
+/// A config change adds what is missing to nodes initialised before it (zone labels, an
+/// extra label, and the labels of an inventory entry whose selector matches only now),
+/// and overwrites nothing: a label the node already has keeps its value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_change_adds_missing_labels_to_initialised_nodes_and_overwrites_none() {
+    let c = Cluster::start().await;
+    let config = c.dir.path().join("config.yaml");
+    std::fs::write(&config, "extraLabels:\n  example.com/pool: blue\n").unwrap();
+    let _ccm = Ccm::start(
+        &c.kubeconfig("bare-ccm"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--config-poll-interval",
+            "200ms",
+        ],
+    )
+    .await;
+    c.fleet
+        .register(&KubeletSpec::k3s_agent("l1", "10.0.2.1", None))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "l1 initialised", || {
+        c.initialized("l1")
+    })
+    .await;
+    c.fleet
+        .set_label("l1", "example.com/rack", Some("r7"))
+        .await
+        .unwrap();
+    std::fs::write(
+        &config,
+        "zone: z1\nextraLabels:\n  example.com/pool: green\n  example.com/managed: \"yes\"\ninventory:\n  - selector: {matchLabels: {example.com/rack: r7}}\n    labels: {example.com/row: a}\n",
+    )
+    .unwrap();
+    eventually(Duration::from_secs(10), "labels added to l1", || {
+        let node = c.node("l1");
+        label(&node, "topology.kubernetes.io/zone") == Some("z1")
+            && label(&node, "example.com/managed") == Some("yes")
+            && label(&node, "example.com/row") == Some("a")
+    })
+    .await;
+    let node = c.node("l1");
+    assert_eq!(
+        label(&node, "failure-domain.beta.kubernetes.io/zone"),
+        Some("z1")
+    );
+    assert_eq!(
+        label(&node, "example.com/pool"),
+        Some("blue"),
+        "never overwritten"
+    );
+    assert_eq!(label(&node, "example.com/rack"), Some("r7"));
+    c.assert_controller_never_forbidden();
+}

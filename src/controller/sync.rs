@@ -1,8 +1,9 @@
 //! One sync of one node: resolve its cached view, then write what differs. For a tainted
 //! node that is initialisation (at most two writes: `status.addresses` first, then the
 //! taint/providerID/labels JSON patch built from the node the first write returned); for a
-//! node a cloud controller initialised it is the address refresh (one write, or none when
-//! nothing changed); any other node is left to its kubelet.
+//! node a cloud controller initialised it is the refresh (its addresses, then the labels it
+//! lacks, e.g. after a config change: a write each, or none when nothing changed); any
+//! other node is left to its kubelet.
 //! The metadata itself comes only from `resolve` and the patch builders.
 
 use std::time::Duration;
@@ -13,7 +14,9 @@ use serde_json::Value;
 use super::cache::{Entry, LeanNode};
 use super::events::{REASON_ADDRESS_RESOLUTION_FAILED, REASON_INITIALIZATION_FAILED, node_ref};
 use super::{Context, Error};
-use crate::patch::{init_patch, is_refreshable, refresh_patch, status_addresses_patch};
+use crate::patch::{
+    init_patch, is_refreshable, labels_patch, refresh_patch, status_addresses_patch,
+};
 use crate::resolve::resolve;
 
 /// Field manager of every bare-ccm write.
@@ -31,7 +34,7 @@ pub enum Synced {
     Gone,
     /// The uninitialized taint was removed.
     Initialized,
-    /// An initialised node's addresses were rewritten.
+    /// An initialised node's addresses were rewritten, or its missing labels added.
     Refreshed,
     /// Nothing differed; nothing was written.
     Unchanged,
@@ -42,6 +45,7 @@ pub enum Synced {
 pub enum Write {
     Addresses,
     Init,
+    Labels,
     Read,
 }
 
@@ -50,6 +54,7 @@ impl std::fmt::Display for Write {
         f.write_str(match self {
             Write::Addresses => "writing status.addresses (nodes/status)",
             Write::Init => "removing the uninitialized taint",
+            Write::Labels => "adding missing labels",
             Write::Read => "re-reading the node",
         })
     }
@@ -143,8 +148,17 @@ async fn attempt(ctx: &Context, entry: Entry) -> Result<Synced, Error> {
         ctx.cache.observe(fresh);
     }
     if !res.tainted {
-        return Ok(if wrote_addresses {
+        if wrote_addresses {
             tracing::info!(node = %name, "addresses refreshed");
+        }
+        let mut added_labels = false;
+        if let Some(patch) = labels_patch(&view, &res) {
+            let node = write(ctx, &name, Write::Labels, &patch).await?;
+            ctx.cache.observe(node.into_entry());
+            added_labels = true;
+            tracing::info!(node = %name, labels = res.labels.len(), "missing labels added");
+        }
+        return Ok(if wrote_addresses || added_labels {
             Synced::Refreshed
         } else {
             Synced::Unchanged
@@ -202,7 +216,7 @@ async fn write(ctx: &Context, name: &str, which: Write, patch: &Value) -> Result
                 .patch_status(name, &params, &Patch::Merge(patch))
                 .await
         }
-        Write::Init | Write::Read => match serde_json::from_value(patch.clone()) {
+        Write::Init | Write::Labels | Write::Read => match serde_json::from_value(patch.clone()) {
             Ok(ops) => {
                 ctx.nodes
                     .patch(name, &params, &Patch::Json::<()>(ops))
