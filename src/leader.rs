@@ -360,8 +360,10 @@ pub async fn run_election(
                 if gate.is_leading() && overdue {
                     tracing::warn!(%identity, %lease, error = %e, "lease not renewed within the renew deadline; stopped writing");
                     gate.set_leading(false);
+                } else if let Some(hint) = crate::controller::forbidden_hint(&e) {
+                    tracing::warn!(%lease, error = %e, "cannot read or renew the leader lease ({hint}); retrying");
                 } else {
-                    tracing::warn!(%lease, error = %e, "cannot read or renew the leader lease (check RBAC on coordination.k8s.io leases); retrying");
+                    tracing::warn!(%lease, error = %e, "cannot read or renew the leader lease; retrying");
                 }
             }
         }

@@ -1104,3 +1104,50 @@ async fn a_config_change_adds_missing_labels_to_initialised_nodes_and_overwrites
     assert_eq!(label(&node, "example.com/rack"), Some("r7"));
     c.assert_controller_never_forbidden();
 }
+
+/// A write refused with 403 is not retried every few seconds: it backs off from 5 minutes,
+/// a Warning Event names the missing grant, and the node keeps its taint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_write_backs_off_for_minutes_and_a_warning_names_the_missing_grant() {
+    let c = Cluster::start().await;
+    let shipped = support::manifest();
+    let without_status = shipped.replace(
+        "resources: [\"nodes/status\"]\n    verbs: [\"patch\"]",
+        "resources: [\"nodes/status\"]\n    verbs: [\"get\"]",
+    );
+    assert_ne!(
+        without_status, shipped,
+        "the nodes/status rule is in {MANIFEST}"
+    );
+    let policy = RbacPolicy::from_yaml(&format!("{without_status}\n---\n{NODE_RBAC}")).unwrap();
+    c.emu.set_rbac(Some(policy));
+    let ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
+    // The kubelet reports only a Hostname: the InternalIP needs a status write.
+    let mut spec = KubeletSpec::new("f1");
+    spec.annotations
+        .insert("bare-ccm.io/internal-ip".into(), "10.0.3.1".into());
+    c.fleet.register(&spec).await.unwrap();
+    eventually(Duration::from_secs(10), "WriteForbidden event", || {
+        !c.events("f1", "WriteForbidden").is_empty()
+    })
+    .await;
+    let event = &c.events("f1", "WriteForbidden")[0];
+    let note = event
+        .get("note")
+        .or_else(|| event.get("message"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    assert!(
+        note.contains("system:serviceaccount:kube-system:bare-ccm may not patch nodes/status"),
+        "{note}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        controller_requests(&c, "patch", "status", 403),
+        1,
+        "retried within seconds"
+    );
+    assert!(has_taint(&c.node("f1"), TAINT));
+    let rejected = r#"bare_ccm_node_sync_failures_total{reason="api_rejected"}"#;
+    assert_eq!(ccm.metric(rejected).await, 1.0);
+}

@@ -1,6 +1,7 @@
 //! Kubernetes Events the controller emits, with their reasons defined once here:
 //! Normal `Synced` when a node is initialised (upstream's reason and text), Warnings when a
-//! node cannot be initialised or refreshed, or a new config file is rejected.
+//! node cannot be initialised or refreshed, when the API server refuses a write for good
+//! (403, 422), or when a new config file is rejected.
 //!
 //! Emission is off the workers' path: [`Events`] only queues an event on a bounded channel
 //! and returns; the [`EventWriter`] task sends them to the API server. When the channel is
@@ -39,6 +40,10 @@ pub const REASON_INITIALIZATION_FAILED: &str = "InitializationFailed";
 pub const REASON_ADDRESS_RESOLUTION_FAILED: &str = "AddressResolutionFailed";
 /// Warning on the leader Lease: a changed config file was rejected; the old one stays.
 pub const REASON_CONFIG_INVALID: &str = "ConfigInvalid";
+/// Warning: the API server refused a write with 403 (RBAC); the note names the grant.
+pub const REASON_WRITE_FORBIDDEN: &str = "WriteForbidden";
+/// Warning: the API server refused a write with 422 (invalid); retried with long backoff.
+pub const REASON_WRITE_REJECTED: &str = "WriteRejected";
 
 /// A Warning with the same object, reason and text is not sent again sooner than this.
 /// Upstream's recorder lets one source send about one event per object every 5 minutes
