@@ -1151,3 +1151,47 @@ async fn a_forbidden_write_backs_off_for_minutes_and_a_warning_names_the_missing
     let rejected = r#"bare_ccm_node_sync_failures_total{reason="api_rejected"}"#;
     assert_eq!(ccm.metric(rejected).await, 1.0);
 }
+
+/// Event names stay valid DNS subdomains (at most 253 characters) for the longest node
+/// names: a Normal `Synced` and a Warning are both stored for 253-character nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_about_nodes_with_253_character_names_are_stored() {
+    let c = Cluster::start().await;
+    let _ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
+    let admin = c.emu.client(&c.emu.admin_token()).await.unwrap();
+    let nodes = kube::Api::<k8s_openapi::api::core::v1::Node>::all(admin);
+    let ok_name = format!("{}.{}", "a".repeat(200), "b".repeat(52));
+    let bad_name = format!("{}-{}", "c".repeat(235), "d".repeat(17));
+    for (name, spec) in [
+        (&ok_name, KubeletSpec::k3s_agent(&ok_name, "10.0.4.1", None)),
+        (&bad_name, support::mismatched_node_ip_kubelet(&bad_name)),
+    ] {
+        assert_eq!(name.len(), 253);
+        let mut node = bare_ccm_emulator::kubelet::node_object(&spec);
+        // A label value holds at most 63 characters; the kubelet's hostname differs.
+        node["metadata"]["labels"]["kubernetes.io/hostname"] = Value::from("host");
+        let node = serde_json::from_value(node).unwrap();
+        nodes.create(&Default::default(), &node).await.unwrap();
+    }
+    eventually(Duration::from_secs(10), "Synced event", || {
+        !c.events(&ok_name, "Synced").is_empty()
+    })
+    .await;
+    eventually(
+        Duration::from_secs(10),
+        "InitializationFailed event",
+        || !c.events(&bad_name, "InitializationFailed").is_empty(),
+    )
+    .await;
+    for event in [
+        &c.events(&ok_name, "Synced")[0],
+        &c.events(&bad_name, "InitializationFailed")[0],
+    ] {
+        let name = event
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        assert!(name.len() <= 253, "{name}");
+    }
+    c.assert_controller_never_forbidden();
+}

@@ -67,6 +67,9 @@ const CONTROLLER: &str = "bare-ccm";
 const EVENT_NAMESPACE: &str = "default";
 /// Events API limits: 1 kB note.
 const MAX_NOTE: usize = 1024;
+/// The longest Event name: a name is a DNS-1123 subdomain (apimachinery
+/// `IsDNS1123Subdomain`, `DNS1123SubdomainMaxLength`), or the create is refused with 422.
+const MAX_EVENT_NAME: usize = 253;
 
 /// Last Warning sent per (object name, reason): its text and when.
 type WarnedMap = HashMap<(String, &'static str), (String, Instant)>;
@@ -122,6 +125,26 @@ pub fn lease_ref(namespace: &str, name: &str) -> ObjectReference {
         name: Some(name.into()),
         ..ObjectReference::default()
     }
+}
+
+/// The name of a new Event about the object named `object`: `{object}.{nanoseconds in
+/// hex}`, as kube-runtime's `Recorder` and client-go name Events, with `object` cut (at an
+/// alphanumeric character) so that the name is a valid DNS subdomain of at most 253
+/// characters whatever the length of the node's name (itself up to 253).
+pub fn event_name(object: &str, now: Timestamp) -> String {
+    let suffix = format!(".{:x}", now.as_nanosecond());
+    let room = MAX_EVENT_NAME.saturating_sub(suffix.len());
+    let mut end = object.len().min(room);
+    while !object.is_char_boundary(end) {
+        end -= 1;
+    }
+    let prefix = object[..end].trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+    let prefix = if prefix.is_empty() {
+        CONTROLLER
+    } else {
+        prefix
+    };
+    format!("{prefix}{suffix}")
 }
 
 fn truncate(note: &str) -> String {
@@ -245,7 +268,7 @@ impl EventWriter {
                         object,
                         reason,
                         note,
-                    } => send_warning(recorder, object, reason, note).await,
+                    } => send_warning(client, recorder, reporter, object, reason, note).await,
                 }
             }
         });
@@ -259,31 +282,71 @@ impl EventWriter {
 /// Creates a `Synced` Event directly rather than through the `Recorder`, whose cache would
 /// keep one Event per node for minutes.
 async fn send_synced(client: &kube::Client, reporter: &Reporter, node: &str) {
-    let now = Timestamp::now();
-    let event = K8sEvent {
-        metadata: ObjectMeta {
-            name: Some(format!("{node}.{:x}", now.as_nanosecond())),
-            namespace: Some(EVENT_NAMESPACE.into()),
-            ..ObjectMeta::default()
-        },
-        event_time: Some(MicroTime(now)),
-        action: Some("Initialize".into()),
-        reason: Some(REASON_SYNCED.into()),
-        note: Some("Node synced successfully".into()),
-        regarding: Some(node_ref(node)),
-        reporting_controller: Some(reporter.controller.clone()),
-        reporting_instance: reporter.instance.clone(),
-        type_: Some("Normal".into()),
-        ..K8sEvent::default()
-    };
-    let api: kube::Api<K8sEvent> = kube::Api::namespaced(client.clone(), EVENT_NAMESPACE);
-    if let Err(e) = api.create(&PostParams::default(), &event).await {
+    let event = new_event(
+        reporter,
+        node_ref(node),
+        "Normal",
+        REASON_SYNCED,
+        "Initialize",
+        "Node synced successfully".into(),
+    );
+    if let Err(e) = create(client, &event).await {
         tracing::warn!(node, error = %e, "cannot record the Synced event");
     }
 }
 
+/// An Event about `object`, named by [`event_name`], in the object's namespace (`default`
+/// for a Node).
+fn new_event(
+    reporter: &Reporter,
+    object: ObjectReference,
+    type_: &str,
+    reason: &str,
+    action: &str,
+    note: String,
+) -> K8sEvent {
+    let now = Timestamp::now();
+    let name = object.name.as_deref().unwrap_or_default();
+    K8sEvent {
+        metadata: ObjectMeta {
+            name: Some(event_name(name, now)),
+            namespace: Some(
+                object
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| EVENT_NAMESPACE.into()),
+            ),
+            ..ObjectMeta::default()
+        },
+        event_time: Some(MicroTime(now)),
+        action: Some(action.into()),
+        reason: Some(reason.into()),
+        note: Some(note),
+        regarding: Some(object),
+        reporting_controller: Some(reporter.controller.clone()),
+        reporting_instance: reporter.instance.clone(),
+        type_: Some(type_.into()),
+        ..K8sEvent::default()
+    }
+}
+
+async fn create(client: &kube::Client, event: &K8sEvent) -> Result<K8sEvent, kube::Error> {
+    let namespace = event
+        .metadata
+        .namespace
+        .as_deref()
+        .unwrap_or(EVENT_NAMESPACE);
+    let api: kube::Api<K8sEvent> = kube::Api::namespaced(client.clone(), namespace);
+    api.create(&PostParams::default(), event).await
+}
+
+/// Sends a Warning through the `Recorder` (repeats become one Event with a growing
+/// series count), unless the Recorder's name for it (`{object}.{nanos}`, uncut) would
+/// exceed 253 characters: then it is created directly under an [`event_name`].
 async fn send_warning(
+    client: &kube::Client,
     recorder: &Recorder,
+    reporter: &Reporter,
     object: ObjectReference,
     reason: &'static str,
     note: String,
@@ -293,15 +356,22 @@ async fn send_warning(
     } else {
         "Initialize"
     };
-    let event = Event {
-        type_: EventType::Warning,
-        reason: reason.into(),
-        note: Some(note),
-        action: action.into(),
-        secondary: None,
+    let name = object.name.clone().unwrap_or_default();
+    let now = Timestamp::now();
+    let result = if event_name(&name, now) == format!("{name}.{:x}", now.as_nanosecond()) {
+        let event = Event {
+            type_: EventType::Warning,
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
+        recorder.publish(&event, &object).await
+    } else {
+        let event = new_event(reporter, object, "Warning", reason, action, note);
+        create(client, &event).await.map(drop)
     };
-    if let Err(e) = recorder.publish(&event, &object).await {
-        let name = object.name.as_deref().unwrap_or_default();
+    if let Err(e) = result {
         tracing::warn!(object = %name, reason, error = %e, "cannot record a Warning event");
     }
 }
@@ -354,6 +424,44 @@ mod tests {
         events.warn(node_ref("n1"), REASON_INITIALIZATION_FAILED, "no IP");
         assert!(writer.queue.try_recv().is_err());
         assert_eq!(dropped.get(), 0);
+    }
+
+    /// apimachinery `IsDNS1123Subdomain`.
+    fn is_dns_subdomain(name: &str) -> bool {
+        name.len() <= 253
+            && name.split('.').all(|part| {
+                let b = part.as_bytes();
+                !b.is_empty()
+                    && b[0].is_ascii_alphanumeric()
+                    && b[b.len() - 1].is_ascii_alphanumeric()
+                    && b.iter()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            })
+    }
+
+    #[test]
+    fn event_names_are_valid_for_every_node_name_up_to_253_characters() {
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        assert_eq!(event_name("n1", now), "n1.18fae27693b40000");
+        // 253-character node names, including cuts that would end on '-' or '.'.
+        for node in [
+            "z".repeat(253),
+            format!("{}-{}", "x".repeat(235), "y".repeat(17)),
+            format!("{}.{}", "x".repeat(235), "y".repeat(17)),
+            format!("{}.-{}", "x".repeat(233), "y".repeat(18)).replace(".-", ".a-"),
+        ] {
+            assert!(
+                node.len() >= 253 && is_dns_subdomain(&node[..253]),
+                "{node}"
+            );
+            let name = event_name(&node[..253], now);
+            assert!(is_dns_subdomain(&name), "{node} -> {name}");
+            assert!(name.ends_with(".18fae27693b40000"), "{name}");
+        }
+        assert_eq!(
+            event_name(&"z".repeat(253), now),
+            format!("{}.18fae27693b40000", "z".repeat(236))
+        );
     }
 
     #[test]
