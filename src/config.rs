@@ -173,7 +173,7 @@ pub struct InventoryAddress {
 }
 
 /// One validation problem, located by key path and, when known, line.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ConfigProblem {
     /// Key path, e.g. `inventory[2].nameRegex`.
     pub path: String,
@@ -223,6 +223,26 @@ pub enum ConfigError {
         /// Every problem, in file order of the keys.
         problems: Vec<ConfigProblem>,
     },
+}
+
+impl ConfigError {
+    /// The problems as `check-config -o json` lists them: a parse or read error is one
+    /// problem with an empty path.
+    pub fn problems(&self) -> Vec<ConfigProblem> {
+        match self {
+            ConfigError::Invalid { problems, .. } => problems.clone(),
+            ConfigError::Parse { line, message, .. } => vec![ConfigProblem {
+                path: String::new(),
+                line: *line,
+                message: message.lines().next().unwrap_or_default().to_string(),
+            }],
+            ConfigError::Read { .. } => vec![ConfigProblem {
+                path: String::new(),
+                line: None,
+                message: self.to_string(),
+            }],
+        }
+    }
 }
 
 /// " in FILE" for messages, or nothing.
@@ -422,6 +442,122 @@ fn parse_tree(text: &str) -> Result<Option<Spanned<Yaml>>, serde_saphyr::Error> 
     }
     let root: Spanned<Yaml> = serde_saphyr::from_str_with_options(text, parse_options())?;
     Ok((root.value != Yaml::Null).then_some(root))
+}
+
+/// Where `check-config` found the config text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Located {
+    /// The config YAML itself.
+    pub text: String,
+    /// Lines of the input before the config's first line (0 for a config file).
+    pub line_offset: u64,
+    /// `None` for a config file, else `ConfigMap NAMESPACE/NAME` (the key is [`CONFIG_KEY`]).
+    pub config_map: Option<String>,
+}
+
+/// The ConfigMap that holds bare-ccm's config in the shipped manifests.
+pub const CONFIG_MAP: &str = "bare-ccm-config";
+/// Its key that holds the config file (mounted as `/etc/bare-ccm/config.yaml`).
+pub const CONFIG_KEY: &str = "config.yaml";
+
+/// Finds the config in `text`: a config file as it is; a ConfigMap document (its
+/// [`CONFIG_KEY`]); or, in a manifest of several documents, the ConfigMap [`CONFIG_MAP`].
+/// Lines of an embedded config are counted from the input's first line, so a problem's line
+/// points into the manifest. YAML that does not parse is treated as a config file (its
+/// parse error is then reported); `Err` says why no config was found.
+pub fn locate_config(text: &str) -> Result<Located, String> {
+    let as_file = Located {
+        text: text.to_string(),
+        line_offset: 0,
+        config_map: None,
+    };
+    let Ok(docs) = serde_saphyr::from_multiple_with_options::<Spanned<Yaml>>(text, parse_options())
+    else {
+        return Ok(as_file);
+    };
+    let docs: Vec<&Spanned<Yaml>> = docs.iter().filter(|d| d.value != Yaml::Null).collect();
+    let field = |doc: &Spanned<Yaml>, name: &str| -> Option<Spanned<Yaml>> {
+        let Yaml::Map(entries) = &doc.value else {
+            return None;
+        };
+        entries
+            .iter()
+            .find(|(k, _)| k.value == Yaml::Text(name.to_string()))
+            .map(|(_, v)| v.clone())
+    };
+    let text_of = |v: Option<Spanned<Yaml>>| match v.map(|v| v.value) {
+        Some(Yaml::Text(s)) => Some(s),
+        _ => None,
+    };
+    let kind = |doc: &Spanned<Yaml>| text_of(field(doc, "kind"));
+    let is_object = |doc: &Spanned<Yaml>| kind(doc).is_some() && field(doc, "apiVersion").is_some();
+    if docs.len() <= 1 && !docs.iter().any(|d| is_object(d)) {
+        return Ok(as_file);
+    }
+    let config_maps: Vec<&Spanned<Yaml>> = docs
+        .iter()
+        .copied()
+        .filter(|d| kind(d).as_deref() == Some("ConfigMap"))
+        .collect();
+    let name_of = |doc: &Spanned<Yaml>| {
+        let meta = field(doc, "metadata");
+        let name = meta.as_ref().and_then(|m| text_of(field(m, "name")));
+        let namespace = meta.as_ref().and_then(|m| text_of(field(m, "namespace")));
+        (
+            name.unwrap_or_default(),
+            namespace.unwrap_or_else(|| "default".into()),
+        )
+    };
+    let chosen = match config_maps.as_slice() {
+        [only] if docs.len() == 1 => *only,
+        _ => config_maps
+            .iter()
+            .copied()
+            .find(|d| name_of(d).0 == CONFIG_MAP)
+            .ok_or_else(|| {
+                if docs.len() == 1 {
+                    format!(
+                        "it holds a {}, not a bare-ccm config or its ConfigMap",
+                        kind(docs[0]).unwrap_or_default()
+                    )
+                } else {
+                    format!(
+                        "no ConfigMap {CONFIG_MAP} among its {} documents",
+                        docs.len()
+                    )
+                }
+            })?,
+    };
+    let (name, namespace) = name_of(chosen);
+    let described = format!("ConfigMap {namespace}/{name}");
+    let value = field(chosen, "data")
+        .and_then(|data| field(&data, CONFIG_KEY))
+        .ok_or_else(|| format!("{described} has no data key {CONFIG_KEY}"))?;
+    let Yaml::Text(config) = &value.value else {
+        return Err(format!("{described}: data.{CONFIG_KEY} is not a string"));
+    };
+    // A block scalar (`config.yaml: |`) starts on the line after its indicator and keeps
+    // its lines; a scalar on the key's own line starts on that line.
+    let line = value.line.unwrap_or(1);
+    let indicator = text
+        .lines()
+        .nth(usize::try_from(line.saturating_sub(1)).unwrap_or(usize::MAX))
+        .map(|l| l.split(" #").next().unwrap_or(l).trim_end())
+        .is_some_and(|l| {
+            l.rsplit_once(':').is_some_and(|(_, rest)| {
+                let rest = rest.trim();
+                rest.starts_with('|') || rest.starts_with('>')
+            })
+        });
+    Ok(Located {
+        text: config.clone(),
+        line_offset: if indicator {
+            line
+        } else {
+            line.saturating_sub(1)
+        },
+        config_map: Some(described),
+    })
 }
 
 /// The entries of a map value, each key with its text; reports non-scalar keys and

@@ -30,7 +30,8 @@ enum Command {
     Run(Box<bare_ccm::run::RunArgs>),
     /// Dry run: show what would be written to a node, and why. Never writes.
     Explain(ExplainArgs),
-    /// Validate a configuration file (exit 0, or 2 with the offending keys).
+    /// Validate a config file, its ConfigMap, or the manifest holding it (exit 0 valid, 2
+    /// not: every problem with its key path and line).
     CheckConfig(CheckConfigArgs),
     /// Diagnose stuck nodes: name the cause and the fix. Read-only (exit 0 healthy, 1
     /// findings, 2 cannot check).
@@ -67,8 +68,12 @@ struct ExplainArgs {
 
 #[derive(clap::Args)]
 struct CheckConfigArgs {
-    /// The configuration file to validate.
-    file: PathBuf,
+    /// A config file, a ConfigMap, or a manifest of several documents (its ConfigMap
+    /// bare-ccm-config is checked, key config.yaml; lines point into the manifest); `-`
+    /// reads stdin.
+    file: String,
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    output: Output,
 }
 
 fn main() -> ExitCode {
@@ -76,7 +81,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run(*args),
         Command::Explain(args) => explain(args),
-        Command::CheckConfig(args) => check_config(&args.file),
+        Command::CheckConfig(args) => check_config(&args),
         Command::Doctor(args) => doctor(&args),
         #[cfg(feature = "sim")]
         Command::Sim(args) => sim(args),
@@ -222,15 +227,73 @@ fn parse_node(text: &str) -> anyhow::Result<Node> {
     }
 }
 
-fn check_config(file: &Path) -> ExitCode {
-    match Config::load(file) {
-        Ok(_) => {
-            println!("{}: OK", file.display());
-            ExitCode::SUCCESS
+/// `check-config`: exit 0 when the config is valid, 2 when it is not or cannot be read.
+fn check_config(args: &CheckConfigArgs) -> ExitCode {
+    let (name, text) = if args.file == "-" {
+        let mut s = String::new();
+        match std::io::stdin().read_to_string(&mut s) {
+            Ok(_) => ("<stdin>".to_string(), Ok(s)),
+            Err(e) => (
+                "<stdin>".to_string(),
+                Err(format!("cannot read stdin: {e}")),
+            ),
         }
-        Err(e) => {
-            eprintln!("{e}");
-            ExitCode::from(2)
+    } else {
+        let text = std::fs::read_to_string(&args.file)
+            .map_err(|e| format!("cannot read {}: {e}", args.file));
+        (args.file.clone(), text)
+    };
+    let located = text.and_then(|text| {
+        bare_ccm::config::locate_config(&text).map_err(|why| format!("{name}: {why}"))
+    });
+    let (source, result) = match located {
+        Ok(found) => {
+            let source = found.config_map.map_or_else(
+                || "config file".to_string(),
+                |cm| format!("{cm}, key {}", bare_ccm::config::CONFIG_KEY),
+            );
+            let result = Config::parse(&found.text, Some(Path::new(&name)), found.line_offset);
+            (
+                source,
+                result.map(drop).map_err(|e| (e.to_string(), e.problems())),
+            )
         }
+        Err(why) => {
+            let problem = bare_ccm::config::ConfigProblem {
+                path: String::new(),
+                line: None,
+                message: why.clone(),
+            };
+            (String::new(), Err((why, vec![problem])))
+        }
+    };
+    match args.output {
+        Output::Json => {
+            let problems = result
+                .as_ref()
+                .err()
+                .map(|(_, p)| p.clone())
+                .unwrap_or_default();
+            let report = serde_json::json!({
+                "file": name,
+                "source": source,
+                "valid": result.is_ok(),
+                "problems": problems,
+            });
+            match serde_json::to_string_pretty(&report) {
+                Ok(s) => println!("{s}"),
+                Err(e) => eprintln!("bare-ccm check-config: cannot encode the report: {e}"),
+            }
+        }
+        Output::Text => match &result {
+            Ok(()) if source == "config file" => println!("{name}: OK"),
+            Ok(()) => println!("{name}: {source}: OK"),
+            Err((message, _)) => eprintln!("{message}"),
+        },
+    }
+    if result.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
     }
 }

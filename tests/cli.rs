@@ -252,6 +252,107 @@ fn check_config_accepts_the_documented_example_and_names_bad_keys_with_lines() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("zones"));
 }
 
+/// The 1-based line of `text` that contains `needle`.
+fn line_of(text: &str, needle: &str) -> u64 {
+    let index = text
+        .lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle:?} not found"));
+    u64::try_from(index).expect("small") + 1
+}
+
+#[test]
+fn check_config_finds_the_config_map_in_a_manifest_and_points_lines_into_it() {
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/bare-ccm.yaml");
+    let out = bare_ccm(&["check-config", manifest], None);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("ConfigMap kube-system/bare-ccm-config, key config.yaml: OK"),
+        "{out:?}"
+    );
+
+    let shipped = std::fs::read_to_string(manifest).expect("manifest readable");
+    let broken = shipped.replacen("    # zone: \"\"", "    zone: 7\n    colour: blue", 1);
+    assert_ne!(broken, shipped);
+    let (zone, colour) = (
+        line_of(&broken, "    zone: 7"),
+        line_of(&broken, "colour: blue"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(&dir, "bare-ccm.yaml", &broken);
+    let file = file.to_str().expect("utf-8");
+    let out = bare_ccm(&["check-config", file], None);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!("invalid config in {file}:")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "zone: 7 is not a string: quote it (\"7\") (line {zone})"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("colour: unknown key")) && err.contains(&format!("(line {colour})")),
+        "{err}"
+    );
+
+    // The same from stdin, as JSON.
+    let out = bare_ccm(&["check-config", "-", "-o", "json"], Some(&broken));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let report = json(&out);
+    assert_eq!(report["valid"], false);
+    assert_eq!(
+        report["source"],
+        "ConfigMap kube-system/bare-ccm-config, key config.yaml"
+    );
+    let problems: Vec<(String, u64)> = report["problems"]
+        .as_array()
+        .expect("problems is a list")
+        .iter()
+        .map(|p| {
+            assert!(p["message"].as_str().is_some_and(|m| !m.is_empty()), "{p}");
+            (
+                p["path"].as_str().unwrap_or_default().to_owned(),
+                p["line"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        problems,
+        [("zone".to_owned(), zone), ("colour".to_owned(), colour)]
+    );
+}
+
+#[test]
+fn check_config_takes_a_config_map_document_and_refuses_a_manifest_without_one() {
+    let config_map = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: my-config\n  namespace: ops\ndata:\n  config.yaml: |\n    zone: z1\n    region: 7\n";
+    let out = bare_ccm(&["check-config", "-", "-o", "json"], Some(config_map));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let report = json(&out);
+    assert_eq!(report["source"], "ConfigMap ops/my-config, key config.yaml");
+    assert_eq!(report["problems"][0]["path"], "region");
+    assert_eq!(report["problems"][0]["line"], 9);
+
+    let valid = config_map.replace("region: 7", "region: \"7\"");
+    let out = bare_ccm(&["check-config", "-"], Some(&valid));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    let other = "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\ndata: {}\n";
+    let out = bare_ccm(&["check-config", "-"], Some(other));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no ConfigMap bare-ccm-config among its 2 documents"),
+        "{out:?}"
+    );
+    let out = bare_ccm(&["check-config", "/nonexistent/config.yaml"], None);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_reads_a_node_by_name_from_the_cluster_and_writes_nothing() {
     use bare_ccm_emulator::{Emulator, EmulatorOptions};
