@@ -296,7 +296,7 @@ fn check_config_finds_the_config_map_in_a_manifest_and_points_lines_into_it() {
         "{err}"
     );
     assert!(
-        err.contains(&format!("colour: unknown key")) && err.contains(&format!("(line {colour})")),
+        err.contains("colour: unknown key") && err.contains(&format!("(line {colour})")),
         "{err}"
     );
 
