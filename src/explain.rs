@@ -24,12 +24,73 @@ pub struct ExplainedAddress {
     pub source: String,
 }
 
+/// Which config a report was computed with.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigUsed {
+    /// `file`, `configMap` or `defaults`.
+    pub source: &'static str,
+    /// The file path, or `NAMESPACE/NAME` of the ConfigMap; empty for the defaults.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// The ConfigMap's resourceVersion, to tell which edit was read.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub resource_version: String,
+    /// Why the built-in defaults were used.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+impl ConfigUsed {
+    /// A config file given with `--config`.
+    pub fn file(path: &std::path::Path) -> Self {
+        ConfigUsed {
+            source: "file",
+            name: path.display().to_string(),
+            ..ConfigUsed::default()
+        }
+    }
+
+    /// The `config.yaml` of ConfigMap `namespace/name` at `resource_version`.
+    pub fn config_map(namespace: &str, name: &str, resource_version: &str) -> Self {
+        ConfigUsed {
+            source: "configMap",
+            name: format!("{namespace}/{name}"),
+            resource_version: resource_version.to_string(),
+            ..ConfigUsed::default()
+        }
+    }
+
+    /// The built-in defaults, and why.
+    pub fn defaults(note: impl Into<String>) -> Self {
+        ConfigUsed {
+            source: "defaults",
+            note: note.into(),
+            ..ConfigUsed::default()
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self.source {
+            "file" => format!("file {}", self.name),
+            "configMap" => format!(
+                "ConfigMap {} (resourceVersion {}), key config.yaml",
+                self.name, self.resource_version
+            ),
+            _ if self.note.is_empty() => "built-in defaults".to_string(),
+            _ => format!("built-in defaults ({})", self.note),
+        }
+    }
+}
+
 /// The machine-readable report of `explain -o json`; the field names are a stable contract.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExplainReport {
     /// The node name.
     pub node: String,
+    /// The config the answer was computed with (the caller sets it; defaults otherwise).
+    pub config: ConfigUsed,
     /// The node carries the uninitialized taint.
     pub tainted: bool,
     /// The controller would initialise the node now.
@@ -132,6 +193,7 @@ impl ExplainReport {
         );
         ExplainReport {
             node: res.node.clone(),
+            config: ConfigUsed::defaults(""),
             tainted: res.tainted,
             would_initialize: res.would_initialize(),
             remove_taint: res.would_initialize(),
@@ -175,6 +237,7 @@ impl ExplainReport {
             (false, _) => "is already initialised, but its metadata does not resolve",
         };
         let _ = writeln!(out, "node {}: {verdict}", self.node);
+        let _ = writeln!(out, "  config: {}", self.config.describe());
         let _ = writeln!(
             out,
             "  taint node.cloudprovider.kubernetes.io/uninitialized: {}",

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use k8s_openapi::api::core::v1::Node;
 
 use bare_ccm::config::Config;
-use bare_ccm::explain::ExplainReport;
+use bare_ccm::explain::{ConfigUsed, ExplainReport};
 use bare_ccm::node_view::NodeView;
 
 #[derive(Parser)]
@@ -54,14 +54,21 @@ struct ExplainArgs {
     /// the cluster.
     #[arg(long)]
     node: String,
-    /// The bare-ccm configuration file (defaults when absent).
+    /// The bare-ccm config file. Without it, a node read from the cluster is explained with
+    /// the running controller's config (the ConfigMap below), and a node from a file or
+    /// stdin with the built-in defaults.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Kubeconfig used only when --node names a node in the cluster (default: KUBECONFIG,
-    /// then in-cluster; read by `kubeclient::client_config`, which, like kubectl, treats
-    /// an empty KUBECONFIG as unset).
+    /// like kubectl ignoring it when empty, then in-cluster).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
+    /// Namespace of the controller's ConfigMap.
+    #[arg(long, default_value = "kube-system")]
+    namespace: String,
+    /// The ConfigMap whose config.yaml the controller runs with (manifests/bare-ccm.yaml).
+    #[arg(long, default_value = bare_ccm::config::CONFIG_MAP)]
+    config_map: String,
     #[arg(short = 'o', long, value_enum, default_value = "text")]
     output: Output,
 }
@@ -159,24 +166,22 @@ fn doctor(args: &bare_ccm::doctor::DoctorArgs) -> ExitCode {
 }
 
 fn explain(args: ExplainArgs) -> ExitCode {
-    let config = match &args.config {
-        Some(path) => match Config::load(path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("bare-ccm explain: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => Config::default(),
-    };
-    let node = match read_node(&args.node, args.kubeconfig.as_deref()) {
+    let (node, from_cluster) = match read_node(&args.node, args.kubeconfig.as_deref()) {
         Ok(n) => n,
         Err(e) => {
             eprintln!("bare-ccm explain: {e:#}");
             return ExitCode::from(2);
         }
     };
-    let report = ExplainReport::new(&NodeView::from_node(&node), &config);
+    let (config, used) = match explain_config(&args, from_cluster) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bare-ccm explain: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut report = ExplainReport::new(&NodeView::from_node(&node), &config);
+    report.config = used;
     match args.output {
         Output::Text => print!("{}", report.to_text()),
         Output::Json => match serde_json::to_string_pretty(&report) {
@@ -194,10 +199,52 @@ fn explain(args: ExplainArgs) -> ExitCode {
     }
 }
 
+/// The config `explain` uses: `--config`; else, for a node read from the cluster, the
+/// running controller's (its ConfigMap's `config.yaml`, or the defaults the controller
+/// would then use); else the built-in defaults.
+fn explain_config(args: &ExplainArgs, from_cluster: bool) -> anyhow::Result<(Config, ConfigUsed)> {
+    if let Some(path) = &args.config {
+        return Ok((Config::load(path)?, ConfigUsed::file(path)));
+    }
+    if !from_cluster {
+        return Ok((
+            Config::default(),
+            ConfigUsed::defaults(
+                "the node is not from the cluster; pass --config FILE for another",
+            ),
+        ));
+    }
+    let (ns, name) = (args.namespace.as_str(), args.config_map.as_str());
+    let config_map = runtime()?
+        .block_on(bare_ccm::kubeclient::get_config_map(
+            args.kubeconfig.as_deref(),
+            ns,
+            name,
+        ))
+        .context("pass --config FILE to explain with a config file instead")?;
+    let Some(config_map) = config_map else {
+        return Ok((
+            Config::default(),
+            ConfigUsed::defaults(format!("ConfigMap {ns}/{name} not found")),
+        ));
+    };
+    let key = bare_ccm::config::CONFIG_KEY;
+    let Some(text) = config_map.data.as_ref().and_then(|d| d.get(key)) else {
+        return Ok((
+            Config::default(),
+            ConfigUsed::defaults(format!("ConfigMap {ns}/{name} has no key {key}")),
+        ));
+    };
+    let origin = format!("ConfigMap {ns}/{name} key {key}");
+    let config = Config::parse(text, Some(Path::new(&origin)), 0)?;
+    let version = config_map.metadata.resource_version.unwrap_or_default();
+    Ok((config, ConfigUsed::config_map(ns, name, &version)))
+}
+
 /// Reads the `--node` argument: stdin, a JSON/YAML file, or a node name in the cluster.
 /// An argument shaped like a path (a node name has no `/` and no file extension) is never
 /// looked up in the cluster, so a mistyped file name says so.
-fn read_node(arg: &str, kubeconfig: Option<&Path>) -> anyhow::Result<Node> {
+fn read_node(arg: &str, kubeconfig: Option<&Path>) -> anyhow::Result<(Node, bool)> {
     let text = if arg == "-" {
         let mut s = String::new();
         std::io::stdin()
@@ -209,14 +256,15 @@ fn read_node(arg: &str, kubeconfig: Option<&Path>) -> anyhow::Result<Node> {
     } else if arg.contains('/') || [".json", ".yaml", ".yml"].iter().any(|e| arg.ends_with(e)) {
         anyhow::bail!("--node {arg}: file not found");
     } else {
-        return runtime()?.block_on(bare_ccm::kubeclient::get_node(kubeconfig, arg));
+        let node = runtime()?.block_on(bare_ccm::kubeclient::get_node(kubeconfig, arg))?;
+        return Ok((node, true));
     };
     let node =
         parse_node(&text).with_context(|| format!("--node {arg} is not a Node in JSON or YAML"))?;
     if node.metadata.name.as_deref().unwrap_or_default().is_empty() {
         anyhow::bail!("--node {arg} is not a Node: metadata.name is missing");
     }
-    Ok(node)
+    Ok((node, false))
 }
 
 fn parse_node(text: &str) -> anyhow::Result<Node> {

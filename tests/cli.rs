@@ -404,3 +404,97 @@ async fn explain_reads_a_node_by_name_from_the_cluster_and_writes_nothing() {
         "explain never writes"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_of_a_cluster_node_uses_the_controllers_config_map_and_says_so() {
+    use bare_ccm_emulator::{Emulator, EmulatorOptions};
+    use k8s_openapi::api::core::v1::{ConfigMap, Node};
+    let emulator = Emulator::start(EmulatorOptions::default())
+        .await
+        .expect("emulator starts");
+    let client = emulator
+        .client(&emulator.admin_token())
+        .await
+        .expect("client");
+    let node: Node =
+        serde_json::from_value(node_object(&KubeletSpec::k3s_agent("n7", "10.0.0.7", None)))
+            .expect("node object");
+    kube::Api::<Node>::all(client.clone())
+        .create(&Default::default(), &node)
+        .await
+        .expect("node created");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    emulator
+        .write_kubeconfig(&emulator.admin_token(), &kubeconfig)
+        .expect("kubeconfig written");
+    let kubeconfig = kubeconfig.to_str().expect("utf-8").to_owned();
+    let explain = |extra: Vec<String>| {
+        let kubeconfig = kubeconfig.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec!["explain", "--node", "n7", "--kubeconfig", &kubeconfig];
+            args.extend(extra.iter().map(String::as_str));
+            bare_ccm(&args, None)
+        })
+    };
+    let json_args = || vec!["-o".to_owned(), "json".to_owned()];
+
+    // No ConfigMap: the defaults, as the controller would use them, and why.
+    let out = explain(json_args()).await.expect("explain ran");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report = json(&out);
+    assert_eq!(report["config"]["source"], "defaults");
+    assert_eq!(
+        report["config"]["note"],
+        "ConfigMap kube-system/bare-ccm-config not found"
+    );
+    assert!(
+        report["labels"]
+            .get("topology.kubernetes.io/zone")
+            .is_none()
+    );
+
+    let config_map: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "bare-ccm-config", "namespace": "kube-system"},
+        "data": {"config.yaml": "zone: z1\n"}
+    }))
+    .expect("config map");
+    let created = kube::Api::<ConfigMap>::namespaced(client, "kube-system")
+        .create(&Default::default(), &config_map)
+        .await
+        .expect("config map created");
+    let version = created
+        .metadata
+        .resource_version
+        .expect("a resourceVersion");
+    let writes_before = emulator.accounting().writes().len();
+    let out = explain(json_args()).await.expect("explain ran");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report = json(&out);
+    assert_eq!(
+        report["config"],
+        serde_json::json!({"source": "configMap", "name": "kube-system/bare-ccm-config", "resourceVersion": version})
+    );
+    assert_eq!(report["labels"]["topology.kubernetes.io/zone"], "z1");
+    let out = explain(vec![]).await.expect("explain ran");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "config: ConfigMap kube-system/bare-ccm-config (resourceVersion {version}), key config.yaml"
+        )),
+        "{text}"
+    );
+    assert_eq!(emulator.accounting().writes().len(), writes_before);
+
+    // --config wins over the cluster's.
+    let file = write(&dir, "other.yaml", "zone: z2\n");
+    let file = file.to_str().expect("utf-8").to_owned();
+    let mut args = json_args();
+    args.extend(["--config".to_owned(), file.clone()]);
+    let report = json(&explain(args).await.expect("explain ran"));
+    assert_eq!(
+        report["config"],
+        serde_json::json!({"source": "file", "name": file})
+    );
+    assert_eq!(report["labels"]["topology.kubernetes.io/zone"], "z2");
+}
