@@ -83,8 +83,23 @@ struct CheckConfigArgs {
     output: Output,
 }
 
+/// Printed after clap's error for an unknown flag.
+const UNKNOWN_FLAG_HINT: &str = "hint: `bare-ccm run --help` lists every flag. Of the upstream cloud-controller-manager's flags, bare-ccm takes those it implements (the leader-election ones, --kubeconfig, --controllers, --concurrent-node-syncs, ...) and accepts --cloud-provider and --v with a warning; remove any other.";
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let unknown = e.kind() == clap::error::ErrorKind::UnknownArgument
+                && std::env::args().nth(1).as_deref() == Some("run");
+            // Prints help and version too (on stdout, exit 0).
+            let _ = e.print();
+            if unknown {
+                eprintln!("\n{UNKNOWN_FLAG_HINT}");
+            }
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
     match cli.command {
         Command::Run(args) => run(*args),
         Command::Explain(args) => explain(args),

@@ -498,3 +498,43 @@ async fn explain_of_a_cluster_node_uses_the_controllers_config_map_and_says_so()
     );
     assert_eq!(report["labels"]["topology.kubernetes.io/zone"], "z2");
 }
+
+#[test]
+fn run_accepts_upstream_cloud_provider_and_v_with_a_warning_each_and_refuses_other_flags_with_a_hint()
+ {
+    let out = bare_ccm(
+        &[
+            "run",
+            "--cloud-provider=external",
+            "--v=2",
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+        ],
+        None,
+    );
+    // The flags parse; the missing kubeconfig then stops it (not a usage error).
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("ignoring --")).collect();
+    assert_eq!(warnings.len(), 2, "{err}");
+    assert!(
+        warnings[0].contains("ignoring --cloud-provider=external"),
+        "{err}"
+    );
+    assert!(
+        warnings[1].contains("ignoring --v=2") && warnings[1].contains("RUST_LOG"),
+        "{err}"
+    );
+
+    let out = bare_ccm(&["run", "--allocate-node-cidrs=false"], None);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unexpected argument '--allocate-node-cidrs'"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: `bare-ccm run --help` lists every flag"),
+        "{err}"
+    );
+}
