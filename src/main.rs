@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::Node;
 use bare_ccm::config::Config;
 use bare_ccm::explain::{ConfigUsed, ExplainReport};
 use bare_ccm::node_view::NodeView;
+use bare_ccm::telemetry::Chain;
 
 #[derive(Parser)]
 #[command(
@@ -136,7 +137,7 @@ fn run(args: bare_ccm::run::RunArgs) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("bare-ccm run: {e:#}");
+            eprintln!("bare-ccm run: {}", Chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -148,7 +149,7 @@ fn sim(args: bare_ccm::sim::SimArgs) -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("bare-ccm sim: {e:#}");
+            eprintln!("bare-ccm sim: {}", Chain(e.as_ref()));
             ExitCode::from(2)
         }
     }
@@ -163,7 +164,7 @@ fn doctor(args: &bare_ccm::doctor::DoctorArgs) -> ExitCode {
             return ExitCode::from(2);
         }
         Err(e) => {
-            eprintln!("bare-ccm doctor: {e:#}");
+            eprintln!("bare-ccm doctor: {}", Chain(e.as_ref()));
             return ExitCode::from(2);
         }
     };
@@ -184,14 +185,14 @@ fn explain(args: ExplainArgs) -> ExitCode {
     let (node, from_cluster) = match read_node(&args.node, args.kubeconfig.as_deref()) {
         Ok(n) => n,
         Err(e) => {
-            eprintln!("bare-ccm explain: {e:#}");
+            eprintln!("bare-ccm explain: {}", Chain(e.as_ref()));
             return ExitCode::from(2);
         }
     };
     let (config, used) = match explain_config(&args, from_cluster) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("bare-ccm explain: {e:#}");
+            eprintln!("bare-ccm explain: {}", Chain(e.as_ref()));
             return ExitCode::from(2);
         }
     };

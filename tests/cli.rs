@@ -538,3 +538,87 @@ fn run_accepts_upstream_cloud_provider_and_v_with_a_warning_each_and_refuses_oth
         "{err}"
     );
 }
+
+/// `bare-ccm run` against an API server that refuses connections, for 3 s; its stderr.
+fn run_against_a_refusing_server() -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let kubeconfig = write(
+        &dir,
+        "kubeconfig",
+        &format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
+        ),
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_bare-ccm"))
+        .args([
+            "run",
+            "--port",
+            "0",
+            "--bind-address",
+            "127.0.0.1",
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("bare-ccm starts");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let stopped = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(stopped, "SIGTERM sent");
+    let out = child.wait_with_output().expect("bare-ccm stops");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn logs_to_a_pipe_have_no_colours_no_duplicate_client_lines_and_no_rbac_advice_for_a_refused_connection()
+ {
+    let log = run_against_a_refusing_server();
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI escape codes in a pipe:\n{log}"
+    );
+    let lease: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("cannot read or renew the leader lease"))
+        .collect();
+    assert!(!lease.is_empty(), "{log}");
+    for line in &lease {
+        assert!(
+            line.contains("Connection refused"),
+            "the cause is shown: {line}"
+        );
+        assert!(
+            !line.contains("RBAC"),
+            "no RBAC advice for a refused connection: {line}"
+        );
+    }
+    // Each failed request is logged once, by bare-ccm, not again by kube's trace layer.
+    assert!(!log.contains("kube_client"), "{log}");
+    assert!(!log.contains("failed with error"), "{log}");
+}
+
+#[test]
+fn help_texts_name_no_internal_function() {
+    let sim = cfg!(feature = "sim").then_some("sim");
+    for command in ["run", "explain", "check-config", "doctor"]
+        .into_iter()
+        .chain(sim)
+    {
+        let out = bare_ccm(&[command, "--help"], None);
+        assert_eq!(out.status.code(), Some(0), "{command}: {out:?}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(!help.is_empty(), "{command}");
+        for line in help.lines() {
+            assert!(!line.contains("::"), "bare-ccm {command} --help: {line}");
+        }
+    }
+}

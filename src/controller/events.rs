@@ -31,6 +31,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::leader::LeaderGate;
+use crate::telemetry::Chain;
 
 /// Reason of the Normal event after a successful initialisation (upstream's).
 pub const REASON_SYNCED: &str = "Synced";
@@ -291,7 +292,7 @@ async fn send_synced(client: &kube::Client, reporter: &Reporter, node: &str) {
         "Node synced successfully".into(),
     );
     if let Err(e) = create(client, &event).await {
-        tracing::warn!(node, error = %e, "cannot record the Synced event");
+        tracing::warn!(node, error = %Chain(&e), "cannot record the Synced event");
     }
 }
 
@@ -372,7 +373,7 @@ async fn send_warning(
         create(client, &event).await.map(drop)
     };
     if let Err(e) = result {
-        tracing::warn!(object = %name, reason, error = %e, "cannot record a Warning event");
+        tracing::warn!(object = %name, reason, error = %Chain(&e), "cannot record a Warning event");
     }
 }
 

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config_reload::SharedConfig;
 use crate::leader::LeaderGate;
 use crate::metrics::Metrics;
+use crate::telemetry::Chain;
 use cache::{LeanNode, NodeCache, Observed};
 use events::{Events, REASON_WRITE_FORBIDDEN, REASON_WRITE_REJECTED, node_ref};
 use queue::WorkQueue;
@@ -409,7 +410,7 @@ async fn watch_nodes(ctx: Arc<Context>, client: kube::Client, shutdown: Cancella
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "node watch failed; re-listing with backoff");
+                tracing::warn!(error = %Chain(&e), "node watch failed; re-listing with backoff");
             }
         }
     }
@@ -485,7 +486,7 @@ async fn worker(ctx: Arc<Context>, shutdown: CancellationToken) {
                     tracing::error!(node = %name, retry_in = ?delay, "{}", rejection.note);
                 } else {
                     let delay = ctx.queue.retry_later(&name);
-                    tracing::warn!(error = %e, retry_in = ?delay, "node sync failed");
+                    tracing::warn!(error = %Chain(&e), retry_in = ?delay, "node sync failed");
                 }
             }
         }
