@@ -226,7 +226,10 @@ async fn write(ctx: &Context, name: &str, which: Write, patch: &Value) -> Result
         },
     };
     result.map_err(|source| match &source {
-        kube::Error::Api(status) if status.code == 409 || is_failed_test(status) => {
+        // Only the node write is a JSON patch with `test` operations.
+        kube::Error::Api(status)
+            if status.code == 409 || (which != Write::Addresses && is_failed_test(status)) =>
+        {
             Error::Conflict {
                 node: name.to_string(),
                 attempts: 1,
