@@ -230,8 +230,9 @@ impl Context {
     }
 }
 
-/// Upper bound of the per-node backoff after a failed write (API errors, conflicts,
-/// throttling). Upstream's controllers cap at 1000 s (client-go
+/// Upper bound of the per-node backoff after a failed write that may heal by itself (5xx,
+/// conflicts, throttling, an unreachable server; 403 and 422 use [`REJECTED_BACKOFF`]).
+/// Upstream's controllers cap at 1000 s (client-go
 /// `util/workqueue/default_rate_limiters.go`, `DefaultControllerRateLimiter`: 5 ms
 /// doubling to 1000 s); bare-ccm runs at bootstrap, where a node waiting minutes for a
 /// retry is a node without networking (its pods cannot be scheduled while the taint
