@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use regex::Regex;
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
 use crate::resolve::AddressSource;
 use crate::resolve::addresses::{AddressType, is_plausible_name, parse_ip};
@@ -174,7 +173,7 @@ pub struct InventoryAddress {
 }
 
 /// One validation problem, located by key path and, when known, line.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ConfigProblem {
     /// Key path, e.g. `inventory[2].nameRegex`.
     pub path: String,
@@ -226,6 +225,26 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// The problems as `check-config -o json` lists them: a parse or read error is one
+    /// problem with an empty path.
+    pub fn problems(&self) -> Vec<ConfigProblem> {
+        match self {
+            ConfigError::Invalid { problems, .. } => problems.clone(),
+            ConfigError::Parse { line, message, .. } => vec![ConfigProblem {
+                path: String::new(),
+                line: *line,
+                message: message.lines().next().unwrap_or_default().to_string(),
+            }],
+            ConfigError::Read { .. } => vec![ConfigProblem {
+                path: String::new(),
+                line: None,
+                message: self.to_string(),
+            }],
+        }
+    }
+}
+
 /// " in FILE" for messages, or nothing.
 fn in_file(file: &Option<PathBuf>) -> String {
     file.as_ref()
@@ -234,20 +253,10 @@ fn in_file(file: &Option<PathBuf>) -> String {
 }
 
 impl Config {
-    /// Parses and validates YAML text. An empty document gives the defaults.
+    /// Parses and validates YAML text. An empty document gives the defaults. Errors call
+    /// the text `config.yaml` (the key of bare-ccm's ConfigMap).
     pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = if is_blank_yaml(text) {
-            RawConfig::default()
-        } else {
-            serde_saphyr::from_str_with_options(text, parse_options()).map_err(|e| {
-                ConfigError::Parse {
-                    file: None,
-                    line: e.location().map(|l| l.line()).filter(|l| *l > 0),
-                    message: e.to_string(),
-                }
-            })?
-        };
-        validate(raw)
+        Config::parse(text, None, 0)
     }
 
     /// Reads and parses a config file; errors name the file.
@@ -256,27 +265,59 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::from_yaml(&text).map_err(|e| match e {
-            ConfigError::Parse { line, message, .. } => ConfigError::Parse {
-                file: Some(path.to_path_buf()),
-                line,
-                // The parser's snippet header names its input "<input>".
-                message: message.replace("<input>", &path.display().to_string()),
-            },
-            ConfigError::Invalid { problems, .. } => ConfigError::Invalid {
-                file: Some(path.to_path_buf()),
-                problems,
-            },
-            read => read,
+        Config::parse(&text, Some(path), 0)
+    }
+
+    /// Parses and validates `text`, read from `file` (named in errors) where it starts after
+    /// line `line_offset` (a `config.yaml` embedded in a manifest): every line in a problem
+    /// is a line of `file`. Every problem is reported, not only the first; only YAML that
+    /// does not parse at all stops at its first error.
+    pub fn parse(text: &str, file: Option<&Path>, line_offset: u64) -> Result<Config, ConfigError> {
+        let mut p = Problems(Vec::new());
+        let raw = match parse_tree(text) {
+            Ok(None) => RawConfig::default(),
+            Ok(Some(root)) => read_config(&root, &mut p),
+            Err(e) => {
+                let name =
+                    file.map_or_else(|| "config.yaml".to_string(), |f| f.display().to_string());
+                let message = e.render_with_options(serde_saphyr::render_options! {
+                    source_name: Some(name.as_str()),
+                    line_offset: line_offset,
+                });
+                return Err(ConfigError::Parse {
+                    file: file.map(Path::to_path_buf),
+                    line: e
+                        .location()
+                        .map(|l| l.line())
+                        .filter(|l| *l > 0)
+                        .map(|l| l + line_offset),
+                    message,
+                });
+            }
+        };
+        let config = validate(raw, &mut p);
+        if p.0.is_empty() {
+            return Ok(config);
+        }
+        let mut problems = p.0;
+        for problem in &mut problems {
+            problem.line = problem.line.map(|l| l + line_offset);
+        }
+        problems.sort_by_key(|problem| problem.line.unwrap_or(u64::MAX));
+        Err(ConfigError::Invalid {
+            file: file.map(Path::to_path_buf),
+            problems,
         })
     }
 }
 
 /// The YAML reading rules: only YAML 1.2 booleans (`true`/`false`, not `yes`/`on`), so a
-/// plain `yes` is a string; [`strict_bool`] and [`RawLabelValue`] then refuse any scalar of
-/// the wrong kind instead of converting it.
+/// plain `yes` is a string; duplicate keys reach the schema walk, which reports them.
 fn parse_options() -> serde_saphyr::Options {
-    serde_saphyr::options! { strict_booleans: true }
+    serde_saphyr::options! {
+        strict_booleans: true,
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
+    }
 }
 
 /// True when the text holds no YAML content (only blanks, comments, document markers).
@@ -287,56 +328,658 @@ fn is_blank_yaml(text: &str) -> bool {
     })
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    #[serde(rename = "providerID")]
-    provider_id: Option<Spanned<String>>,
-    #[serde(rename = "instanceType")]
-    instance_type: Option<Spanned<String>>,
-    zone: Option<Spanned<String>>,
-    region: Option<Spanned<String>>,
-    #[serde(rename = "addressSources")]
-    address_sources: Option<Vec<Spanned<String>>>,
-    #[serde(rename = "providedNodeIP")]
-    provided_node_ip: Option<ProvidedNodeIpMode>,
-    #[serde(
-        rename = "requireInternalIP",
-        default,
-        deserialize_with = "require_internal_ip"
-    )]
-    require_internal_ip: Option<bool>,
-    #[serde(rename = "preferIPv6", default, deserialize_with = "prefer_ipv6")]
-    prefer_ipv6: Option<bool>,
-    #[serde(rename = "extraLabels", default, deserialize_with = "null_as_default")]
-    extra_labels: BTreeMap<String, Spanned<RawLabelValue>>,
-    #[serde(default, deserialize_with = "null_as_default")]
-    inventory: Vec<Spanned<RawInventoryEntry>>,
+/// A value and the 1-based line where it starts (when the parser knew it).
+#[derive(Clone, Debug, PartialEq)]
+struct Spanned<T> {
+    value: T,
+    line: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawInventoryEntry {
-    name: Option<Spanned<String>>,
-    #[serde(rename = "nameRegex")]
-    name_regex: Option<Spanned<String>>,
-    selector: Option<Spanned<RawSelector>>,
-    #[serde(default, deserialize_with = "null_as_default")]
-    addresses: Vec<Spanned<RawAddress>>,
-    #[serde(rename = "providerID")]
+/// A YAML value as written, before the schema is applied: a scalar keeps what YAML made of
+/// it, so a number or boolean where text is wanted can be refused ("quote it") rather
+/// than converted, and a map keeps every entry, duplicates included, in file order.
+#[derive(Clone, Debug, PartialEq)]
+enum Yaml {
+    Null,
+    /// A string scalar (quoted, or plain text YAML reads as no other type).
+    Text(String),
+    Bool(bool),
+    /// A number, as it reads back.
+    Number(String),
+    Seq(Vec<Spanned<Yaml>>),
+    Map(Vec<(Spanned<Yaml>, Spanned<Yaml>)>),
+}
+
+impl<'de> Deserialize<'de> for Spanned<Yaml> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = serde_saphyr::Spanned::<Yaml>::deserialize(d)?;
+        Ok(Spanned {
+            line: Some(s.referenced.line()).filter(|l| *l > 0),
+            value: s.value,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Yaml {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Yaml;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any YAML value")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Yaml, E> {
+                Ok(Yaml::Text(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Yaml, E> {
+                Ok(Yaml::Bool(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Yaml, E> {
+                Ok(Yaml::Number(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Yaml, E> {
+                Ok(Yaml::Number(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Yaml, E> {
+                Ok(Yaml::Number(v.to_string()))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Yaml, E> {
+                Ok(Yaml::Null)
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Yaml, E> {
+                Ok(Yaml::Null)
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Yaml, D::Error> {
+                Yaml::deserialize(d)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Yaml, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = a.next_element::<Spanned<Yaml>>()? {
+                    items.push(item);
+                }
+                Ok(Yaml::Seq(items))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Yaml, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = a.next_key::<Spanned<Yaml>>()? {
+                    entries.push((key, a.next_value::<Spanned<Yaml>>()?));
+                }
+                Ok(Yaml::Map(entries))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl Yaml {
+    /// What a message calls this kind of value.
+    fn kind(&self) -> &'static str {
+        match self {
+            Yaml::Null => "nothing",
+            Yaml::Text(_) => "a string",
+            Yaml::Bool(_) => "a boolean",
+            Yaml::Number(_) => "a number",
+            Yaml::Seq(_) => "a list",
+            Yaml::Map(_) => "a map",
+        }
+    }
+
+    /// A scalar as written back (for keys and messages).
+    fn scalar_text(&self) -> Option<String> {
+        match self {
+            Yaml::Text(s) | Yaml::Number(s) => Some(s.clone()),
+            Yaml::Bool(b) => Some(b.to_string()),
+            Yaml::Null => Some("null".into()),
+            Yaml::Seq(_) | Yaml::Map(_) => None,
+        }
+    }
+}
+
+/// The YAML of a config as a tree; `None` for a document without content.
+fn parse_tree(text: &str) -> Result<Option<Spanned<Yaml>>, serde_saphyr::Error> {
+    if is_blank_yaml(text) {
+        return Ok(None);
+    }
+    let root: Spanned<Yaml> = serde_saphyr::from_str_with_options(text, parse_options())?;
+    Ok((root.value != Yaml::Null).then_some(root))
+}
+
+/// Where `check-config` found the config text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Located {
+    /// The config YAML itself.
+    pub text: String,
+    /// Lines of the input before the config's first line (0 for a config file).
+    pub line_offset: u64,
+    /// `None` for a config file, else `ConfigMap NAMESPACE/NAME` (the key is [`CONFIG_KEY`]).
+    pub config_map: Option<String>,
+}
+
+/// The ConfigMap that holds bare-ccm's config in the shipped manifests.
+pub const CONFIG_MAP: &str = "bare-ccm-config";
+/// Its key that holds the config file (mounted as `/etc/bare-ccm/config.yaml`).
+pub const CONFIG_KEY: &str = "config.yaml";
+
+/// Finds the config in `text`: a config file as it is; a ConfigMap document (its
+/// [`CONFIG_KEY`]); or, in a manifest of several documents, the ConfigMap [`CONFIG_MAP`].
+/// Lines of an embedded config are counted from the input's first line, so a problem's line
+/// points into the manifest. YAML that does not parse is treated as a config file (its
+/// parse error is then reported); `Err` says why no config was found.
+pub fn locate_config(text: &str) -> Result<Located, String> {
+    let as_file = Located {
+        text: text.to_string(),
+        line_offset: 0,
+        config_map: None,
+    };
+    let Ok(docs) = serde_saphyr::from_multiple_with_options::<Spanned<Yaml>>(text, parse_options())
+    else {
+        return Ok(as_file);
+    };
+    let docs: Vec<&Spanned<Yaml>> = docs.iter().filter(|d| d.value != Yaml::Null).collect();
+    let field = |doc: &Spanned<Yaml>, name: &str| -> Option<Spanned<Yaml>> {
+        let Yaml::Map(entries) = &doc.value else {
+            return None;
+        };
+        entries
+            .iter()
+            .find(|(k, _)| k.value == Yaml::Text(name.to_string()))
+            .map(|(_, v)| v.clone())
+    };
+    let text_of = |v: Option<Spanned<Yaml>>| match v.map(|v| v.value) {
+        Some(Yaml::Text(s)) => Some(s),
+        _ => None,
+    };
+    let kind = |doc: &Spanned<Yaml>| text_of(field(doc, "kind"));
+    let is_object = |doc: &Spanned<Yaml>| kind(doc).is_some() && field(doc, "apiVersion").is_some();
+    if docs.len() <= 1 && !docs.iter().any(|d| is_object(d)) {
+        return Ok(as_file);
+    }
+    let config_maps: Vec<&Spanned<Yaml>> = docs
+        .iter()
+        .copied()
+        .filter(|d| kind(d).as_deref() == Some("ConfigMap"))
+        .collect();
+    let name_of = |doc: &Spanned<Yaml>| {
+        let meta = field(doc, "metadata");
+        let name = meta.as_ref().and_then(|m| text_of(field(m, "name")));
+        let namespace = meta.as_ref().and_then(|m| text_of(field(m, "namespace")));
+        (
+            name.unwrap_or_default(),
+            namespace.unwrap_or_else(|| "default".into()),
+        )
+    };
+    let chosen = match config_maps.as_slice() {
+        [only] if docs.len() == 1 => *only,
+        _ => config_maps
+            .iter()
+            .copied()
+            .find(|d| name_of(d).0 == CONFIG_MAP)
+            .ok_or_else(|| {
+                if docs.len() == 1 {
+                    format!(
+                        "it holds a {}, not a bare-ccm config or its ConfigMap",
+                        kind(docs[0]).unwrap_or_default()
+                    )
+                } else {
+                    format!(
+                        "no ConfigMap {CONFIG_MAP} among its {} documents",
+                        docs.len()
+                    )
+                }
+            })?,
+    };
+    let (name, namespace) = name_of(chosen);
+    let described = format!("ConfigMap {namespace}/{name}");
+    let value = field(chosen, "data")
+        .and_then(|data| field(&data, CONFIG_KEY))
+        .ok_or_else(|| format!("{described} has no data key {CONFIG_KEY}"))?;
+    let Yaml::Text(config) = &value.value else {
+        return Err(format!("{described}: data.{CONFIG_KEY} is not a string"));
+    };
+    // A block scalar (`config.yaml: |`) starts on the line after its indicator and keeps
+    // its lines; a scalar on the key's own line starts on that line.
+    let line = value.line.unwrap_or(1);
+    let indicator = text
+        .lines()
+        .nth(usize::try_from(line.saturating_sub(1)).unwrap_or(usize::MAX))
+        .map(|l| l.split(" #").next().unwrap_or(l).trim_end())
+        .is_some_and(|l| {
+            l.rsplit_once(':').is_some_and(|(_, rest)| {
+                let rest = rest.trim();
+                rest.starts_with('|') || rest.starts_with('>')
+            })
+        });
+    Ok(Located {
+        text: config.clone(),
+        line_offset: if indicator {
+            line
+        } else {
+            line.saturating_sub(1)
+        },
+        config_map: Some(described),
+    })
+}
+
+/// The entries of a map value, each key with its text; reports non-scalar keys and
+/// repeated keys (keeping the first). `None`, with a problem, when `v` is not a map;
+/// an empty list for `null` (a section whose entries are all commented out).
+fn map_entries<'y>(
+    path: &str,
+    v: &'y Spanned<Yaml>,
+    p: &mut Problems,
+) -> Option<Vec<(Spanned<String>, &'y Spanned<Yaml>)>> {
+    let entries = match &v.value {
+        Yaml::Map(entries) => entries,
+        Yaml::Null => return Some(Vec::new()),
+        other => {
+            p.push(
+                path,
+                v.line,
+                format!("expected a map, found {}", other.kind()),
+            );
+            return None;
+        }
+    };
+    let mut out: Vec<(Spanned<String>, &Spanned<Yaml>)> = Vec::new();
+    for (key, value) in entries {
+        let Some(text) = key.value.scalar_text() else {
+            p.push(
+                path,
+                key.line,
+                format!("a key must be a plain value, found {}", key.value.kind()),
+            );
+            continue;
+        };
+        if let Some((first, _)) = out.iter().find(|(k, _)| k.value == text) {
+            // Label keys are quoted in paths, as `validate_labels` writes them.
+            let shown = if text.chars().all(|c| c.is_ascii_alphanumeric()) {
+                text.clone()
+            } else {
+                format!("{text:?}")
+            };
+            p.push(
+                join(path, &shown),
+                key.line,
+                format!(
+                    "is set twice{}; a key may appear only once: delete one of them",
+                    first
+                        .line
+                        .map(|l| format!(" (first on line {l})"))
+                        .unwrap_or_default()
+                ),
+            );
+            continue;
+        }
+        out.push((
+            Spanned {
+                value: text,
+                line: key.line,
+            },
+            value,
+        ));
+    }
+    Some(out)
+}
+
+/// `base.key` as paths are written (the key alone at the top level).
+fn join(base: &str, key: &str) -> String {
+    if base.is_empty() {
+        key.to_string()
+    } else {
+        format!("{base}.{key}")
+    }
+}
+
+/// A key that no schema field has: named with the accepted ones, and the likely intended
+/// one when only the case differs (`providerId`).
+fn unknown_key(path: &str, key: &Spanned<String>, known: &[&str], p: &mut Problems) {
+    let hint = known
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(&key.value))
+        .map(|k| format!("; did you mean {k}?"))
+        .unwrap_or_default();
+    p.push(
+        join(path, &key.value),
+        key.line,
+        format!("unknown key (expected one of {}){hint}", known.join(", ")),
+    );
+}
+
+/// A string setting: text, or `None` when null; any other scalar is refused ("quote it").
+fn text_value(path: &str, v: &Spanned<Yaml>, p: &mut Problems) -> Option<Spanned<String>> {
+    match &v.value {
+        Yaml::Text(s) => Some(Spanned {
+            value: s.clone(),
+            line: v.line,
+        }),
+        Yaml::Null => None,
+        Yaml::Bool(_) | Yaml::Number(_) => {
+            let shown = v.value.scalar_text().unwrap_or_default();
+            p.push(
+                path,
+                v.line,
+                format!("{shown} is not a string: quote it (\"{shown}\")"),
+            );
+            None
+        }
+        other => {
+            p.push(
+                path,
+                v.line,
+                format!("expected a string, found {}", other.kind()),
+            );
+            None
+        }
+    }
+}
+
+/// A boolean setting: only an unquoted `true`/`false` (YAML 1.2); `None` when null. A
+/// quoted `"yes"`/`"true"` or a YAML 1.1 `yes`/`on` is refused, so a value meant as text
+/// never silently switches a setting.
+fn bool_value(path: &str, v: &Spanned<Yaml>, p: &mut Problems) -> Option<bool> {
+    match &v.value {
+        Yaml::Bool(b) => Some(*b),
+        Yaml::Null => None,
+        other => {
+            let shown = match other {
+                Yaml::Text(s) => format!("{s:?}"),
+                _ => other
+                    .scalar_text()
+                    .unwrap_or_else(|| other.kind().to_string()),
+            };
+            p.push(
+                path,
+                v.line,
+                format!("must be true or false, unquoted (found {shown})"),
+            );
+            None
+        }
+    }
+}
+
+/// A list setting: its items, or an empty list when null.
+fn list_items<'y>(
+    path: &str,
+    v: &'y Spanned<Yaml>,
+    p: &mut Problems,
+) -> Option<&'y [Spanned<Yaml>]> {
+    match &v.value {
+        Yaml::Seq(items) => Some(items),
+        Yaml::Null => Some(&[]),
+        other => {
+            p.push(
+                path,
+                v.line,
+                format!("expected a list, found {}", other.kind()),
+            );
+            None
+        }
+    }
+}
+
+/// A map of label keys to label values (`extraLabels`, `labels`, `matchLabels`).
+fn label_map(
+    path: &str,
+    v: &Spanned<Yaml>,
+    p: &mut Problems,
+) -> BTreeMap<String, Spanned<RawLabelValue>> {
+    let mut out = BTreeMap::new();
+    for (key, value) in map_entries(path, v, p).unwrap_or_default() {
+        let raw = match &value.value {
+            Yaml::Text(s) => RawLabelValue::Text(s.clone()),
+            Yaml::Seq(_) | Yaml::Map(_) => {
+                let msg = format!(
+                    "expected a label value (a string), found {}",
+                    value.value.kind()
+                );
+                p.push(format!("{path}.{:?}", key.value), value.line, msg);
+                continue;
+            }
+            other => RawLabelValue::NotText(other.scalar_text().unwrap_or_default()),
+        };
+        let line = value.line.or(key.line);
+        out.insert(key.value, Spanned { value: raw, line });
+    }
+    out
+}
+
+const TOP_KEYS: [&str; 10] = [
+    "providerID",
+    "instanceType",
+    "zone",
+    "region",
+    "addressSources",
+    "providedNodeIP",
+    "requireInternalIP",
+    "preferIPv6",
+    "extraLabels",
+    "inventory",
+];
+
+const ENTRY_KEYS: [&str; 9] = [
+    "name",
+    "nameRegex",
+    "selector",
+    "addresses",
+    "providerID",
+    "instanceType",
+    "zone",
+    "region",
+    "labels",
+];
+
+/// Applies the schema to the tree: every unknown key, wrong type and repeated key is a
+/// problem, and whatever is well-formed is kept for [`validate`], so one run reports both.
+fn read_config(root: &Spanned<Yaml>, p: &mut Problems) -> RawConfig {
+    let mut raw = RawConfig::default();
+    let Some(entries) = map_entries("", root, p) else {
+        return raw;
+    };
+    for (key, v) in entries {
+        let path = key.value.as_str();
+        match path {
+            "providerID" => raw.provider_id = text_value(path, v, p),
+            "instanceType" => raw.instance_type = text_value(path, v, p),
+            "zone" => raw.zone = text_value(path, v, p),
+            "region" => raw.region = text_value(path, v, p),
+            "addressSources" if v.value != Yaml::Null => {
+                let Some(items) = list_items(path, v, p) else {
+                    continue;
+                };
+                if items.is_empty() {
+                    raw.address_sources_empty = Some(v.line);
+                }
+                raw.address_sources = Some(
+                    items
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, item)| {
+                            text_value(&format!("{path}[{i}]"), item, p).map(|s| (i, s))
+                        })
+                        .collect(),
+                );
+            }
+            "addressSources" => {}
+            "providedNodeIP" => {
+                raw.provided_node_ip =
+                    text_value(path, v, p).and_then(|mode| match mode.value.as_str() {
+                        "strict" => Some(ProvidedNodeIpMode::Strict),
+                        "prefer" => Some(ProvidedNodeIpMode::Prefer),
+                        "ignore" => Some(ProvidedNodeIpMode::Ignore),
+                        other => {
+                            p.push(
+                                path,
+                                mode.line,
+                                format!(
+                                    "unknown mode {other:?} (expected strict, prefer or ignore)"
+                                ),
+                            );
+                            None
+                        }
+                    });
+            }
+            "requireInternalIP" => raw.require_internal_ip = bool_value(path, v, p),
+            "preferIPv6" => raw.prefer_ipv6 = bool_value(path, v, p),
+            "extraLabels" => raw.extra_labels = label_map(path, v, p),
+            "inventory" => {
+                raw.inventory = list_items(path, v, p)
+                    .unwrap_or_default()
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, item)| {
+                        read_entry(&format!("inventory[{i}]"), item, p).map(|e| (i, e))
+                    })
+                    .collect();
+            }
+            _ => unknown_key("", &key, &TOP_KEYS, p),
+        }
+    }
+    raw
+}
+
+fn read_entry(
+    base: &str,
+    v: &Spanned<Yaml>,
+    p: &mut Problems,
+) -> Option<Spanned<RawInventoryEntry>> {
+    let entries = map_entries(base, v, p)?;
+    let mut e = RawInventoryEntry::default();
+    for (key, value) in entries {
+        let path = join(base, &key.value);
+        match key.value.as_str() {
+            "name" | "nameRegex" => {
+                let text = text_value(&path, value, p);
+                // Refused already: "exactly one of" would only repeat it.
+                e.matcher_refused |= text.is_none() && value.value != Yaml::Null;
+                if key.value == "name" {
+                    e.name = text;
+                } else {
+                    e.name_regex = text;
+                }
+            }
+            "selector" => {
+                let Some(fields) = map_entries(&path, value, p) else {
+                    e.matcher_refused = true;
+                    continue;
+                };
+                if value.value == Yaml::Null {
+                    continue;
+                }
+                let mut selector = RawSelector::default();
+                for (field, labels) in fields {
+                    if field.value == "matchLabels" {
+                        selector.match_labels = label_map(&join(&path, "matchLabels"), labels, p);
+                    } else {
+                        unknown_key(&path, &field, &["matchLabels"], p);
+                    }
+                }
+                e.selector = Some(Spanned {
+                    value: selector,
+                    line: value.line,
+                });
+            }
+            "addresses" => {
+                for (j, a) in list_items(&path, value, p)
+                    .unwrap_or_default()
+                    .iter()
+                    .enumerate()
+                {
+                    let apath = format!("{path}[{j}]");
+                    if let Some(address) = read_address(&apath, a, p) {
+                        e.addresses.push((j, address));
+                    }
+                }
+            }
+            "providerID" => e.provider_id = text_value(&path, value, p),
+            "instanceType" => e.instance_type = text_value(&path, value, p),
+            "zone" => e.zone = text_value(&path, value, p),
+            "region" => e.region = text_value(&path, value, p),
+            "labels" => e.labels = label_map(&path, value, p),
+            _ => unknown_key(base, &key, &ENTRY_KEYS, p),
+        }
+    }
+    Some(Spanned {
+        value: e,
+        line: v.line,
+    })
+}
+
+fn read_address(path: &str, v: &Spanned<Yaml>, p: &mut Problems) -> Option<Spanned<RawAddress>> {
+    let entries = map_entries(path, v, p)?;
+    let (mut type_, mut address) = (None, None);
+    let mut refused = false;
+    for (key, value) in entries {
+        let slot = match key.value.as_str() {
+            "type" => &mut type_,
+            "address" => &mut address,
+            _ => {
+                unknown_key(path, &key, &["type", "address"], p);
+                continue;
+            }
+        };
+        *slot = text_value(&join(path, &key.value), value, p);
+        refused |= slot.is_none() && value.value != Yaml::Null;
+    }
+    match (type_, address) {
+        (Some(t), Some(a)) => Some(Spanned {
+            value: RawAddress {
+                type_: t.value,
+                address: a.value,
+            },
+            line: v.line,
+        }),
+        // A value refused above is not also reported missing.
+        _ if refused => None,
+        (t, _) => {
+            let missing = if t.is_none() { "type" } else { "address" };
+            p.push(
+                join(path, missing),
+                v.line,
+                "missing: an address needs a type and an address",
+            );
+            None
+        }
+    }
+}
+
+/// The config as written, after the schema walk: each field a value of the right type (or
+/// absent), with its line, for [`validate`] to check.
+#[derive(Debug, Default)]
+struct RawConfig {
     provider_id: Option<Spanned<String>>,
-    #[serde(rename = "instanceType")]
     instance_type: Option<Spanned<String>>,
     zone: Option<Spanned<String>>,
     region: Option<Spanned<String>>,
-    #[serde(default, deserialize_with = "null_as_default")]
+    /// The string items with their index in the list.
+    address_sources: Option<Vec<(usize, Spanned<String>)>>,
+    /// Set, with its line, when `addressSources` is an empty list.
+    address_sources_empty: Option<Option<u64>>,
+    provided_node_ip: Option<ProvidedNodeIpMode>,
+    require_internal_ip: Option<bool>,
+    prefer_ipv6: Option<bool>,
+    extra_labels: BTreeMap<String, Spanned<RawLabelValue>>,
+    /// The well-formed entries with their index in the list.
+    inventory: Vec<(usize, Spanned<RawInventoryEntry>)>,
+}
+
+#[derive(Debug, Default)]
+struct RawInventoryEntry {
+    /// A matcher key was given but refused by the schema walk.
+    matcher_refused: bool,
+    name: Option<Spanned<String>>,
+    name_regex: Option<Spanned<String>>,
+    selector: Option<Spanned<RawSelector>>,
+    /// The well-formed addresses with their index in the list.
+    addresses: Vec<(usize, Spanned<RawAddress>)>,
+    provider_id: Option<Spanned<String>>,
+    instance_type: Option<Spanned<String>>,
+    zone: Option<Spanned<String>>,
+    region: Option<Spanned<String>>,
     labels: BTreeMap<String, Spanned<RawLabelValue>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 struct RawSelector {
-    #[serde(rename = "matchLabels", default, deserialize_with = "null_as_default")]
     match_labels: BTreeMap<String, Spanned<RawLabelValue>>,
 }
 
@@ -351,92 +994,10 @@ enum RawLabelValue {
     NotText(String),
 }
 
-impl<'de> Deserialize<'de> for RawLabelValue {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = RawLabelValue;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a label value (a string)")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawLabelValue, E> {
-                Ok(RawLabelValue::Text(v.to_string()))
-            }
-            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<RawLabelValue, E> {
-                Ok(RawLabelValue::NotText(v.to_string()))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawLabelValue, E> {
-                Ok(RawLabelValue::NotText(v.to_string()))
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawLabelValue, E> {
-                Ok(RawLabelValue::NotText(v.to_string()))
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RawLabelValue, E> {
-                Ok(RawLabelValue::NotText(v.to_string()))
-            }
-            fn visit_unit<E: serde::de::Error>(self) -> Result<RawLabelValue, E> {
-                Ok(RawLabelValue::NotText("null".to_string()))
-            }
-            fn visit_none<E: serde::de::Error>(self) -> Result<RawLabelValue, E> {
-                self.visit_unit()
-            }
-        }
-        d.deserialize_any(Visitor)
-    }
-}
-
-/// `requireInternalIP`, read with [`strict_bool`].
-fn require_internal_ip<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    strict_bool(d, "requireInternalIP")
-}
-
-/// `preferIPv6`, read with [`strict_bool`].
-fn prefer_ipv6<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    strict_bool(d, "preferIPv6")
-}
-
-/// Reads a boolean setting: only an unquoted `true`/`false` (YAML 1.2). serde-saphyr
-/// otherwise converts quoted `"yes"`/`"true"` and YAML 1.1 `yes`/`on` to booleans, so a
-/// value meant as text would silently switch a setting. Empty means "not set".
-fn strict_bool<'de, D: serde::Deserializer<'de>>(
-    d: D,
-    key: &'static str,
-) -> Result<Option<bool>, D::Error> {
-    struct Visitor(&'static str);
-    impl serde::de::Visitor<'_> for Visitor {
-        type Value = Option<bool>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            write!(f, "{}: true or false, unquoted", self.0)
-        }
-        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Option<bool>, E> {
-            Ok(Some(v))
-        }
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Option<bool>, E> {
-            Ok(None)
-        }
-        fn visit_none<E: serde::de::Error>(self) -> Result<Option<bool>, E> {
-            Ok(None)
-        }
-    }
-    d.deserialize_any(Visitor(key))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 struct RawAddress {
-    #[serde(rename = "type")]
     type_: String,
     address: String,
-}
-
-/// Reads an empty YAML value (`key:` with nothing after it) as the type's default, so a
-/// section whose entries are all commented out is not an error.
-fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    Option::<T>::deserialize(d).map(Option::unwrap_or_default)
 }
 
 /// Collects problems while validating.
@@ -454,16 +1015,19 @@ impl Problems {
 
 /// The line of a spanned value, when the parser knew it.
 fn line_of<T>(s: &Spanned<T>) -> Option<u64> {
-    Some(s.referenced.line()).filter(|l| *l > 0)
+    s.line
 }
 
-fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
-    let mut p = Problems(Vec::new());
+/// Checks every value of the well-formed `raw` config, adding each problem to `p`, and
+/// returns the config (meaningful only when `p` stays empty).
+fn validate(raw: RawConfig, p: &mut Problems) -> Config {
     let defaults = Config::default();
 
     let provider_id = match raw.provider_id {
         Some(t) => {
-            if let Err(msg) = check_provider_id_template(&t.value) {
+            if let Err(msg) =
+                check_provider_id_template(&t.value).and_then(|()| check_has_node(&t.value))
+            {
                 p.push("providerID", line_of(&t), msg);
             }
             t.value
@@ -491,39 +1055,32 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let require_internal_ip = raw
         .require_internal_ip
         .unwrap_or(defaults.require_internal_ip);
-    let address_sources = match raw.address_sources {
-        Some(list) if list.is_empty() && require_internal_ip => {
+    let address_sources = match (raw.address_sources, raw.address_sources_empty) {
+        (Some(_), Some(line)) if require_internal_ip => {
             p.push(
                 "addressSources",
-                None,
+                line,
                 "an empty list can give no node an InternalIP while requireInternalIP is true; list at least one source",
             );
             Vec::new()
         }
-        Some(list) => validate_sources(&list, &mut p),
-        None => defaults.address_sources,
+        (Some(list), _) => validate_sources(&list, p),
+        (None, _) => defaults.address_sources,
     };
 
-    let extra_labels = validate_labels("extraLabels", raw.extra_labels, &mut p);
+    let extra_labels = validate_labels("extraLabels", raw.extra_labels, p);
 
     let mut names = BTreeMap::new();
     let inventory = raw
         .inventory
         .into_iter()
-        .enumerate()
         .filter_map(|(i, e)| {
-            check_duplicate_name(i, &e, &mut names, &mut p);
-            validate_entry(i, e, &mut p)
+            check_duplicate_name(i, &e, &mut names, p);
+            validate_entry(i, e, p)
         })
         .collect();
 
-    if !p.0.is_empty() {
-        return Err(ConfigError::Invalid {
-            file: None,
-            problems: p.0,
-        });
-    }
-    Ok(Config {
+    Config {
         provider_id,
         instance_type,
         zone,
@@ -534,12 +1091,12 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         prefer_ipv6: raw.prefer_ipv6.unwrap_or(defaults.prefer_ipv6),
         extra_labels,
         inventory,
-    })
+    }
 }
 
-fn validate_sources(list: &[Spanned<String>], p: &mut Problems) -> Vec<AddressSource> {
+fn validate_sources(list: &[(usize, Spanned<String>)], p: &mut Problems) -> Vec<AddressSource> {
     let mut out: Vec<AddressSource> = Vec::new();
-    for (i, s) in list.iter().enumerate() {
+    for (i, s) in list {
         let path = format!("addressSources[{i}]");
         match s.value.parse::<AddressSource>() {
             Ok(src) if !AddressSource::CONFIGURABLE.contains(&src) => p.push(
@@ -651,6 +1208,7 @@ fn validate_entry(
             }
             Some(NodeMatcher::Selector(labels))
         }
+        _ if e.matcher_refused => None,
         _ => {
             p.push(
                 base.clone(),
@@ -662,7 +1220,7 @@ fn validate_entry(
     };
 
     let mut addresses = Vec::new();
-    for (j, a) in e.addresses.iter().enumerate() {
+    for (j, a) in &e.addresses {
         let path = format!("{base}.addresses[{j}]");
         let aline = line_of(a);
         match a.value.type_.parse::<AddressType>() {
@@ -702,8 +1260,17 @@ fn validate_entry(
     }
 
     let (provider_id, pline) = text_of(e.provider_id);
+    // An entry matching one node by name may give it a fixed providerID; one matching
+    // several nodes must tell them apart with {node}.
+    let one_node = matches!(matcher, Some(NodeMatcher::Name(_)));
     if !provider_id.is_empty()
-        && let Err(msg) = check_provider_id_template(&provider_id)
+        && let Err(msg) = check_provider_id_template(&provider_id).and_then(|()| {
+            if one_node {
+                Ok(())
+            } else {
+                check_has_node(&provider_id)
+            }
+        })
     {
         p.push(format!("{base}.providerID"), pline, msg);
     }
@@ -773,6 +1340,17 @@ pub fn check_provider_id_template(template: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A providerID template that applies to several nodes must contain `{node}`: without it
+/// every node would get the same providerID, and a providerID is never changed once set.
+pub fn check_has_node(template: &str) -> Result<(), String> {
+    if template.is_empty() || template.contains(NODE_PLACEHOLDER) {
+        return Ok(());
+    }
+    Err(format!(
+        "{template:?} has no {NODE_PLACEHOLDER}: every node would get this same providerID, which can never be changed afterwards; add {NODE_PLACEHOLDER} (e.g. \"{template}{NODE_PLACEHOLDER}\")"
+    ))
 }
 
 /// Expands a providerID template for one node.
@@ -940,52 +1518,131 @@ inventory:
     }
 
     #[test]
-    fn unknown_keys_are_errors_with_a_line() {
-        for (yaml, line, key) in [
+    fn unknown_keys_are_problems_with_their_path_and_line() {
+        for (yaml, line, path) in [
             ("zone: a\nbogus: 1\n", 2, "bogus"),
-            ("inventory:\n  - name: a\n    adresses: []\n", 3, "adresses"),
+            (
+                "inventory:\n  - name: a\n    adresses: []\n",
+                3,
+                "inventory[0].adresses",
+            ),
             (
                 "inventory:\n  - selector: {matchExpressions: []}\n",
                 2,
-                "matchExpressions",
+                "inventory[0].selector.matchExpressions",
             ),
             (
                 "inventory:\n  - name: a\n    addresses: [{type: InternalIP, address: 10.0.0.1, extra: 1}]\n",
                 3,
-                "extra",
+                "inventory[0].addresses[0].extra",
             ),
         ] {
-            match Config::from_yaml(yaml) {
-                Err(ConfigError::Parse {
-                    line: l, message, ..
-                }) => {
-                    assert_eq!(l, Some(line), "{message}");
-                    assert!(
-                        message.contains(&format!("unknown field `{key}`")),
-                        "{message}"
-                    );
-                }
-                other => panic!("{yaml:?}: {other:?}"),
-            }
+            let got = problems(yaml);
+            assert_eq!(got.len(), 1, "{yaml:?}: {got:?}");
+            assert!(
+                got[0].starts_with(&format!("{path}: unknown key (expected one of "))
+                    && got[0].ends_with(&format!("(line {line})")),
+                "{yaml:?}: {got:?}"
+            );
+        }
+        assert_eq!(
+            problems("providerId: x\n"),
+            [
+                "providerId: unknown key (expected one of providerID, instanceType, zone, region, addressSources, providedNodeIP, requireInternalIP, preferIPv6, extraLabels, inventory); did you mean providerID? (line 1)"
+            ]
+        );
+    }
+
+    #[test]
+    fn wrong_types_and_bad_modes_are_problems_with_their_line() {
+        for (yaml, expected) in [
+            (
+                "providedNodeIP: sometimes\n",
+                r#"providedNodeIP: unknown mode "sometimes" (expected strict, prefer or ignore) (line 1)"#,
+            ),
+            (
+                "requireInternalIP: maybe\n",
+                r#"requireInternalIP: must be true or false, unquoted (found "maybe") (line 1)"#,
+            ),
+            (
+                "inventory: {}\n",
+                "inventory: expected a list, found a map (line 1)",
+            ),
+            (
+                "zone: [a]\n",
+                "zone: expected a string, found a list (line 1)",
+            ),
+            (
+                "inventory:\n  - name: a\n    addresses: [{type: InternalIP}]\n",
+                "inventory[0].addresses[0].address: missing: an address needs a type and an address (line 3)",
+            ),
+        ] {
+            assert_eq!(problems(yaml), [expected], "{yaml:?}");
         }
     }
 
     #[test]
-    fn wrong_types_and_bad_modes_are_parse_errors() {
-        for yaml in [
-            "providedNodeIP: sometimes\n",
-            "requireInternalIP: maybe\n",
-            "inventory: {}\n",
-            "zone: [a]\n",
-        ] {
-            assert!(
-                matches!(
-                    Config::from_yaml(yaml),
-                    Err(ConfigError::Parse { line: Some(1), .. })
-                ),
-                "{yaml:?}"
-            );
-        }
+    fn numbers_and_booleans_where_a_string_is_required_are_refused() {
+        let yaml = "zone: 7\nregion: true\ninstanceType: 1.5\nproviderID: 12\naddressSources: [kubelet, 3]\ninventory:\n  - name: 42\n    addresses: [{type: Hostname, address: 7}]\n";
+        assert_eq!(
+            problems(yaml),
+            [
+                r#"zone: 7 is not a string: quote it ("7") (line 1)"#,
+                r#"region: true is not a string: quote it ("true") (line 2)"#,
+                r#"instanceType: 1.5 is not a string: quote it ("1.5") (line 3)"#,
+                r#"providerID: 12 is not a string: quote it ("12") (line 4)"#,
+                r#"addressSources[1]: 3 is not a string: quote it ("3") (line 5)"#,
+                r#"inventory[0].name: 42 is not a string: quote it ("42") (line 7)"#,
+                r#"inventory[0].addresses[0].address: 7 is not a string: quote it ("7") (line 8)"#,
+            ]
+        );
+        let c = Config::from_yaml("zone: \"7\"\ninventory:\n  - name: \"42\"\n").unwrap();
+        assert_eq!(c.zone, "7");
+        assert_eq!(c.inventory[0].matcher, NodeMatcher::Name("42".into()));
+    }
+
+    #[test]
+    fn one_run_reports_unknown_keys_wrong_types_duplicates_and_bad_values_together() {
+        let yaml = "zone: 7\nbogus: 1\nregion: r\nregion: s\naddressSources: [dns]\ninventory:\n  - name: a\n    labels: {example.com/x: \"-\"}\n    colour: blue\n";
+        let got = problems(yaml);
+        let paths: Vec<&str> = got
+            .iter()
+            .map(|p| p.split(':').next().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "zone",
+                "bogus",
+                "region",
+                "addressSources[0]",
+                "inventory[0].labels.\"example.com/x\"",
+                "inventory[0].colour",
+            ],
+            "{got:#?}"
+        );
+    }
+
+    #[test]
+    fn a_provider_id_template_must_tell_nodes_apart() {
+        assert_eq!(
+            problems("providerID: \"metal://rack1\"\n"),
+            [
+                r#"providerID: "metal://rack1" has no {node}: every node would get this same providerID, which can never be changed afterwards; add {node} (e.g. "metal://rack1{node}") (line 1)"#
+            ]
+        );
+        let yaml = "inventory:\n  - nameRegex: \"gpu-.*\"\n    providerID: \"metal://gpu\"\n  - name: n1\n    providerID: \"metal://n1\"\n";
+        let got = problems(yaml);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].starts_with(r#"inventory[0].providerID: "metal://gpu" has no {node}"#),
+            "{got:?}"
+        );
+        // One node by name may get a fixed providerID; "" writes none.
+        Config::from_yaml(
+            "providerID: \"\"\ninventory:\n  - name: n1\n    providerID: \"metal://n1\"\n",
+        )
+        .unwrap();
     }
 
     #[test]
@@ -1017,9 +1674,9 @@ inventory:
             r#"addressSources[1]: unknown source "foo" (expected one of inventory, annotations, k3s-node-args, provided-node-ip, kubelet) (line 2)"#,
             r#"addressSources[3]: source "kubelet" is listed twice (line 2)"#,
             r#"addressSources[4]: "node-name" is the built-in Hostname fallback, not a configurable source (expected one of inventory, annotations, k3s-node-args, provided-node-ip, kubelet) (line 2)"#,
-            r#"extraLabels."bad key!": label key "bad key!": name part must be 1-63 characters of [A-Za-z0-9._-], starting and ending alphanumeric (line 6)"#,
-            r#"extraLabels."example.com/ok": label value "-bad-" must be empty or 1-63 characters of [A-Za-z0-9._-], starting and ending alphanumeric (line 5)"#,
             r#"extraLabels."kubernetes.io/foo": label key "kubernetes.io/foo": keys under kubernetes.io/ or k8s.io/ (and subdomains) are refused; use your own prefix, or the instanceType/zone/region settings (line 4)"#,
+            r#"extraLabels."example.com/ok": label value "-bad-" must be empty or 1-63 characters of [A-Za-z0-9._-], starting and ending alphanumeric (line 5)"#,
+            r#"extraLabels."bad key!": label key "bad key!": name part must be 1-63 characters of [A-Za-z0-9._-], starting and ending alphanumeric (line 6)"#,
             r#"inventory[0]: exactly one of name, nameRegex, selector must be set (line 8)"#,
             r#"inventory[2].addresses[0].address: "10.0.0.300" is not a valid InternalIP (one IP address, no prefix length) (line 13)"#,
             r#"inventory[2].addresses[1].address: "203.0.113.5/32" is not a valid ExternalIP (one IP address, no prefix length) (line 14)"#,
@@ -1090,28 +1747,30 @@ inventory:
 
     #[test]
     fn booleans_must_be_unquoted_true_or_false() {
-        for (yaml, key) in [
-            ("requireInternalIP: \"yes\"\n", "requireInternalIP"),
-            ("requireInternalIP: 'false'\n", "requireInternalIP"),
-            ("preferIPv6: \"true\"\n", "preferIPv6"),
-            ("preferIPv6: yes\n", "preferIPv6"),
-            ("preferIPv6: on\n", "preferIPv6"),
-            ("zone: z\npreferIPv6: 1\n", "preferIPv6"),
+        for (yaml, key, found) in [
+            (
+                "requireInternalIP: \"yes\"\n",
+                "requireInternalIP",
+                "\"yes\"",
+            ),
+            (
+                "requireInternalIP: 'false'\n",
+                "requireInternalIP",
+                "\"false\"",
+            ),
+            ("preferIPv6: \"true\"\n", "preferIPv6", "\"true\""),
+            ("preferIPv6: yes\n", "preferIPv6", "\"yes\""),
+            ("preferIPv6: on\n", "preferIPv6", "\"on\""),
+            ("zone: z\npreferIPv6: 1\n", "preferIPv6", "1"),
         ] {
-            match Config::from_yaml(yaml) {
-                Err(ConfigError::Parse { line, message, .. }) => {
-                    assert_eq!(
-                        line,
-                        Some(yaml.lines().count() as u64),
-                        "{yaml:?}: {message}"
-                    );
-                    assert!(
-                        message.contains(&format!("expected {key}: true or false, unquoted")),
-                        "{yaml:?}: {message}"
-                    );
-                }
-                other => panic!("{yaml:?} must be refused, got {other:?}"),
-            }
+            let line = yaml.lines().count();
+            assert_eq!(
+                problems(yaml),
+                [format!(
+                    "{key}: must be true or false, unquoted (found {found}) (line {line})"
+                )],
+                "{yaml:?}"
+            );
         }
         let c = Config::from_yaml("requireInternalIP: false\npreferIPv6: True\n").unwrap();
         assert!(!c.require_internal_ip && c.prefer_ipv6);
@@ -1178,11 +1837,19 @@ inventory:
     }
 
     #[test]
-    fn duplicate_keys_are_refused() {
-        assert!(matches!(
-            Config::from_yaml("zone: a\nzone: b\n"),
-            Err(ConfigError::Parse { line: Some(2), .. })
-        ));
+    fn duplicate_keys_are_refused_in_plain_words() {
+        assert_eq!(
+            problems("zone: a\nzone: b\n"),
+            [
+                "zone: is set twice (first on line 1); a key may appear only once: delete one of them (line 2)"
+            ]
+        );
+        assert_eq!(
+            problems("extraLabels:\n  example.com/a: x\n  example.com/a: y\n"),
+            [
+                r#"extraLabels."example.com/a": is set twice (first on line 2); a key may appear only once: delete one of them (line 3)"#
+            ]
+        );
     }
 
     #[test]
@@ -1190,7 +1857,7 @@ inventory:
         assert_eq!(
             problems("addressSources: []\n"),
             vec![
-                "addressSources: an empty list can give no node an InternalIP while requireInternalIP is true; list at least one source"
+                "addressSources: an empty list can give no node an InternalIP while requireInternalIP is true; list at least one source (line 1)"
             ]
         );
         let c = Config::from_yaml("addressSources: []\nrequireInternalIP: false\n").unwrap();
@@ -1225,26 +1892,49 @@ inventory:
         let path = dir.path().join("c.yaml");
         std::fs::write(&path, "zone: z\n").unwrap();
         assert_eq!(Config::load(&path).unwrap().zone, "z");
+        let shown = path.display().to_string();
         std::fs::write(&path, "zone: z\nbogus: 1\n").unwrap();
         let err = Config::load(&path).unwrap_err().to_string();
-        let shown = path.display().to_string();
+        assert!(
+            err.starts_with(&format!("invalid config in {shown}:\n  bogus: unknown key")),
+            "{err}"
+        );
+        // YAML that does not parse: the snippet names the file, never "<input>".
+        std::fs::write(&path, "zone: z\nregion: [a\n").unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
         assert!(
             err.starts_with(&format!("invalid config in {shown}: ")),
             "{err}"
         );
-        assert!(err.contains(&format!("--> {shown}:2:1")), "{err}");
-        std::fs::write(&path, "addressSources: [x]\n").unwrap();
-        let err = Config::load(&path).unwrap_err().to_string();
-        assert!(
-            err.starts_with(&format!("invalid config in {shown}:\n  addressSources[0]")),
-            "{err}"
-        );
+        assert!(err.contains(&format!("--> {shown}:")), "{err}");
+        assert!(!err.contains("<input>"), "{err}");
+        let err = Config::from_yaml("region: [a\n").unwrap_err().to_string();
+        assert!(err.contains("--> config.yaml:"), "{err}");
         let missing = dir.path().join("missing.yaml");
         let err = Config::load(&missing).unwrap_err().to_string();
         assert!(
             err.starts_with("cannot read config file ") && err.contains("missing.yaml"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_embedded_config_reports_lines_of_the_file_it_is_in() {
+        let err = Config::parse("zone: z\nbogus: 1\n", Some(Path::new("m.yaml")), 40)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("invalid config in m.yaml:\n  bogus: unknown key"),
+            "{err}"
+        );
+        assert!(err.ends_with("(line 42)"), "{err}");
+        match Config::parse("zone: [a\n", Some(Path::new("m.yaml")), 40) {
+            Err(ConfigError::Parse { line, message, .. }) => {
+                assert!(line.is_some_and(|l| l > 40), "{line:?}");
+                assert!(message.contains("m.yaml:4"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -1257,6 +1947,8 @@ inventory:
         assert_eq!(check_provider_id_template(""), Ok(()));
         assert!(check_provider_id_template("a{b}").is_err());
         assert!(check_provider_id_template("a{node").is_err());
+        assert!(check_has_node("k3s://n1").is_err());
+        assert_eq!(check_has_node("k3s://{node}"), Ok(()));
         assert_eq!(expand_provider_id("k3s://{node}", "n1"), "k3s://n1");
     }
 }

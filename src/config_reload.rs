@@ -78,8 +78,8 @@ impl ConfigFile {
     pub fn open(path: &Path) -> Result<(ConfigFile, Config), String> {
         let state = read(path);
         let last = fingerprint(&state);
-        let config = Config::from_yaml(&state?)
-            .map_err(|e| format!("config file {}: {e}", path.display()))?;
+        // The error names the file (never the parser's "<input>").
+        let config = Config::parse(&state?, Some(path), 0).map_err(|e| e.to_string())?;
         Ok((
             ConfigFile {
                 path: path.to_path_buf(),
@@ -99,7 +99,7 @@ impl ConfigFile {
         self.last = print;
         match state {
             Err(e) => Reload::Rejected(e),
-            Ok(text) => match Config::from_yaml(&text) {
+            Ok(text) => match Config::parse(&text, Some(&self.path), 0) {
                 Ok(config) => {
                     if *shared.current() == config {
                         // Reformatted or re-commented: same meaning, nothing to redo.
@@ -109,8 +109,7 @@ impl ConfigFile {
                     Reload::Applied
                 }
                 Err(e) => Reload::Rejected(format!(
-                    "config file {} rejected, the previous config stays in force: {e}",
-                    self.path.display()
+                    "config rejected, the previous config stays in force: {e}"
                 )),
             },
         }
@@ -154,6 +153,10 @@ mod tests {
             panic!("an unknown key must be rejected");
         };
         assert!(msg.contains("previous config stays in force"), "{msg}");
+        assert!(
+            msg.contains(&format!("invalid config in {}", path.display())),
+            "{msg}"
+        );
         assert_eq!(shared.current().instance_type, "b");
         // The same bad content is reported once, not on every poll.
         assert_eq!(file.poll(&shared), Reload::Unchanged);
@@ -161,6 +164,16 @@ mod tests {
         // A comment-only change means nothing new.
         std::fs::write(&path, "# same\ninstanceType: b\n").unwrap();
         assert_eq!(file.poll(&shared), Reload::Unchanged);
+    }
+
+    #[test]
+    fn a_config_that_does_not_parse_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, "zone: a\nzone: [b\n").unwrap();
+        let err = ConfigFile::open(&path).unwrap_err();
+        assert!(err.contains(&format!("--> {}:", path.display())), "{err}");
+        assert!(!err.contains("<input>"), "{err}");
     }
 
     #[test]

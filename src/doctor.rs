@@ -39,8 +39,8 @@ const NODE_PAGE: u32 = 500;
 /// The flags of `bare-ccm doctor`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DoctorArgs {
-    /// Kubeconfig of the cluster to check (default: KUBECONFIG, then in-cluster; read by
-    /// `kubeclient::client_config`, which, like kubectl, treats an empty KUBECONFIG as unset).
+    /// Kubeconfig of the cluster to check (default: KUBECONFIG, like kubectl ignoring it
+    /// when empty, then in-cluster).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
     /// Report format.

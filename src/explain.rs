@@ -24,12 +24,73 @@ pub struct ExplainedAddress {
     pub source: String,
 }
 
+/// Which config a report was computed with.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigUsed {
+    /// `file`, `configMap` or `defaults`.
+    pub source: &'static str,
+    /// The file path, or `NAMESPACE/NAME` of the ConfigMap; empty for the defaults.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// The ConfigMap's resourceVersion, to tell which edit was read.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub resource_version: String,
+    /// Why the built-in defaults were used.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+impl ConfigUsed {
+    /// A config file given with `--config`.
+    pub fn file(path: &std::path::Path) -> Self {
+        ConfigUsed {
+            source: "file",
+            name: path.display().to_string(),
+            ..ConfigUsed::default()
+        }
+    }
+
+    /// The `config.yaml` of ConfigMap `namespace/name` at `resource_version`.
+    pub fn config_map(namespace: &str, name: &str, resource_version: &str) -> Self {
+        ConfigUsed {
+            source: "configMap",
+            name: format!("{namespace}/{name}"),
+            resource_version: resource_version.to_string(),
+            ..ConfigUsed::default()
+        }
+    }
+
+    /// The built-in defaults, and why.
+    pub fn defaults(note: impl Into<String>) -> Self {
+        ConfigUsed {
+            source: "defaults",
+            note: note.into(),
+            ..ConfigUsed::default()
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self.source {
+            "file" => format!("file {}", self.name),
+            "configMap" => format!(
+                "ConfigMap {} (resourceVersion {}), key config.yaml",
+                self.name, self.resource_version
+            ),
+            _ if self.note.is_empty() => "built-in defaults".to_string(),
+            _ => format!("built-in defaults ({})", self.note),
+        }
+    }
+}
+
 /// The machine-readable report of `explain -o json`; the field names are a stable contract.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExplainReport {
     /// The node name.
     pub node: String,
+    /// The config the answer was computed with (the caller sets it; defaults otherwise).
+    pub config: ConfigUsed,
     /// The node carries the uninitialized taint.
     pub tainted: bool,
     /// The controller would initialise the node now.
@@ -44,9 +105,9 @@ pub struct ExplainReport {
     pub set_provider_id: bool,
     /// The desired `status.addresses`, in order, with their sources.
     pub addresses: Vec<ExplainedAddress>,
-    /// Only the labels that would be added (none for an untainted node).
+    /// Only the labels that would be added (none for a node no cloud controller initialised).
     pub labels: BTreeMap<String, String>,
-    /// The exact merge patches the controller would send, in order (status first).
+    /// The exact patches the controller would send, in order (status first).
     pub patches: Vec<ExplainedPatch>,
     /// Why `status.addresses` would not be written, when it would not and the node resolves.
     pub notes: Vec<String>,
@@ -64,14 +125,18 @@ pub struct ExplainReport {
 pub struct ExplainedPatch {
     /// `nodes/status` or `nodes`.
     pub target: String,
-    /// The JSON merge patch body.
+    /// kubectl's `--type` of the patch: `merge` (JSON merge patch) for `nodes/status`,
+    /// `json` (RFC 6902 JSON patch, whose `test` operations guard the write) for `nodes`.
+    #[serde(rename = "patchType")]
+    pub patch_type: &'static str,
+    /// The patch body.
     pub patch: serde_json::Value,
 }
 
 impl ExplainReport {
     /// Builds the report from the same resolution and patch builders the controller uses.
-    /// For an untainted node only a refresh of its addresses is ever written, so its
-    /// providerID is its existing one and no label is reported.
+    /// An untainted node only ever gets a refresh (its addresses and missing labels, when a
+    /// cloud controller initialised it), so its providerID is its existing one.
     pub fn new(view: &NodeView, config: &Config) -> ExplainReport {
         let res: Resolution = resolve(view, config);
         let mut patches = Vec::new();
@@ -85,12 +150,14 @@ impl ExplainReport {
         if let Some(p) = status_patch {
             patches.push(ExplainedPatch {
                 target: "nodes/status".into(),
+                patch_type: "merge",
                 patch: p,
             });
         }
-        if let Some(p) = patch::init_patch(view, &res) {
+        if let Some(p) = patch::init_patch(view, &res).or_else(|| patch::labels_patch(view, &res)) {
             patches.push(ExplainedPatch {
                 target: "nodes".into(),
+                patch_type: "json",
                 patch: p,
             });
         }
@@ -111,7 +178,12 @@ impl ExplainReport {
                 value: view.provider_id.clone(),
                 why: why.to_string(),
             };
-            (existing, false, BTreeMap::new())
+            let labels = if patch::is_refreshable(view) {
+                res.labels.clone()
+            } else {
+                BTreeMap::new()
+            };
+            (existing, false, labels)
         };
         let mut reasons = vec![("providerID".to_string(), provider_id.why.clone())];
         reasons.extend(
@@ -121,6 +193,7 @@ impl ExplainReport {
         );
         ExplainReport {
             node: res.node.clone(),
+            config: ConfigUsed::defaults(""),
             tainted: res.tainted,
             would_initialize: res.would_initialize(),
             remove_taint: res.would_initialize(),
@@ -159,11 +232,12 @@ impl ExplainReport {
                 "is not tainted and has no providerID: bare-ccm leaves it to its kubelet"
             }
             (false, _) if self.errors.is_empty() => {
-                "is already initialised: only its addresses are kept current"
+                "is already initialised: only its addresses and missing labels are kept current"
             }
             (false, _) => "is already initialised, but its metadata does not resolve",
         };
         let _ = writeln!(out, "node {}: {verdict}", self.node);
+        let _ = writeln!(out, "  config: {}", self.config.describe());
         let _ = writeln!(
             out,
             "  taint node.cloudprovider.kubernetes.io/uninitialized: {}",
@@ -221,12 +295,19 @@ impl ExplainReport {
             let _ = writeln!(out, "    {k}={v} ({why})");
         }
         for (i, p) in self.patches.iter().enumerate() {
-            let _ = writeln!(out, "  write {}: PATCH {} {}", i + 1, p.target, p.patch);
-        }
-        if self.patches.len() == 2 {
             let _ = writeln!(
                 out,
-                "  (write 2 carries the resourceVersion returned by write 1)"
+                "  write {}: PATCH {} ({} patch) {}",
+                i + 1,
+                p.target,
+                p.patch_type,
+                p.patch
+            );
+        }
+        if self.patches.iter().any(|p| p.patch_type == "json") {
+            let _ = writeln!(
+                out,
+                "  (the nodes patch is refused, and re-read and retried, when its tests no longer hold: the taints or labels changed meanwhile)"
             );
         }
         for n in &self.notes {
@@ -316,7 +397,10 @@ mod tests {
             ]
         );
         let text = report.to_text();
-        assert!(text.contains("write 1: PATCH nodes {"), "{text}");
+        assert!(
+            text.contains("write 1: PATCH nodes (json patch) ["),
+            "{text}"
+        );
         assert!(!text.contains("PATCH nodes/status"), "{text}");
         assert!(text.contains("note: no status write"), "{text}");
     }
@@ -336,16 +420,36 @@ mod tests {
             "k3s.io/node-args".into(),
             r#"["agent","--node-ip","10.0.0.5"]"#.into(),
         );
-        let report = ExplainReport::new(&view, &cfg("zone: z1\n"));
+        let report = ExplainReport::new(&view, &cfg("zone: z1\ninstanceType: \"\"\n"));
         assert_eq!(report.provider_id, "k3s://n1");
         assert!(!report.set_provider_id);
-        assert!(report.labels.is_empty(), "{:?}", report.labels);
-        assert_eq!(report.patches.len(), 1);
+        // A zone configured after initialisation is added: the labels the node lacks.
+        assert_eq!(
+            report.labels,
+            BTreeMap::from([
+                (
+                    "failure-domain.beta.kubernetes.io/zone".to_string(),
+                    "z1".to_string()
+                ),
+                ("topology.kubernetes.io/zone".to_string(), "z1".to_string()),
+            ])
+        );
+        assert_eq!(report.patches.len(), 2);
+        assert_eq!(report.patches[1].target, "nodes");
+        assert_eq!(
+            report.patches[1].patch,
+            json!([
+                {"op": "test", "path": "/metadata/labels", "value": null},
+                {"op": "add", "path": "/metadata/labels", "value": {
+                    "failure-domain.beta.kubernetes.io/zone": "z1",
+                    "topology.kubernetes.io/zone": "z1",
+                }},
+            ])
+        );
         assert_eq!(report.patches[0].target, "nodes/status");
         assert_eq!(
             report.patches[0].patch,
             json!({
-                "metadata": {"resourceVersion": "9"},
                 "status": {"addresses": [
                     {"type": "InternalIP", "address": "10.0.0.5"},
                     {"type": "Hostname", "address": "n1"},
@@ -355,10 +459,15 @@ mod tests {
         assert!(report.notes.is_empty());
         let text = report.to_text();
         assert!(
-            text.contains("only its addresses are kept current"),
+            text.contains("only its addresses and missing labels are kept current"),
             "{text}"
         );
-        assert!(text.contains("labels to add:\n    <none>"), "{text}");
+        assert!(
+            text.contains(
+                "labels to add:\n    failure-domain.beta.kubernetes.io/zone=z1 (config zone)"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
@@ -384,11 +493,17 @@ mod tests {
 
     #[test]
     fn json_report_carries_notes() {
-        let view = node(
+        let mut view = node(
             false,
             "k3s://n1",
             &[("InternalIP", "10.0.0.5"), ("Hostname", "n1")],
         );
+        for key in [
+            "node.kubernetes.io/instance-type",
+            "beta.kubernetes.io/instance-type",
+        ] {
+            view.labels.insert(key.into(), "k3s".into());
+        }
         let report = ExplainReport::new(&view, &Config::default());
         let value = serde_json::to_value(&report).unwrap_or_default();
         assert_eq!(

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{ConfigMap, Node};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 /// Builds the client configuration from an explicit kubeconfig file or the environment.
@@ -22,6 +22,20 @@ pub async fn client_config(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Co
             "no cluster configuration: pass --kubeconfig, set KUBECONFIG, or run in a pod",
         ),
     }
+}
+
+/// Reads a ConfigMap, `None` when it does not exist: `explain --node NAME` reads the
+/// controller's config with it.
+pub async fn get_config_map(
+    kubeconfig: Option<&Path>,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<Option<ConfigMap>> {
+    let client = kube::Client::try_from(client_config(kubeconfig).await?)?;
+    kube::Api::<ConfigMap>::namespaced(client, namespace)
+        .get_opt(name)
+        .await
+        .with_context(|| format!("cannot read ConfigMap {namespace}/{name} from the cluster"))
 }
 
 /// Reads one Node by name, for `explain --node NAME`.

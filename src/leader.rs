@@ -358,10 +358,12 @@ pub async fn run_election(
                     .last()
                     .is_none_or(|t| t.elapsed() >= renew_deadline);
                 if gate.is_leading() && overdue {
-                    tracing::warn!(%identity, %lease, error = %e, "lease not renewed within the renew deadline; stopped writing");
+                    tracing::warn!(%identity, %lease, error = %crate::telemetry::Chain(&e), "lease not renewed within the renew deadline; stopped writing");
                     gate.set_leading(false);
+                } else if let Some(hint) = crate::controller::forbidden_hint(&e) {
+                    tracing::warn!(%lease, error = %crate::telemetry::Chain(&e), "cannot read or renew the leader lease ({hint}); retrying");
                 } else {
-                    tracing::warn!(%lease, error = %e, "cannot read or renew the leader lease (check RBAC on coordination.k8s.io leases); retrying");
+                    tracing::warn!(%lease, error = %crate::telemetry::Chain(&e), "cannot read or renew the leader lease; retrying");
                 }
             }
         }
@@ -374,7 +376,7 @@ pub async fn run_election(
     match tokio::time::timeout(Duration::from_secs(2), elector.release()).await {
         Ok(Ok(())) => tracing::info!(%lease, "released the leader lease"),
         Ok(Err(e)) => {
-            tracing::warn!(%lease, error = %e, "could not release the leader lease; it expires on its own")
+            tracing::warn!(%lease, error = %crate::telemetry::Chain(&e), "could not release the leader lease; it expires on its own")
         }
         Err(_) => {
             tracing::warn!(%lease, "timed out releasing the leader lease; it expires on its own")

@@ -10,8 +10,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use k8s_openapi::api::core::v1::Node;
 
 use bare_ccm::config::Config;
-use bare_ccm::explain::ExplainReport;
+use bare_ccm::explain::{ConfigUsed, ExplainReport};
 use bare_ccm::node_view::NodeView;
+use bare_ccm::telemetry::Chain;
 
 #[derive(Parser)]
 #[command(
@@ -30,7 +31,8 @@ enum Command {
     Run(Box<bare_ccm::run::RunArgs>),
     /// Dry run: show what would be written to a node, and why. Never writes.
     Explain(ExplainArgs),
-    /// Validate a configuration file (exit 0, or 2 with the offending keys).
+    /// Validate a config file, its ConfigMap, or the manifest holding it (exit 0 valid, 2
+    /// not: every problem with its key path and line).
     CheckConfig(CheckConfigArgs),
     /// Diagnose stuck nodes: name the cause and the fix. Read-only (exit 0 healthy, 1
     /// findings, 2 cannot check).
@@ -53,30 +55,56 @@ struct ExplainArgs {
     /// the cluster.
     #[arg(long)]
     node: String,
-    /// The bare-ccm configuration file (defaults when absent).
+    /// The bare-ccm config file. Without it, a node read from the cluster is explained with
+    /// the running controller's config (the ConfigMap below), and a node from a file or
+    /// stdin with the built-in defaults.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Kubeconfig used only when --node names a node in the cluster (default: KUBECONFIG,
-    /// then in-cluster; read by `kubeclient::client_config`, which, like kubectl, treats
-    /// an empty KUBECONFIG as unset).
+    /// like kubectl ignoring it when empty, then in-cluster).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
+    /// Namespace of the controller's ConfigMap.
+    #[arg(long, default_value = "kube-system")]
+    namespace: String,
+    /// The ConfigMap whose config.yaml the controller runs with (manifests/bare-ccm.yaml).
+    #[arg(long, default_value = bare_ccm::config::CONFIG_MAP)]
+    config_map: String,
     #[arg(short = 'o', long, value_enum, default_value = "text")]
     output: Output,
 }
 
 #[derive(clap::Args)]
 struct CheckConfigArgs {
-    /// The configuration file to validate.
-    file: PathBuf,
+    /// A config file, a ConfigMap, or a manifest of several documents (its ConfigMap
+    /// bare-ccm-config is checked, key config.yaml; lines point into the manifest); `-`
+    /// reads stdin.
+    file: String,
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    output: Output,
 }
 
+/// Printed after clap's error for an unknown flag.
+const UNKNOWN_FLAG_HINT: &str = "hint: `bare-ccm run --help` lists every flag. Of the upstream cloud-controller-manager's flags, bare-ccm takes those it implements (the leader-election ones, --kubeconfig, --controllers, --concurrent-node-syncs, ...) and accepts --cloud-provider and --v with a warning; remove any other.";
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let unknown = e.kind() == clap::error::ErrorKind::UnknownArgument
+                && std::env::args().nth(1).as_deref() == Some("run");
+            // Prints help and version too (on stdout, exit 0).
+            let _ = e.print();
+            if unknown {
+                eprintln!("\n{UNKNOWN_FLAG_HINT}");
+            }
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
     match cli.command {
         Command::Run(args) => run(*args),
         Command::Explain(args) => explain(args),
-        Command::CheckConfig(args) => check_config(&args.file),
+        Command::CheckConfig(args) => check_config(&args),
         Command::Doctor(args) => doctor(&args),
         #[cfg(feature = "sim")]
         Command::Sim(args) => sim(args),
@@ -109,7 +137,7 @@ fn run(args: bare_ccm::run::RunArgs) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("bare-ccm run: {e:#}");
+            eprintln!("bare-ccm run: {}", Chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -121,7 +149,7 @@ fn sim(args: bare_ccm::sim::SimArgs) -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("bare-ccm sim: {e:#}");
+            eprintln!("bare-ccm sim: {}", Chain(e.as_ref()));
             ExitCode::from(2)
         }
     }
@@ -136,7 +164,7 @@ fn doctor(args: &bare_ccm::doctor::DoctorArgs) -> ExitCode {
             return ExitCode::from(2);
         }
         Err(e) => {
-            eprintln!("bare-ccm doctor: {e:#}");
+            eprintln!("bare-ccm doctor: {}", Chain(e.as_ref()));
             return ExitCode::from(2);
         }
     };
@@ -154,24 +182,22 @@ fn doctor(args: &bare_ccm::doctor::DoctorArgs) -> ExitCode {
 }
 
 fn explain(args: ExplainArgs) -> ExitCode {
-    let config = match &args.config {
-        Some(path) => match Config::load(path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("bare-ccm explain: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => Config::default(),
-    };
-    let node = match read_node(&args.node, args.kubeconfig.as_deref()) {
+    let (node, from_cluster) = match read_node(&args.node, args.kubeconfig.as_deref()) {
         Ok(n) => n,
         Err(e) => {
-            eprintln!("bare-ccm explain: {e:#}");
+            eprintln!("bare-ccm explain: {}", Chain(e.as_ref()));
             return ExitCode::from(2);
         }
     };
-    let report = ExplainReport::new(&NodeView::from_node(&node), &config);
+    let (config, used) = match explain_config(&args, from_cluster) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bare-ccm explain: {}", Chain(e.as_ref()));
+            return ExitCode::from(2);
+        }
+    };
+    let mut report = ExplainReport::new(&NodeView::from_node(&node), &config);
+    report.config = used;
     match args.output {
         Output::Text => print!("{}", report.to_text()),
         Output::Json => match serde_json::to_string_pretty(&report) {
@@ -189,10 +215,52 @@ fn explain(args: ExplainArgs) -> ExitCode {
     }
 }
 
+/// The config `explain` uses: `--config`; else, for a node read from the cluster, the
+/// running controller's (its ConfigMap's `config.yaml`, or the defaults the controller
+/// would then use); else the built-in defaults.
+fn explain_config(args: &ExplainArgs, from_cluster: bool) -> anyhow::Result<(Config, ConfigUsed)> {
+    if let Some(path) = &args.config {
+        return Ok((Config::load(path)?, ConfigUsed::file(path)));
+    }
+    if !from_cluster {
+        return Ok((
+            Config::default(),
+            ConfigUsed::defaults(
+                "the node is not from the cluster; pass --config FILE for another",
+            ),
+        ));
+    }
+    let (ns, name) = (args.namespace.as_str(), args.config_map.as_str());
+    let config_map = runtime()?
+        .block_on(bare_ccm::kubeclient::get_config_map(
+            args.kubeconfig.as_deref(),
+            ns,
+            name,
+        ))
+        .context("pass --config FILE to explain with a config file instead")?;
+    let Some(config_map) = config_map else {
+        return Ok((
+            Config::default(),
+            ConfigUsed::defaults(format!("ConfigMap {ns}/{name} not found")),
+        ));
+    };
+    let key = bare_ccm::config::CONFIG_KEY;
+    let Some(text) = config_map.data.as_ref().and_then(|d| d.get(key)) else {
+        return Ok((
+            Config::default(),
+            ConfigUsed::defaults(format!("ConfigMap {ns}/{name} has no key {key}")),
+        ));
+    };
+    let origin = format!("ConfigMap {ns}/{name} key {key}");
+    let config = Config::parse(text, Some(Path::new(&origin)), 0)?;
+    let version = config_map.metadata.resource_version.unwrap_or_default();
+    Ok((config, ConfigUsed::config_map(ns, name, &version)))
+}
+
 /// Reads the `--node` argument: stdin, a JSON/YAML file, or a node name in the cluster.
 /// An argument shaped like a path (a node name has no `/` and no file extension) is never
 /// looked up in the cluster, so a mistyped file name says so.
-fn read_node(arg: &str, kubeconfig: Option<&Path>) -> anyhow::Result<Node> {
+fn read_node(arg: &str, kubeconfig: Option<&Path>) -> anyhow::Result<(Node, bool)> {
     let text = if arg == "-" {
         let mut s = String::new();
         std::io::stdin()
@@ -204,14 +272,15 @@ fn read_node(arg: &str, kubeconfig: Option<&Path>) -> anyhow::Result<Node> {
     } else if arg.contains('/') || [".json", ".yaml", ".yml"].iter().any(|e| arg.ends_with(e)) {
         anyhow::bail!("--node {arg}: file not found");
     } else {
-        return runtime()?.block_on(bare_ccm::kubeclient::get_node(kubeconfig, arg));
+        let node = runtime()?.block_on(bare_ccm::kubeclient::get_node(kubeconfig, arg))?;
+        return Ok((node, true));
     };
     let node =
         parse_node(&text).with_context(|| format!("--node {arg} is not a Node in JSON or YAML"))?;
     if node.metadata.name.as_deref().unwrap_or_default().is_empty() {
         anyhow::bail!("--node {arg} is not a Node: metadata.name is missing");
     }
-    Ok(node)
+    Ok((node, false))
 }
 
 fn parse_node(text: &str) -> anyhow::Result<Node> {
@@ -222,15 +291,73 @@ fn parse_node(text: &str) -> anyhow::Result<Node> {
     }
 }
 
-fn check_config(file: &Path) -> ExitCode {
-    match Config::load(file) {
-        Ok(_) => {
-            println!("{}: OK", file.display());
-            ExitCode::SUCCESS
+/// `check-config`: exit 0 when the config is valid, 2 when it is not or cannot be read.
+fn check_config(args: &CheckConfigArgs) -> ExitCode {
+    let (name, text) = if args.file == "-" {
+        let mut s = String::new();
+        match std::io::stdin().read_to_string(&mut s) {
+            Ok(_) => ("<stdin>".to_string(), Ok(s)),
+            Err(e) => (
+                "<stdin>".to_string(),
+                Err(format!("cannot read stdin: {e}")),
+            ),
         }
-        Err(e) => {
-            eprintln!("{e}");
-            ExitCode::from(2)
+    } else {
+        let text = std::fs::read_to_string(&args.file)
+            .map_err(|e| format!("cannot read {}: {e}", args.file));
+        (args.file.clone(), text)
+    };
+    let located = text.and_then(|text| {
+        bare_ccm::config::locate_config(&text).map_err(|why| format!("{name}: {why}"))
+    });
+    let (source, result) = match located {
+        Ok(found) => {
+            let source = found.config_map.map_or_else(
+                || "config file".to_string(),
+                |cm| format!("{cm}, key {}", bare_ccm::config::CONFIG_KEY),
+            );
+            let result = Config::parse(&found.text, Some(Path::new(&name)), found.line_offset);
+            (
+                source,
+                result.map(drop).map_err(|e| (e.to_string(), e.problems())),
+            )
         }
+        Err(why) => {
+            let problem = bare_ccm::config::ConfigProblem {
+                path: String::new(),
+                line: None,
+                message: why.clone(),
+            };
+            (String::new(), Err((why, vec![problem])))
+        }
+    };
+    match args.output {
+        Output::Json => {
+            let problems = result
+                .as_ref()
+                .err()
+                .map(|(_, p)| p.clone())
+                .unwrap_or_default();
+            let report = serde_json::json!({
+                "file": name,
+                "source": source,
+                "valid": result.is_ok(),
+                "problems": problems,
+            });
+            match serde_json::to_string_pretty(&report) {
+                Ok(s) => println!("{s}"),
+                Err(e) => eprintln!("bare-ccm check-config: cannot encode the report: {e}"),
+            }
+        }
+        Output::Text => match &result {
+            Ok(()) if source == "config file" => println!("{name}: OK"),
+            Ok(()) => println!("{name}: {source}: OK"),
+            Err((message, _)) => eprintln!("{message}"),
+        },
+    }
+    if result.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
     }
 }

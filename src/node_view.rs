@@ -13,7 +13,7 @@ use crate::resolve::is_relevant_annotation;
 pub struct NodeView {
     /// `metadata.name`.
     pub name: String,
-    /// `metadata.resourceVersion`, the precondition of every patch built from this view.
+    /// `metadata.resourceVersion`, to order observations (no patch carries it).
     pub resource_version: String,
     /// All labels (inventory selectors and the never-overwrite rule read them).
     pub labels: BTreeMap<String, String>,

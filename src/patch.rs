@@ -1,10 +1,17 @@
-//! Pure builders of the conflict-safe patches the controller sends. Each touches only the
-//! fields bare-ccm owns and carries the view's `metadata.resourceVersion` as a precondition:
-//! both are JSON merge patches, and the API server answers 409 Conflict when the node
-//! changed since the view was taken (a merge patch replaces lists whole, so the taint and
-//! address lists must not be written from a stale read).
+//! Pure builders of the patches the controller sends. Each touches only the fields bare-ccm
+//! owns, and none carries the whole-object `metadata.resourceVersion`:
+//! - `nodes/status`: a JSON merge patch that replaces `status.addresses` whole. A merge
+//!   patch of a list is atomic on the server, and upstream's `PatchNodeStatus`
+//!   (component-helpers `node/util/status.go`) sends it without a precondition too, so the
+//!   kubelet's and k3s's writes in a node's first second cost no 409s.
+//! - `nodes`: a JSON patch (RFC 6902) that first `test`s `/spec/taints` (and, when it adds
+//!   labels, `/metadata/labels`) against what the view saw, then writes. A taint or label
+//!   changed meanwhile fails the `test`: the server answers 422 and nothing is written; the
+//!   controller re-reads the node and retries, as for a 409.
 
-use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
 
 use crate::node_view::NodeView;
 use crate::resolve::{Resolution, UNINITIALIZED_TAINT};
@@ -30,10 +37,7 @@ pub fn status_addresses_patch(node: &NodeView, res: &Resolution) -> Option<Value
         .iter()
         .map(|a| json!({"type": a.type_, "address": a.address}))
         .collect();
-    Some(with_precondition(
-        node,
-        json!({"status": {"addresses": addresses}}),
-    ))
+    Some(json!({"status": {"addresses": addresses}}))
 }
 
 /// Whether bare-ccm keeps this node's addresses current after initialisation: it carries no
@@ -56,10 +60,11 @@ pub fn refresh_patch(node: &NodeView, res: &Resolution) -> Option<Value> {
     status_addresses_patch(node, res)
 }
 
-/// The merge patch for the node itself: uninitialized taints removed (the others written
-/// back unchanged and in order, `null` when none remain), providerID set when empty, labels
-/// added when absent. `None` when there is nothing to write, when the node is not tainted
-/// (an initialised node is never re-initialised), or when the resolution has errors.
+/// The JSON patch for the node itself: `test` the taints (and the labels, when any are
+/// added) the view saw; then remove the uninitialized taints (the others written back
+/// unchanged and in order; the field removed when none remain), add `spec.providerID` when
+/// the node has none, and add the missing labels. `None` when the node is not tainted (an
+/// initialised node is never re-initialised), or when the resolution has errors.
 pub fn init_patch(node: &NodeView, res: &Resolution) -> Option<Value> {
     if !res.errors.is_empty() || !node.taints.iter().any(|t| t.key == UNINITIALIZED_TAINT) {
         return None;
@@ -69,37 +74,90 @@ pub fn init_patch(node: &NodeView, res: &Resolution) -> Option<Value> {
         .iter()
         .filter(|t| t.key != UNINITIALIZED_TAINT)
         .collect();
-    let mut spec = Map::new();
-    spec.insert(
-        "taints".to_string(),
-        if remaining.is_empty() {
-            Value::Null
-        } else {
-            serde_json::to_value(remaining).ok()?
-        },
-    );
-    if res.set_provider_id && node.provider_id.is_empty() && !res.provider_id.value.is_empty() {
-        spec.insert("providerID".to_string(), json!(res.provider_id.value));
-    }
-    let labels: Map<String, Value> = res
-        .labels
-        .iter()
-        .filter(|(k, _)| !node.labels.contains_key(*k))
-        .map(|(k, v)| (k.clone(), json!(v.value)))
-        .collect();
-    let mut patch = json!({"spec": spec});
+    let labels = missing_labels(node, res);
+    let mut ops = vec![test_op(
+        "/spec/taints",
+        serde_json::to_value(&node.taints).ok()?,
+    )];
     if !labels.is_empty() {
-        patch["metadata"] = json!({"labels": labels});
+        ops.push(labels_test(node));
     }
-    Some(with_precondition(node, patch))
+    ops.push(if remaining.is_empty() {
+        json!({"op": "remove", "path": "/spec/taints"})
+    } else {
+        json!({"op": "replace", "path": "/spec/taints", "value": serde_json::to_value(remaining).ok()?})
+    });
+    if res.set_provider_id && node.provider_id.is_empty() && !res.provider_id.value.is_empty() {
+        ops.push(json!({"op": "add", "path": "/spec/providerID", "value": res.provider_id.value}));
+    }
+    ops.extend(add_labels_ops(node, &labels));
+    Some(Value::Array(ops))
 }
 
-/// Adds `metadata.resourceVersion` (when the view has one) to a patch.
-fn with_precondition(node: &NodeView, mut patch: Value) -> Value {
-    if !node.resource_version.is_empty() {
-        patch["metadata"]["resourceVersion"] = json!(node.resource_version);
+/// The JSON patch that adds the labels an initialised node lacks (a config change, or an
+/// inventory selector that matches only now): `test` of the labels the view saw, then one
+/// `add` per label, so a label set meanwhile is never overwritten. `None` when nothing is
+/// missing, when the node is not [`is_refreshable`] (tainted nodes get their labels from
+/// [`init_patch`]; nodes no cloud controller initialised are left alone), or on errors.
+pub fn labels_patch(node: &NodeView, res: &Resolution) -> Option<Value> {
+    if !res.errors.is_empty() || !is_refreshable(node) {
+        return None;
     }
-    patch
+    let labels = missing_labels(node, res);
+    if labels.is_empty() {
+        return None;
+    }
+    let mut ops = vec![labels_test(node)];
+    ops.extend(add_labels_ops(node, &labels));
+    Some(Value::Array(ops))
+}
+
+/// The resolved labels the node does not carry yet (the resolver already leaves out the
+/// ones it has; this keeps the "never overwrite" rule local to the patch too).
+fn missing_labels<'r>(node: &NodeView, res: &'r Resolution) -> BTreeMap<&'r str, &'r str> {
+    res.labels
+        .iter()
+        .filter(|(k, _)| !node.labels.contains_key(*k))
+        .map(|(k, v)| (k.as_str(), v.value.as_str()))
+        .collect()
+}
+
+fn test_op(path: &str, value: Value) -> Value {
+    json!({"op": "test", "path": path, "value": value})
+}
+
+/// `test` of `/metadata/labels` against the view's labels. A node without labels has no
+/// `labels` field (the server omits an empty map): `null` then, which the API server's
+/// JSON patch (gopkg.in/evanphx/json-patch.v4 `Patch.test`) takes as "absent".
+fn labels_test(node: &NodeView) -> Value {
+    let seen = if node.labels.is_empty() {
+        Value::Null
+    } else {
+        json!(node.labels)
+    };
+    test_op("/metadata/labels", seen)
+}
+
+/// `add` operations for `labels`: one per key, or the whole map when the node has no
+/// `labels` field (an `add` below a missing member would fail).
+fn add_labels_ops(node: &NodeView, labels: &BTreeMap<&str, &str>) -> Vec<Value> {
+    if labels.is_empty() {
+        return Vec::new();
+    }
+    if node.labels.is_empty() {
+        return vec![json!({"op": "add", "path": "/metadata/labels", "value": labels})];
+    }
+    labels
+        .iter()
+        .map(|(k, v)| {
+            json!({"op": "add", "path": format!("/metadata/labels/{}", pointer_token(k)), "value": v})
+        })
+        .collect()
+}
+
+/// A JSON pointer reference token (RFC 6901 §4): `~` becomes `~0`, then `/` becomes `~1`.
+pub fn pointer_token(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
 }
 
 #[cfg(test)]
@@ -169,7 +227,7 @@ mod tests {
     }
 
     #[test]
-    fn status_patch_replaces_the_whole_address_list_with_a_precondition() {
+    fn status_patch_replaces_the_whole_address_list_without_a_precondition() {
         let mut node = view(vec![uninit()]);
         node.addresses = vec![NodeAddress {
             type_: "Hostname".into(),
@@ -186,7 +244,6 @@ mod tests {
         assert_eq!(
             status_addresses_patch(&node, &r),
             Some(json!({
-                "metadata": {"resourceVersion": "42"},
                 "status": {"addresses": [
                     {"type": "InternalIP", "address": "10.0.0.5"},
                     {"type": "InternalIP", "address": "fd00::5"},
@@ -226,7 +283,7 @@ mod tests {
     }
 
     #[test]
-    fn init_patch_removes_only_the_uninitialized_taint_and_keeps_others_whole() {
+    fn init_patch_tests_the_taints_seen_and_writes_back_all_but_the_uninitialized_one() {
         let added = Time(jiff::Timestamp::from_second(1_700_000_000).unwrap());
         let mut keep = taint("example.com/maintenance", Some("yes"), "NoExecute");
         keep.time_added = Some(added);
@@ -236,19 +293,27 @@ mod tests {
             keep,
             taint(UNINITIALIZED_TAINT, None, "NoExecute"),
         ]);
-        let patch = init_patch(&node, &res(&[], &[])).unwrap();
+        let mut r = res(&[], &[]);
+        r.set_provider_id = false;
         assert_eq!(
-            patch["spec"]["taints"],
-            json!([
-                {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"},
-                {"key": "example.com/maintenance", "value": "yes", "effect": "NoExecute", "timeAdded": "2023-11-14T22:13:20Z"},
-            ])
+            init_patch(&node, &r),
+            Some(json!([
+                {"op": "test", "path": "/spec/taints", "value": [
+                    {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"},
+                    {"key": UNINITIALIZED_TAINT, "value": "true", "effect": "NoSchedule"},
+                    {"key": "example.com/maintenance", "value": "yes", "effect": "NoExecute", "timeAdded": "2023-11-14T22:13:20Z"},
+                    {"key": UNINITIALIZED_TAINT, "effect": "NoExecute"},
+                ]},
+                {"op": "replace", "path": "/spec/taints", "value": [
+                    {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"},
+                    {"key": "example.com/maintenance", "value": "yes", "effect": "NoExecute", "timeAdded": "2023-11-14T22:13:20Z"},
+                ]},
+            ]))
         );
-        assert_eq!(patch["metadata"]["resourceVersion"], json!("42"));
     }
 
     #[test]
-    fn init_patch_full_shape() {
+    fn init_patch_full_shape_tests_labels_and_adds_only_missing_ones_with_escaped_paths() {
         let mut node = view(vec![uninit()]);
         node.labels
             .insert("node.kubernetes.io/instance-type".into(), "big".into());
@@ -257,17 +322,49 @@ mod tests {
             &[
                 ("beta.kubernetes.io/instance-type", "big"),
                 ("node.kubernetes.io/instance-type", "k3s"),
+                ("example.com/a~b", "x"),
             ],
         );
         assert_eq!(
             init_patch(&node, &r),
-            Some(json!({
-                "metadata": {
-                    "resourceVersion": "42",
-                    "labels": {"beta.kubernetes.io/instance-type": "big"}
-                },
-                "spec": {"taints": null, "providerID": "k3s://n1"}
-            }))
+            Some(json!([
+                {"op": "test", "path": "/spec/taints", "value": [
+                    {"key": UNINITIALIZED_TAINT, "value": "true", "effect": "NoSchedule"},
+                ]},
+                {"op": "test", "path": "/metadata/labels", "value": {"node.kubernetes.io/instance-type": "big"}},
+                {"op": "remove", "path": "/spec/taints"},
+                {"op": "add", "path": "/spec/providerID", "value": "k3s://n1"},
+                {"op": "add", "path": "/metadata/labels/beta.kubernetes.io~1instance-type", "value": "big"},
+                {"op": "add", "path": "/metadata/labels/example.com~1a~0b", "value": "x"},
+            ]))
+        );
+    }
+
+    #[test]
+    fn a_node_without_labels_gets_the_whole_map_after_a_test_for_absence() {
+        let node = view(vec![uninit()]);
+        let patch = init_patch(&node, &res(&[], &[("example.com/a", "1"), ("b", "2")])).unwrap();
+        let ops = patch.as_array().unwrap();
+        assert!(
+            ops.contains(&json!({"op": "test", "path": "/metadata/labels", "value": null})),
+            "{patch}"
+        );
+        assert_eq!(
+            ops.last(),
+            Some(
+                &json!({"op": "add", "path": "/metadata/labels", "value": {"b": "2", "example.com/a": "1"}})
+            )
+        );
+    }
+
+    #[test]
+    fn init_patch_adding_no_label_does_not_test_the_labels() {
+        let mut node = view(vec![uninit()]);
+        node.labels.insert("example.com/a".into(), "1".into());
+        let patch = init_patch(&node, &res(&[], &[])).unwrap();
+        assert!(
+            !patch.to_string().contains("/metadata/labels"),
+            "labels changed by others must not fail a patch that adds none: {patch}"
         );
     }
 
@@ -276,14 +373,28 @@ mod tests {
         let mut node = view(vec![uninit()]);
         node.provider_id = "k3s://other".into();
         let patch = init_patch(&node, &res(&[], &[])).unwrap();
-        assert_eq!(
-            patch,
-            json!({"metadata": {"resourceVersion": "42"}, "spec": {"taints": null}})
-        );
+        assert!(!patch.to_string().contains("providerID"), "{patch}");
         let mut r = res(&[], &[]);
         r.set_provider_id = false;
         let patch = init_patch(&view(vec![uninit()]), &r).unwrap();
-        assert!(patch["spec"].get("providerID").is_none());
+        assert!(!patch.to_string().contains("providerID"), "{patch}");
+    }
+
+    #[test]
+    fn no_patch_carries_the_resource_version() {
+        let node = view(vec![uninit()]);
+        let r = res(&[("InternalIP", "10.0.0.5")], &[("example.com/a", "b")]);
+        for patch in [status_addresses_patch(&node, &r), init_patch(&node, &r)] {
+            let text = patch.unwrap().to_string();
+            assert!(!text.contains("resourceVersion"), "{text}");
+        }
+    }
+
+    #[test]
+    fn pointer_tokens_escape_tilde_before_slash() {
+        assert_eq!(pointer_token("a/b"), "a~1b");
+        assert_eq!(pointer_token("a~1"), "a~01");
+        assert_eq!(pointer_token("~/"), "~0~1");
     }
 
     #[test]
@@ -327,7 +438,6 @@ mod tests {
         assert_eq!(
             refresh_patch(&node, &r),
             Some(json!({
-                "metadata": {"resourceVersion": "42"},
                 "status": {"addresses": [
                     {"type": "InternalIP", "address": "10.0.0.5"},
                     {"type": "Hostname", "address": "n1"},
@@ -359,10 +469,38 @@ mod tests {
     }
 
     #[test]
-    fn view_without_resource_version_gives_an_unconditional_patch() {
-        let mut node = view(vec![uninit()]);
-        node.resource_version.clear();
-        let patch = init_patch(&node, &res(&[], &[])).unwrap();
-        assert!(patch.get("metadata").is_none(), "{patch}");
+    fn an_initialised_node_gets_only_its_missing_labels_after_a_test_of_its_labels() {
+        let mut node = initialised("k3s://n1");
+        node.labels.insert("example.com/pool".into(), "blue".into());
+        let mut r = res(
+            &[("InternalIP", "10.0.0.5")],
+            &[
+                ("example.com/pool", "green"),
+                ("topology.kubernetes.io/zone", "z1"),
+            ],
+        );
+        r.tainted = false;
+        assert_eq!(
+            labels_patch(&node, &r),
+            Some(json!([
+                {"op": "test", "path": "/metadata/labels", "value": {"example.com/pool": "blue"}},
+                {"op": "add", "path": "/metadata/labels/topology.kubernetes.io~1zone", "value": "z1"},
+            ])),
+            "the existing label is never overwritten"
+        );
+        r.labels.remove("topology.kubernetes.io/zone");
+        assert_eq!(labels_patch(&node, &r), None, "nothing missing, no write");
+    }
+
+    #[test]
+    fn labels_after_init_only_for_nodes_a_cloud_controller_initialised() {
+        let r = res(&[], &[("example.com/a", "b")]);
+        assert_eq!(labels_patch(&initialised(""), &r), None, "no providerID");
+        let mut tainted = initialised("k3s://n1");
+        tainted.taints.push(uninit());
+        assert_eq!(labels_patch(&tainted, &r), None, "init_patch does it");
+        let mut failed = r.clone();
+        failed.errors.push("no InternalIP".into());
+        assert_eq!(labels_patch(&initialised("k3s://n1"), &failed), None);
     }
 }

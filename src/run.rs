@@ -108,6 +108,15 @@ pub struct RunArgs {
     /// Log format; the filter comes from RUST_LOG (default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Ignored, with a warning: bare-ccm is itself the cloud provider. Accepted so that a
+    /// manifest written for another cloud-controller-manager does not crash-loop.
+    #[arg(long, value_name = "NAME")]
+    pub cloud_provider: Option<String>,
+
+    /// Ignored, with a warning: upstream's log verbosity. Use RUST_LOG instead.
+    #[arg(long = "v", value_name = "N")]
+    pub verbosity: Option<u32>,
 }
 
 /// Parses a Go-style duration as upstream flags take it: `15s`, `500ms`, `5m`, `1h30m`.
@@ -163,6 +172,14 @@ pub fn node_controller_enabled(controllers: &[String]) -> bool {
 /// Runs the controller until SIGTERM or SIGINT.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_format);
+    if let Some(provider) = &args.cloud_provider {
+        tracing::warn!(
+            "ignoring --cloud-provider={provider}: bare-ccm is itself the cloud provider"
+        );
+    }
+    if let Some(v) = args.verbosity {
+        tracing::warn!("ignoring --v={v}: set the log level with RUST_LOG, e.g. RUST_LOG=debug");
+    }
 
     let (config_file, config) = match &args.config {
         Some(path) => {
@@ -437,6 +454,28 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(message.contains("cloud-node"), "{bad}: {message}");
+        }
+    }
+
+    #[test]
+    fn upstream_cloud_provider_and_verbosity_flags_are_accepted_and_nothing_else() {
+        let cli = Cli::try_parse_from(["run", "--cloud-provider=external", "--v=2"]).unwrap();
+        assert_eq!(cli.run.cloud_provider.as_deref(), Some("external"));
+        assert_eq!(cli.run.verbosity, Some(2));
+        let cli = Cli::try_parse_from(["run", "--cloud-provider", "k3s", "--v", "4"]).unwrap();
+        assert_eq!(cli.run.cloud_provider.as_deref(), Some("k3s"));
+        for unknown in [
+            "--allocate-node-cidrs=false",
+            "--configure-cloud-routes=false",
+        ] {
+            let err = Cli::try_parse_from(["run", unknown])
+                .err()
+                .map(|e| e.kind());
+            assert_eq!(
+                err,
+                Some(clap::error::ErrorKind::UnknownArgument),
+                "{unknown}"
+            );
         }
     }
 

@@ -204,11 +204,20 @@ fn explain_of_an_initialised_node_shows_only_its_refresh() {
     assert_eq!(report["tainted"], false);
     assert_eq!(report["providerID"], "k3s://n6");
     assert_eq!(report["setProviderID"], false);
-    assert_eq!(report["labels"], serde_json::json!({}));
+    // The instance-type labels it lacks are added, as after a config change.
+    assert_eq!(
+        report["labels"],
+        serde_json::json!({
+            "beta.kubernetes.io/instance-type": "k3s",
+            "node.kubernetes.io/instance-type": "k3s",
+        })
+    );
     // The stale ExternalIP (no source gives it any more) is dropped by the refresh.
     let patches = report["patches"].as_array().expect("patches is a list");
-    assert_eq!(patches.len(), 1, "{patches:?}");
+    assert_eq!(patches.len(), 2, "{patches:?}");
     assert_eq!(patches[0]["target"], "nodes/status");
+    assert_eq!(patches[1]["target"], "nodes");
+    assert_eq!(patches[1]["patchType"], "json");
     assert_eq!(
         patches[0]["patch"]["status"],
         serde_json::json!({"addresses": [
@@ -241,6 +250,107 @@ fn check_config_accepts_the_documented_example_and_names_bad_keys_with_lines() {
     let out = bare_ccm(&["check-config", unknown.to_str().expect("utf-8")], None);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("zones"));
+}
+
+/// The 1-based line of `text` that contains `needle`.
+fn line_of(text: &str, needle: &str) -> u64 {
+    let index = text
+        .lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle:?} not found"));
+    u64::try_from(index).expect("small") + 1
+}
+
+#[test]
+fn check_config_finds_the_config_map_in_a_manifest_and_points_lines_into_it() {
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/bare-ccm.yaml");
+    let out = bare_ccm(&["check-config", manifest], None);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("ConfigMap kube-system/bare-ccm-config, key config.yaml: OK"),
+        "{out:?}"
+    );
+
+    let shipped = std::fs::read_to_string(manifest).expect("manifest readable");
+    let broken = shipped.replacen("    # zone: \"\"", "    zone: 7\n    colour: blue", 1);
+    assert_ne!(broken, shipped);
+    let (zone, colour) = (
+        line_of(&broken, "    zone: 7"),
+        line_of(&broken, "colour: blue"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(&dir, "bare-ccm.yaml", &broken);
+    let file = file.to_str().expect("utf-8");
+    let out = bare_ccm(&["check-config", file], None);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!("invalid config in {file}:")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "zone: 7 is not a string: quote it (\"7\") (line {zone})"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("colour: unknown key") && err.contains(&format!("(line {colour})")),
+        "{err}"
+    );
+
+    // The same from stdin, as JSON.
+    let out = bare_ccm(&["check-config", "-", "-o", "json"], Some(&broken));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let report = json(&out);
+    assert_eq!(report["valid"], false);
+    assert_eq!(
+        report["source"],
+        "ConfigMap kube-system/bare-ccm-config, key config.yaml"
+    );
+    let problems: Vec<(String, u64)> = report["problems"]
+        .as_array()
+        .expect("problems is a list")
+        .iter()
+        .map(|p| {
+            assert!(p["message"].as_str().is_some_and(|m| !m.is_empty()), "{p}");
+            (
+                p["path"].as_str().unwrap_or_default().to_owned(),
+                p["line"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        problems,
+        [("zone".to_owned(), zone), ("colour".to_owned(), colour)]
+    );
+}
+
+#[test]
+fn check_config_takes_a_config_map_document_and_refuses_a_manifest_without_one() {
+    let config_map = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: my-config\n  namespace: ops\ndata:\n  config.yaml: |\n    zone: z1\n    region: 7\n";
+    let out = bare_ccm(&["check-config", "-", "-o", "json"], Some(config_map));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let report = json(&out);
+    assert_eq!(report["source"], "ConfigMap ops/my-config, key config.yaml");
+    assert_eq!(report["problems"][0]["path"], "region");
+    assert_eq!(report["problems"][0]["line"], 9);
+
+    let valid = config_map.replace("region: 7", "region: \"7\"");
+    let out = bare_ccm(&["check-config", "-"], Some(&valid));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    let other = "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\ndata: {}\n";
+    let out = bare_ccm(&["check-config", "-"], Some(other));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no ConfigMap bare-ccm-config among its 2 documents"),
+        "{out:?}"
+    );
+    let out = bare_ccm(&["check-config", "/nonexistent/config.yaml"], None);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,4 +403,222 @@ async fn explain_reads_a_node_by_name_from_the_cluster_and_writes_nothing() {
         stored.pointer("/spec/providerID").is_none(),
         "explain never writes"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_of_a_cluster_node_uses_the_controllers_config_map_and_says_so() {
+    use bare_ccm_emulator::{Emulator, EmulatorOptions};
+    use k8s_openapi::api::core::v1::{ConfigMap, Node};
+    let emulator = Emulator::start(EmulatorOptions::default())
+        .await
+        .expect("emulator starts");
+    let client = emulator
+        .client(&emulator.admin_token())
+        .await
+        .expect("client");
+    let node: Node =
+        serde_json::from_value(node_object(&KubeletSpec::k3s_agent("n7", "10.0.0.7", None)))
+            .expect("node object");
+    kube::Api::<Node>::all(client.clone())
+        .create(&Default::default(), &node)
+        .await
+        .expect("node created");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    emulator
+        .write_kubeconfig(&emulator.admin_token(), &kubeconfig)
+        .expect("kubeconfig written");
+    let kubeconfig = kubeconfig.to_str().expect("utf-8").to_owned();
+    let explain = |extra: Vec<String>| {
+        let kubeconfig = kubeconfig.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec!["explain", "--node", "n7", "--kubeconfig", &kubeconfig];
+            args.extend(extra.iter().map(String::as_str));
+            bare_ccm(&args, None)
+        })
+    };
+    let json_args = || vec!["-o".to_owned(), "json".to_owned()];
+
+    // No ConfigMap: the defaults, as the controller would use them, and why.
+    let out = explain(json_args()).await.expect("explain ran");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report = json(&out);
+    assert_eq!(report["config"]["source"], "defaults");
+    assert_eq!(
+        report["config"]["note"],
+        "ConfigMap kube-system/bare-ccm-config not found"
+    );
+    assert!(
+        report["labels"]
+            .get("topology.kubernetes.io/zone")
+            .is_none()
+    );
+
+    let config_map: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "bare-ccm-config", "namespace": "kube-system"},
+        "data": {"config.yaml": "zone: z1\n"}
+    }))
+    .expect("config map");
+    let created = kube::Api::<ConfigMap>::namespaced(client, "kube-system")
+        .create(&Default::default(), &config_map)
+        .await
+        .expect("config map created");
+    let version = created
+        .metadata
+        .resource_version
+        .expect("a resourceVersion");
+    let writes_before = emulator.accounting().writes().len();
+    let out = explain(json_args()).await.expect("explain ran");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report = json(&out);
+    assert_eq!(
+        report["config"],
+        serde_json::json!({"source": "configMap", "name": "kube-system/bare-ccm-config", "resourceVersion": version})
+    );
+    assert_eq!(report["labels"]["topology.kubernetes.io/zone"], "z1");
+    let out = explain(vec![]).await.expect("explain ran");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "config: ConfigMap kube-system/bare-ccm-config (resourceVersion {version}), key config.yaml"
+        )),
+        "{text}"
+    );
+    assert_eq!(emulator.accounting().writes().len(), writes_before);
+
+    // --config wins over the cluster's.
+    let file = write(&dir, "other.yaml", "zone: z2\n");
+    let file = file.to_str().expect("utf-8").to_owned();
+    let mut args = json_args();
+    args.extend(["--config".to_owned(), file.clone()]);
+    let report = json(&explain(args).await.expect("explain ran"));
+    assert_eq!(
+        report["config"],
+        serde_json::json!({"source": "file", "name": file})
+    );
+    assert_eq!(report["labels"]["topology.kubernetes.io/zone"], "z2");
+}
+
+#[test]
+fn run_accepts_upstream_cloud_provider_and_v_with_a_warning_each_and_refuses_other_flags_with_a_hint()
+ {
+    let out = bare_ccm(
+        &[
+            "run",
+            "--cloud-provider=external",
+            "--v=2",
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+        ],
+        None,
+    );
+    // The flags parse; the missing kubeconfig then stops it (not a usage error).
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("ignoring --")).collect();
+    assert_eq!(warnings.len(), 2, "{err}");
+    assert!(
+        warnings[0].contains("ignoring --cloud-provider=external"),
+        "{err}"
+    );
+    assert!(
+        warnings[1].contains("ignoring --v=2") && warnings[1].contains("RUST_LOG"),
+        "{err}"
+    );
+
+    let out = bare_ccm(&["run", "--allocate-node-cidrs=false"], None);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unexpected argument '--allocate-node-cidrs'"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: `bare-ccm run --help` lists every flag"),
+        "{err}"
+    );
+}
+
+/// `bare-ccm run` against an API server that refuses connections, for 3 s; its stderr.
+fn run_against_a_refusing_server() -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let kubeconfig = write(
+        &dir,
+        "kubeconfig",
+        &format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
+        ),
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_bare-ccm"))
+        .args([
+            "run",
+            "--port",
+            "0",
+            "--bind-address",
+            "127.0.0.1",
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("bare-ccm starts");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let stopped = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(stopped, "SIGTERM sent");
+    let out = child.wait_with_output().expect("bare-ccm stops");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn logs_to_a_pipe_have_no_colours_no_duplicate_client_lines_and_no_rbac_advice_for_a_refused_connection()
+ {
+    let log = run_against_a_refusing_server();
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI escape codes in a pipe:\n{log}"
+    );
+    let lease: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("cannot read or renew the leader lease"))
+        .collect();
+    assert!(!lease.is_empty(), "{log}");
+    for line in &lease {
+        assert!(
+            line.contains("Connection refused"),
+            "the cause is shown: {line}"
+        );
+        assert!(
+            !line.contains("RBAC"),
+            "no RBAC advice for a refused connection: {line}"
+        );
+    }
+    // Each failed request is logged once, by bare-ccm, not again by kube's trace layer.
+    assert!(!log.contains("kube_client"), "{log}");
+    assert!(!log.contains("failed with error"), "{log}");
+}
+
+#[test]
+fn help_texts_name_no_internal_function() {
+    let sim = cfg!(feature = "sim").then_some("sim");
+    for command in ["run", "explain", "check-config", "doctor"]
+        .into_iter()
+        .chain(sim)
+    {
+        let out = bare_ccm(&[command, "--help"], None);
+        assert_eq!(out.status.code(), Some(0), "{command}: {out:?}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(!help.is_empty(), "{command}");
+        for line in help.lines() {
+            assert!(!line.contains("::"), "bare-ccm {command} --help: {line}");
+        }
+    }
 }

@@ -530,6 +530,85 @@ async fn conflict_on_the_first_write_of_every_node_is_retried_to_success() {
     c.assert_controller_never_forbidden();
 }
 
+/// How many of the controller's requests for `verb` on `nodes[/subresource]` were
+/// answered `code`.
+fn controller_requests(c: &Cluster, verb: &str, subresource: &str, code: u16) -> u64 {
+    c.emu
+        .accounting()
+        .attributed_requests()
+        .into_iter()
+        .filter(|(r, _)| {
+            r.user == sa_user("bare-ccm")
+                && r.verb == verb
+                && r.resource == "nodes"
+                && r.subresource == subresource
+                && r.code == code
+        })
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// The node write is a JSON patch that tests the labels (and taints) the controller saw.
+/// With 1 s of API latency, a label written by someone else lands between the controller's
+/// status write and its node write: the server answers the failed `test` with 422, and the
+/// controller re-reads the node and retries as for a 409 (not a permanent rejection). The
+/// status write carries no resourceVersion, so it is never refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_label_added_between_read_and_write_fails_the_test_and_the_node_is_re_read() {
+    let c = Cluster::start().await;
+    let ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
+    eventually(Duration::from_secs(10), "lease acquired", || {
+        c.lease_holder().is_some()
+    })
+    .await;
+    let other = c.kubelet_client().await;
+    c.emu.faults().set_latency(Duration::from_secs(1));
+    let mut spec = KubeletSpec::new("race");
+    spec.annotations
+        .insert("bare-ccm.io/internal-ip".into(), "10.0.0.5".into());
+    // Applied at +1 s; the controller's status write lands at about +2 s and its node
+    // write, built from that answer, at about +3 s; this label lands at about +2.5 s.
+    c.fleet.register(&spec).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let team = serde_json::json!({"metadata": {"labels": {"example.com/team": "storage"}}});
+    kube::Api::<k8s_openapi::api::core::v1::Node>::all(other)
+        .patch(
+            "race",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&team),
+        )
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(30), "race initialised", || {
+        c.initialized("race")
+    })
+    .await;
+    c.emu.faults().set_latency(Duration::ZERO);
+    let node = c.node("race");
+    assert_eq!(label(&node, "example.com/team"), Some("storage"));
+    assert_eq!(
+        label(&node, "node.kubernetes.io/instance-type"),
+        Some("k3s")
+    );
+    assert_eq!(
+        controller_requests(&c, "patch", "", 422),
+        1,
+        "the node write's test failed once"
+    );
+    assert!(
+        controller_requests(&c, "get", "", 200) >= 1,
+        "the node was re-read"
+    );
+    assert_eq!(controller_requests(&c, "patch", "status", 409), 0);
+    let rejected = r#"bare_ccm_node_sync_failures_total{reason="api_rejected"}"#;
+    assert_eq!(
+        ccm.metric(rejected).await,
+        0.0,
+        "a failed test is no rejection"
+    );
+    c.assert_controller_never_forbidden();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn taints_and_labels_added_concurrently_survive_initialisation() {
     let c = Cluster::start().await;
@@ -967,5 +1046,152 @@ async fn config_reload_applies_valid_files_and_rejects_invalid_ones() {
     assert_eq!(label(&c.node("r3"), "example.com/pool"), Some("green"));
     // Labels already on a node are never overwritten by a new config.
     assert_eq!(label(&c.node("r1"), "example.com/pool"), Some("blue"));
+    c.assert_controller_never_forbidden();
+}
+
+/// A config change adds what is missing to nodes initialised before it (zone labels, an
+/// extra label, and the labels of an inventory entry whose selector matches only now),
+/// and overwrites nothing: a label the node already has keeps its value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_change_adds_missing_labels_to_initialised_nodes_and_overwrites_none() {
+    let c = Cluster::start().await;
+    let config = c.dir.path().join("config.yaml");
+    std::fs::write(&config, "extraLabels:\n  example.com/pool: blue\n").unwrap();
+    let _ccm = Ccm::start(
+        &c.kubeconfig("bare-ccm"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--config-poll-interval",
+            "200ms",
+        ],
+    )
+    .await;
+    c.fleet
+        .register(&KubeletSpec::k3s_agent("l1", "10.0.2.1", None))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "l1 initialised", || {
+        c.initialized("l1")
+    })
+    .await;
+    c.fleet
+        .set_label("l1", "example.com/rack", Some("r7"))
+        .await
+        .unwrap();
+    std::fs::write(
+        &config,
+        "zone: z1\nextraLabels:\n  example.com/pool: green\n  example.com/managed: \"yes\"\ninventory:\n  - selector: {matchLabels: {example.com/rack: r7}}\n    labels: {example.com/row: a}\n",
+    )
+    .unwrap();
+    eventually(Duration::from_secs(10), "labels added to l1", || {
+        let node = c.node("l1");
+        label(&node, "topology.kubernetes.io/zone") == Some("z1")
+            && label(&node, "example.com/managed") == Some("yes")
+            && label(&node, "example.com/row") == Some("a")
+    })
+    .await;
+    let node = c.node("l1");
+    assert_eq!(
+        label(&node, "failure-domain.beta.kubernetes.io/zone"),
+        Some("z1")
+    );
+    assert_eq!(
+        label(&node, "example.com/pool"),
+        Some("blue"),
+        "never overwritten"
+    );
+    assert_eq!(label(&node, "example.com/rack"), Some("r7"));
+    c.assert_controller_never_forbidden();
+}
+
+/// A write refused with 403 is not retried every few seconds: it backs off from 5 minutes,
+/// a Warning Event names the missing grant, and the node keeps its taint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_write_backs_off_for_minutes_and_a_warning_names_the_missing_grant() {
+    let c = Cluster::start().await;
+    let shipped = support::manifest();
+    let without_status = shipped.replace(
+        "resources: [\"nodes/status\"]\n    verbs: [\"patch\"]",
+        "resources: [\"nodes/status\"]\n    verbs: [\"get\"]",
+    );
+    assert_ne!(
+        without_status, shipped,
+        "the nodes/status rule is in {MANIFEST}"
+    );
+    let policy = RbacPolicy::from_yaml(&format!("{without_status}\n---\n{NODE_RBAC}")).unwrap();
+    c.emu.set_rbac(Some(policy));
+    let ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
+    // The kubelet reports only a Hostname: the InternalIP needs a status write.
+    let mut spec = KubeletSpec::new("f1");
+    spec.annotations
+        .insert("bare-ccm.io/internal-ip".into(), "10.0.3.1".into());
+    c.fleet.register(&spec).await.unwrap();
+    eventually(Duration::from_secs(10), "WriteForbidden event", || {
+        !c.events("f1", "WriteForbidden").is_empty()
+    })
+    .await;
+    let event = &c.events("f1", "WriteForbidden")[0];
+    let note = event
+        .get("note")
+        .or_else(|| event.get("message"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    assert!(
+        note.contains("system:serviceaccount:kube-system:bare-ccm may not patch nodes/status"),
+        "{note}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        controller_requests(&c, "patch", "status", 403),
+        1,
+        "retried within seconds"
+    );
+    assert!(has_taint(&c.node("f1"), TAINT));
+    let rejected = r#"bare_ccm_node_sync_failures_total{reason="api_rejected"}"#;
+    assert_eq!(ccm.metric(rejected).await, 1.0);
+}
+
+/// Event names stay valid DNS subdomains (at most 253 characters) for the longest node
+/// names: a Normal `Synced` and a Warning are both stored for 253-character nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_about_nodes_with_253_character_names_are_stored() {
+    let c = Cluster::start().await;
+    let _ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
+    let admin = c.emu.client(&c.emu.admin_token()).await.unwrap();
+    let nodes = kube::Api::<k8s_openapi::api::core::v1::Node>::all(admin);
+    let ok_name = format!("{}.{}", "a".repeat(200), "b".repeat(52));
+    let bad_name = format!("{}-{}", "c".repeat(235), "d".repeat(17));
+    for (name, spec) in [
+        (&ok_name, KubeletSpec::k3s_agent(&ok_name, "10.0.4.1", None)),
+        (&bad_name, support::mismatched_node_ip_kubelet(&bad_name)),
+    ] {
+        assert_eq!(name.len(), 253);
+        let mut node = bare_ccm_emulator::kubelet::node_object(&spec);
+        // A label value holds at most 63 characters; the kubelet's hostname differs.
+        node["metadata"]["labels"]["kubernetes.io/hostname"] = Value::from("host");
+        let node = serde_json::from_value(node).unwrap();
+        nodes.create(&Default::default(), &node).await.unwrap();
+    }
+    eventually(Duration::from_secs(10), "Synced event", || {
+        !c.events(&ok_name, "Synced").is_empty()
+    })
+    .await;
+    eventually(
+        Duration::from_secs(10),
+        "InitializationFailed event",
+        || !c.events(&bad_name, "InitializationFailed").is_empty(),
+    )
+    .await;
+    for event in [
+        &c.events(&ok_name, "Synced")[0],
+        &c.events(&bad_name, "InitializationFailed")[0],
+    ] {
+        let name = event
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        assert!(name.len() <= 253, "{name}");
+    }
     c.assert_controller_never_forbidden();
 }

@@ -1,6 +1,7 @@
 //! Kubernetes Events the controller emits, with their reasons defined once here:
 //! Normal `Synced` when a node is initialised (upstream's reason and text), Warnings when a
-//! node cannot be initialised or refreshed, or a new config file is rejected.
+//! node cannot be initialised or refreshed, when the API server refuses a write for good
+//! (403, 422), or when a new config file is rejected.
 //!
 //! Emission is off the workers' path: [`Events`] only queues an event on a bounded channel
 //! and returns; the [`EventWriter`] task sends them to the API server. When the channel is
@@ -30,6 +31,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::leader::LeaderGate;
+use crate::telemetry::Chain;
 
 /// Reason of the Normal event after a successful initialisation (upstream's).
 pub const REASON_SYNCED: &str = "Synced";
@@ -39,6 +41,10 @@ pub const REASON_INITIALIZATION_FAILED: &str = "InitializationFailed";
 pub const REASON_ADDRESS_RESOLUTION_FAILED: &str = "AddressResolutionFailed";
 /// Warning on the leader Lease: a changed config file was rejected; the old one stays.
 pub const REASON_CONFIG_INVALID: &str = "ConfigInvalid";
+/// Warning: the API server refused a write with 403 (RBAC); the note names the grant.
+pub const REASON_WRITE_FORBIDDEN: &str = "WriteForbidden";
+/// Warning: the API server refused a write with 422 (invalid); retried with long backoff.
+pub const REASON_WRITE_REJECTED: &str = "WriteRejected";
 
 /// A Warning with the same object, reason and text is not sent again sooner than this.
 /// Upstream's recorder lets one source send about one event per object every 5 minutes
@@ -62,6 +68,9 @@ const CONTROLLER: &str = "bare-ccm";
 const EVENT_NAMESPACE: &str = "default";
 /// Events API limits: 1 kB note.
 const MAX_NOTE: usize = 1024;
+/// The longest Event name: a name is a DNS-1123 subdomain (apimachinery
+/// `IsDNS1123Subdomain`, `DNS1123SubdomainMaxLength`), or the create is refused with 422.
+const MAX_EVENT_NAME: usize = 253;
 
 /// Last Warning sent per (object name, reason): its text and when.
 type WarnedMap = HashMap<(String, &'static str), (String, Instant)>;
@@ -117,6 +126,26 @@ pub fn lease_ref(namespace: &str, name: &str) -> ObjectReference {
         name: Some(name.into()),
         ..ObjectReference::default()
     }
+}
+
+/// The name of a new Event about the object named `object`: `{object}.{nanoseconds in
+/// hex}`, as kube-runtime's `Recorder` and client-go name Events, with `object` cut (at an
+/// alphanumeric character) so that the name is a valid DNS subdomain of at most 253
+/// characters whatever the length of the node's name (itself up to 253).
+pub fn event_name(object: &str, now: Timestamp) -> String {
+    let suffix = format!(".{:x}", now.as_nanosecond());
+    let room = MAX_EVENT_NAME.saturating_sub(suffix.len());
+    let mut end = object.len().min(room);
+    while !object.is_char_boundary(end) {
+        end -= 1;
+    }
+    let prefix = object[..end].trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+    let prefix = if prefix.is_empty() {
+        CONTROLLER
+    } else {
+        prefix
+    };
+    format!("{prefix}{suffix}")
 }
 
 fn truncate(note: &str) -> String {
@@ -240,7 +269,7 @@ impl EventWriter {
                         object,
                         reason,
                         note,
-                    } => send_warning(recorder, object, reason, note).await,
+                    } => send_warning(client, recorder, reporter, object, reason, note).await,
                 }
             }
         });
@@ -254,31 +283,71 @@ impl EventWriter {
 /// Creates a `Synced` Event directly rather than through the `Recorder`, whose cache would
 /// keep one Event per node for minutes.
 async fn send_synced(client: &kube::Client, reporter: &Reporter, node: &str) {
-    let now = Timestamp::now();
-    let event = K8sEvent {
-        metadata: ObjectMeta {
-            name: Some(format!("{node}.{:x}", now.as_nanosecond())),
-            namespace: Some(EVENT_NAMESPACE.into()),
-            ..ObjectMeta::default()
-        },
-        event_time: Some(MicroTime(now)),
-        action: Some("Initialize".into()),
-        reason: Some(REASON_SYNCED.into()),
-        note: Some("Node synced successfully".into()),
-        regarding: Some(node_ref(node)),
-        reporting_controller: Some(reporter.controller.clone()),
-        reporting_instance: reporter.instance.clone(),
-        type_: Some("Normal".into()),
-        ..K8sEvent::default()
-    };
-    let api: kube::Api<K8sEvent> = kube::Api::namespaced(client.clone(), EVENT_NAMESPACE);
-    if let Err(e) = api.create(&PostParams::default(), &event).await {
-        tracing::warn!(node, error = %e, "cannot record the Synced event");
+    let event = new_event(
+        reporter,
+        node_ref(node),
+        "Normal",
+        REASON_SYNCED,
+        "Initialize",
+        "Node synced successfully".into(),
+    );
+    if let Err(e) = create(client, &event).await {
+        tracing::warn!(node, error = %Chain(&e), "cannot record the Synced event");
     }
 }
 
+/// An Event about `object`, named by [`event_name`], in the object's namespace (`default`
+/// for a Node).
+fn new_event(
+    reporter: &Reporter,
+    object: ObjectReference,
+    type_: &str,
+    reason: &str,
+    action: &str,
+    note: String,
+) -> K8sEvent {
+    let now = Timestamp::now();
+    let name = object.name.as_deref().unwrap_or_default();
+    K8sEvent {
+        metadata: ObjectMeta {
+            name: Some(event_name(name, now)),
+            namespace: Some(
+                object
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| EVENT_NAMESPACE.into()),
+            ),
+            ..ObjectMeta::default()
+        },
+        event_time: Some(MicroTime(now)),
+        action: Some(action.into()),
+        reason: Some(reason.into()),
+        note: Some(note),
+        regarding: Some(object),
+        reporting_controller: Some(reporter.controller.clone()),
+        reporting_instance: reporter.instance.clone(),
+        type_: Some(type_.into()),
+        ..K8sEvent::default()
+    }
+}
+
+async fn create(client: &kube::Client, event: &K8sEvent) -> Result<K8sEvent, kube::Error> {
+    let namespace = event
+        .metadata
+        .namespace
+        .as_deref()
+        .unwrap_or(EVENT_NAMESPACE);
+    let api: kube::Api<K8sEvent> = kube::Api::namespaced(client.clone(), namespace);
+    api.create(&PostParams::default(), event).await
+}
+
+/// Sends a Warning through the `Recorder` (repeats become one Event with a growing
+/// series count), unless the Recorder's name for it (`{object}.{nanos}`, uncut) would
+/// exceed 253 characters: then it is created directly under an [`event_name`].
 async fn send_warning(
+    client: &kube::Client,
     recorder: &Recorder,
+    reporter: &Reporter,
     object: ObjectReference,
     reason: &'static str,
     note: String,
@@ -288,16 +357,23 @@ async fn send_warning(
     } else {
         "Initialize"
     };
-    let event = Event {
-        type_: EventType::Warning,
-        reason: reason.into(),
-        note: Some(note),
-        action: action.into(),
-        secondary: None,
+    let name = object.name.clone().unwrap_or_default();
+    let now = Timestamp::now();
+    let result = if event_name(&name, now) == format!("{name}.{:x}", now.as_nanosecond()) {
+        let event = Event {
+            type_: EventType::Warning,
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
+        recorder.publish(&event, &object).await
+    } else {
+        let event = new_event(reporter, object, "Warning", reason, action, note);
+        create(client, &event).await.map(drop)
     };
-    if let Err(e) = recorder.publish(&event, &object).await {
-        let name = object.name.as_deref().unwrap_or_default();
-        tracing::warn!(object = %name, reason, error = %e, "cannot record a Warning event");
+    if let Err(e) = result {
+        tracing::warn!(object = %name, reason, error = %Chain(&e), "cannot record a Warning event");
     }
 }
 
@@ -349,6 +425,44 @@ mod tests {
         events.warn(node_ref("n1"), REASON_INITIALIZATION_FAILED, "no IP");
         assert!(writer.queue.try_recv().is_err());
         assert_eq!(dropped.get(), 0);
+    }
+
+    /// apimachinery `IsDNS1123Subdomain`.
+    fn is_dns_subdomain(name: &str) -> bool {
+        name.len() <= 253
+            && name.split('.').all(|part| {
+                let b = part.as_bytes();
+                !b.is_empty()
+                    && b[0].is_ascii_alphanumeric()
+                    && b[b.len() - 1].is_ascii_alphanumeric()
+                    && b.iter()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            })
+    }
+
+    #[test]
+    fn event_names_are_valid_for_every_node_name_up_to_253_characters() {
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        assert_eq!(event_name("n1", now), "n1.18fae27693b40000");
+        // 253-character node names, including cuts that would end on '-' or '.'.
+        for node in [
+            "z".repeat(253),
+            format!("{}-{}", "x".repeat(235), "y".repeat(17)),
+            format!("{}.{}", "x".repeat(235), "y".repeat(17)),
+            format!("{}.-{}", "x".repeat(233), "y".repeat(18)).replace(".-", ".a-"),
+        ] {
+            assert!(
+                node.len() >= 253 && is_dns_subdomain(&node[..253]),
+                "{node}"
+            );
+            let name = event_name(&node[..253], now);
+            assert!(is_dns_subdomain(&name), "{node} -> {name}");
+            assert!(name.ends_with(".18fae27693b40000"), "{name}");
+        }
+        assert_eq!(
+            event_name(&"z".repeat(253), now),
+            format!("{}.18fae27693b40000", "z".repeat(236))
+        );
     }
 
     #[test]

@@ -25,8 +25,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config_reload::SharedConfig;
 use crate::leader::LeaderGate;
 use crate::metrics::Metrics;
+use crate::telemetry::Chain;
 use cache::{LeanNode, NodeCache, Observed};
-use events::Events;
+use events::{Events, REASON_WRITE_FORBIDDEN, REASON_WRITE_REJECTED, node_ref};
 use queue::WorkQueue;
 use sync::{Synced, Write};
 use tasks::TaskFailed;
@@ -68,7 +69,54 @@ pub const SYNC_FAILURE_REASONS: [&str; 7] = [
     "api_unreachable",
 ];
 
+/// A refusal that retrying soon cannot fix: what the Warning Event and the log say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// The Warning reason ([`REASON_WRITE_FORBIDDEN`] or [`REASON_WRITE_REJECTED`]).
+    pub reason: &'static str,
+    /// The Event note and log message: what was refused and what to do.
+    pub note: String,
+}
+
 impl Error {
+    /// The refusal when the API server answered 403 Forbidden (RBAC) or 422 Invalid (a
+    /// write it will never accept; a failed JSON-patch `test` is a conflict instead, see
+    /// `sync::is_failed_test`). Retrying such a write every 30 s only repeats the refusal;
+    /// it is retried with [`REJECTED_BACKOFF`].
+    pub fn rejection(&self) -> Option<Rejection> {
+        let Error::Api {
+            write,
+            source: kube::Error::Api(status),
+            ..
+        } = self
+        else {
+            return None;
+        };
+        match status.code {
+            403 => {
+                let fix = match missing_grant(&status.message) {
+                    Some(grant) => format!(
+                        "{} may not {} {} in API group {:?} {}: grant it, e.g. re-apply the ClusterRole bare-ccm of manifests/bare-ccm.yaml",
+                        grant.user, grant.verb, grant.resource, grant.group, grant.scope
+                    ),
+                    None => "check bare-ccm's RBAC (re-apply manifests/bare-ccm.yaml)".into(),
+                };
+                Some(Rejection {
+                    reason: REASON_WRITE_FORBIDDEN,
+                    note: format!("{write} is forbidden: {fix}"),
+                })
+            }
+            422 => Some(Rejection {
+                reason: REASON_WRITE_REJECTED,
+                note: format!(
+                    "{write} was refused by the API server as invalid: {}",
+                    status.message
+                ),
+            }),
+            _ => None,
+        }
+    }
+
     /// A low-cardinality label for `bare_ccm_node_sync_failures_total{reason}`.
     pub fn metric_label(&self) -> &'static str {
         match self {
@@ -195,13 +243,75 @@ impl Context {
     }
 }
 
-/// Upper bound of the per-node backoff after a failed write (API errors, conflicts,
-/// throttling). Upstream's controllers cap at 1000 s (client-go
+/// Upper bound of the per-node backoff after a failed write that may heal by itself (5xx,
+/// conflicts, throttling, an unreachable server; 403 and 422 use [`REJECTED_BACKOFF`]).
+/// Upstream's controllers cap at 1000 s (client-go
 /// `util/workqueue/default_rate_limiters.go`, `DefaultControllerRateLimiter`: 5 ms
 /// doubling to 1000 s); bare-ccm runs at bootstrap, where a node waiting minutes for a
 /// retry is a node without networking (its pods cannot be scheduled while the taint
 /// stays), so 30 s bounds both the retry rate during an outage and the delay after it.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Per-node backoff after a 403 or 422 ([`Error::rejection`]): 5 minutes, doubling up to
+/// 1000 s. Nothing but a fix of the RBAC or of the node makes such a write succeed, so a
+/// fast retry only repeats the refusal (and its log line) every 30 s forever. 1000 s is
+/// upstream's per-item cap (client-go `util/workqueue/default_rate_limiters.go`,
+/// `DefaultControllerRateLimiter`: `NewTypedItemExponentialFailureRateLimiter(5ms,
+/// 1000s)`); 5 minutes is the pace of a repeated Warning Event ([`events::REPEAT_INTERVAL`],
+/// client-go's spam filter). A change of the node still retries it at once.
+pub const REJECTED_BACKOFF: queue::Backoff = queue::Backoff {
+    base: Duration::from_secs(300),
+    max: Duration::from_secs(1000),
+};
+
+/// What a 403 says is missing, parsed from the API server's Status message (apiserver
+/// `pkg/endpoints/handlers/responsewriters/errors.go`, `forbiddenMessage`):
+/// `nodes "x" is forbidden: User "U" cannot patch resource "nodes/status" in API group ""
+/// at the cluster scope`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissingGrant {
+    pub user: String,
+    pub verb: String,
+    /// With its subresource, as RBAC writes it (`nodes/status`).
+    pub resource: String,
+    pub group: String,
+    /// `at the cluster scope` or `in the namespace "NS"`.
+    pub scope: String,
+}
+
+/// Parses a 403 message; `None` when it is not shaped like the API server's.
+pub fn missing_grant(message: &str) -> Option<MissingGrant> {
+    let (_, rest) = message.split_once("User \"")?;
+    let (user, rest) = rest.split_once("\" cannot ")?;
+    let (verb, rest) = rest.split_once(" resource \"")?;
+    let (resource, rest) = rest.split_once("\" in API group \"")?;
+    let (group, scope) = rest.split_once('"')?;
+    Some(MissingGrant {
+        user: user.to_string(),
+        verb: verb.to_string(),
+        resource: resource.to_string(),
+        group: group.to_string(),
+        scope: scope.trim().to_string(),
+    })
+}
+
+/// RBAC advice for a failed request: the missing grant of a 403, nothing for any other
+/// failure (a refused connection or a timeout is no RBAC problem).
+pub fn forbidden_hint(error: &kube::Error) -> Option<String> {
+    let kube::Error::Api(status) = error else {
+        return None;
+    };
+    if status.code != 403 {
+        return None;
+    }
+    Some(match missing_grant(&status.message) {
+        Some(g) => format!(
+            "{} may not {} {} in API group {:?} {}: check bare-ccm's RBAC",
+            g.user, g.verb, g.resource, g.group, g.scope
+        ),
+        None => "forbidden: check bare-ccm's RBAC".to_string(),
+    })
+}
 
 /// When an unresolvable node is looked at again if neither it nor the config changed.
 /// Issue 3 asks to retry such nodes when the node or the config changes, which the watch
@@ -314,7 +424,7 @@ async fn watch_nodes(ctx: Arc<Context>, client: kube::Client, shutdown: Cancella
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "node watch failed; re-listing with backoff");
+                tracing::warn!(error = %Chain(&e), "node watch failed; re-listing with backoff");
             }
         }
     }
@@ -344,7 +454,9 @@ async fn resync(ctx: Arc<Context>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {
                 if ctx.gate.is_leading() {
-                    ctx.enqueue_all();
+                    for name in ctx.cache.names() {
+                        ctx.queue.add_unless_backing_off(&name);
+                    }
                 }
             }
         }
@@ -381,9 +493,14 @@ async fn worker(ctx: Arc<Context>, shutdown: CancellationToken) {
                     ctx.queue.forget(&name);
                     ctx.queue.add_after(&name, UNRESOLVED_RETRY);
                     tracing::warn!(error = %e, retry_in = ?UNRESOLVED_RETRY, "node parked until it or the config changes");
+                } else if let Some(rejection) = e.rejection() {
+                    let delay = ctx.queue.retry_later_with(&name, REJECTED_BACKOFF);
+                    ctx.events
+                        .warn(node_ref(&name), rejection.reason, &rejection.note);
+                    tracing::error!(node = %name, retry_in = ?delay, "{}", rejection.note);
                 } else {
                     let delay = ctx.queue.retry_later(&name);
-                    tracing::warn!(error = %e, retry_in = ?delay, "node sync failed");
+                    tracing::warn!(error = %Chain(&e), retry_in = ?delay, "node sync failed");
                 }
             }
         }
@@ -405,6 +522,102 @@ mod tests {
                     .boxed(),
             ),
         }
+    }
+
+    fn api_with(code: u16, message: &str) -> Error {
+        Error::Api {
+            node: "n1".into(),
+            write: Write::Addresses,
+            source: kube::Error::Api(
+                kube::core::Status::failure(message, "Forbidden")
+                    .with_code(code)
+                    .boxed(),
+            ),
+        }
+    }
+
+    const FORBIDDEN: &str = r#"nodes "n1" is forbidden: User "system:serviceaccount:kube-system:bare-ccm" cannot patch resource "nodes/status" in API group "" at the cluster scope"#;
+
+    #[test]
+    fn a_403_names_the_missing_verb_resource_and_user() {
+        assert_eq!(
+            missing_grant(FORBIDDEN),
+            Some(MissingGrant {
+                user: "system:serviceaccount:kube-system:bare-ccm".into(),
+                verb: "patch".into(),
+                resource: "nodes/status".into(),
+                group: "".into(),
+                scope: "at the cluster scope".into(),
+            })
+        );
+        let lease = r#"leases.coordination.k8s.io "bare-ccm" is forbidden: User "u" cannot update resource "leases" in API group "coordination.k8s.io" in the namespace "kube-system""#;
+        let grant = missing_grant(lease).unwrap();
+        assert_eq!(
+            (
+                grant.verb.as_str(),
+                grant.resource.as_str(),
+                grant.group.as_str()
+            ),
+            ("update", "leases", "coordination.k8s.io")
+        );
+        assert_eq!(grant.scope, r#"in the namespace "kube-system""#);
+        assert_eq!(missing_grant("forbidden"), None);
+
+        let rejection = api_with(403, FORBIDDEN).rejection().unwrap();
+        assert_eq!(rejection.reason, "WriteForbidden");
+        assert_eq!(
+            rejection.note,
+            r#"writing status.addresses (nodes/status) is forbidden: system:serviceaccount:kube-system:bare-ccm may not patch nodes/status in API group "" at the cluster scope: grant it, e.g. re-apply the ClusterRole bare-ccm of manifests/bare-ccm.yaml"#
+        );
+    }
+
+    #[test]
+    fn only_403_and_422_are_rejections() {
+        assert_eq!(
+            api_with(422, "Node \"n1\" is invalid: x")
+                .rejection()
+                .map(|r| r.reason),
+            Some("WriteRejected")
+        );
+        for code in [400, 409, 429, 500, 503] {
+            assert_eq!(api_with(code, "x").rejection(), None, "{code}");
+        }
+        let unreachable = Error::Api {
+            node: "n".into(),
+            write: Write::Init,
+            source: kube::Error::TlsRequired,
+        };
+        assert_eq!(unreachable.rejection(), None);
+    }
+
+    #[test]
+    fn rbac_advice_only_for_a_403() {
+        let forbidden = kube::Error::Api(
+            kube::core::Status::failure(FORBIDDEN, "Forbidden")
+                .with_code(403)
+                .boxed(),
+        );
+        let hint = forbidden_hint(&forbidden).unwrap();
+        assert!(hint.contains("may not patch nodes/status"), "{hint}");
+        let refused = kube::Error::Service(Box::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused",
+        )));
+        assert_eq!(forbidden_hint(&refused), None);
+        let unavailable = kube::Error::Api(
+            kube::core::Status::failure("x", "ServiceUnavailable")
+                .with_code(503)
+                .boxed(),
+        );
+        assert_eq!(forbidden_hint(&unavailable), None);
+    }
+
+    #[test]
+    fn rejections_back_off_from_five_minutes_to_upstreams_1000_seconds() {
+        assert_eq!(REJECTED_BACKOFF.delay(1), Duration::from_secs(300));
+        assert_eq!(REJECTED_BACKOFF.delay(2), Duration::from_secs(600));
+        assert_eq!(REJECTED_BACKOFF.delay(3), Duration::from_secs(1000));
+        assert_eq!(REJECTED_BACKOFF.delay(30), Duration::from_secs(1000));
     }
 
     #[test]

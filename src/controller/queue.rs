@@ -118,15 +118,33 @@ impl WorkQueue {
 
     /// Counts a failure of `name` and queues it after its backoff; returns the delay.
     pub fn retry_later(&self, name: &str) -> Duration {
+        self.retry_later_with(name, self.backoff)
+    }
+
+    /// [`WorkQueue::retry_later`] with another backoff (for refusals that waiting briefly
+    /// cannot fix); the failure count is the same.
+    pub fn retry_later_with(&self, name: &str, backoff: Backoff) -> Duration {
         let failures = {
             let mut inner = self.lock();
             let n = inner.failures.entry(name.to_string()).or_insert(0);
             *n = n.saturating_add(1);
             *n
         };
-        let delay = self.backoff.delay(failures);
+        let delay = backoff.delay(failures);
         self.add_after(name, delay);
         delay
+    }
+
+    /// Queues `name` now, unless it waits out the backoff of a failure: the periodic
+    /// re-check must not cut a backoff short (a change of the node still does, via `add`).
+    pub fn add_unless_backing_off(&self, name: &str) {
+        {
+            let inner = self.lock();
+            if inner.failures.contains_key(name) && inner.delayed.contains_key(name) {
+                return;
+            }
+        }
+        self.add(name);
     }
 
     /// Forgets `name`'s failures (after a success, or when the node is gone).
@@ -258,6 +276,27 @@ mod tests {
         q.done("a");
         q.forget("a");
         assert_eq!(q.retry_later("a"), Duration::from_millis(5));
+    }
+
+    #[tokio::test]
+    async fn a_periodic_add_leaves_a_failure_backoff_alone_but_not_a_plain_delay() {
+        let q = queue();
+        let long = Backoff {
+            base: Duration::from_secs(300),
+            max: Duration::from_secs(1000),
+        };
+        assert_eq!(q.retry_later_with("a", long), Duration::from_secs(300));
+        q.add_unless_backing_off("a");
+        assert!(q.lock().ready.is_empty(), "still backing off");
+        q.add_after("b", Duration::from_secs(300));
+        q.add_unless_backing_off("b");
+        assert_eq!(q.next().await.as_deref(), Some("b"));
+        q.add("a");
+        assert_eq!(
+            q.next().await.as_deref(),
+            Some("a"),
+            "a change still retries"
+        );
     }
 
     #[tokio::test]

@@ -1,8 +1,9 @@
 //! One sync of one node: resolve its cached view, then write what differs. For a tainted
 //! node that is initialisation (at most two writes: `status.addresses` first, then the
-//! taint/providerID/labels patch with the resourceVersion returned by the first); for a
-//! node a cloud controller initialised it is the address refresh (one write, or none when
-//! nothing changed); any other node is left to its kubelet.
+//! taint/providerID/labels JSON patch built from the node the first write returned); for a
+//! node a cloud controller initialised it is the refresh (its addresses, then the labels it
+//! lacks, e.g. after a config change: a write each, or none when nothing changed); any
+//! other node is left to its kubelet.
 //! The metadata itself comes only from `resolve` and the patch builders.
 
 use std::time::Duration;
@@ -13,14 +14,17 @@ use serde_json::Value;
 use super::cache::{Entry, LeanNode};
 use super::events::{REASON_ADDRESS_RESOLUTION_FAILED, REASON_INITIALIZATION_FAILED, node_ref};
 use super::{Context, Error};
-use crate::patch::{init_patch, is_refreshable, refresh_patch, status_addresses_patch};
+use crate::patch::{
+    init_patch, is_refreshable, labels_patch, refresh_patch, status_addresses_patch,
+};
 use crate::resolve::resolve;
 
 /// Field manager of every bare-ccm write.
 pub const FIELD_MANAGER: &str = "bare-ccm";
 
-/// Immediate re-read-and-retry rounds after 409 Conflict before falling back to backoff.
-/// Upstream retries up to 20 times with sleeps; a fresh GET makes each round count.
+/// Immediate re-read-and-retry rounds after a conflict (a 409, or a failed JSON-patch
+/// `test`) before falling back to backoff. Upstream retries up to 20 times with sleeps; a
+/// fresh GET makes each round count.
 pub const CONFLICT_RETRIES: u32 = 5;
 
 /// What a sync did.
@@ -30,7 +34,7 @@ pub enum Synced {
     Gone,
     /// The uninitialized taint was removed.
     Initialized,
-    /// An initialised node's addresses were rewritten.
+    /// An initialised node's addresses were rewritten, or its missing labels added.
     Refreshed,
     /// Nothing differed; nothing was written.
     Unchanged,
@@ -41,6 +45,7 @@ pub enum Synced {
 pub enum Write {
     Addresses,
     Init,
+    Labels,
     Read,
 }
 
@@ -49,6 +54,7 @@ impl std::fmt::Display for Write {
         f.write_str(match self {
             Write::Addresses => "writing status.addresses (nodes/status)",
             Write::Init => "removing the uninitialized taint",
+            Write::Labels => "adding missing labels",
             Write::Read => "re-reading the node",
         })
     }
@@ -142,8 +148,17 @@ async fn attempt(ctx: &Context, entry: Entry) -> Result<Synced, Error> {
         ctx.cache.observe(fresh);
     }
     if !res.tainted {
-        return Ok(if wrote_addresses {
+        if wrote_addresses {
             tracing::info!(node = %name, "addresses refreshed");
+        }
+        let mut added_labels = false;
+        if let Some(patch) = labels_patch(&view, &res) {
+            let node = write(ctx, &name, Write::Labels, &patch).await?;
+            ctx.cache.observe(node.into_entry());
+            added_labels = true;
+            tracing::info!(node = %name, labels = res.labels.len(), "missing labels added");
+        }
+        return Ok(if wrote_addresses || added_labels {
             Synced::Refreshed
         } else {
             Synced::Unchanged
@@ -183,7 +198,8 @@ fn since(created: Option<k8s_openapi::jiff::Timestamp>) -> Duration {
         .unwrap_or_default()
 }
 
-/// Sends one merge patch, if this replica may write.
+/// Sends one patch, if this replica may write: a merge patch to `nodes/status`, a JSON
+/// patch (see `crate::patch`) to the node.
 async fn write(ctx: &Context, name: &str, which: Write, patch: &Value) -> Result<LeanNode, Error> {
     if !ctx.gate.may_write() {
         return Err(Error::NotLeader {
@@ -200,17 +216,82 @@ async fn write(ctx: &Context, name: &str, which: Write, patch: &Value) -> Result
                 .patch_status(name, &params, &Patch::Merge(patch))
                 .await
         }
-        Write::Init | Write::Read => ctx.nodes.patch(name, &params, &Patch::Merge(patch)).await,
+        Write::Init | Write::Labels | Write::Read => match serde_json::from_value(patch.clone()) {
+            Ok(ops) => {
+                ctx.nodes
+                    .patch(name, &params, &Patch::Json::<()>(ops))
+                    .await
+            }
+            Err(e) => Err(kube::Error::SerdeError(e)),
+        },
     };
     result.map_err(|source| match &source {
-        kube::Error::Api(status) if status.code == 409 => Error::Conflict {
-            node: name.to_string(),
-            attempts: 1,
-        },
+        // Only the node write is a JSON patch with `test` operations.
+        kube::Error::Api(status)
+            if status.code == 409 || (which != Write::Addresses && is_failed_test(status)) =>
+        {
+            Error::Conflict {
+                node: name.to_string(),
+                attempts: 1,
+            }
+        }
         _ => Error::Api {
             node: name.to_string(),
             write: which,
             source,
         },
     })
+}
+
+/// Whether a 422 is the API server's answer to a JSON patch that does not apply to the
+/// current object, i.e. one of our `test` operations failed because the node changed.
+/// kube-apiserver answers it with `NewGenericServerResponse(422, ...)` (apiserver
+/// `pkg/endpoints/handlers/patch.go`, `applyJSPatch`): reason Invalid, the generic message
+/// "the server rejected our request due to an error in our request" and empty `details`,
+/// whereas a validation error (`NewInvalid`) names the kind and the object in `details`.
+/// A server that passes the json-patch text on ("testing value /spec/taints failed: test
+/// failed", gopkg.in/evanphx/json-patch.v4) is recognised too.
+pub fn is_failed_test(status: &kube::core::Status) -> bool {
+    status.code == 422
+        && (status.message.contains("test failed")
+            || status
+                .details
+                .as_ref()
+                .is_none_or(|d| d.kind.is_empty() && d.name.is_empty() && d.causes.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(body: serde_json::Value) -> kube::core::Status {
+        serde_json::from_value(body).unwrap()
+    }
+
+    #[test]
+    fn a_failed_json_patch_test_is_a_conflict_and_a_validation_error_is_not() {
+        // What kube-apiserver sends for a failed `test` (NewGenericServerResponse).
+        let failed = status(serde_json::json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "the server rejected our request due to an error in our request",
+            "reason": "Invalid", "details": {}, "code": 422
+        }));
+        assert!(is_failed_test(&failed));
+        let passed_on = status(serde_json::json!({
+            "status": "Failure", "code": 422, "reason": "Invalid",
+            "message": "testing value /spec/taints failed: test failed"
+        }));
+        assert!(is_failed_test(&passed_on));
+        // A field validation error (NewInvalid) names the object: permanent, not a conflict.
+        let invalid = status(serde_json::json!({
+            "status": "Failure", "code": 422, "reason": "Invalid",
+            "message": "Node \"n1\" is invalid: spec.providerID: Forbidden: node updates may not change providerID except from \"\" to valid",
+            "details": {"name": "n1", "kind": "Node", "causes": [{"reason": "FieldValueForbidden", "field": "spec.providerID"}]}
+        }));
+        assert!(!is_failed_test(&invalid));
+        let conflict = status(
+            serde_json::json!({"status": "Failure", "code": 409, "reason": "Conflict", "details": {}}),
+        );
+        assert!(!is_failed_test(&conflict));
+    }
 }
