@@ -327,6 +327,7 @@ pub async fn run_election(
     gate: Arc<LeaderGate>,
     renewals: Arc<RenewClock>,
     shutdown: CancellationToken,
+    workers_stopped: CancellationToken,
 ) -> Result<(), ElectionSettingsError> {
     settings.validate()?;
     let lease = format!("{}/{}", settings.lease_namespace, settings.lease_name);
@@ -335,35 +336,44 @@ pub async fn run_election(
     let mut elector = Elector::new(client, settings);
     tracing::info!(%identity, %lease, "waiting for the leader lease");
     loop {
+        // Each attempt is bounded by the renew deadline, as client-go's renew loop is
+        // (leaderelection.go, `renew`: context.WithTimeout(ctx, RenewDeadline)): a hung
+        // API server must not keep this replica reporting leadership, or a standby
+        // waiting, forever.
         let attempt = tokio::select! {
             _ = shutdown.cancelled() => break,
-            attempt = elector.try_acquire_or_renew() => attempt,
+            attempt = tokio::time::timeout(renew_deadline, elector.try_acquire_or_renew()) => attempt,
         };
         match attempt {
-            Ok(Attempt::Leading) => {
+            Ok(Ok(Attempt::Leading)) => {
                 renewals.tick();
                 if !gate.is_leading() {
                     tracing::info!(%identity, %lease, "became the leader");
                     gate.set_leading(true);
                 }
             }
-            Ok(Attempt::Standby) => {
+            Ok(Ok(Attempt::Standby)) => {
                 if gate.is_leading() {
                     tracing::warn!(%identity, %lease, "lost the leader lease; stopped writing");
                     gate.set_leading(false);
                 }
             }
-            Err(e) => {
-                let overdue = renewals
-                    .last()
-                    .is_none_or(|t| t.elapsed() >= renew_deadline);
-                if gate.is_leading() && overdue {
-                    tracing::warn!(%identity, %lease, error = %crate::telemetry::Chain(&e), "lease not renewed within the renew deadline; stopped writing");
-                    gate.set_leading(false);
-                } else if let Some(hint) = crate::controller::forbidden_hint(&e) {
-                    tracing::warn!(%lease, error = %crate::telemetry::Chain(&e), "cannot read or renew the leader lease ({hint}); retrying");
+            Ok(Err(e)) => {
+                if !stop_if_overdue(&gate, &renewals, renew_deadline) {
+                    if let Some(hint) = crate::controller::forbidden_hint(&e) {
+                        tracing::warn!(%lease, error = %crate::telemetry::Chain(&e), "cannot read or renew the leader lease ({hint}); retrying");
+                    } else {
+                        tracing::warn!(%lease, error = %crate::telemetry::Chain(&e), "cannot read or renew the leader lease; retrying");
+                    }
                 } else {
-                    tracing::warn!(%lease, error = %crate::telemetry::Chain(&e), "cannot read or renew the leader lease; retrying");
+                    tracing::warn!(%identity, %lease, error = %crate::telemetry::Chain(&e), "lease not renewed within the renew deadline; stopped writing");
+                }
+            }
+            Err(_) => {
+                if stop_if_overdue(&gate, &renewals, renew_deadline) {
+                    tracing::warn!(%identity, %lease, "the API server did not answer within the renew deadline; stopped writing");
+                } else {
+                    tracing::warn!(%lease, timeout = ?renew_deadline, "no answer about the leader lease; retrying");
                 }
             }
         }
@@ -373,7 +383,16 @@ pub async fn run_election(
         }
     }
     gate.set_leading(false);
-    match tokio::time::timeout(Duration::from_secs(2), elector.release()).await {
+    // The lease is given up only once no worker can write any more: a standby that took
+    // it at once must not meet a write of ours still in flight.
+    if tokio::time::timeout(WORKERS_STOP_WAIT, workers_stopped.cancelled())
+        .await
+        .is_err()
+    {
+        tracing::warn!(%lease, "workers still running; the lease is left to expire instead of released");
+        return Ok(());
+    }
+    match tokio::time::timeout(RELEASE_WAIT, elector.release()).await {
         Ok(Ok(())) => tracing::info!(%lease, "released the leader lease"),
         Ok(Err(e)) => {
             tracing::warn!(%lease, error = %crate::telemetry::Chain(&e), "could not release the leader lease; it expires on its own")
@@ -383,6 +402,27 @@ pub async fn run_election(
         }
     }
     Ok(())
+}
+
+/// How long the election waits on shutdown for the workers to stop (they get 2 s to
+/// finish a write in flight) before it leaves the lease to expire.
+const WORKERS_STOP_WAIT: Duration = Duration::from_millis(2500);
+
+/// How long releasing the lease may take on shutdown, so that the process exits within
+/// 5 s of SIGTERM.
+const RELEASE_WAIT: Duration = Duration::from_millis(1500);
+
+/// Closes the gate when this replica leads but its last renewal is older than the renew
+/// deadline; whether it did.
+fn stop_if_overdue(gate: &LeaderGate, renewals: &RenewClock, renew_deadline: Duration) -> bool {
+    let overdue = renewals
+        .last()
+        .is_none_or(|t| t.elapsed() >= renew_deadline);
+    if gate.is_leading() && overdue {
+        gate.set_leading(false);
+        return true;
+    }
+    false
 }
 
 #[cfg(test)]

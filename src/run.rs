@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::config_reload::{ConfigFile, Reload, SharedConfig};
-use crate::controller::client::{ApiLayer, build_client};
+use crate::controller::client::{ApiLayer, Fence, build_client};
 use crate::controller::events::{Events, REASON_CONFIG_INVALID, lease_ref};
 use crate::controller::tasks::{TaskFailed, first_failure};
 use crate::controller::{self, Context, Settings, named};
@@ -192,15 +192,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let kube_config = crate::kubeclient::client_config(args.kubeconfig.as_deref()).await?;
     let metrics = Arc::new(Metrics::new());
-    // A client with its own --kube-api-qps/--kube-api-burst token bucket.
-    let limited_client = || {
-        build_client(
-            kube_config.clone(),
-            ApiLayer::new(args.kube_api_qps, args.kube_api_burst, metrics.clone()),
-        )
-    };
-    let client = limited_client().context("cannot build the Kubernetes client")?;
-
     let identity = leader::default_identity();
     let election = ElectionSettings {
         lease_name: args.leader_elect_resource_name.clone(),
@@ -224,6 +215,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         (Arc::new(LeaderGate::always()), None)
     };
 
+    // A client with its own --kube-api-qps/--kube-api-burst token bucket, whose writes
+    // leave only while this replica leads (checked after every wait).
+    let fence = Fence::new(
+        gate.clone(),
+        args.leader_elect_lease_duration,
+        args.leader_elect_renew_deadline,
+    );
+    let limited_client = || {
+        build_client(
+            kube_config.clone(),
+            ApiLayer::new(args.kube_api_qps, args.kube_api_burst, metrics.clone())
+                .fenced(fence.clone()),
+        )
+    };
+    let client = limited_client().context("cannot build the Kubernetes client")?;
     // Events have their own client, so their token bucket is not the node writes': a
     // burst's `Synced` Events never hold back the next node's initialisation.
     let events_client =
@@ -257,6 +263,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     );
 
     let shutdown = CancellationToken::new();
+    // Cancelled once the node workers have stopped: the election releases the lease only
+    // then.
+    let workers_stopped = CancellationToken::new();
     let mut background = tokio::task::JoinSet::new();
     background.spawn(named("signal handler", stop_on_signal(shutdown.clone())));
     background.spawn(named("event writer", event_writer.run(shutdown.clone())));
@@ -306,6 +315,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             gate.clone(),
             renewals,
             shutdown.clone(),
+            workers_stopped.clone(),
         );
         background.spawn(named("leader election", async move {
             if let Err(e) = election.await {
@@ -336,8 +346,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             controller.await.err().or(Some(failed))
         }
     };
+    workers_stopped.cancel();
 
-    // The election releases the lease, the others stop at once; 3 s at most, then cut.
+    // The election releases the lease (the workers have stopped), the others stop at once;
+    // 3 s at most, then cut.
     let stopped = tokio::time::timeout(Duration::from_secs(3), async {
         while let Some(ended) = background.join_next().await {
             if let Err(e) = ended

@@ -1195,3 +1195,27 @@ async fn events_about_nodes_with_253_character_names_are_stored() {
     }
     c.assert_controller_never_forbidden();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_api_server_ends_leadership_at_the_renew_deadline() {
+    let c = Cluster::start().await;
+    let ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &FAST_ELECTION).await;
+    eventually(Duration::from_secs(10), "lease acquired", || {
+        c.lease_holder().is_some()
+    })
+    .await;
+    assert_eq!(ccm.metric("bare_ccm_leader").await, 1.0);
+    // Every request now takes 30 s: renewals hang. Each attempt is bounded by the renew
+    // deadline (3 s), so the replica stops leading well before the answers come.
+    c.emu.faults().set_latency(Duration::from_secs(30));
+    let start = std::time::Instant::now();
+    while ccm.metric("bare_ccm_leader").await != 0.0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "still reporting leadership {:?} into a hung API server",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    c.emu.faults().set_latency(Duration::ZERO);
+}

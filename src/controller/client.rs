@@ -1,8 +1,9 @@
 //! The Kubernetes client the controller talks through: the shared client configuration
 //! wrapped in one tower layer that applies the client-side
 //! `--kube-api-qps`/`--kube-api-burst` token bucket, pauses the client when the API server
-//! asks for a delay, and counts every request by verb and status code. kube 5 has no
-//! built-in client-side limiter, hence this layer.
+//! asks for a delay, fences writes (a write that waited is sent only if this replica still
+//! leads), and counts every request by verb and status code. kube 5 has no built-in
+//! client-side limiter, hence this layer.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,6 +17,7 @@ use kube::client::{ClientBuilder, DynBody};
 use tokio::time::{Instant, Sleep};
 use tower::{Layer, Service};
 
+use crate::leader::LeaderGate;
 use crate::metrics::Metrics;
 
 /// Builds a client from `config` (see `crate::kubeclient::client_config`) whose requests
@@ -80,7 +82,48 @@ impl TokenBucket {
 }
 
 /// The longest Retry-After bare-ccm obeys, so a bogus header cannot stall it for hours.
+/// A fenced client obeys at most its fence's [`Fence::max_wait`].
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// A write the layer did not send because this replica no longer leads.
+#[derive(Debug, thiserror::Error)]
+#[error("not sent: this replica no longer holds the leader lease")]
+pub struct Fenced;
+
+/// What a client's writes are fenced by: the leader gate, checked just before each write
+/// leaves, after any wait for the token bucket or a Retry-After. A write that waited
+/// while the lease passed to another replica is dropped instead of landing after the new
+/// leader's writes.
+#[derive(Clone)]
+pub struct Fence {
+    gate: Arc<LeaderGate>,
+    /// Retry-After pauses are capped at `lease duration - renew deadline`: a leader whose
+    /// renewals are late stops writing at the renew deadline, and no other replica may
+    /// take the lease before the lease duration, so a write held no longer than the gap
+    /// cannot outlive this replica's lease unnoticed.
+    max_wait: Duration,
+}
+
+/// Whether `error` is a write the layer dropped as [`Fenced`].
+pub fn is_fenced(error: &kube::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.is::<Fenced>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+impl Fence {
+    pub fn new(gate: Arc<LeaderGate>, lease_duration: Duration, renew_deadline: Duration) -> Self {
+        Fence {
+            gate,
+            max_wait: lease_duration.saturating_sub(renew_deadline),
+        }
+    }
+}
 
 /// The most of an error body read for `details.retryAfterSeconds`; a Status is a few
 /// hundred bytes.
@@ -95,6 +138,7 @@ pub struct ApiLayer {
     /// `details.retryAfterSeconds`) this client to send nothing.
     paused_until: Arc<Mutex<Option<Instant>>>,
     metrics: Arc<Metrics>,
+    fence: Option<Fence>,
 }
 
 impl ApiLayer {
@@ -105,7 +149,26 @@ impl ApiLayer {
             limiter,
             paused_until: Arc::default(),
             metrics,
+            fence: None,
         }
+    }
+
+    /// Fences this client's writes by `fence` (never the lease client's: its writes are
+    /// what keeps the lease).
+    pub fn fenced(mut self, fence: Fence) -> Self {
+        self.fence = Some(fence);
+        self
+    }
+
+    /// Whether a request with `method` may leave now.
+    fn may_send(&self, method: &Method) -> bool {
+        *method == Method::GET || self.fence.as_ref().is_none_or(|f| f.gate.may_write())
+    }
+
+    fn max_retry_after(&self) -> Duration {
+        self.fence
+            .as_ref()
+            .map_or(MAX_RETRY_AFTER, |f| f.max_wait.min(MAX_RETRY_AFTER))
     }
 
     fn pause_until(&self, until: Instant) {
@@ -150,7 +213,7 @@ impl<S, B> Service<Request<B>> for ApiService<S>
 where
     S: Service<Request<B>, Response = Response<Box<DynBody>>>,
     S::Future: Send + 'static,
-    S::Error: Send + 'static,
+    S::Error: From<Fenced> + Send + 'static,
 {
     type Response = Response<Box<DynBody>>;
     type Error = S::Error;
@@ -183,6 +246,10 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         self.reserved = false;
         let verb = verb_of(req.method(), req.uri());
+        if !self.layer.may_send(req.method()) {
+            self.layer.metrics.api_request(verb, "fenced");
+            return Box::pin(std::future::ready(Err(Fenced.into())));
+        }
         let layer = self.layer.clone();
         let fut = self.inner.call(req);
         Box::pin(async move {
@@ -214,7 +281,7 @@ where
                 }
             };
             if let Some(wait) = wait {
-                layer.pause_until(Instant::now() + wait.min(MAX_RETRY_AFTER));
+                layer.pause_until(Instant::now() + wait.min(layer.max_retry_after()));
             }
             Ok(resp)
         })
@@ -383,7 +450,7 @@ mod tests {
 
     impl Service<Request<()>> for Answer {
         type Response = Response<Box<DynBody>>;
-        type Error = std::convert::Infallible;
+        type Error = tower::BoxError;
         type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
 
         fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
@@ -432,6 +499,99 @@ mod tests {
         let request = Request::get("/api/v1/nodes/n1").body(()).unwrap();
         service.call(request).await.unwrap();
         assert_eq!(layer.paused_until(Instant::now()), None);
+    }
+
+    /// Counts the requests that reach the stand-in API server.
+    struct Counting(Answer, Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Service<Request<()>> for Counting {
+        type Response = Response<Box<DynBody>>;
+        type Error = tower::BoxError;
+        type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+        fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+            self.0.poll_ready(cx)
+        }
+
+        fn call(&mut self, req: Request<()>) -> Self::Future {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.0.call(req)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_that_waited_while_the_lease_was_lost_is_not_sent() {
+        use crate::leader::RenewClock;
+        let renewals = Arc::new(RenewClock::default());
+        let gate = Arc::new(LeaderGate::elected(
+            renewals.clone(),
+            Duration::from_secs(10),
+        ));
+        renewals.tick();
+        gate.set_leading(true);
+        let fence = Fence::new(
+            gate.clone(),
+            Duration::from_secs(15),
+            Duration::from_secs(10),
+        );
+        // Five tokens a second: the second write waits 200 ms for its token.
+        let layer = ApiLayer::new(5.0, 1, Arc::new(Metrics::new())).fenced(fence);
+        let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut service = layer.layer(Counting(
+            Answer {
+                status: http::StatusCode::OK,
+                body: "{}",
+            },
+            sent.clone(),
+        ));
+        let patch = || Request::patch("/api/v1/nodes/n1").body(()).unwrap();
+        std::future::poll_fn(|cx| service.poll_ready(cx))
+            .await
+            .unwrap();
+        service.call(patch()).await.unwrap();
+        assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        // The lease is lost while the second write waits for its token.
+        let lose = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            gate.set_leading(false);
+        };
+        let (ready, ()) = tokio::join!(std::future::poll_fn(|cx| service.poll_ready(cx)), lose);
+        ready.unwrap();
+        match service.call(patch()).await {
+            Err(refused) => assert!(refused.is::<Fenced>(), "{refused}"),
+            Ok(_) => panic!("a write after the lease was lost got an answer"),
+        }
+        assert_eq!(
+            sent.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the write was sent"
+        );
+
+        // Reads are never fenced.
+        std::future::poll_fn(|cx| service.poll_ready(cx))
+            .await
+            .unwrap();
+        service
+            .call(Request::get("/api/v1/nodes/n1").body(()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_fenced_client_obeys_retry_after_only_up_to_lease_minus_renew_deadline() {
+        let gate = Arc::new(LeaderGate::always());
+        let fence = Fence::new(gate, Duration::from_secs(15), Duration::from_secs(10));
+        let layer = ApiLayer::new(0.0, 0, Arc::new(Metrics::new())).fenced(fence);
+        let mut service = layer.layer(Answer {
+            status: http::StatusCode::TOO_MANY_REQUESTS,
+            body: r#"{"kind":"Status","code":429,"details":{"retryAfterSeconds":40}}"#,
+        });
+        let request = Request::get("/api/v1/nodes/n1").body(()).unwrap();
+        service.call(request).await.unwrap();
+        let paused = layer.paused_until(Instant::now()).expect("client paused");
+        assert!(paused - Instant::now() <= Duration::from_secs(5));
     }
 
     #[test]

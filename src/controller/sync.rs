@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::cache::{Entry, LeanNode};
 use super::events::{REASON_ADDRESS_RESOLUTION_FAILED, REASON_INITIALIZATION_FAILED, node_ref};
-use super::{Context, Error};
+use super::{Context, Error, client};
 use crate::patch::{
     init_patch, is_refreshable, labels_patch, refresh_patch, status_addresses_patch,
 };
@@ -226,6 +226,10 @@ async fn write(ctx: &Context, name: &str, which: Write, patch: &Value) -> Result
         },
     };
     result.map_err(|source| match &source {
+        // The client dropped the write: the lease was lost while it waited.
+        _ if client::is_fenced(&source) => Error::NotLeader {
+            node: name.to_string(),
+        },
         // Only the node write is a JSON patch with `test` operations.
         kube::Error::Api(status)
             if status.code == 409 || (which != Write::Addresses && is_failed_test(status)) =>
