@@ -12,19 +12,19 @@
 //!   a control-plane node that still carries the uninitialized and not-ready taints;
 //! - `doctor` names the stuck-node cause with no CCM, and is satisfied once bare-ccm runs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::process::Child;
 
 #[allow(dead_code)]
 mod support;
-use support::testbed::{Joined, Testbed, exclusive, get_json};
-use support::{FAST_ELECTION, NS, TAINT, free_port, has_taint, manifest_documents, sa_user};
+use support::testbed::{Ccm, Joined, Testbed, exclusive, get_json};
+use support::{TAINT, has_taint, manifest_documents, sa_user};
 
 const SA: &str = "bare-ccm";
+
 const NOT_READY: &str = "node.kubernetes.io/not-ready";
 
 /// Applies the shipped manifest's documents for which `keep` holds.
@@ -41,42 +41,11 @@ fn is_workload(doc: &Value) -> bool {
     doc["kind"] == "Deployment" || doc["kind"] == "DaemonSet"
 }
 
-/// `bare-ccm run` on the host as the manifest runs it: the manifest's ServiceAccount (a
-/// TokenRequest token), its config and flags; killed when dropped.
-struct Ccm {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Ccm {
-    async fn start(bed: &Testbed, dir: &Path) -> Ccm {
-        let kubeconfig = bed.token_kubeconfig(NS, SA, dir);
-        let config = dir.join("config.yaml");
-        std::fs::write(&config, support::manifest_config()).unwrap();
-        let port = free_port();
-        let log = dir.join("bare-ccm.log");
-        let child = support::run_command(&kubeconfig, port)
-            .args(support::workload_flags())
-            .args(FAST_ELECTION)
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_LOG", "info,bare_ccm=debug")
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let ccm = Ccm { child, log };
-        support::wait_ready(port, Duration::from_secs(30), || ccm.log_text()).await;
-        ccm
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn stop(mut self) {
-        support::signal(&self.child, "-TERM");
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
-    }
+/// bare-ccm as the manifest runs it (its ServiceAccount, RBAC, config and flags), ready.
+async fn start_ccm(bed: &Testbed, dir: &Path) -> Ccm {
+    let ccm = Ccm::start(bed, dir, &support::manifest_config(), &[]);
+    ccm.wait_ready().await;
+    ccm
 }
 
 /// A time limit for polling: [`Deadline::tick`] waits 200 ms, or panics with `why` once
@@ -173,7 +142,7 @@ async fn seed_scenario_on_the_real_control_plane() {
     let client = bed.client().await;
     let dir = tempfile::tempdir().unwrap();
     apply_manifest(bed, |d| !is_workload(d));
-    let ccm = Ccm::start(bed, dir.path()).await;
+    let ccm = start_ccm(bed, dir.path()).await;
     let context = || format!("bare-ccm log:\n{}", ccm.log_text());
 
     let joined = bed.join(12, &["--prefix", "seed"]);
@@ -363,7 +332,7 @@ async fn doctor_names_the_missing_ccm_then_reports_healthy() {
     assert!(codes.contains(&"no-ccm-running"), "{report:#}");
 
     let dir = tempfile::tempdir().unwrap();
-    let ccm = Ccm::start(&bed, dir.path()).await;
+    let ccm = start_ccm(&bed, dir.path()).await;
     let deadline = Deadline::new(Duration::from_secs(90), "doctor to exit 0");
     loop {
         let out = doctor(bed.kubeconfig());

@@ -9,16 +9,15 @@
 //! tests/rbac_proof.rs makes the same proof per verb on the emulator, where faults can
 //! be injected to reach the rarer requests (a re-read after a conflict).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::process::Child;
 
 #[allow(dead_code)]
 mod support;
-use support::testbed::{AuditEvent, Joined, Testbed, exclusive, get_json};
-use support::{FAST_ELECTION, LEASE, NS, TAINT, free_port, has_taint, manifest_documents, sa_user};
+use support::testbed::{AuditEvent, Ccm, Joined, Testbed, exclusive, get_json};
+use support::{LEASE, NS, TAINT, has_taint, manifest_documents, sa_user};
 
 const SA: &str = "bare-ccm";
 
@@ -141,56 +140,12 @@ fn apply_rbac(bed: &Testbed, drop: Option<&Rule>) {
     std::thread::sleep(Duration::from_secs(1));
 }
 
-/// bare-ccm on the host as the manifest runs it, with a config file the test edits.
-struct Ccm {
-    child: Child,
-    log: PathBuf,
-    config: PathBuf,
-}
-
 /// The config of the scenario: nodes named mm-* get an inventory InternalIP that their
 /// kubelet's --node-ip contradicts, so they stay tainted with a Warning.
 fn config(address: &str) -> String {
     format!(
         "extraLabels:\n  example.com/pool: blue\ninventory:\n  - nameRegex: \"^mm-.*\"\n    addresses:\n      - {{type: InternalIP, address: {address}}}\n"
     )
-}
-
-impl Ccm {
-    fn start(bed: &Testbed, dir: &Path) -> Ccm {
-        let kubeconfig = bed.token_kubeconfig(NS, SA, dir);
-        let config_path = dir.join("config.yaml");
-        std::fs::write(&config_path, config("10.99.0.1")).unwrap();
-        let log = dir.join("bare-ccm.log");
-        let child = support::run_command(&kubeconfig, free_port())
-            .args(support::workload_flags())
-            .args(FAST_ELECTION)
-            .arg("--config")
-            .arg(&config_path)
-            .args(["--config-poll-interval", "200ms"])
-            .env("RUST_LOG", "info,bare_ccm=debug")
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Ccm {
-            child,
-            log,
-            config: config_path,
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn write_config(&self, text: &str) {
-        std::fs::write(&self.config, text).unwrap();
-    }
-
-    async fn stop(mut self) {
-        support::signal(&self.child, "-TERM");
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
-    }
 }
 
 /// Polls `cond` every 200 ms for at most `limit`; whether it came true.
@@ -270,7 +225,7 @@ fn clean(bed: &Testbed, joined: &[Joined]) {
 
 /// Everything bare-ccm does, with all rules: each step must succeed.
 async fn full_scenario(bed: &Testbed, client: &kube::Client, dir: &Path) -> Vec<Joined> {
-    let ccm = Ccm::start(bed, dir);
+    let ccm = Ccm::start(bed, dir, &config("10.99.0.1"), &[]);
     let log = || format!("bare-ccm log:\n{}", ccm.log_text());
     let lease_held = || async {
         get_json(
@@ -361,7 +316,7 @@ async fn reduced_scenario(
     rule: &Rule,
     skip: usize,
 ) -> Vec<Joined> {
-    let ccm = Ccm::start(bed, dir);
+    let ccm = Ccm::start(bed, dir, &config("10.99.0.1"), &[]);
     let resources = rule.strings("resources");
     let refused = |skip| {
         ccm_requests(bed, skip)

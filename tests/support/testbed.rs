@@ -294,11 +294,27 @@ pub struct AuditEvent {
     pub response_status: Option<AuditStatus>,
     #[serde(default)]
     pub user_agent: String,
+    pub request_received_timestamp: jiff::Timestamp,
+    pub stage_timestamp: jiff::Timestamp,
 }
 
 #[derive(Clone, Debug, serde::Deserialize)]
 pub struct AuditUser {
     pub username: String,
+    /// `authentication.kubernetes.io/credential-id` tells two tokens of one
+    /// ServiceAccount apart (the token's JTI).
+    #[serde(default)]
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl AuditUser {
+    /// The credential the request was made with (a ServiceAccount token's JTI).
+    pub fn credential(&self) -> Option<&str> {
+        self.extra
+            .get("authentication.kubernetes.io/credential-id")?
+            .first()
+            .map(String::as_str)
+    }
 }
 
 #[derive(Clone, Debug, Default, serde::Deserialize)]
@@ -322,6 +338,14 @@ pub struct AuditStatus {
 }
 
 impl AuditEvent {
+    /// Whether the request asked to change something.
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self.verb.as_str(),
+            "create" | "update" | "patch" | "delete" | "deletecollection"
+        )
+    }
+
     /// The response code (0 when the log has none).
     pub fn code(&self) -> u16 {
         self.response_status.as_ref().map_or(0, |s| s.code)
@@ -364,5 +388,69 @@ pub async fn get_json(client: &kube::Client, path: &str) -> Option<Value> {
         Ok(v) => Some(v),
         Err(kube::Error::Api(s)) if s.code == 404 => None,
         Err(e) => panic!("GET {path}: {e}"),
+    }
+}
+
+/// `bare-ccm run` on the host as the manifest runs it (its flags, with a fast leader
+/// election), as ServiceAccount `kube-system/bare-ccm` with a token of its own from the
+/// TokenRequest API, and a config file the test may rewrite. Killed when dropped.
+pub struct Ccm {
+    child: tokio::process::Child,
+    log: PathBuf,
+    config: PathBuf,
+    port: u16,
+}
+
+impl Ccm {
+    /// Starts bare-ccm with `config` as its config file and `extra` flags; does not wait
+    /// for it to be ready (see [`Ccm::wait_ready`]).
+    pub fn start(bed: &Testbed, dir: &Path, config: &str, extra: &[&str]) -> Ccm {
+        std::fs::create_dir_all(dir).expect("the replica's directory");
+        let kubeconfig = bed.token_kubeconfig(super::NS, "bare-ccm", dir);
+        let config_path = dir.join("config.yaml");
+        std::fs::write(&config_path, config).expect("config file");
+        let log = dir.join("bare-ccm.log");
+        let port = super::free_port();
+        let child = super::run_command(&kubeconfig, port)
+            .args(super::workload_flags())
+            .args(super::FAST_ELECTION)
+            .arg("--config")
+            .arg(&config_path)
+            .args(["--config-poll-interval", "200ms"])
+            .args(extra)
+            .env("RUST_LOG", "info,bare_ccm=debug")
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("bare-ccm run");
+        Ccm {
+            child,
+            log,
+            config: config_path,
+            port,
+        }
+    }
+
+    /// Waits until `/readyz` answers 200 (the node cache is synced).
+    pub async fn wait_ready(&self) {
+        super::wait_ready(self.port, Duration::from_secs(30), || self.log_text()).await;
+    }
+
+    /// The process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("bare-ccm running")
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(&self.config, text).expect("config file");
+    }
+
+    /// SIGTERM, and the exit within 10 s.
+    pub async fn stop(mut self) {
+        super::signal(&self.child, "-TERM");
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
     }
 }
