@@ -28,6 +28,7 @@ Usage:
   image-spec.py annotate-index INDEX NAME [--arch A]
                                         add the containerd image name and the platform to the
                                         single manifest of an OCI index.json, in place
+  image-spec.py self-test               checks this model of the Dockerfile on small cases
   image-spec.py check-refs              exit 1 unless every image reference in the Dockerfile,
                                         manifests, docs, scripts and sources is NAME, every
                                         imagePullPolicy is PULL_POLICY, and the Dockerfile's
@@ -59,7 +60,12 @@ CONFIG_INSTRUCTIONS = {"USER", "ENV", "LABEL", "EXPOSE", "ENTRYPOINT", "CMD", "W
 FILE_INSTRUCTIONS = {"COPY"}
 
 
+RAISE = False  # self-test: raise Refused instead of exiting
+
+
 def fail(message):
+    if RAISE:
+        raise Refused(message)
     print(f"image-spec: {message}", file=sys.stderr)
     sys.exit(1)
 
@@ -128,13 +134,18 @@ def pairs(where, word, args):
     return result
 
 
-def config(arch="amd64"):
-    """The configuration the Dockerfile's final stage gives the image."""
+class Refused(Exception):
+    """A Dockerfile this script does not model (raised instead of exiting in self-test)."""
+
+
+def config(arch="amd64", text=None):
+    """The configuration the Dockerfile's final stage (or `text`) gives the image."""
     if arch not in ARCHES:
         fail(f"unknown architecture {arch!r} (one of {', '.join(ARCHES)})")
-    path = os.path.join(ROOT, "Dockerfile")
-    with open(path) as f:
-        parsed = instructions(f.read())
+    if text is None:
+        with open(os.path.join(ROOT, "Dockerfile")) as f:
+            text = f.read()
+    parsed = instructions(text)
     froms = [i for i, (_, word, _) in enumerate(parsed) if word == "FROM"]
     if not froms:
         fail("Dockerfile has no FROM")
@@ -313,6 +324,55 @@ def check_refs():
           f"(imagePullPolicy {PULL_POLICY}); Dockerfile labels match Cargo.toml")
 
 
+def self_test():
+    """The model of BuildKit's semantics, on small Dockerfiles; and refusals."""
+    global RAISE
+    RAISE = True
+    path = f"PATH={DEFAULT_PATH}"
+    accepted = [
+        ("FROM scratch\n", {"Env": [path], "WorkingDir": "/"}),
+        ("FROM x AS b\nRUN make\nFROM scratch\nCOPY --from=b /a /a\nENV A=1 B=\"two words\"\nENV A=3\n"
+         "USER 1:2\nWORKDIR /w\nEXPOSE 80 53/udp\nLABEL k=v \\\n  # a comment inside\n  l=\"x=y\"\n"
+         'ENTRYPOINT ["/e"]\nCMD ["a", "b"]\n',
+         {"Env": [path, "A=3", "B=two words"], "WorkingDir": "/w", "User": "1:2",
+          "ExposedPorts": {"80/tcp": {}, "53/udp": {}}, "Labels": {"k": "v", "l": "x=y"},
+          "Entrypoint": ["/e"], "Cmd": ["a", "b"]}),
+        ("FROM scratch\nENV PATH=/bin\n", {"Env": ["PATH=/bin"], "WorkingDir": "/"}),
+    ]
+    refused = [
+        "FROM debian\n",
+        "FROM scratch\nRUN true\n",
+        "FROM scratch\nHEALTHCHECK NONE\n",
+        "FROM scratch\nVOLUME /data\n",
+        "FROM scratch\nENTRYPOINT /bare-ccm run\n",
+        "FROM scratch\nCMD run\n",
+        "FROM scratch\nENV A=$B\n",
+        "FROM scratch\nENV A 1\n",
+        "FROM scratch\nUSER $U\n",
+        "FROM scratch\nWORKDIR rel\n",
+        "FROM scratch\nEXPOSE $P\n",
+        "FROM scratch\nLABEL a=1 \\\n",
+    ]
+    bad = 0
+    for text, want in accepted:
+        got = config("amd64", text)
+        if got != {"architecture": "amd64", "os": "linux", "config": want}:
+            bad += 1
+            print(f"  BAD {text!r}: {got['config']} != {want}", file=sys.stderr)
+    for text in refused:
+        try:
+            config("amd64", text)
+            bad += 1
+            print(f"  BAD {text!r} was accepted", file=sys.stderr)
+        except Refused:
+            pass
+    RAISE = False
+    if bad:
+        fail(f"self-test: {bad} case(s) wrong")
+    print(f"image-spec: self-test: {len(accepted)} Dockerfiles modelled as BuildKit builds them, "
+          f"{len(refused)} unmodelled ones refused")
+
+
 def main(argv):
     args, arch = [], "amd64"
     it = iter(argv)
@@ -340,6 +400,8 @@ def main(argv):
         annotate_index(rest[0], rest[1], arch)
     elif command == "check-refs" and not rest:
         check_refs()
+    elif command == "self-test" and not rest:
+        self_test()
     else:
         fail(f"unknown command or wrong arguments: {' '.join(args)} (see the top of scripts/image-spec.py)")
 
