@@ -20,7 +20,7 @@
 #
 # Usage: scripts/prove-image.sh        (builds the archive first; needs root for chroot,
 #                                       umoci unpack and containerd)
-# Installs the Debian packages it needs (umoci, skopeo, containerd) when they are missing.
+# Installs the Debian packages it needs (python3, umoci, skopeo, containerd) when missing.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -34,6 +34,7 @@ section() { echo "--- $*"; }
 [ "$(id -u)" -eq 0 ] || fail "must run as root (chroot, umoci unpack and containerd need it)"
 
 missing=()
+command -v python3 > /dev/null 2>&1 || missing+=(python3)
 command -v umoci > /dev/null 2>&1 || missing+=(umoci)
 command -v skopeo > /dev/null 2>&1 || missing+=(skopeo)
 command -v containerd > /dev/null 2>&1 || missing+=(containerd)
@@ -147,9 +148,11 @@ for e in p.get("env", []):
     print(e)
 PY
 )
+[ ${#runtime[@]} -ge 3 ] || fail "cannot read umoci's runtime config $tmp/bundle/config.json"
 [ "${runtime[0]}" = '["/bare-ccm", "run"]' ] || fail "umoci's runtime config runs ${runtime[0]}, want [\"/bare-ccm\", \"run\"]"
 [ "${runtime[1]}" = "65532:65532" ] || fail "umoci's runtime config runs as ${runtime[1]}, want 65532:65532"
 [ "${runtime[2]}" = "/" ] || fail "umoci's runtime config has cwd ${runtime[2]}, want /"
+# (umoci adds TERM=xterm, as runc's default spec does; the rest is the image's.)
 env_vars=("${runtime[@]:3}")
 printf '%s\n' "${env_vars[@]}" | grep -qx 'MALLOC_MMAP_THRESHOLD_=131072' \
     || fail "umoci's runtime config lacks MALLOC_MMAP_THRESHOLD_=131072 (env: ${env_vars[*]})"
