@@ -1,6 +1,12 @@
 # The bare-ccm container image: one static binary, the CA bundle, nothing else.
 #
-#   docker build -t bare-ccm:0.1.0 .
+#   docker build -t ghcr.io/bare-ccm/bare-ccm:0.1.0 .
+#
+# Without Docker, scripts/build-image.sh builds the same image (an OCI archive in dist/,
+# with umoci and skopeo). The final stage below is the one source of the image
+# configuration for both: build-image.sh reads it through scripts/image-spec.py, and CI
+# fails when the archive's configuration differs from it. image-spec.py understands only
+# the instructions used below; a new one has to be taught to it first.
 #
 # The builder runs scripts/static-build.sh, the same recipe CI runs and proves in an
 # empty root (scripts/chroot-smoke.sh): glibc linked statically, `--no-default-features`
@@ -19,6 +25,8 @@ COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certifica
 COPY --from=build /bare-ccm /bare-ccm
 # An unprivileged user (the conventional "nonroot" ID); no /etc/passwd entry is needed.
 USER 65532:65532
+# (BuildKit starts every FROM scratch image with WorkingDir / and PATH set to the default
+# Linux PATH, which nothing here uses; scripts/image-spec.py models both.)
 # glibc serves every allocation of 128 KiB or more (LIST pages, large bodies) with its
 # own mmap, returned to the system when freed. By default glibc raises that threshold
 # after the first such free, and the heap then keeps the freed pages behind the cached
@@ -29,3 +37,8 @@ ENV MALLOC_MMAP_THRESHOLD_=131072
 EXPOSE 10270
 ENTRYPOINT ["/bare-ccm"]
 CMD ["run"]
+# The version and licence must match Cargo.toml (CI checks, scripts/image-spec.py).
+LABEL org.opencontainers.image.title="bare-ccm" \
+      org.opencontainers.image.description="Cloud-controller-manager for bare-metal k3s and Kubernetes: initialises nodes (addresses, providerID, labels, the uninitialized taint)" \
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.licenses="Apache-2.0"

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Proves the production binary runs in an empty root, as it does in the `scratch` image:
 # a directory holding only the static binary, the CA bundle and a sample Node. Docker
-# cannot run on the build machines, so this chroot stands in for the image.
+# cannot run on the build machines, so this chroot stands in for the image here;
+# scripts/prove-image.sh then proves the image archive itself (umoci, containerd).
 #
 # Checks:
 #   1. `bare-ccm --version` exits 0;

@@ -12,6 +12,9 @@
 # must stay dynamic (rustc cannot build a proc-macro with crt-static).
 #
 # Usage: scripts/static-build.sh
+#        BARE_CCM_TARGET=aarch64-unknown-linux-gnu scripts/static-build.sh   (another target,
+#        where it is installed: `rustup target list --installed`; on these build machines
+#        only x86_64-unknown-linux-gnu is)
 # Prints the path and size of the binary on its last two lines. Honours CARGO_TARGET_DIR.
 # That the result really is static is proven by scripts/chroot-smoke.sh, which runs it
 # in a root that has no dynamic loader.
@@ -19,7 +22,7 @@ set -eu
 
 cd "$(dirname "$0")/.."
 
-target=x86_64-unknown-linux-gnu
+target=${BARE_CCM_TARGET:-x86_64-unknown-linux-gnu}
 RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static"
 export RUSTFLAGS
 

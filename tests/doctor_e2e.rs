@@ -595,7 +595,7 @@ async fn deployment_that_cannot_schedule_is_diagnosed_with_the_reason() {
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
-                    "containers": [{"name": "bare-ccm", "image": "bare-ccm:0.1.0"}],
+                    "containers": [{"name": "bare-ccm", "image": "ghcr.io/bare-ccm/bare-ccm:0.1.0"}],
                     "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists"}],
                 },
             },
@@ -609,7 +609,7 @@ async fn deployment_that_cannot_schedule_is_diagnosed_with_the_reason() {
         .unwrap();
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {"name": "bare-ccm-7d9f-abcde", "namespace": "kube-system", "labels": labels},
-        "spec": {"containers": [{"name": "bare-ccm", "image": "bare-ccm:0.1.0"}]},
+        "spec": {"containers": [{"name": "bare-ccm", "image": "ghcr.io/bare-ccm/bare-ccm:0.1.0"}]},
     }))
     .unwrap();
     let pods = Api::<Pod>::namespaced(c.client.clone(), "kube-system");
@@ -681,7 +681,7 @@ async fn bare_ccm_pod(c: &Cluster, name: &str, status: Value) {
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {"name": name, "namespace": "kube-system",
                      "labels": {"app.kubernetes.io/name": "bare-ccm"}},
-        "spec": {"containers": [{"name": "bare-ccm", "image": "bare-ccm:0.1.0"}]},
+        "spec": {"containers": [{"name": "bare-ccm", "image": "ghcr.io/bare-ccm/bare-ccm:0.1.0"}]},
     }))
     .unwrap();
     let pods = Api::<Pod>::namespaced(c.client.clone(), "kube-system");

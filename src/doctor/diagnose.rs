@@ -665,7 +665,7 @@ fn pod_finding(ctx: &Context<'_>, pod: &Pod) -> Option<Finding> {
             } else if message.contains("untolerated taint") {
                 "the pod does not tolerate a taint its nodes carry: add the tolerations of manifests/bare-ccm.yaml (the uninitialized, not-ready, control-plane and CriticalAddonsOnly taints)".to_string()
             } else if message.contains("affinity") || message.contains("selector") {
-                "no node matches the pod's node affinity: bare-ccm's manifest requires the label key node-role.kubernetes.io/control-plane with operator Exists (k3s sets the value \"true\", kubeadm \"\"); do not require a value".to_string()
+                "no node matches the pod's node affinity: bare-ccm's manifest requires the label key node-role.kubernetes.io/control-plane with operator Exists (k3s sets the value \"true\", kubeadm \"\"; do not require a value) and kubernetes.io/arch amd64 (the image is built for amd64 only)".to_string()
             } else {
                 format!("see the scheduler's events: {describe_cmd}")
             };
@@ -708,7 +708,7 @@ fn pod_finding(ctx: &Context<'_>, pod: &Pod) -> Option<Finding> {
 const HOST_PORT_TAKEN: &str = "node(s) didn't have free ports for the requested pod ports";
 /// The scheduler's reason for a node outside the pod's required node affinity
 /// (`pkg/scheduler/framework/plugins/nodeaffinity/node_affinity.go`, `ErrReasonPod`): for
-/// bare-ccm, a node that is not a control-plane node, which is never a candidate.
+/// bare-ccm, a node that is not a control-plane node (or not amd64), never a candidate.
 const OUTSIDE_NODE_AFFINITY: &str = "node(s) didn't match Pod's node affinity/selector";
 
 /// Whether a scheduler message says the pod failed only because its host port is taken on
@@ -780,7 +780,7 @@ fn waiting_reason(
     };
     let fix = match reason.as_str() {
         "ErrImageNeverPull" | "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" => {
-            "the image is not available on the node: build it from the Dockerfile and import it into containerd on every server (docs/install-k3s.md), or push it to a registry the nodes reach without cluster DNS".to_string()
+            "the image is not available on the node: build the archive with scripts/build-image.sh and import it into containerd on every server (on k3s: copy it to /var/lib/rancher/k3s/agent/images/; docs/install-k3s.md), or push it to a registry the nodes reach without cluster DNS and set imagePullPolicy: IfNotPresent".to_string()
         }
         "CrashLoopBackOff" => {
             "the controller exits at start: read its log (kubectl logs --previous) for the reason".to_string()
