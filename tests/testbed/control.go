@@ -157,15 +157,9 @@ func reply(w http.ResponseWriter, v any, err error) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// call sends one request to the supervisor at stateDir and prints the JSON answer.
-func call(stateDir, method, path string, body any) int {
-	if stateDir == "" {
-		stateDir = os.Getenv("TESTBED_STATE")
-	}
-	if stateDir == "" {
-		fmt.Fprintln(os.Stderr, "testbed: --state-dir (or TESTBED_STATE) names the running test bed")
-		return 2
-	}
+// controlRequest sends one request to the supervisor whose state is in stateDir and
+// returns its JSON answer.
+func controlRequest(stateDir, method, path string, body any) ([]byte, error) {
 	sock := filepath.Join(stateDir, "control.sock")
 	client := &http.Client{
 		Timeout: 10 * time.Minute,
@@ -177,25 +171,41 @@ func call(stateDir, method, path string, body any) int {
 	if body != nil {
 		data, err := json.Marshal(body)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 2
+			return nil, err
 		}
 		reader = bytes.NewReader(data)
 	}
 	req, err := http.NewRequest(method, "http://testbed"+path, reader)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
+		return nil, err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "testbed: cannot reach the test bed at %s: %v\n", sock, err)
-		return 1
+		return nil, fmt.Errorf("cannot reach the test bed at %s: %w", sock, err)
 	}
 	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
 	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(os.Stderr, "testbed: %s %s: %s\n", method, path, strings.TrimSpace(string(out)))
+		return nil, fmt.Errorf("%s %s: %s", method, path, strings.TrimSpace(string(out)))
+	}
+	return out, nil
+}
+
+// call is controlRequest for the command line: the answer goes to stdout.
+func call(stateDir, method, path string, body any) int {
+	if stateDir == "" {
+		stateDir = os.Getenv("TESTBED_STATE")
+	}
+	if stateDir == "" {
+		fmt.Fprintln(os.Stderr, "testbed: --state-dir (or TESTBED_STATE) names the running test bed")
+		return 2
+	}
+	out, err := controlRequest(stateDir, method, path, body)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testbed: %v\n", err)
 		return 1
 	}
 	os.Stdout.Write(out)

@@ -29,6 +29,7 @@ var subcommands = map[string]func(args []string) int{
 	"scheduler":          runScheduler,
 	"hollow":             runHollow,
 	"peer-ccm":           runPeerCCM,
+	"bench":              runBench,
 }
 
 func main() {
