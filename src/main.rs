@@ -224,8 +224,8 @@ fn parse_node(text: &str) -> anyhow::Result<Node> {
 
 fn check_config(file: &Path) -> ExitCode {
     match Config::load(file) {
-        Ok(_) => {
-            println!("{}: OK", file.display());
+        Ok(config) => {
+            println!("{}: OK\n{}", file.display(), config.effective_summary());
             ExitCode::SUCCESS
         }
         Err(e) => {

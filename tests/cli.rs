@@ -237,6 +237,20 @@ fn check_config_accepts_the_documented_example_and_names_bad_keys_with_lines() {
     assert!(err.contains("addressSources[1]"), "{err}");
     assert!(err.contains("line"), "a line number is given: {err}");
 
+    // A list written before k3s-annotations existed: the implied rank is printed.
+    let old = write(
+        &dir,
+        "old.yaml",
+        "addressSources: [inventory, annotations, k3s-node-args, provided-node-ip, kubelet]\n",
+    );
+    let out = bare_ccm(&["check-config", old.to_str().expect("utf-8")], None);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("address sources, highest priority first: inventory, annotations, k3s-node-args, k3s-annotations, provided-node-ip, kubelet"),
+        "{text}"
+    );
+
     let unknown = write(&dir, "unknown.yaml", "zone: a\nzones: b\n");
     let out = bare_ccm(&["check-config", unknown.to_str().expect("utf-8")], None);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
