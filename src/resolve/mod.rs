@@ -4,6 +4,7 @@
 
 pub mod addresses;
 pub mod annotations;
+pub mod k3s_agent;
 pub mod labels;
 pub mod node_args;
 pub mod provided_node_ip;
