@@ -19,7 +19,11 @@ fn bare_ccm(args: &[&str], stdin: Option<&str>) -> Output {
     let mut input = child.stdin.take().expect("stdin is piped");
     // A command that refuses its arguments may exit before reading stdin.
     if let Err(e) = input.write_all(stdin.unwrap_or("").as_bytes()) {
-        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "writing stdin: {e}");
+        assert_eq!(
+            e.kind(),
+            std::io::ErrorKind::BrokenPipe,
+            "writing stdin: {e}"
+        );
     }
     drop(input);
     child.wait_with_output().expect("bare-ccm finishes")
