@@ -677,17 +677,15 @@ async fn provided_node_ip_mismatch_keeps_taint_and_warns_then_fixing_the_annotat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflict_on_the_first_write_of_every_node_is_retried_to_success() {
     let c = Cluster::start().await;
-    // The nodes joined, and k3s and the controllers wrote to them, before bare-ccm runs:
-    // the first write to each node from then on is bare-ccm's.
+    // bare-ccm's first write: the kubelets, k3s and the controllers write first.
+    c.emu
+        .faults()
+        .fail_first_write_per_object_by(&sa_user("bare-ccm"), InjectedStatus::Conflict);
+    let ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
     c.fleet
         .register_all(k3s_agents("cf", 20), None, 20)
         .await
         .unwrap();
-    c.fleet.settled().await;
-    c.emu
-        .faults()
-        .fail_first_write_per_object(true, InjectedStatus::Conflict);
-    let ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
     eventually(
         Duration::from_secs(30),
         "20 nodes initialised despite 409s",
@@ -703,6 +701,15 @@ async fn conflict_on_the_first_write_of_every_node_is_retried_to_success() {
         assert_eq!(addresses(&node)[0].0, "InternalIP");
     }
     assert!(ccm.metric("bare_ccm_node_initializations_total").await >= 20.0);
+    let conflicts = c
+        .emu
+        .accounting()
+        .attributed_requests()
+        .iter()
+        .filter(|(r, _)| r.user == sa_user("bare-ccm") && r.code == 409)
+        .map(|(_, n)| n)
+        .sum::<u64>();
+    assert!(conflicts >= 20, "{conflicts} conflicts");
     c.assert_controller_never_forbidden();
 }
 

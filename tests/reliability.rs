@@ -1,7 +1,7 @@
 //! The fault-injection reliability suite: two replicas of the real `bare-ccm run` binary
 //! against the API emulator while 300 simulated kubelets join, under each fault profile of
 //! docs/reliability.md. After every profile the same invariants are checked:
-//! - every node ends exactly as `explain` predicts from the node as registered;
+//! - every node ends exactly as `explain` predicts from the node as k3s describes it;
 //! - taints, labels and annotations added concurrently by others are all still there;
 //! - no replica writes while another holds the Lease (write log + Lease write history);
 //! - no process panics or crashes, and its memory stays bounded;
@@ -21,7 +21,7 @@ use bare_ccm::explain::ExplainReport;
 use bare_ccm::node_view::NodeView;
 use bare_ccm_emulator::accounting::{AttributedRequest, WriteRecord};
 use bare_ccm_emulator::faults::InjectedStatus;
-use bare_ccm_emulator::kubelet::{Fleet, KubeletSpec, node_object};
+use bare_ccm_emulator::kubelet::{Fleet, KubeletSpec, described_node};
 use bare_ccm_emulator::{Emulator, EmulatorOptions};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
@@ -206,7 +206,7 @@ fn predictions(specs: &[KubeletSpec], config: &Config) -> BTreeMap<String, Expla
         .iter()
         .map(|spec| {
             let node: Node =
-                serde_json::from_value(node_object(spec)).expect("registered node parses");
+                serde_json::from_value(described_node(spec)).expect("registered node parses");
             let report = ExplainReport::new(&NodeView::from_node(&node), config);
             (spec.name.clone(), report)
         })
@@ -467,9 +467,10 @@ async fn run_profile(profile: Profile) -> Outcome {
                 retry_after_secs: 1,
             }],
         ),
-        Profile::ConflictOnFirstWrite => {
-            faults.fail_first_write_per_object(true, InjectedStatus::Conflict)
-        }
+        // The replicas' own first write to each object: the kubelets, k3s and the
+        // controllers write to every node before bare-ccm does.
+        Profile::ConflictOnFirstWrite => faults
+            .fail_first_write_per_object_by("system:serviceaccount:", InjectedStatus::Conflict),
         _ => {}
     }
     fleet

@@ -156,6 +156,8 @@ struct RatioRule {
 
 struct FirstWrite {
     status: InjectedStatus,
+    /// Only writes by users whose name starts with this count ("" for everyone).
+    writer: String,
     /// `resource/name` keys whose first write already failed.
     seen: HashSet<String>,
 }
@@ -232,28 +234,62 @@ impl Faults {
     /// `nodes` and `nodes/status` each fail once, and per name) fails with `status`.
     /// Disabling forgets which objects were already failed.
     pub fn fail_first_write_per_object(&self, enabled: bool, status: InjectedStatus) {
-        let mut rules = self.rules();
-        rules.first_write = enabled.then(|| FirstWrite {
+        self.set_first_write(enabled.then(|| FirstWrite {
             status,
+            writer: String::new(),
             seen: HashSet::new(),
-        });
+        }));
+    }
+
+    /// Like [`Faults::fail_first_write_per_object`], counting only the writes of users
+    /// whose name starts with `writer`: the first write of the system under test fails
+    /// even when others (simulated kubelets and controllers) wrote to the object first.
+    pub fn fail_first_write_per_object_by(&self, writer: &str, status: InjectedStatus) {
+        self.set_first_write(Some(FirstWrite {
+            status,
+            writer: writer.to_owned(),
+            seen: HashSet::new(),
+        }));
+    }
+
+    fn set_first_write(&self, rule: Option<FirstWrite>) {
+        let mut rules = self.rules();
+        rules.first_write = rule;
         self.rearm(&rules);
     }
 
     /// Decides whether this request fails, consuming one count of a matching
-    /// [`Faults::fail_next`] rule. The server calls it exactly once per request; `name` is
-    /// the object's name, or "" for collection requests.
+    /// [`Faults::fail_next`] rule. `name` is the object's name, or "" for collection
+    /// requests. For a request of unknown user; see [`Faults::take_failure_for`].
     pub fn take_failure(&self, verb: &str, resource: &str, name: &str) -> Option<InjectedStatus> {
+        self.take_failure_for("", verb, resource, name)
+    }
+
+    /// [`Faults::take_failure`] for a request of `user`. The server calls it exactly once
+    /// per request.
+    pub fn take_failure_for(
+        &self,
+        user: &str,
+        verb: &str,
+        resource: &str,
+        name: &str,
+    ) -> Option<InjectedStatus> {
         if !self.inner.armed.load(Ordering::Acquire) {
             return None;
         }
         let mut rules = self.rules();
-        let failure = Self::decide(&mut rules, verb, resource, name);
+        let failure = Self::decide(&mut rules, user, verb, resource, name);
         self.rearm(&rules);
         failure
     }
 
-    fn decide(rules: &mut Rules, verb: &str, resource: &str, name: &str) -> Option<InjectedStatus> {
+    fn decide(
+        rules: &mut Rules,
+        user: &str,
+        verb: &str,
+        resource: &str,
+        name: &str,
+    ) -> Option<InjectedStatus> {
         if let Some(index) = rules
             .next
             .iter()
@@ -270,6 +306,7 @@ impl Faults {
         if let Some(first) = rules.first_write.as_mut()
             && is_object_write(verb)
             && !name.is_empty()
+            && user.starts_with(&first.writer)
             && first.seen.insert(format!("{resource}/{name}"))
         {
             return Some(first.status);
@@ -374,6 +411,24 @@ mod tests {
             Some(InjectedStatus::ServiceUnavailable)
         );
         assert_eq!(faults.take_failure("patch", "nodes/status", "c"), None);
+    }
+
+    #[test]
+    fn the_first_write_rule_can_count_one_writer_only() {
+        let faults = Faults::new();
+        faults.fail_first_write_per_object_by("system:serviceaccount:", InjectedStatus::Conflict);
+        assert_eq!(
+            faults.take_failure_for("admin", "patch", "nodes", "a"),
+            None
+        );
+        assert_eq!(
+            faults.take_failure_for("system:serviceaccount:kube-system:x", "patch", "nodes", "a"),
+            Some(InjectedStatus::Conflict)
+        );
+        assert_eq!(
+            faults.take_failure_for("system:serviceaccount:kube-system:x", "patch", "nodes", "a"),
+            None
+        );
     }
 
     #[test]
