@@ -137,6 +137,8 @@ const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(60);
 /// Heartbeat requests in flight at once, so a slow server slows heartbeats down instead
 /// of piling up tasks.
 const HEARTBEATS_IN_FLIGHT: u32 = 256;
+/// Conflicts of a k3s write retried at once from a fresh read, before the backoff.
+const K3S_CONFLICT_RETRIES: u32 = 5;
 /// First and largest pause between retries.
 const BACKOFF_START: Duration = Duration::from_millis(20);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -916,8 +918,9 @@ impl Inner {
 
     /// What k3s does to add metadata: read the whole Node, set the entries of `field`
     /// (`labels` or `annotations`), and `Update` it with the read resourceVersion,
-    /// starting again from a fresh read after a 409 (k3s `configureNode` retries on the
-    /// next watch event, `setNodeLabelsAndAnnotations` a second later).
+    /// starting again from a fresh read after a 409. k3s `configureNode` retries on the
+    /// watch event of the write it lost to, that is at once; so are the first
+    /// [`K3S_CONFLICT_RETRIES`] here, then with the fleet's backoff.
     async fn update_metadata(
         &self,
         action: &'static str,
@@ -926,32 +929,52 @@ impl Inner {
         entries: &BTreeMap<String, String>,
     ) -> Result<(), KubeletError> {
         self.retry(action, node, || async {
-            let request = kube::core::Request::new(NODES_PATH)
-                .get(node, &kube::api::GetParams::default())
-                .map_err(kube::Error::BuildRequest)?;
-            let mut object: Value = serde_json::from_str(&self.client.request_text(request).await?)
-                .map_err(kube::Error::SerdeError)?;
-            let metadata = &mut object["metadata"];
-            if !metadata[field].is_object() {
-                metadata[field] = json!({});
-            }
-            let mut changed = false;
-            for (key, value) in entries {
-                if metadata[field][key] != json!(value) {
-                    metadata[field][key] = json!(value);
-                    changed = true;
+            let mut conflicts = 0;
+            loop {
+                match self.update_metadata_once(node, field, entries).await {
+                    Err(kube::Error::Api(s))
+                        if s.code == 409 && conflicts < K3S_CONFLICT_RETRIES =>
+                    {
+                        conflicts += 1;
+                    }
+                    other => return other,
                 }
             }
-            if !changed {
-                return Ok(());
-            }
-            let body = serde_json::to_vec(&object).map_err(kube::Error::SerdeError)?;
-            let request = kube::core::Request::new(NODES_PATH)
-                .replace(node, &PostParams::default(), body)
-                .map_err(kube::Error::BuildRequest)?;
-            self.client.request_text(request).await.map(drop)
         })
         .await
+    }
+
+    /// One read and `Update` of [`Inner::update_metadata`].
+    async fn update_metadata_once(
+        &self,
+        node: &str,
+        field: &str,
+        entries: &BTreeMap<String, String>,
+    ) -> Result<(), kube::Error> {
+        let request = kube::core::Request::new(NODES_PATH)
+            .get(node, &kube::api::GetParams::default())
+            .map_err(kube::Error::BuildRequest)?;
+        let mut object: Value = serde_json::from_str(&self.client.request_text(request).await?)
+            .map_err(kube::Error::SerdeError)?;
+        let metadata = &mut object["metadata"];
+        if !metadata[field].is_object() {
+            metadata[field] = json!({});
+        }
+        let mut changed = false;
+        for (key, value) in entries {
+            if metadata[field][key] != json!(value) {
+                metadata[field][key] = json!(value);
+                changed = true;
+            }
+        }
+        if !changed {
+            return Ok(());
+        }
+        let body = serde_json::to_vec(&object).map_err(kube::Error::SerdeError)?;
+        let request = kube::core::Request::new(NODES_PATH)
+            .replace(node, &PostParams::default(), body)
+            .map_err(kube::Error::BuildRequest)?;
+        self.client.request_text(request).await.map(drop)
     }
 }
 

@@ -109,17 +109,24 @@ pub fn agent_wait(node: &NodeView, wait: Duration, now: Timestamp) -> AgentWait 
     }
 }
 
-/// The first part of k3s's description the node lacks, if any. A node-args value that is
-/// not a JSON array still counts as written: waiting would not fix it.
 fn missing(node: &NodeView) -> Option<Missing> {
-    let Some(args) = node.annotations.get(NODE_ARGS) else {
+    missing_from(
+        node.annotations.get(NODE_ARGS).map(String::as_str),
+        node.labels.contains_key(CONTROL_PLANE_LABEL),
+    )
+}
+
+/// The first part of k3s's description a node lacks, from its node-args annotation (if
+/// any) and whether it has the control-plane label. A node-args value that is not a JSON
+/// array still counts as written: waiting would not fix it.
+pub fn missing_from(node_args: Option<&str>, has_control_plane_label: bool) -> Option<Missing> {
+    let Some(args) = node_args else {
         return Some(Missing::NodeArgs);
     };
     let is_server = serde_json::from_str::<Vec<serde_json::Value>>(args)
         .ok()
         .is_some_and(|a| a.first().and_then(serde_json::Value::as_str) == Some("server"));
-    (is_server && !node.labels.contains_key(CONTROL_PLANE_LABEL))
-        .then_some(Missing::ControlPlaneLabel)
+    (is_server && !has_control_plane_label).then_some(Missing::ControlPlaneLabel)
 }
 
 impl AgentWait {
