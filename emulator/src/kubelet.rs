@@ -9,7 +9,9 @@
 //! counted and subject to injected faults. With an admin client the fleet also works
 //! against a real kube-apiserver: it sends nothing a real server refuses or rewrites, and
 //! the simulated controllers can be switched off ([`Registration::real_cluster`]) where the
-//! real kube-controller-manager does their work.
+//! real kube-controller-manager does their work. (An admin client, because the fleet also
+//! writes what k3s's server writes with its own credentials: the NodeRestriction admission
+//! plugin refuses a kubelet identity the `node-role.kubernetes.io/*` labels.)
 //!
 //! Upstream behaviour mirrored (kubernetes `pkg/kubelet/kubelet_node_status.go`,
 //! `pkg/kubelet/nodestatus/setters.go`, k8s.io/component-helpers `node/util/status.go`):
