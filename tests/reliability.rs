@@ -488,21 +488,17 @@ async fn run_profile(profile: Profile) -> Outcome {
     let mut outage_rate = None;
     match profile {
         Profile::ServerErrors => {
-            // Within the 5% profile, a window where every request fails.
+            // Within the 5% profile, a window where every request of the replicas fails.
+            // The kubelets and k3s get through, so that the nodes of the first half are
+            // described by k3s during the window and the replicas have work to retry.
             let before = replica_requests(&emu);
-            faults.fail_ratio(1.0, "*", "*", vec![InjectedStatus::ServiceUnavailable]);
+            let replicas = "system:serviceaccount:";
+            let unavailable = vec![InjectedStatus::ServiceUnavailable];
+            faults.fail_ratio_by(replicas, 1.0, "*", "*", unavailable);
             tokio::time::sleep(OUTAGE).await;
             let sent = replica_requests(&emu) - before;
             outage_rate = Some(sent as f64 / OUTAGE.as_secs_f64());
-            faults.fail_ratio(
-                0.05,
-                "*",
-                "*",
-                vec![
-                    InjectedStatus::InternalError,
-                    InjectedStatus::ServiceUnavailable,
-                ],
-            );
+            faults.fail_ratio_by(replicas, 0.0, "*", "*", vec![]);
         }
         Profile::Unreachable => faults.refuse_connections_for(Duration::from_secs(15)),
         Profile::LeaderKilled => {

@@ -124,20 +124,24 @@ impl Rules {
 }
 
 struct Matcher {
+    /// Users whose name starts with this ("" for everyone).
+    user: String,
     verb: String,
     resource: String,
 }
 
 impl Matcher {
-    fn new(verb: &str, resource: &str) -> Self {
+    fn new(user: &str, verb: &str, resource: &str) -> Self {
         Matcher {
+            user: user.to_owned(),
             verb: verb.to_owned(),
             resource: resource.to_owned(),
         }
     }
 
-    fn matches(&self, verb: &str, resource: &str) -> bool {
-        (self.verb == "*" || self.verb == verb)
+    fn matches(&self, user: &str, verb: &str, resource: &str) -> bool {
+        user.starts_with(&self.user)
+            && (self.verb == "*" || self.verb == verb)
             && (self.resource == "*" || self.resource == resource)
     }
 }
@@ -194,7 +198,7 @@ impl Faults {
         }
         let mut rules = self.rules();
         rules.next.push(CountRule {
-            matcher: Matcher::new(verb, resource),
+            matcher: Matcher::new("", verb, resource),
             remaining: n,
             status,
         });
@@ -211,10 +215,25 @@ impl Faults {
         resource: &str,
         statuses: Vec<InjectedStatus>,
     ) {
+        self.fail_ratio_by("", ratio, verb, resource, statuses);
+    }
+
+    /// [`Faults::fail_ratio`] for the requests of users whose name starts with `user`
+    /// only: an outage of the system under test alone, while the simulated kubelets and k3s
+    /// keep giving it work. Rules of different `user` are separate.
+    pub fn fail_ratio_by(
+        &self,
+        user: &str,
+        ratio: f64,
+        verb: &str,
+        resource: &str,
+        statuses: Vec<InjectedStatus>,
+    ) {
         let mut rules = self.rules();
-        rules
-            .ratio
-            .retain(|rule| !(rule.matcher.verb == verb && rule.matcher.resource == resource));
+        rules.ratio.retain(|rule| {
+            let m = &rule.matcher;
+            !(m.user == user && m.verb == verb && m.resource == resource)
+        });
         let ratio = if ratio.is_nan() {
             0.0
         } else {
@@ -222,7 +241,7 @@ impl Faults {
         };
         if ratio > 0.0 && !statuses.is_empty() {
             rules.ratio.push(RatioRule {
-                matcher: Matcher::new(verb, resource),
+                matcher: Matcher::new(user, verb, resource),
                 ratio,
                 statuses,
             });
@@ -293,7 +312,7 @@ impl Faults {
         if let Some(index) = rules
             .next
             .iter()
-            .position(|rule| rule.matcher.matches(verb, resource))
+            .position(|rule| rule.matcher.matches(user, verb, resource))
         {
             let rule = &mut rules.next[index];
             let status = rule.status;
@@ -313,7 +332,7 @@ impl Faults {
         }
         let Rules { ratio, rng, .. } = rules;
         for rule in ratio.iter() {
-            if rule.matcher.matches(verb, resource) && rng.random_bool(rule.ratio) {
+            if rule.matcher.matches(user, verb, resource) && rng.random_bool(rule.ratio) {
                 let pick = rng.random_range(0..rule.statuses.len());
                 return rule.statuses.get(pick).copied();
             }
@@ -427,6 +446,38 @@ mod tests {
         );
         assert_eq!(
             faults.take_failure_for("system:serviceaccount:kube-system:x", "patch", "nodes", "a"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_ratio_rule_can_fail_one_user_only_and_is_removed_on_its_own() {
+        let faults = Faults::new();
+        faults.fail_ratio_by(
+            "system:serviceaccount:",
+            1.0,
+            "*",
+            "*",
+            vec![InjectedStatus::ServiceUnavailable],
+        );
+        assert_eq!(
+            faults.take_failure_for("system:node:a", "patch", "nodes", "a"),
+            None
+        );
+        assert_eq!(
+            faults.take_failure_for("system:serviceaccount:kube-system:x", "get", "nodes", "a"),
+            Some(InjectedStatus::ServiceUnavailable)
+        );
+        faults.fail_ratio(0.0, "*", "*", vec![]);
+        assert!(
+            faults
+                .take_failure_for("system:serviceaccount:kube-system:x", "get", "nodes", "a")
+                .is_some(),
+            "another user's rule is not removed"
+        );
+        faults.fail_ratio_by("system:serviceaccount:", 0.0, "*", "*", vec![]);
+        assert_eq!(
+            faults.take_failure_for("system:serviceaccount:kube-system:x", "get", "nodes", "a"),
             None
         );
     }
