@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use regex::Regex;
 use serde::Deserialize;
@@ -23,6 +24,15 @@ pub const DEFAULT_PROVIDER_ID: &str = "k3s://{node}";
 pub const DEFAULT_INSTANCE_TYPE: &str = "k3s";
 /// The placeholder replaced by the node name in providerID templates.
 pub const NODE_PLACEHOLDER: &str = "{node}";
+/// The default of `k3sAgentWait`. The k3s agent describes its node within a second of the
+/// kubelet's registration (it watches for the Node, k3s `pkg/agent/run.go` `configureNode`),
+/// and the server adds its role labels within a second more (`pkg/server/server.go`
+/// `setNodeLabelsAndAnnotations` polls each second); 30 s covers an agent slowed by a busy
+/// host without keeping a node without k3s's description tainted for long.
+pub const DEFAULT_K3S_AGENT_WAIT: Duration = Duration::from_secs(30);
+/// The largest `k3sAgentWait`: k3s >= 1.28.10 shuts itself down when its node is still
+/// tainted 15 minutes after start, so a wait must end well before that.
+pub const MAX_K3S_AGENT_WAIT: Duration = Duration::from_secs(600);
 
 /// The parsed, validated configuration.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,6 +57,9 @@ pub struct Config {
     pub extra_labels: BTreeMap<String, String>,
     /// Per-node data; the first matching entry applies.
     pub inventory: Vec<InventoryEntry>,
+    /// How long a tainted k3s node may wait, after its registration, for the k3s agent's
+    /// description before it is initialised anyway; zero never waits.
+    pub k3s_agent_wait: Duration,
 }
 
 impl Default for Config {
@@ -62,6 +75,7 @@ impl Default for Config {
             prefer_ipv6: false,
             extra_labels: BTreeMap::new(),
             inventory: Vec::new(),
+            k3s_agent_wait: DEFAULT_K3S_AGENT_WAIT,
         }
     }
 }
@@ -646,6 +660,27 @@ fn unknown_key(path: &str, key: &Spanned<String>, known: &[&str], p: &mut Proble
 }
 
 /// A string setting: text, or `None` when null; any other scalar is refused ("quote it").
+/// A scalar kept as written, for a value that may be text or a number (`k3sAgentWait: 0`).
+fn scalar_value(path: &str, v: &Spanned<Yaml>, p: &mut Problems) -> Option<Spanned<RawLabelValue>> {
+    let value = match &v.value {
+        Yaml::Null => return None,
+        Yaml::Text(s) => RawLabelValue::Text(s.clone()),
+        Yaml::Seq(_) | Yaml::Map(_) => {
+            p.push(
+                path,
+                v.line,
+                format!("expected a duration, found {}", v.value.kind()),
+            );
+            return None;
+        }
+        other => RawLabelValue::NotText(other.scalar_text().unwrap_or_default()),
+    };
+    Some(Spanned {
+        value,
+        line: v.line,
+    })
+}
+
 fn text_value(path: &str, v: &Spanned<Yaml>, p: &mut Problems) -> Option<Spanned<String>> {
     match &v.value {
         Yaml::Text(s) => Some(Spanned {
@@ -743,7 +778,7 @@ fn label_map(
     out
 }
 
-const TOP_KEYS: [&str; 10] = [
+const TOP_KEYS: [&str; 11] = [
     "providerID",
     "instanceType",
     "zone",
@@ -754,6 +789,7 @@ const TOP_KEYS: [&str; 10] = [
     "preferIPv6",
     "extraLabels",
     "inventory",
+    "k3sAgentWait",
 ];
 
 const ENTRY_KEYS: [&str; 9] = [
@@ -821,6 +857,7 @@ fn read_config(root: &Spanned<Yaml>, p: &mut Problems) -> RawConfig {
             "requireInternalIP" => raw.require_internal_ip = bool_value(path, v, p),
             "preferIPv6" => raw.prefer_ipv6 = bool_value(path, v, p),
             "extraLabels" => raw.extra_labels = label_map(path, v, p),
+            "k3sAgentWait" => raw.k3s_agent_wait = scalar_value(path, v, p),
             "inventory" => {
                 raw.inventory = list_items(path, v, p)
                     .unwrap_or_default()
@@ -960,6 +997,8 @@ struct RawConfig {
     extra_labels: BTreeMap<String, Spanned<RawLabelValue>>,
     /// The well-formed entries with their index in the list.
     inventory: Vec<(usize, Spanned<RawInventoryEntry>)>,
+    /// `k3sAgentWait` as written (a duration string, or `0`).
+    k3s_agent_wait: Option<Spanned<RawLabelValue>>,
 }
 
 #[derive(Debug, Default)]
@@ -1069,6 +1108,16 @@ fn validate(raw: RawConfig, p: &mut Problems) -> Config {
     };
 
     let extra_labels = validate_labels("extraLabels", raw.extra_labels, p);
+    let k3s_agent_wait = match raw.k3s_agent_wait {
+        Some(v) => match k3s_agent_wait(&v.value) {
+            Ok(wait) => wait,
+            Err(msg) => {
+                p.push("k3sAgentWait", line_of(&v), msg);
+                Duration::ZERO
+            }
+        },
+        None => defaults.k3s_agent_wait,
+    };
 
     let mut names = BTreeMap::new();
     let inventory = raw
@@ -1091,10 +1140,74 @@ fn validate(raw: RawConfig, p: &mut Problems) -> Config {
         prefer_ipv6: raw.prefer_ipv6.unwrap_or(defaults.prefer_ipv6),
         extra_labels,
         inventory,
+        k3s_agent_wait,
     }
 }
 
+impl Config {
+    /// What `check-config` prints about a valid file beyond "OK": the settings whose
+    /// effective value is not written out in it (the implied `k3s-annotations` rank).
+    pub fn effective_summary(&self) -> String {
+        let order: Vec<&str> = self.address_sources.iter().map(|s| s.as_str()).collect();
+        format!(
+            "address sources, highest priority first: {}\nk3sAgentWait: {}s",
+            order.join(", "),
+            self.k3s_agent_wait.as_secs_f64()
+        )
+    }
+}
+
+/// `k3sAgentWait`: a duration with its unit (`30s`, `1m`, `1m30s`), or `0`; at most
+/// [`MAX_K3S_AGENT_WAIT`].
+fn k3s_agent_wait(value: &RawLabelValue) -> Result<Duration, String> {
+    let text = match value {
+        RawLabelValue::Text(text) => text.as_str(),
+        RawLabelValue::NotText(zero) if zero == "0" => return Ok(Duration::ZERO),
+        RawLabelValue::NotText(other) => {
+            return Err(format!(
+                "{other} is not a duration: give its unit, e.g. 30s or 1m (0 never waits)"
+            ));
+        }
+    };
+    let wait = text
+        .parse::<jiff::SignedDuration>()
+        .ok()
+        .and_then(|d| Duration::try_from(d).ok())
+        .ok_or_else(|| {
+            format!("{text:?} is not a duration: use e.g. 30s, 1m or 1m30s (0s never waits)")
+        })?;
+    if wait > MAX_K3S_AGENT_WAIT {
+        return Err(format!(
+            "{text:?} is longer than {}s: k3s shuts itself down when its node is still tainted 15 minutes after start",
+            MAX_K3S_AGENT_WAIT.as_secs()
+        ));
+    }
+    Ok(wait)
+}
+
 fn validate_sources(list: &[(usize, Spanned<String>)], p: &mut Problems) -> Vec<AddressSource> {
+    with_implied_k3s_annotations(listed_sources(list, p))
+}
+
+/// Configs written before `k3s-annotations` existed list `annotations` for both key sets.
+/// Such a list keeps reading the `k3s.io/*` keys, ranked as the default ranks them: right
+/// after `annotations` or `k3s-node-args`, whichever comes later. A list naming
+/// `k3s-annotations` itself, or not naming `annotations`, is taken as written.
+pub fn with_implied_k3s_annotations(mut sources: Vec<AddressSource>) -> Vec<AddressSource> {
+    let position = |src| sources.iter().position(|s| *s == src);
+    if position(AddressSource::K3sAnnotations).is_some() {
+        return sources;
+    }
+    let Some(annotations) = position(AddressSource::Annotations) else {
+        return sources;
+    };
+    let after = position(AddressSource::K3sNodeArgs).map_or(annotations, |n| n.max(annotations));
+    sources.insert(after + 1, AddressSource::K3sAnnotations);
+    sources
+}
+
+/// The listed sources, each checked; problems are collected.
+fn listed_sources(list: &[(usize, Spanned<String>)], p: &mut Problems) -> Vec<AddressSource> {
     let mut out: Vec<AddressSource> = Vec::new();
     for (i, s) in list {
         let path = format!("addressSources[{i}]");
@@ -1387,6 +1500,7 @@ mod tests {
                 AddressSource::Inventory,
                 AddressSource::Annotations,
                 AddressSource::K3sNodeArgs,
+                AddressSource::K3sAnnotations,
                 AddressSource::ProvidedNodeIp,
                 AddressSource::Kubelet
             ]
@@ -1394,6 +1508,75 @@ mod tests {
         assert_eq!(c.provided_node_ip, ProvidedNodeIpMode::Strict);
         assert!(c.require_internal_ip);
         assert!(!c.prefer_ipv6);
+        assert_eq!(c.k3s_agent_wait, Duration::from_secs(30));
+    }
+
+    /// Issue 11 item 2: stale `k3s.io/*` keys must rank below node-args, and a list written
+    /// before `k3s-annotations` existed keeps reading them.
+    #[test]
+    fn k3s_annotations_rank_below_node_args_unless_listed() {
+        use AddressSource::*;
+        for (listed, effective) in [
+            (
+                "[inventory, annotations, k3s-node-args, provided-node-ip, kubelet]",
+                vec![
+                    Inventory,
+                    Annotations,
+                    K3sNodeArgs,
+                    K3sAnnotations,
+                    ProvidedNodeIp,
+                    Kubelet,
+                ],
+            ),
+            (
+                "[annotations, kubelet]",
+                vec![Annotations, K3sAnnotations, Kubelet],
+            ),
+            (
+                "[k3s-node-args, annotations]",
+                vec![K3sNodeArgs, Annotations, K3sAnnotations],
+            ),
+            (
+                "[annotations, k3s-annotations, k3s-node-args]",
+                vec![Annotations, K3sAnnotations, K3sNodeArgs],
+            ),
+            (
+                "[k3s-annotations, annotations]",
+                vec![K3sAnnotations, Annotations],
+            ),
+            ("[k3s-node-args, kubelet]", vec![K3sNodeArgs, Kubelet]),
+        ] {
+            let c = Config::from_yaml(&format!("addressSources: {listed}\n")).unwrap();
+            assert_eq!(c.address_sources, effective, "{listed}");
+        }
+    }
+
+    #[test]
+    fn k3s_agent_wait_takes_a_duration_with_its_unit() {
+        for (yaml, wait) in [
+            ("k3sAgentWait: 45s\n", 45),
+            ("k3sAgentWait: 2m\n", 120),
+            ("k3sAgentWait: 1m30s\n", 90),
+            ("k3sAgentWait: 0s\n", 0),
+            ("k3sAgentWait: 0\n", 0),
+        ] {
+            let c = Config::from_yaml(yaml).unwrap();
+            assert_eq!(c.k3s_agent_wait, Duration::from_secs(wait), "{yaml}");
+        }
+        assert_eq!(
+            problems("k3sAgentWait: 30\n"),
+            [
+                "k3sAgentWait: 30 is not a duration: give its unit, e.g. 30s or 1m (0 never waits) (line 1)"
+            ]
+        );
+        assert_eq!(
+            problems("k3sAgentWait: soon\n"),
+            [
+                "k3sAgentWait: \"soon\" is not a duration: use e.g. 30s, 1m or 1m30s (0s never waits) (line 1)"
+            ]
+        );
+        assert!(problems("k3sAgentWait: 11m\n")[0].contains("longer than 600s"));
+        assert!(problems("k3sAgentWait: -5s\n")[0].contains("is not a duration"));
     }
 
     #[test]
@@ -1548,7 +1731,7 @@ inventory:
         assert_eq!(
             problems("providerId: x\n"),
             [
-                "providerId: unknown key (expected one of providerID, instanceType, zone, region, addressSources, providedNodeIP, requireInternalIP, preferIPv6, extraLabels, inventory); did you mean providerID? (line 1)"
+                "providerId: unknown key (expected one of providerID, instanceType, zone, region, addressSources, providedNodeIP, requireInternalIP, preferIPv6, extraLabels, inventory, k3sAgentWait); did you mean providerID? (line 1)"
             ]
         );
     }
@@ -1671,9 +1854,9 @@ inventory:
         let got = problems(yaml);
         let expected = [
             r#"providerID: "k3s://{name}" has an unknown placeholder (only {node} is supported) (line 1)"#,
-            r#"addressSources[1]: unknown source "foo" (expected one of inventory, annotations, k3s-node-args, provided-node-ip, kubelet) (line 2)"#,
+            r#"addressSources[1]: unknown source "foo" (expected one of inventory, annotations, k3s-node-args, k3s-annotations, provided-node-ip, kubelet) (line 2)"#,
             r#"addressSources[3]: source "kubelet" is listed twice (line 2)"#,
-            r#"addressSources[4]: "node-name" is the built-in Hostname fallback, not a configurable source (expected one of inventory, annotations, k3s-node-args, provided-node-ip, kubelet) (line 2)"#,
+            r#"addressSources[4]: "node-name" is the built-in Hostname fallback, not a configurable source (expected one of inventory, annotations, k3s-node-args, k3s-annotations, provided-node-ip, kubelet) (line 2)"#,
             r#"extraLabels."kubernetes.io/foo": label key "kubernetes.io/foo": keys under kubernetes.io/ or k8s.io/ (and subdomains) are refused; use your own prefix, or the instanceType/zone/region settings (line 4)"#,
             r#"extraLabels."example.com/ok": label value "-bad-" must be empty or 1-63 characters of [A-Za-z0-9._-], starting and ending alphanumeric (line 5)"#,
             r#"extraLabels."bad key!": label key "bad key!": name part must be 1-63 characters of [A-Za-z0-9._-], starting and ending alphanumeric (line 6)"#,

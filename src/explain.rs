@@ -5,11 +5,13 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
 use crate::config::Config;
 use crate::node_view::NodeView;
 use crate::patch;
+use crate::resolve::k3s_agent::{AgentWait, agent_wait};
 use crate::resolve::{Resolution, Sourced, resolve};
 
 /// One address in the report, with the source that supplied it.
@@ -115,9 +117,42 @@ pub struct ExplainReport {
     pub warnings: Vec<String>,
     /// Why the node does not resolve; empty when it does.
     pub errors: Vec<String>,
+    /// For a tainted k3s node: whether k3s has described it (`k3sAgentWait`).
+    #[serde(rename = "k3sAgentWait", skip_serializing_if = "Option::is_none")]
+    pub k3s_agent_wait: Option<ExplainedWait>,
     /// Why each value was chosen, for the text output.
     #[serde(skip)]
     pub reasons: Vec<(String, String)>,
+}
+
+/// The k3s agent wait of a tainted k3s node.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct ExplainedWait {
+    /// `waiting` (not initialised before `until` unless the description arrives),
+    /// `expired` (initialised with what is there, with a Warning), or `described`.
+    pub state: &'static str,
+    /// When the wait ends or ended (registration plus `k3sAgentWait`), RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// What k3s has not written yet, when waiting or expired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing: Option<String>,
+}
+
+impl ExplainedWait {
+    fn of(wait: &AgentWait) -> Option<ExplainedWait> {
+        let (state, until, missing) = match wait {
+            AgentWait::NotApplicable => return None,
+            AgentWait::Described => ("described", None, None),
+            AgentWait::Waiting { until, missing } => ("waiting", Some(*until), Some(missing)),
+            AgentWait::Expired { until, missing } => ("expired", *until, Some(missing)),
+        };
+        Some(ExplainedWait {
+            state,
+            until: until.map(|u| u.to_string()),
+            missing: missing.map(ToString::to_string),
+        })
+    }
 }
 
 /// One write the controller would make.
@@ -134,13 +169,24 @@ pub struct ExplainedPatch {
 }
 
 impl ExplainReport {
-    /// Builds the report from the same resolution and patch builders the controller uses.
-    /// An untainted node only ever gets a refresh (its addresses and missing labels, when a
-    /// cloud controller initialised it), so its providerID is its existing one.
+    /// [`ExplainReport::at`] now.
     pub fn new(view: &NodeView, config: &Config) -> ExplainReport {
+        ExplainReport::at(view, config, Timestamp::now())
+    }
+
+    /// Builds the report from the same resolution, k3s agent wait and patch builders the
+    /// controller uses, as of `now`. An untainted node only ever gets a refresh (its
+    /// addresses and missing labels, when a cloud controller initialised it), so its
+    /// providerID is its existing one. A node waiting for k3s gets no write yet: its
+    /// patches are empty.
+    pub fn at(view: &NodeView, config: &Config, now: Timestamp) -> ExplainReport {
         let res: Resolution = resolve(view, config);
+        let wait = agent_wait(view, config.k3s_agent_wait, now);
+        let waiting = wait.waiting_reason(now);
         let mut patches = Vec::new();
-        let status_patch = if res.tainted {
+        let status_patch = if waiting.is_some() {
+            None
+        } else if res.tainted {
             res.would_initialize()
                 .then(|| patch::status_addresses_patch(view, &res))
                 .flatten()
@@ -154,14 +200,23 @@ impl ExplainReport {
                 patch: p,
             });
         }
-        if let Some(p) = patch::init_patch(view, &res).or_else(|| patch::labels_patch(view, &res)) {
+        if let Some(p) = patch::init_patch(view, &res)
+            .or_else(|| patch::labels_patch(view, &res))
+            .filter(|_| waiting.is_none())
+        {
             patches.push(ExplainedPatch {
                 target: "nodes".into(),
                 patch_type: "json",
                 patch: p,
             });
         }
-        let notes = status_notes(view, &res, &patches);
+        let notes = match &waiting {
+            Some(reason) => vec![reason.clone()],
+            None => status_notes(view, &res, &patches),
+        };
+        let mut warnings = res.warnings.clone();
+        warnings.extend(wait.expired_warning(&res.node, config.k3s_agent_wait));
+        let would_initialize = res.would_initialize() && waiting.is_none();
         let (provider_id, set_provider_id, labels) = if res.tainted {
             (
                 res.provider_id.clone(),
@@ -195,8 +250,8 @@ impl ExplainReport {
             node: res.node.clone(),
             config: ConfigUsed::defaults(""),
             tainted: res.tainted,
-            would_initialize: res.would_initialize(),
-            remove_taint: res.would_initialize(),
+            would_initialize,
+            remove_taint: would_initialize,
             provider_id: provider_id.value,
             set_provider_id,
             addresses: res
@@ -211,8 +266,9 @@ impl ExplainReport {
             labels: labels.into_iter().map(|(k, v)| (k, v.value)).collect(),
             patches,
             notes,
-            warnings: res.warnings.clone(),
+            warnings,
             errors: res.errors.clone(),
+            k3s_agent_wait: ExplainedWait::of(&wait),
             reasons,
         }
     }
@@ -225,7 +281,14 @@ impl ExplainReport {
     /// The human-readable form: every value with its source.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
+        let waiting = self
+            .k3s_agent_wait
+            .as_ref()
+            .is_some_and(|w| w.state == "waiting");
         let verdict = match (self.tainted, self.would_initialize) {
+            (true, false) if waiting => {
+                "would NOT be initialised yet: k3s has not described it (see note)"
+            }
             (true, true) => "would be initialised now",
             (true, false) => "would NOT be initialised: the taint stays (see errors)",
             (false, _) if self.provider_id.is_empty() => {
@@ -489,6 +552,99 @@ mod tests {
         let text = report.to_text();
         assert!(text.contains("leaves it to its kubelet"), "{text}");
         assert!(text.contains("providerID: <none> (kept;"), "{text}");
+    }
+
+    /// A k3s kubelet's fresh registration: tainted, InternalIP and provided-node-ip from
+    /// the kubelet, no node-args yet; registered at second 0.
+    fn fresh_k3s_node() -> NodeView {
+        let mut view = node(true, "", &[("InternalIP", "10.0.0.5"), ("Hostname", "n1")]);
+        view.k3s = true;
+        view.created = Timestamp::from_second(0).ok();
+        view.annotations.insert(
+            "alpha.kubernetes.io/provided-node-ip".into(),
+            "10.0.0.5".into(),
+        );
+        view
+    }
+
+    fn second(s: i64) -> Timestamp {
+        Timestamp::from_second(s).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn a_k3s_node_without_node_args_waits_and_says_until_when() {
+        let report = ExplainReport::at(&fresh_k3s_node(), &Config::default(), second(5));
+        assert!(!report.would_initialize);
+        assert!(!report.remove_taint);
+        assert!(report.patches.is_empty(), "{:?}", report.patches);
+        assert!(report.resolves());
+        let value = serde_json::to_value(&report).unwrap_or_default();
+        assert_eq!(
+            value["k3sAgentWait"],
+            json!({
+                "state": "waiting",
+                "until": "1970-01-01T00:00:30Z",
+                "missing": "annotation k3s.io/node-args (written by the k3s agent)",
+            })
+        );
+        let text = report.to_text();
+        assert!(
+            text.contains("node n1: would NOT be initialised yet: k3s has not described it"),
+            "{text}"
+        );
+        assert!(
+            text.contains("note: waiting for k3s to describe the node")
+                && text.contains("at 1970-01-01T00:00:30Z (25s from now"),
+            "{text}"
+        );
+        assert!(text.contains("present, kept"), "{text}");
+    }
+
+    #[test]
+    fn when_the_wait_ran_out_it_initialises_with_what_is_there_and_warns() {
+        let report = ExplainReport::at(&fresh_k3s_node(), &Config::default(), second(31));
+        assert!(report.would_initialize);
+        assert_eq!(report.patches.len(), 1, "{:?}", report.patches);
+        assert_eq!(report.patches[0].target, "nodes");
+        let value = serde_json::to_value(&report).unwrap_or_default();
+        assert_eq!(value["k3sAgentWait"]["state"], "expired");
+        assert_eq!(value["k3sAgentWait"]["until"], "1970-01-01T00:00:30Z");
+        assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+        assert!(
+            report.warnings[0]
+                .starts_with("k3s did not describe node n1 within k3sAgentWait (30s)"),
+            "{:?}",
+            report.warnings
+        );
+        assert!(
+            report
+                .to_text()
+                .contains("warning: k3s did not describe node n1")
+        );
+    }
+
+    #[test]
+    fn nodes_not_from_k3s_and_described_k3s_nodes_do_not_wait() {
+        let mut plain = fresh_k3s_node();
+        plain.k3s = false;
+        let report = ExplainReport::at(&plain, &Config::default(), second(1));
+        assert!(report.would_initialize);
+        let value = serde_json::to_value(&report).unwrap_or_default();
+        assert!(value.get("k3sAgentWait").is_none(), "{value}");
+
+        let mut described = fresh_k3s_node();
+        described.annotations.insert(
+            "k3s.io/node-args".into(),
+            r#"["agent","--node-ip","10.0.0.5","--node-external-ip","203.0.113.5"]"#.into(),
+        );
+        let report = ExplainReport::at(&described, &Config::default(), second(1));
+        assert!(report.would_initialize);
+        assert_eq!(report.addresses[1].address, "203.0.113.5");
+        let value = serde_json::to_value(&report).unwrap_or_default();
+        assert_eq!(value["k3sAgentWait"], json!({"state": "described"}));
+
+        let off = Config::from_yaml("k3sAgentWait: 0s\n").unwrap_or_default();
+        assert!(ExplainReport::at(&fresh_k3s_node(), &off, second(1)).would_initialize);
     }
 
     #[test]

@@ -319,7 +319,9 @@ fn check_config(args: &CheckConfigArgs) -> ExitCode {
             let result = Config::parse(&found.text, Some(Path::new(&name)), found.line_offset);
             (
                 source,
-                result.map(drop).map_err(|e| (e.to_string(), e.problems())),
+                result
+                    .map(|c| c.effective_summary())
+                    .map_err(|e| (e.to_string(), e.problems())),
             )
         }
         Err(why) => {
@@ -350,8 +352,8 @@ fn check_config(args: &CheckConfigArgs) -> ExitCode {
             }
         }
         Output::Text => match &result {
-            Ok(()) if source == "config file" => println!("{name}: OK"),
-            Ok(()) => println!("{name}: {source}: OK"),
+            Ok(summary) if source == "config file" => println!("{name}: OK\n{summary}"),
+            Ok(summary) => println!("{name}: {source}: OK\n{summary}"),
             Err((message, _)) => eprintln!("{message}"),
         },
     }

@@ -5,8 +5,10 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Node, NodeAddress, Taint};
+use k8s_openapi::jiff::Timestamp;
 
 use crate::resolve::is_relevant_annotation;
+use crate::resolve::k3s_agent::is_k3s_node;
 
 /// What bare-ccm knows about one Node.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -25,6 +27,12 @@ pub struct NodeView {
     pub taints: Vec<Taint>,
     /// `status.addresses` as the node reports them now.
     pub addresses: Vec<NodeAddress>,
+    /// `metadata.creationTimestamp`: when the kubelet registered the node; the k3s agent
+    /// wait counts from it.
+    pub created: Option<Timestamp>,
+    /// The node runs k3s (`status.nodeInfo`), so k3s will describe it after registration.
+    /// One bool rather than the two version strings: the cache is memory-budgeted.
+    pub k3s: bool,
 }
 
 impl NodeView {
@@ -39,6 +47,11 @@ impl NodeView {
     pub fn from_owned(node: Node) -> Self {
         let meta = node.metadata;
         let spec = node.spec.unwrap_or_default();
+        let status = node.status.unwrap_or_default();
+        let k3s = status
+            .node_info
+            .as_ref()
+            .is_some_and(|i| is_k3s_node(&i.kubelet_version, &i.container_runtime_version));
         NodeView {
             name: meta.name.unwrap_or_default(),
             resource_version: meta.resource_version.unwrap_or_default(),
@@ -51,7 +64,9 @@ impl NodeView {
                 .collect(),
             provider_id: spec.provider_id.unwrap_or_default(),
             taints: spec.taints.unwrap_or_default(),
-            addresses: node.status.and_then(|s| s.addresses).unwrap_or_default(),
+            addresses: status.addresses.unwrap_or_default(),
+            created: meta.creation_timestamp.map(|t| t.0),
+            k3s,
         }
     }
 
@@ -65,13 +80,15 @@ impl NodeView {
             && self.provider_id == other.provider_id
             && self.taints == other.taints
             && self.addresses == other.addresses
+            && self.created == other.created
+            && self.k3s == other.k3s
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::core::v1::{NodeSpec, NodeStatus};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use k8s_openapi::api::core::v1::{NodeSpec, NodeStatus, NodeSystemInfo};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
     use super::*;
 
@@ -80,6 +97,7 @@ mod tests {
             metadata: ObjectMeta {
                 name: Some("n1".into()),
                 resource_version: Some("7".into()),
+                creation_timestamp: Some(Time(Timestamp::UNIX_EPOCH)),
                 labels: Some([("kubernetes.io/hostname".to_string(), "n1".to_string())].into()),
                 annotations: Some(
                     [
@@ -109,6 +127,11 @@ mod tests {
                     type_: "Hostname".into(),
                     address: "n1".into(),
                 }]),
+                node_info: Some(NodeSystemInfo {
+                    kubelet_version: "v1.33.4".into(),
+                    container_runtime_version: "containerd://2.0.5-k3s1".into(),
+                    ..NodeSystemInfo::default()
+                }),
                 ..NodeStatus::default()
             }),
         }
@@ -123,6 +146,8 @@ mod tests {
         assert_eq!(v.taints.len(), 1);
         assert_eq!(v.addresses.len(), 1);
         assert_eq!(v.labels.len(), 1);
+        assert_eq!(v.created, Some(Timestamp::UNIX_EPOCH));
+        assert!(v.k3s, "k3s's bundled containerd marks a k3s node");
         assert_eq!(
             v.annotations.keys().collect::<Vec<_>>(),
             [

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use bare_ccm_emulator::kubelet::{KubeletSpec, node_object};
+use bare_ccm_emulator::kubelet::{KubeletSpec, described_node, node_object};
 use serde_json::Value;
 
 fn bare_ccm(args: &[&str], stdin: Option<&str>) -> Output {
@@ -17,9 +17,14 @@ fn bare_ccm(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .expect("bare-ccm starts");
     let mut input = child.stdin.take().expect("stdin is piped");
-    input
-        .write_all(stdin.unwrap_or("").as_bytes())
-        .expect("stdin accepts the node");
+    // A command that refuses its arguments may exit before reading stdin.
+    if let Err(e) = input.write_all(stdin.unwrap_or("").as_bytes()) {
+        assert_eq!(
+            e.kind(),
+            std::io::ErrorKind::BrokenPipe,
+            "writing stdin: {e}"
+        );
+    }
     drop(input);
     child.wait_with_output().expect("bare-ccm finishes")
 }
@@ -42,7 +47,7 @@ fn json(out: &Output) -> Value {
 
 #[test]
 fn explain_dual_stack_k3s_agent_from_stdin_prints_the_documented_json_shape() {
-    let node = node_object(&KubeletSpec::k3s_agent("n1", "10.0.0.5", Some("fd00::5")));
+    let node = described_node(&KubeletSpec::k3s_agent("n1", "10.0.0.5", Some("fd00::5")));
     let out = bare_ccm(
         &["explain", "--node", "-", "-o", "json"],
         Some(&node.to_string()),
@@ -86,7 +91,7 @@ fn explain_provided_node_ip_mismatch_exits_1_and_says_why() {
     let mut spec = KubeletSpec::k3s_agent("n2", "10.0.0.6", None);
     spec.provided_node_ip = Some("10.9.9.9".into());
     let dir = tempfile::tempdir().expect("tempdir");
-    let node = write(&dir, "node.yaml", &node_object(&spec).to_string());
+    let node = write(&dir, "node.yaml", &described_node(&spec).to_string());
     let out = bare_ccm(
         &[
             "explain",
@@ -110,7 +115,7 @@ fn explain_provided_node_ip_mismatch_exits_1_and_says_why() {
 
 #[test]
 fn explain_text_names_every_source_and_never_needs_a_cluster() {
-    let node = node_object(&KubeletSpec::k3s_agent("n3", "10.0.0.7", None));
+    let node = described_node(&KubeletSpec::k3s_agent("n3", "10.0.0.7", None));
     let out = bare_ccm(&["explain", "--node", "-"], Some(&node.to_string()));
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -188,7 +193,7 @@ fn explain_with_a_missing_node_file_says_file_not_found() {
 
 #[test]
 fn explain_of_an_initialised_node_shows_only_its_refresh() {
-    let mut node = node_object(&KubeletSpec::k3s_agent("n6", "10.0.0.9", None));
+    let mut node = described_node(&KubeletSpec::k3s_agent("n6", "10.0.0.9", None));
     node["spec"] = serde_json::json!({"providerID": "k3s://n6"});
     node["status"]["addresses"] = serde_json::json!([
         {"type": "InternalIP", "address": "10.0.0.9"},
@@ -245,6 +250,20 @@ fn check_config_accepts_the_documented_example_and_names_bad_keys_with_lines() {
     assert!(err.contains("extraLabels"), "{err}");
     assert!(err.contains("addressSources[1]"), "{err}");
     assert!(err.contains("line"), "a line number is given: {err}");
+
+    // A list written before k3s-annotations existed: the implied rank is printed.
+    let old = write(
+        &dir,
+        "old.yaml",
+        "addressSources: [inventory, annotations, k3s-node-args, provided-node-ip, kubelet]\n",
+    );
+    let out = bare_ccm(&["check-config", old.to_str().expect("utf-8")], None);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("address sources, highest priority first: inventory, annotations, k3s-node-args, k3s-annotations, provided-node-ip, kubelet"),
+        "{text}"
+    );
 
     let unknown = write(&dir, "unknown.yaml", "zone: a\nzones: b\n");
     let out = bare_ccm(&["check-config", unknown.to_str().expect("utf-8")], None);
@@ -394,7 +413,12 @@ async fn explain_reads_a_node_by_name_from_the_cluster_and_writes_nothing() {
     .await
     .expect("explain ran");
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert_eq!(json(&out)["addresses"][0]["address"], "10.0.0.8");
+    let report = json(&out);
+    assert_eq!(report["addresses"][0]["address"], "10.0.0.8");
+    // Just registered by a k3s kubelet, not yet described by the k3s agent.
+    assert_eq!(report["wouldInitialize"], false, "{report}");
+    assert_eq!(report["k3sAgentWait"]["state"], "waiting", "{report}");
+    assert!(report["k3sAgentWait"]["until"].is_string(), "{report}");
     assert_eq!(emulator.accounting().writes().len(), writes_before);
     let stored = emulator
         .get_object("nodes", None, "n5")

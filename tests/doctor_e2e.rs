@@ -101,8 +101,10 @@ impl Cluster {
         }
     }
 
+    /// Registers a Node and waits until k3s and the controllers have written to it.
     async fn register(&self, spec: KubeletSpec) {
         self.fleet.register(&spec).await.unwrap();
+        self.fleet.settled().await;
     }
 
     /// A Node as bare-ccm leaves it: untainted, with a providerID, Ready.
@@ -123,12 +125,11 @@ impl Cluster {
         set_ready(&self.client, name).await;
     }
 
-    /// Registers a Node the node IPAM controller has not given a podCIDR (yet).
+    /// Registers a Node, untainted, that the node IPAM controller has not given a podCIDR
+    /// (yet): the kubelet's create alone.
     async fn register_without_pod_cidr(&self, spec: KubeletSpec) {
         let mut object = node_object(&spec);
         let spec_json = object["spec"].as_object_mut().unwrap();
-        spec_json.remove("podCIDR");
-        spec_json.remove("podCIDRs");
         spec_json.remove("taints");
         let node: Node = serde_json::from_value(object).unwrap();
         Api::<Node>::all(self.client.clone())

@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bare_ccm_emulator::faults::InjectedStatus;
-use bare_ccm_emulator::kubelet::{Fleet, KubeletSpec, NODE_RBAC};
+use bare_ccm_emulator::kubelet::{Fleet, KubeletSpec, NODE_RBAC, Registration};
 use bare_ccm_emulator::rbac::RbacPolicy;
 use bare_ccm_emulator::{Emulator, EmulatorOptions};
 use serde_json::Value;
@@ -107,6 +107,15 @@ impl Cluster {
             emu,
             dir: tempfile::tempdir().unwrap(),
         }
+    }
+
+    /// Kubelets of this cluster whose registrations are followed as `registration` says.
+    async fn fleet_with(&self, registration: Registration) -> Fleet {
+        Fleet::with_registration(
+            self.kubelet_client().await,
+            Duration::from_secs(60),
+            registration,
+        )
     }
 
     /// A client authenticated as the simulated kubelets.
@@ -381,7 +390,10 @@ async fn synced_events_do_not_spend_the_node_writes_rate_limit() {
         &["--kube-api-qps=0.001", "--kube-api-burst=10"],
     )
     .await;
-    c.fleet
+    // Only the kubelets and the k3s agents write (they finish before bare-ccm's turn): a
+    // simulated controller's write racing bare-ccm's would cost it a re-read and a retry.
+    let fleet = c.fleet_with(Registration::real_cluster()).await;
+    fleet
         .register_all(k3s_agents("limited", 6), None, 6)
         .await
         .unwrap();
@@ -450,6 +462,167 @@ async fn k3s_node_args_give_internal_and_external_ips() {
     c.assert_controller_never_forbidden();
 }
 
+/// Issue 11 item 1: real k3s writes `k3s.io/node-args` (with `--node-external-ip`) after
+/// the kubelet's create. bare-ccm must wait for it rather than initialise the node without
+/// its ExternalIP (providerID and labels would then be final too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_k3s_node_is_initialised_once_the_agent_has_described_it_with_its_external_ip() {
+    let c = Cluster::start().await;
+    let ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
+    let fleet = c
+        .fleet_with(Registration {
+            agent_delay: Duration::from_millis(1500),
+            ..Registration::default()
+        })
+        .await;
+    let mut spec = KubeletSpec::k3s_agent("late", "10.0.4.1", None);
+    if let Some(args) = spec.node_args.as_mut() {
+        args.extend(["--node-external-ip".to_string(), "203.0.113.41".to_string()]);
+    }
+    let registered = Instant::now();
+    fleet.register(&spec).await.unwrap();
+
+    // The kubelet's InternalIP and provided-node-ip would resolve, but k3s has not spoken.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let before_args = c.node("late");
+    assert!(
+        before_args["metadata"]["annotations"]
+            .get("k3s.io/node-args")
+            .is_none(),
+        "the agent wrote too early for this test: {:?}",
+        registered.elapsed()
+    );
+    assert!(
+        has_taint(&before_args, TAINT),
+        "initialised before node-args"
+    );
+    assert!(!c.node_writes_by(&sa_user("bare-ccm")).contains_key("late"));
+
+    eventually(Duration::from_secs(10), "late initialised", || {
+        c.initialized("late")
+    })
+    .await;
+    assert!(registered.elapsed() >= Duration::from_millis(1500));
+    assert_eq!(
+        addresses(&c.node("late")),
+        vec![
+            pair("InternalIP", "10.0.4.1"),
+            pair("ExternalIP", "203.0.113.41"),
+            pair("Hostname", "late")
+        ]
+    );
+    let writes = c.node_writes_by(&sa_user("bare-ccm"));
+    assert!(writes["late"] <= 2, "writes: {writes:?}");
+    assert!(c.events("late", "K3sAgentWaitExpired").is_empty());
+    // Woken by the node-args event, not by polling: one failed-free sync per change.
+    assert_eq!(
+        ccm.metric("bare_ccm_node_sync_failures_total{reason=\"unresolved\"}")
+            .await,
+        0.0
+    );
+    c.assert_controller_never_forbidden();
+}
+
+/// Issue 11 item 1: an inventory selector on the server's role label, which k3s adds after
+/// node-args, matches at initialisation (providerID can never change afterwards).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inventory_selector_on_the_k3s_server_role_label_matches_at_initialisation() {
+    let c = Cluster::start().await;
+    let config = c.dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        "inventory:\n  - selector: {matchLabels: {node-role.kubernetes.io/control-plane: \"true\"}}\n    providerID: \"metal://cp/{node}\"\n",
+    )
+    .unwrap();
+    let _ccm = Ccm::start(
+        &c.kubeconfig("bare-ccm"),
+        &["--config", config.to_str().unwrap()],
+    )
+    .await;
+    let fleet = c
+        .fleet_with(Registration {
+            server_delay: Duration::from_millis(1000),
+            ..Registration::default()
+        })
+        .await;
+    fleet
+        .register(&KubeletSpec::k3s_server("cp-1", "10.0.4.2", None))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "cp-1 initialised", || {
+        c.initialized("cp-1")
+    })
+    .await;
+    assert_eq!(
+        c.node("cp-1")
+            .pointer("/spec/providerID")
+            .and_then(Value::as_str),
+        Some("metal://cp/cp-1")
+    );
+    c.assert_controller_never_forbidden();
+}
+
+/// Issue 11 item 1: the wait is bounded (`k3sAgentWait`), ends in a Warning, and never
+/// applies to a node that does not run k3s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_k3s_node_never_described_is_initialised_when_the_wait_runs_out_and_others_never_wait() {
+    let c = Cluster::start().await;
+    let config = c.dir.path().join("config.yaml");
+    std::fs::write(&config, "k3sAgentWait: 3s\n").unwrap();
+    let _ccm = Ccm::start(
+        &c.kubeconfig("bare-ccm"),
+        &["--config", config.to_str().unwrap()],
+    )
+    .await;
+    // A k3s kubelet whose agent never describes the node.
+    let mut silent = KubeletSpec::k3s_agent("silent", "10.0.4.3", None);
+    silent.node_args = None;
+    // A kubeadm kubelet with --node-ip.
+    let mut kubeadm = KubeletSpec::new("kubeadm");
+    kubeadm.node_ip = vec!["10.0.4.4".into()];
+    c.fleet.register(&silent).await.unwrap();
+    c.fleet.register(&kubeadm).await.unwrap();
+
+    eventually(Duration::from_secs(5), "kubeadm initialised", || {
+        c.initialized("kubeadm")
+    })
+    .await;
+    // The creationTimestamp has whole seconds: at least 2 s of the wait remain.
+    assert!(
+        has_taint(&c.node("silent"), TAINT),
+        "the k3s node did not wait"
+    );
+    eventually(
+        Duration::from_secs(10),
+        "silent initialised when the wait ran out",
+        || c.initialized("silent"),
+    )
+    .await;
+    assert_eq!(
+        addresses(&c.node("silent")),
+        vec![pair("InternalIP", "10.0.4.3"), pair("Hostname", "silent")]
+    );
+    eventually(
+        Duration::from_secs(5),
+        "K3sAgentWaitExpired warning",
+        || !c.events("silent", "K3sAgentWaitExpired").is_empty(),
+    )
+    .await;
+    let warning = &c.events("silent", "K3sAgentWaitExpired")[0];
+    assert_eq!(warning["type"], "Warning");
+    let text = warning
+        .get("note")
+        .or_else(|| warning.get("message"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    assert!(
+        text.contains("annotation k3s.io/node-args") && text.contains("k3sAgentWait (3s)"),
+        "{text}"
+    );
+    assert!(c.events("kubeadm", "K3sAgentWaitExpired").is_empty());
+    c.assert_controller_never_forbidden();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provided_node_ip_mismatch_keeps_taint_and_warns_then_fixing_the_annotation_initialises() {
     let c = Cluster::start().await;
@@ -504,9 +677,10 @@ async fn provided_node_ip_mismatch_keeps_taint_and_warns_then_fixing_the_annotat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflict_on_the_first_write_of_every_node_is_retried_to_success() {
     let c = Cluster::start().await;
+    // bare-ccm's first write: the kubelets, k3s and the controllers write first.
     c.emu
         .faults()
-        .fail_first_write_per_object(true, InjectedStatus::Conflict);
+        .fail_first_write_per_object_by(&sa_user("bare-ccm"), InjectedStatus::Conflict);
     let ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
     c.fleet
         .register_all(k3s_agents("cf", 20), None, 20)
@@ -527,6 +701,15 @@ async fn conflict_on_the_first_write_of_every_node_is_retried_to_success() {
         assert_eq!(addresses(&node)[0].0, "InternalIP");
     }
     assert!(ccm.metric("bare_ccm_node_initializations_total").await >= 20.0);
+    let conflicts = c
+        .emu
+        .accounting()
+        .attributed_requests()
+        .iter()
+        .filter(|(r, _)| r.user == sa_user("bare-ccm") && r.code == 409)
+        .map(|(_, n)| n)
+        .sum::<u64>();
+    assert!(conflicts >= 20, "{conflicts} conflicts");
     c.assert_controller_never_forbidden();
 }
 
@@ -661,7 +844,9 @@ async fn throttled_writes_wait_for_retry_after_then_succeed() {
         },
     );
     let start = Instant::now();
-    c.fleet
+    // No simulated controller: the one node patch to throttle is bare-ccm's.
+    let fleet = c.fleet_with(Registration::real_cluster()).await;
+    fleet
         .register(&KubeletSpec::k3s_agent("slow", "10.0.2.1", None))
         .await
         .unwrap();
@@ -1122,11 +1307,14 @@ async fn a_forbidden_write_backs_off_for_minutes_and_a_warning_names_the_missing
     let policy = RbacPolicy::from_yaml(&format!("{without_status}\n---\n{NODE_RBAC}")).unwrap();
     c.emu.set_rbac(Some(policy));
     let ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
+    // Without the simulated controllers' writes, so that nothing but the backoff can
+    // bring the node back to a worker.
+    let fleet = c.fleet_with(Registration::real_cluster()).await;
     // The kubelet reports only a Hostname: the InternalIP needs a status write.
     let mut spec = KubeletSpec::new("f1");
     spec.annotations
         .insert("bare-ccm.io/internal-ip".into(), "10.0.3.1".into());
-    c.fleet.register(&spec).await.unwrap();
+    fleet.register(&spec).await.unwrap();
     eventually(Duration::from_secs(10), "WriteForbidden event", || {
         !c.events("f1", "WriteForbidden").is_empty()
     })
@@ -1170,6 +1358,11 @@ async fn events_about_nodes_with_253_character_names_are_stored() {
         let mut node = bare_ccm_emulator::kubelet::node_object(&spec);
         // A label value holds at most 63 characters; the kubelet's hostname differs.
         node["metadata"]["labels"]["kubernetes.io/hostname"] = Value::from("host");
+        // As k3s's agent has described it already, so it does not wait.
+        if let Some(args) = &spec.node_args {
+            node["metadata"]["annotations"]["k3s.io/node-args"] =
+                Value::from(serde_json::to_string(args).unwrap());
+        }
         let node = serde_json::from_value(node).unwrap();
         nodes.create(&Default::default(), &node).await.unwrap();
     }

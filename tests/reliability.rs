@@ -1,7 +1,7 @@
 //! The fault-injection reliability suite: two replicas of the real `bare-ccm run` binary
 //! against the API emulator while 300 simulated kubelets join, under each fault profile of
 //! docs/reliability.md. After every profile the same invariants are checked:
-//! - every node ends exactly as `explain` predicts from the node as registered;
+//! - every node ends exactly as `explain` predicts from the node as k3s describes it;
 //! - taints, labels and annotations added concurrently by others are all still there;
 //! - no replica writes while another holds the Lease (write log + Lease write history);
 //! - no process panics or crashes, and its memory stays bounded;
@@ -21,7 +21,7 @@ use bare_ccm::explain::ExplainReport;
 use bare_ccm::node_view::NodeView;
 use bare_ccm_emulator::accounting::{AttributedRequest, WriteRecord};
 use bare_ccm_emulator::faults::InjectedStatus;
-use bare_ccm_emulator::kubelet::{Fleet, KubeletSpec, node_object};
+use bare_ccm_emulator::kubelet::{Fleet, KubeletSpec, described_node};
 use bare_ccm_emulator::{Emulator, EmulatorOptions};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
@@ -206,7 +206,7 @@ fn predictions(specs: &[KubeletSpec], config: &Config) -> BTreeMap<String, Expla
         .iter()
         .map(|spec| {
             let node: Node =
-                serde_json::from_value(node_object(spec)).expect("registered node parses");
+                serde_json::from_value(described_node(spec)).expect("registered node parses");
             let report = ExplainReport::new(&NodeView::from_node(&node), config);
             (spec.name.clone(), report)
         })
@@ -467,9 +467,10 @@ async fn run_profile(profile: Profile) -> Outcome {
                 retry_after_secs: 1,
             }],
         ),
-        Profile::ConflictOnFirstWrite => {
-            faults.fail_first_write_per_object(true, InjectedStatus::Conflict)
-        }
+        // The replicas' own first write to each object: the kubelets, k3s and the
+        // controllers write to every node before bare-ccm does.
+        Profile::ConflictOnFirstWrite => faults
+            .fail_first_write_per_object_by("system:serviceaccount:", InjectedStatus::Conflict),
         _ => {}
     }
     fleet
@@ -487,21 +488,17 @@ async fn run_profile(profile: Profile) -> Outcome {
     let mut outage_rate = None;
     match profile {
         Profile::ServerErrors => {
-            // Within the 5% profile, a window where every request fails.
+            // Within the 5% profile, a window where every request of the replicas fails.
+            // The kubelets and k3s get through, so that the nodes of the first half are
+            // described by k3s during the window and the replicas have work to retry.
             let before = replica_requests(&emu);
-            faults.fail_ratio(1.0, "*", "*", vec![InjectedStatus::ServiceUnavailable]);
+            let replicas = "system:serviceaccount:";
+            let unavailable = vec![InjectedStatus::ServiceUnavailable];
+            faults.fail_ratio_by(replicas, 1.0, "*", "*", unavailable);
             tokio::time::sleep(OUTAGE).await;
             let sent = replica_requests(&emu) - before;
             outage_rate = Some(sent as f64 / OUTAGE.as_secs_f64());
-            faults.fail_ratio(
-                0.05,
-                "*",
-                "*",
-                vec![
-                    InjectedStatus::InternalError,
-                    InjectedStatus::ServiceUnavailable,
-                ],
-            );
+            faults.fail_ratio_by(replicas, 0.0, "*", "*", vec![]);
         }
         Profile::Unreachable => faults.refuse_connections_for(Duration::from_secs(15)),
         Profile::LeaderKilled => {

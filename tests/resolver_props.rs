@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::LazyLock;
 
-use bare_ccm::config::Config;
+use bare_ccm::config::{Config, with_implied_k3s_annotations};
 use bare_ccm::node_view::NodeView;
 use bare_ccm::patch::{init_patch, refresh_patch, status_addresses_patch};
 use bare_ccm::resolve::addresses::{AddressType, parse_ip};
@@ -58,7 +58,7 @@ proptest! {
         let value = ips.iter().map(ip_string).collect::<Vec<_>>().join(sep);
         let map = BTreeMap::from([("bare-ccm.io/internal-ip".to_string(), value)]);
         let mut warnings = Vec::new();
-        let got: Vec<String> = annotations::candidates(&map, &mut warnings)
+        let got: Vec<String> = annotations::candidates(&map, annotations::Owner::BareCcm, &mut warnings)
             .into_iter()
             .map(|c| c.address)
             .collect();
@@ -71,7 +71,7 @@ proptest! {
         let (type_, ours, _) = annotations::ADDRESS_ANNOTATIONS[key];
         let map = BTreeMap::from([(ours.to_string(), value)]);
         let mut warnings = Vec::new();
-        for c in annotations::candidates(&map, &mut warnings) {
+        for c in annotations::candidates(&map, annotations::Owner::BareCcm, &mut warnings) {
             prop_assert_eq!(c.type_, type_);
             if type_.is_ip() {
                 prop_assert!(parse_ip(&c.address).is_some());
@@ -254,7 +254,7 @@ proptest! {
     fn generated_configs_round_trip(
         zone in "[a-z][a-z0-9-]{0,10}[a-z0-9]",
         prefer_ipv6 in any::<bool>(),
-        sources in prop::sample::subsequence(AddressSource::CONFIGURABLE.to_vec(), 1..=5),
+        sources in prop::sample::subsequence(AddressSource::CONFIGURABLE.to_vec(), 1..=6),
         labels in prop::collection::btree_map("example\\.com/[a-z]([a-z0-9._-]{0,20}[a-z0-9])?", "([A-Za-z0-9]([A-Za-z0-9._-]{0,20}[A-Za-z0-9])?)?", 0..4),
         entries in prop::collection::vec(("[a-z][a-z0-9-]{0,10}", prop::collection::vec((0usize..5, ip()), 0..4)), 0..4),
     ) {
@@ -280,7 +280,8 @@ proptest! {
         };
         prop_assert_eq!(&c.zone, &zone);
         prop_assert_eq!(c.prefer_ipv6, prefer_ipv6);
-        prop_assert_eq!(&c.address_sources, &sources);
+        // A list with `annotations` but without `k3s-annotations` implies the latter.
+        prop_assert_eq!(&c.address_sources, &with_implied_k3s_annotations(sources.clone()));
         prop_assert_eq!(&c.extra_labels, &labels);
         prop_assert_eq!(c.inventory.len(), entries.len());
         for (entry, (_, addrs)) in c.inventory.iter().zip(&entries) {

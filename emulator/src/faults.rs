@@ -124,20 +124,24 @@ impl Rules {
 }
 
 struct Matcher {
+    /// Users whose name starts with this ("" for everyone).
+    user: String,
     verb: String,
     resource: String,
 }
 
 impl Matcher {
-    fn new(verb: &str, resource: &str) -> Self {
+    fn new(user: &str, verb: &str, resource: &str) -> Self {
         Matcher {
+            user: user.to_owned(),
             verb: verb.to_owned(),
             resource: resource.to_owned(),
         }
     }
 
-    fn matches(&self, verb: &str, resource: &str) -> bool {
-        (self.verb == "*" || self.verb == verb)
+    fn matches(&self, user: &str, verb: &str, resource: &str) -> bool {
+        user.starts_with(&self.user)
+            && (self.verb == "*" || self.verb == verb)
             && (self.resource == "*" || self.resource == resource)
     }
 }
@@ -156,6 +160,8 @@ struct RatioRule {
 
 struct FirstWrite {
     status: InjectedStatus,
+    /// Only writes by users whose name starts with this count ("" for everyone).
+    writer: String,
     /// `resource/name` keys whose first write already failed.
     seen: HashSet<String>,
 }
@@ -192,7 +198,7 @@ impl Faults {
         }
         let mut rules = self.rules();
         rules.next.push(CountRule {
-            matcher: Matcher::new(verb, resource),
+            matcher: Matcher::new("", verb, resource),
             remaining: n,
             status,
         });
@@ -209,10 +215,25 @@ impl Faults {
         resource: &str,
         statuses: Vec<InjectedStatus>,
     ) {
+        self.fail_ratio_by("", ratio, verb, resource, statuses);
+    }
+
+    /// [`Faults::fail_ratio`] for the requests of users whose name starts with `user`
+    /// only: an outage of the system under test alone, while the simulated kubelets and k3s
+    /// keep giving it work. Rules of different `user` are separate.
+    pub fn fail_ratio_by(
+        &self,
+        user: &str,
+        ratio: f64,
+        verb: &str,
+        resource: &str,
+        statuses: Vec<InjectedStatus>,
+    ) {
         let mut rules = self.rules();
-        rules
-            .ratio
-            .retain(|rule| !(rule.matcher.verb == verb && rule.matcher.resource == resource));
+        rules.ratio.retain(|rule| {
+            let m = &rule.matcher;
+            !(m.user == user && m.verb == verb && m.resource == resource)
+        });
         let ratio = if ratio.is_nan() {
             0.0
         } else {
@@ -220,7 +241,7 @@ impl Faults {
         };
         if ratio > 0.0 && !statuses.is_empty() {
             rules.ratio.push(RatioRule {
-                matcher: Matcher::new(verb, resource),
+                matcher: Matcher::new(user, verb, resource),
                 ratio,
                 statuses,
             });
@@ -232,32 +253,66 @@ impl Faults {
     /// `nodes` and `nodes/status` each fail once, and per name) fails with `status`.
     /// Disabling forgets which objects were already failed.
     pub fn fail_first_write_per_object(&self, enabled: bool, status: InjectedStatus) {
-        let mut rules = self.rules();
-        rules.first_write = enabled.then(|| FirstWrite {
+        self.set_first_write(enabled.then(|| FirstWrite {
             status,
+            writer: String::new(),
             seen: HashSet::new(),
-        });
+        }));
+    }
+
+    /// Like [`Faults::fail_first_write_per_object`], counting only the writes of users
+    /// whose name starts with `writer`: the first write of the system under test fails
+    /// even when others (simulated kubelets and controllers) wrote to the object first.
+    pub fn fail_first_write_per_object_by(&self, writer: &str, status: InjectedStatus) {
+        self.set_first_write(Some(FirstWrite {
+            status,
+            writer: writer.to_owned(),
+            seen: HashSet::new(),
+        }));
+    }
+
+    fn set_first_write(&self, rule: Option<FirstWrite>) {
+        let mut rules = self.rules();
+        rules.first_write = rule;
         self.rearm(&rules);
     }
 
     /// Decides whether this request fails, consuming one count of a matching
-    /// [`Faults::fail_next`] rule. The server calls it exactly once per request; `name` is
-    /// the object's name, or "" for collection requests.
+    /// [`Faults::fail_next`] rule. `name` is the object's name, or "" for collection
+    /// requests. For a request of unknown user; see [`Faults::take_failure_for`].
     pub fn take_failure(&self, verb: &str, resource: &str, name: &str) -> Option<InjectedStatus> {
+        self.take_failure_for("", verb, resource, name)
+    }
+
+    /// [`Faults::take_failure`] for a request of `user`. The server calls it exactly once
+    /// per request.
+    pub fn take_failure_for(
+        &self,
+        user: &str,
+        verb: &str,
+        resource: &str,
+        name: &str,
+    ) -> Option<InjectedStatus> {
         if !self.inner.armed.load(Ordering::Acquire) {
             return None;
         }
         let mut rules = self.rules();
-        let failure = Self::decide(&mut rules, verb, resource, name);
+        let failure = Self::decide(&mut rules, user, verb, resource, name);
         self.rearm(&rules);
         failure
     }
 
-    fn decide(rules: &mut Rules, verb: &str, resource: &str, name: &str) -> Option<InjectedStatus> {
+    fn decide(
+        rules: &mut Rules,
+        user: &str,
+        verb: &str,
+        resource: &str,
+        name: &str,
+    ) -> Option<InjectedStatus> {
         if let Some(index) = rules
             .next
             .iter()
-            .position(|rule| rule.matcher.matches(verb, resource))
+            .position(|rule| rule.matcher.matches(user, verb, resource))
         {
             let rule = &mut rules.next[index];
             let status = rule.status;
@@ -270,13 +325,14 @@ impl Faults {
         if let Some(first) = rules.first_write.as_mut()
             && is_object_write(verb)
             && !name.is_empty()
+            && user.starts_with(&first.writer)
             && first.seen.insert(format!("{resource}/{name}"))
         {
             return Some(first.status);
         }
         let Rules { ratio, rng, .. } = rules;
         for rule in ratio.iter() {
-            if rule.matcher.matches(verb, resource) && rng.random_bool(rule.ratio) {
+            if rule.matcher.matches(user, verb, resource) && rng.random_bool(rule.ratio) {
                 let pick = rng.random_range(0..rule.statuses.len());
                 return rule.statuses.get(pick).copied();
             }
@@ -374,6 +430,56 @@ mod tests {
             Some(InjectedStatus::ServiceUnavailable)
         );
         assert_eq!(faults.take_failure("patch", "nodes/status", "c"), None);
+    }
+
+    #[test]
+    fn the_first_write_rule_can_count_one_writer_only() {
+        let faults = Faults::new();
+        faults.fail_first_write_per_object_by("system:serviceaccount:", InjectedStatus::Conflict);
+        assert_eq!(
+            faults.take_failure_for("admin", "patch", "nodes", "a"),
+            None
+        );
+        assert_eq!(
+            faults.take_failure_for("system:serviceaccount:kube-system:x", "patch", "nodes", "a"),
+            Some(InjectedStatus::Conflict)
+        );
+        assert_eq!(
+            faults.take_failure_for("system:serviceaccount:kube-system:x", "patch", "nodes", "a"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_ratio_rule_can_fail_one_user_only_and_is_removed_on_its_own() {
+        let faults = Faults::new();
+        faults.fail_ratio_by(
+            "system:serviceaccount:",
+            1.0,
+            "*",
+            "*",
+            vec![InjectedStatus::ServiceUnavailable],
+        );
+        assert_eq!(
+            faults.take_failure_for("system:node:a", "patch", "nodes", "a"),
+            None
+        );
+        assert_eq!(
+            faults.take_failure_for("system:serviceaccount:kube-system:x", "get", "nodes", "a"),
+            Some(InjectedStatus::ServiceUnavailable)
+        );
+        faults.fail_ratio(0.0, "*", "*", vec![]);
+        assert!(
+            faults
+                .take_failure_for("system:serviceaccount:kube-system:x", "get", "nodes", "a")
+                .is_some(),
+            "another user's rule is not removed"
+        );
+        faults.fail_ratio_by("system:serviceaccount:", 0.0, "*", "*", vec![]);
+        assert_eq!(
+            faults.take_failure_for("system:serviceaccount:kube-system:x", "get", "nodes", "a"),
+            None
+        );
     }
 
     #[test]

@@ -1,41 +1,68 @@
 //! Simulated kubelets: they register Nodes exactly as a kubelet started with
-//! `--cloud-provider=external` does, send status heartbeats, and perform the concurrent
-//! taint, label and annotation changes that other kubelets and admins make while a
-//! cloud-controller-manager works.
+//! `--cloud-provider=external` does, followed by the writes that real k3s and the
+//! kube-controller-manager make to a new Node, send status heartbeats, and perform the
+//! concurrent taint, label and annotation changes that other kubelets and admins make while
+//! a cloud-controller-manager works.
 //!
 //! Everything goes through a `kube::Client` over HTTP, like a real kubelet; this module
 //! never touches the emulator's store, so every request is authenticated, authorised,
-//! counted and subject to injected faults.
+//! counted and subject to injected faults. With an admin client the fleet also works
+//! against a real kube-apiserver: it sends nothing a real server refuses or rewrites, and
+//! the simulated controllers can be switched off ([`Registration::real_cluster`]) where the
+//! real kube-controller-manager does their work. (An admin client, because the fleet also
+//! writes what k3s's server writes with its own credentials: the NodeRestriction admission
+//! plugin refuses a kubelet identity the `node-role.kubernetes.io/*` labels.)
 //!
 //! Upstream behaviour mirrored (kubernetes `pkg/kubelet/kubelet_node_status.go`,
 //! `pkg/kubelet/nodestatus/setters.go`, k8s.io/component-helpers `node/util/status.go`):
 //! - registration is a `create` of the whole Node, retried with backoff on failure; an
 //!   `AlreadyExists` answer means the Node exists and the kubelet adopts it;
-//! - the initial Node carries the taint `node.cloudprovider.kubernetes.io/uninitialized`
-//!   (`initialNode` adds it under an external cloud provider), and, already at creation,
-//!   `node.kubernetes.io/not-ready:NoSchedule`, which in a real cluster the node lifecycle
-//!   controller adds moments later (`TaintNodesByCondition`), so the CCM sees both;
+//! - the initial Node carries only the taint `node.cloudprovider.kubernetes.io/uninitialized`
+//!   (`initialNode` adds it under an external cloud provider), no podCIDR, and
+//!   `status.nodeInfo` with the kubelet's and the runtime's versions (`VersionInfo`; k3s's
+//!   read `v1.33.4+k3s1` and `containerd://2.0.5-k3s1`). It carries no `managedFields`: the
+//!   API server computes them (k8s.io/apiserver `pkg/endpoints/handlers/create.go` calls
+//!   `FieldManager.UpdateNoErrors`; structured-merge-diff `merge/update.go` then moves every
+//!   field of a create to the requesting manager and drops every other manager's entry);
 //! - with `--node-ip`, the kubelet sets `alpha.kubernetes.io/provided-node-ip` and reports
-//!   the IPs as InternalIP; without it (since 1.29, KEP-3705) it reports only a Hostname;
+//!   the IPs as InternalIP; without it (since 1.29, KEP-3705) it reports only a Hostname.
+//!
+//! Then, each its own actor, after a delay of [`Registration`] counted from the create:
+//! - **the k3s agent** (specs with `node_args`): `configureNode` (k3s `pkg/agent/run.go`)
+//!   takes the Node as it sees it and sends an `Update` of the whole object, with its
+//!   resourceVersion, adding `k3s.io/node-args`, `k3s.io/node-env` and
+//!   `k3s.io/node-config-hash` (`pkg/nodeconfig/nodeconfig.go`,
+//!   `SetNodeConfigAnnotations`); a conflict is retried from a fresh read;
+//! - **the k3s server** (specs with `server_labels`): `setNodeLabelsAndAnnotations` (k3s
+//!   `pkg/server/server.go`) does a Get and an Update adding
+//!   `node-role.kubernetes.io/control-plane=true` and `node-role.kubernetes.io/master=true`;
+//! - **the node IPAM controller** (simulated, switchable off): `spec.podCIDR` and
+//!   `spec.podCIDRs` by a strategic merge patch without precondition, as
+//!   `PatchNodeCIDRs` sends it (k8s.io/component-helpers `node/util/cidr.go`);
+//! - **the node lifecycle controller** (simulated, switchable off): the taint
+//!   `node.kubernetes.io/not-ready:NoSchedule` on a node that is not Ready
+//!   (`doNoScheduleTaintingPass`), written as `controller.AddOrUpdateTaintOnNode` does:
+//!   the whole taint list with the read resourceVersion as precondition, re-read after a
+//!   409 (kubernetes `pkg/controller/controller_utils.go`, `PatchNodeTaints`).
+//!
+//! Heartbeats:
 //! - status heartbeats are strategic merge patches of `nodes/status`, as
 //!   `PatchNodeStatus` sends them (`CreateTwoWayMergePatch` output: the changed
-//!   `lastHeartbeatTime` of each condition plus `$setElementOrder/conditions`).
+//!   `lastHeartbeatTime` of each condition plus `$setElementOrder/conditions`);
 //! - a node registers NotReady ("cni plugin not initialized"): flannel only starts once the
 //!   cloud-controller-manager has removed the uninitialized taint. The heartbeat answer is
 //!   the stored Node, so a heartbeat that finds the taint gone (and a podCIDR assigned)
 //!   immediately sends the status update with which the kubelet reports Ready
 //!   (`ReadyCondition` in `nodestatus/setters.go`: reason `KubeletReady`, a new
 //!   `lastTransitionTime`), at most one heartbeat period after initialisation;
-//! - the node lifecycle controller then removes `node.kubernetes.io/not-ready`
-//!   (kubernetes `pkg/controller/nodelifecycle/node_lifecycle_controller.go`,
-//!   `doNoScheduleTaintingPass`: a Ready node carries no condition taint), conflict-safely
-//!   as `controller.RemoveTaintOffNode` does: the taint list is written with the read
-//!   resourceVersion as precondition, first from the Node just seen, re-read after a 409.
-//!   It acts through the fleet's client, as the fleet's admin actions do. Once a node is
-//!   Ready without the taint, its heartbeat answers are no longer read.
+//! - the simulated node lifecycle controller then removes `node.kubernetes.io/not-ready`
+//!   (`doNoScheduleTaintingPass`: a Ready node carries no condition taint), conflict-safely
+//!   as `controller.RemoveTaintOffNode` does, first from the Node just seen, re-read after a
+//!   409. Once a node is Ready without the taint, its heartbeat answers are no longer read.
 //!
-//! Not simulated: the kubelet's Lease heartbeats in `kube-node-lease`, and the `NodeReady`
-//! Event the kubelet records.
+//! Not simulated: the kubelet's Lease heartbeats in `kube-node-lease`, the `NodeReady`
+//! Event the kubelet records, the TTL controller's annotation, and the lifecycle
+//! controller's rate-limited `not-ready:NoExecute` taint.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -103,16 +130,67 @@ const READY_REASON: &str = "KubeletReady";
 const READY_MESSAGE: &str = "kubelet is posting ready status";
 /// Condition types in the order the kubelet reports them.
 const CONDITION_TYPES: [&str; 4] = ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"];
-/// Default number of container images a simulated node reports.
-const DEFAULT_IMAGES: usize = 40;
+/// Default number of container images a simulated node reports. Fifty keep a stored Node
+/// at the size of a real k3s node, whose `managedFields` (about 2 KB, computed by a real
+/// server, not by the emulator) the create does not carry.
+const DEFAULT_IMAGES: usize = 50;
 /// Default time a request is retried through transient failures before giving up.
 const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(60);
 /// Heartbeat requests in flight at once, so a slow server slows heartbeats down instead
 /// of piling up tasks.
 const HEARTBEATS_IN_FLIGHT: u32 = 256;
+/// Conflicts of a k3s write retried at once from a fresh read, before the backoff.
+const K3S_CONFLICT_RETRIES: u32 = 5;
 /// First and largest pause between retries.
 const BACKOFF_START: Duration = Duration::from_millis(20);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// When the writes that follow a registration happen, counted from the create's answer,
+/// and which of them the fleet simulates. Each is its own actor, as on a real cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    /// The k3s agent's `Update` with `k3s.io/node-args` (specs with `node_args`). It
+    /// watches for its Node (k3s `pkg/agent/run.go`, `configureNode`), so it follows the
+    /// create closely.
+    pub agent_delay: Duration,
+    /// The k3s server's role labels (specs with `server_labels`). It polls for its Node
+    /// each second (k3s `pkg/server/server.go`, `setNodeLabelsAndAnnotations`), so it comes
+    /// up to a second after the create.
+    pub server_delay: Duration,
+    /// The simulated node lifecycle controller: the not-ready taint this long after the
+    /// create, and its removal once the node is Ready. `None` where a real
+    /// kube-controller-manager runs.
+    pub lifecycle: Option<Duration>,
+    /// The simulated node IPAM controller: the podCIDR this long after the create. `None`
+    /// where a real kube-controller-manager runs.
+    pub nodeipam: Option<Duration>,
+}
+
+impl Default for Registration {
+    /// A k3s cluster as the emulator stands in for it: the controllers react to the new
+    /// Node through their informers within milliseconds, the agent a moment later, the
+    /// server within its one-second poll.
+    fn default() -> Self {
+        Registration {
+            agent_delay: Duration::from_millis(20),
+            server_delay: Duration::from_millis(500),
+            lifecycle: Some(Duration::from_millis(5)),
+            nodeipam: Some(Duration::from_millis(5)),
+        }
+    }
+}
+
+impl Registration {
+    /// Against a real kube-apiserver with a kube-controller-manager: only the kubelet and
+    /// k3s writes are simulated.
+    pub fn real_cluster() -> Self {
+        Registration {
+            lifecycle: None,
+            nodeipam: None,
+            ..Registration::default()
+        }
+    }
+}
 
 /// Errors of the simulated kubelets and admins.
 #[derive(Debug, thiserror::Error)]
@@ -169,14 +247,32 @@ pub struct KubeletSpec {
     /// it is `node_ip` joined with `,`, or absent when `node_ip` is empty.
     pub provided_node_ip: Option<String>,
     /// The `k3s.io/node-args` annotation as a list of arguments, when running under k3s.
+    /// Written by the k3s agent after the create, not in it.
     pub node_args: Option<Vec<String>>,
-    /// Labels added to the kubelet's own (`kubernetes.io/hostname`, `kubernetes.io/os`...).
+    /// The other annotations the k3s agent writes with node-args (`k3s.io/node-env`,
+    /// `k3s.io/node-config-hash`).
+    pub agent_annotations: BTreeMap<String, String>,
+    /// The labels a k3s server adds to its own node after the create (the role labels).
+    pub server_labels: BTreeMap<String, String>,
+    /// Labels added to the kubelet's own (`kubernetes.io/hostname`, `kubernetes.io/os`...),
+    /// in the create (k3s passes `--node-label` to the kubelet's `--node-labels`).
     pub labels: BTreeMap<String, String>,
-    /// Annotations added to the kubelet's own.
+    /// Annotations added to the kubelet's own, in the create.
     pub annotations: BTreeMap<String, String>,
     /// How many container images `status.images` lists (realistic nodes have 30–50).
     pub images: usize,
+    /// `status.nodeInfo.kubeletVersion`.
+    pub kubelet_version: String,
+    /// `status.nodeInfo.containerRuntimeVersion`.
+    pub container_runtime_version: String,
 }
+
+/// The versions a k3s node reports: k3s's kubelet and its bundled containerd.
+const K3S_KUBELET_VERSION: &str = "v1.33.4+k3s1";
+const K3S_RUNTIME_VERSION: &str = "containerd://2.0.5-k3s1";
+/// The versions of a kubeadm-style node: an upstream kubelet and containerd.
+const KUBELET_VERSION: &str = "v1.33.4";
+const RUNTIME_VERSION: &str = "containerd://2.0.5";
 
 impl KubeletSpec {
     /// A plain kubelet with `--cloud-provider=external` and no `--node-ip`: it reports only
@@ -188,9 +284,13 @@ impl KubeletSpec {
             report_internal_ip: true,
             provided_node_ip: None,
             node_args: None,
+            agent_annotations: BTreeMap::new(),
+            server_labels: BTreeMap::new(),
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
             images: DEFAULT_IMAGES,
+            kubelet_version: KUBELET_VERSION.to_owned(),
+            container_runtime_version: RUNTIME_VERSION.to_owned(),
         }
     }
 
@@ -207,12 +307,12 @@ impl KubeletSpec {
         )
     }
 
-    /// A k3s server with the embedded cloud controller disabled, carrying the k3s
-    /// control-plane labels (value "true").
+    /// A k3s server with the embedded cloud controller disabled, to which the server adds
+    /// the k3s control-plane labels (value "true") after registration.
     pub fn k3s_server(name: &str, ipv4: &str, ipv6: Option<&str>) -> Self {
         let mut spec = Self::k3s(name, ipv4, ipv6, "server", &["--disable-cloud-controller"]);
         for role in ["control-plane", "master"] {
-            spec.labels
+            spec.server_labels
                 .insert(format!("node-role.kubernetes.io/{role}"), "true".to_owned());
         }
         spec
@@ -237,11 +337,13 @@ impl KubeletSpec {
         let mut spec = KubeletSpec::new(name);
         spec.node_ip = node_ip;
         spec.node_args = Some(args);
-        spec.annotations.insert(
+        spec.kubelet_version = K3S_KUBELET_VERSION.to_owned();
+        spec.container_runtime_version = K3S_RUNTIME_VERSION.to_owned();
+        spec.agent_annotations.insert(
             "k3s.io/node-config-hash".to_owned(),
             "JTQY2VMCS3XSRGPS3YQ2WCAKRQ4QPHFXZ3EFAQ3NRLQJSTCNGHXQ====".to_owned(),
         );
-        spec.annotations.insert(
+        spec.agent_annotations.insert(
             "k3s.io/node-env".to_owned(),
             r#"{"K3S_DATA_DIR":"/var/lib/rancher/k3s/data/1c1d2a6f","K3S_TOKEN":"********"}"#
                 .to_owned(),
@@ -339,75 +441,6 @@ fn condition(kind: &str, now: &str) -> Value {
     })
 }
 
-/// The `managedFields` the API server records for a kubelet's create and status writes,
-/// listing the fields the kubelet owns (FieldsV1 format). The manager is the client's
-/// user-agent name: `k3s` for the kubelet embedded in k3s, `kubelet` otherwise.
-fn managed_fields(
-    manager: &str,
-    labels: &Map<String, Value>,
-    annotations: &Map<String, Value>,
-    addresses: &[Value],
-    now: &str,
-) -> Value {
-    let keys = |map: &Map<String, Value>| {
-        let mut fields = Map::new();
-        fields.insert(".".to_owned(), json!({}));
-        for key in map.keys() {
-            fields.insert(format!("f:{key}"), json!({}));
-        }
-        Value::Object(fields)
-    };
-    let mut address_fields = Map::new();
-    address_fields.insert(".".to_owned(), json!({}));
-    for address in addresses {
-        let key = format!(
-            "k:{{\"address\":{},\"type\":{}}}",
-            address["address"], address["type"]
-        );
-        address_fields.insert(key, json!({".": {}, "f:address": {}, "f:type": {}}));
-    }
-    let mut condition_fields = Map::new();
-    condition_fields.insert(".".to_owned(), json!({}));
-    for kind in CONDITION_TYPES {
-        condition_fields.insert(
-            format!("k:{{\"type\":\"{kind}\"}}"),
-            json!({".": {}, "f:lastHeartbeatTime": {}, "f:lastTransitionTime": {}, "f:message": {}, "f:reason": {}, "f:status": {}, "f:type": {}}),
-        );
-    }
-    let resources = json!({".": {}, "f:cpu": {}, "f:ephemeral-storage": {}, "f:hugepages-1Gi": {}, "f:hugepages-2Mi": {}, "f:memory": {}, "f:pods": {}});
-    json!([
-        {
-            "manager": manager,
-            "operation": "Update",
-            "apiVersion": "v1",
-            "time": now,
-            "fieldsType": "FieldsV1",
-            "fieldsV1": {
-                "f:metadata": {"f:annotations": keys(annotations), "f:labels": keys(labels)},
-                "f:spec": {"f:taints": {}},
-            },
-        },
-        {
-            "manager": manager,
-            "operation": "Update",
-            "apiVersion": "v1",
-            "time": now,
-            "fieldsType": "FieldsV1",
-            "fieldsV1": {"f:status": {
-                "f:addresses": address_fields,
-                "f:allocatable": resources.clone(),
-                "f:capacity": resources,
-                "f:conditions": condition_fields,
-                "f:daemonEndpoints": {"f:kubeletEndpoint": {"f:Port": {}}},
-                "f:images": {},
-                "f:nodeInfo": {"f:architecture": {}, "f:bootID": {}, "f:containerRuntimeVersion": {}, "f:kernelVersion": {}, "f:kubeProxyVersion": {}, "f:kubeletVersion": {}, "f:machineID": {}, "f:operatingSystem": {}, "f:osImage": {}, "f:systemUUID": {}},
-                "f:runtimeHandlers": {},
-            }},
-            "subresource": "status",
-        },
-    ])
-}
-
 fn timestamp_now() -> String {
     jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -415,9 +448,9 @@ fn timestamp_now() -> String {
 }
 
 /// The Node JSON a kubelet sends when it registers (10–20 KB with the default 40
-/// images), before the server adds uid, resourceVersion and creationTimestamp. It also
-/// carries the `managedFields` the real server would record, and the `podCIDR` the node
-/// IPAM controller assigns soon after, so that stored Nodes have their real size.
+/// images), before the server adds uid, resourceVersion, creationTimestamp and
+/// managedFields. What k3s and the controllers add later is not in it (see
+/// [`described_node`]).
 pub fn node_object(spec: &KubeletSpec) -> Value {
     let now = timestamp_now();
     let name = spec.name.as_str();
@@ -448,10 +481,6 @@ pub fn node_object(spec: &KubeletSpec) -> Value {
     if let Some(provided) = provided {
         annotations.insert(PROVIDED_NODE_IP.to_owned(), json!(provided));
     }
-    if let Some(args) = &spec.node_args {
-        // k3s stores the arguments as a JSON array serialised into the annotation string.
-        annotations.insert(K3S_NODE_ARGS.to_owned(), json!(json!(args).to_string()));
-    }
     for (key, value) in &spec.annotations {
         annotations.insert(key.clone(), json!(value));
     }
@@ -466,18 +495,10 @@ pub fn node_object(spec: &KubeletSpec) -> Value {
     }
     addresses.push(json!({"type": "Hostname", "address": name}));
 
-    let cidr_index = mix(name, 7) % 250;
-    let pod_cidr = format!("10.42.{cidr_index}.0/24");
     let conditions: Vec<Value> = CONDITION_TYPES
         .iter()
         .map(|kind| condition(kind, &now))
         .collect();
-    let manager = if spec.node_args.is_some() {
-        "k3s"
-    } else {
-        "kubelet"
-    };
-    let managed = managed_fields(manager, &labels, &annotations, &addresses, &now);
 
     json!({
         "apiVersion": "v1",
@@ -486,14 +507,10 @@ pub fn node_object(spec: &KubeletSpec) -> Value {
             "name": name,
             "labels": labels,
             "annotations": annotations,
-            "managedFields": managed,
         },
         "spec": {
-            "podCIDR": pod_cidr,
-            "podCIDRs": [pod_cidr],
             "taints": [
                 {"key": UNINITIALIZED_TAINT, "value": "true", "effect": "NoSchedule"},
-                {"key": NOT_READY_TAINT, "effect": "NoSchedule"},
             ],
         },
         "status": {
@@ -514,8 +531,8 @@ pub fn node_object(spec: &KubeletSpec) -> Value {
                 "bootID": hex(name, 3, 32),
                 "kernelVersion": "6.8.0-45-generic",
                 "osImage": "Ubuntu 24.04.1 LTS",
-                "containerRuntimeVersion": "containerd://2.0.5-k3s1",
-                "kubeletVersion": "v1.33.4+k3s1",
+                "containerRuntimeVersion": spec.container_runtime_version,
+                "kubeletVersion": spec.kubelet_version,
                 "kubeProxyVersion": "",
                 "operatingSystem": "linux",
                 "architecture": "amd64",
@@ -527,6 +544,46 @@ pub fn node_object(spec: &KubeletSpec) -> Value {
             ],
         },
     })
+}
+
+/// The pod CIDR the simulated node IPAM controller gives a node (derived from its name;
+/// the emulator does not check that CIDRs are unique).
+pub fn pod_cidr(name: &str) -> String {
+    format!("10.42.{}.0/24", mix(name, 7) % 250)
+}
+
+/// The Node once its registration is complete, as a client would read it: the create of
+/// [`node_object`], then the k3s agent's annotations, the k3s server's labels, the podCIDR
+/// and the not-ready taint (all four regardless of the fleet's [`Registration`]). For
+/// tests and fixtures that need a node "as k3s leaves it".
+pub fn described_node(spec: &KubeletSpec) -> Value {
+    let mut node = node_object(spec);
+    let mut annotations = spec.agent_annotations.clone();
+    if let Some(args) = &spec.node_args {
+        annotations.insert(K3S_NODE_ARGS.to_owned(), node_args_value(args));
+    }
+    for (key, value) in annotations {
+        node["metadata"]["annotations"][key] = json!(value);
+    }
+    for (key, value) in &spec.server_labels {
+        node["metadata"]["labels"][key] = json!(value);
+    }
+    let cidr = pod_cidr(&spec.name);
+    node["spec"]["podCIDR"] = json!(cidr);
+    node["spec"]["podCIDRs"] = json!([cidr]);
+    if let Some(taints) = node["spec"]["taints"].as_array_mut() {
+        taints.push(not_ready_taint());
+    }
+    node
+}
+
+/// k3s stores the arguments as a JSON array serialised into the annotation string.
+fn node_args_value(args: &[String]) -> String {
+    json!(args).to_string()
+}
+
+fn not_ready_taint() -> Value {
+    json!({"key": NOT_READY_TAINT, "effect": "NoSchedule"})
 }
 
 /// The strategic merge patch of `nodes/status` a kubelet sends when only the heartbeat
@@ -669,6 +726,9 @@ struct Inner {
     client: Client,
     nodes: Api<Node>,
     retry_budget: Duration,
+    registration: Registration,
+    /// The writes that follow registrations, still to come or under way.
+    followups: Followups,
     registered: Mutex<Vec<Arc<SimulatedNode>>>,
     heartbeats: Mutex<Option<Heartbeats>>,
     /// Bounds the heartbeat requests in flight; a permit is held until the answer.
@@ -677,8 +737,23 @@ struct Inner {
     failed: AtomicU64,
 }
 
+/// Counts the follow-up writes of registrations, so that they can be awaited and stopped.
+#[derive(Default)]
+struct Followups {
+    pending: AtomicU64,
+    failed: AtomicU64,
+    done: tokio::sync::Notify,
+    cancel: Mutex<CancellationToken>,
+}
+
+impl Followups {
+    fn token(&self) -> CancellationToken {
+        lock(&self.cancel).clone()
+    }
+}
+
 /// A set of simulated kubelets (and admins) sharing one client. Dropping it stops the
-/// heartbeats.
+/// heartbeats and the registrations' follow-up writes.
 pub struct Fleet {
     inner: Arc<Inner>,
 }
@@ -794,6 +869,117 @@ impl Inner {
     }
 }
 
+/// The strategic merge patch of the node IPAM controller (k8s.io/component-helpers
+/// `node/util/cidr.go`, `PatchNodeCIDRs`: `podCIDR` and `podCIDRs`, no precondition).
+fn nodeipam_patch(name: &str) -> Value {
+    let cidr = pod_cidr(name);
+    json!({"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}})
+}
+
+impl Inner {
+    /// The node IPAM controller's write.
+    async fn assign_pod_cidr(&self, node: &str, patch: &Value) -> Result<(), KubeletError> {
+        self.retry("podCIDR assignment", node, || async {
+            let request = kube::core::Request::new(NODES_PATH)
+                .patch(node, &PatchParams::default(), &Patch::Strategic(patch))
+                .map_err(kube::Error::BuildRequest)?;
+            self.client.request_text(request).await.map(drop)
+        })
+        .await
+    }
+
+    /// The node lifecycle controller's `not-ready:NoSchedule` taint on a node that is not
+    /// Ready, from a fresh read (`AddOrUpdateTaintOnNode`).
+    async fn taint_not_ready(&self, node: &str) -> Result<(), KubeletError> {
+        let seen = self
+            .retry("not-ready taint addition", node, || async {
+                let request = kube::core::Request::new(NODES_PATH)
+                    .get(node, &kube::api::GetParams::default())
+                    .map_err(kube::Error::BuildRequest)?;
+                let text = self.client.request_text(request).await?;
+                serde_json::from_str::<NodeGlance>(&text).map_err(kube::Error::SerdeError)
+            })
+            .await?;
+        if seen.is_ready() {
+            return Ok(());
+        }
+        self.edit_taints(
+            "not-ready taint addition",
+            node,
+            Some(seen.into_taints()),
+            |taints| {
+                if taints.iter().any(|t| t["key"] == NOT_READY_TAINT) {
+                    return false;
+                }
+                taints.push(not_ready_taint());
+                true
+            },
+        )
+        .await
+    }
+
+    /// What k3s does to add metadata: read the whole Node, set the entries of `field`
+    /// (`labels` or `annotations`), and `Update` it with the read resourceVersion,
+    /// starting again from a fresh read after a 409. k3s `configureNode` retries on the
+    /// watch event of the write it lost to, that is at once; so are the first
+    /// [`K3S_CONFLICT_RETRIES`] here, then with the fleet's backoff.
+    async fn update_metadata(
+        &self,
+        action: &'static str,
+        node: &str,
+        field: &str,
+        entries: &BTreeMap<String, String>,
+    ) -> Result<(), KubeletError> {
+        self.retry(action, node, || async {
+            let mut conflicts = 0;
+            loop {
+                match self.update_metadata_once(node, field, entries).await {
+                    Err(kube::Error::Api(s))
+                        if s.code == 409 && conflicts < K3S_CONFLICT_RETRIES =>
+                    {
+                        conflicts += 1;
+                    }
+                    other => return other,
+                }
+            }
+        })
+        .await
+    }
+
+    /// One read and `Update` of [`Inner::update_metadata`].
+    async fn update_metadata_once(
+        &self,
+        node: &str,
+        field: &str,
+        entries: &BTreeMap<String, String>,
+    ) -> Result<(), kube::Error> {
+        let request = kube::core::Request::new(NODES_PATH)
+            .get(node, &kube::api::GetParams::default())
+            .map_err(kube::Error::BuildRequest)?;
+        let mut object: Value = serde_json::from_str(&self.client.request_text(request).await?)
+            .map_err(kube::Error::SerdeError)?;
+        let metadata = &mut object["metadata"];
+        if !metadata[field].is_object() {
+            metadata[field] = json!({});
+        }
+        let mut changed = false;
+        for (key, value) in entries {
+            if metadata[field][key] != json!(value) {
+                metadata[field][key] = json!(value);
+                changed = true;
+            }
+        }
+        if !changed {
+            return Ok(());
+        }
+        let body = serde_json::to_vec(&object).map_err(kube::Error::SerdeError)?;
+        let request = kube::core::Request::new(NODES_PATH)
+            .replace(node, &PostParams::default(), body)
+            .map_err(kube::Error::BuildRequest)?;
+        self.client.request_text(request).await.map(drop)
+    }
+}
+
 impl Fleet {
     /// A fleet sending its requests through `client`, retrying transient failures for up to
     /// 60 s per action.
@@ -804,11 +990,23 @@ impl Fleet {
     /// A fleet retrying transient failures for up to `budget` per action (a reliability
     /// test with a 15 s outage needs more than 15 s).
     pub fn with_retry_budget(client: Client, budget: Duration) -> Fleet {
+        Fleet::with_registration(client, budget, Registration::default())
+    }
+
+    /// A fleet whose registrations are followed as `registration` says (see
+    /// [`Registration::real_cluster`] for a real kube-apiserver, with an admin client).
+    pub fn with_registration(
+        client: Client,
+        budget: Duration,
+        registration: Registration,
+    ) -> Fleet {
         Fleet {
             inner: Arc::new(Inner {
                 nodes: Api::all(client.clone()),
                 client,
                 retry_budget: budget,
+                registration,
+                followups: Followups::default(),
                 registered: Mutex::new(Vec::new()),
                 heartbeats: Mutex::new(None),
                 heartbeats_in_flight: Arc::new(Semaphore::new(HEARTBEATS_IN_FLIGHT as usize)),
@@ -818,9 +1016,11 @@ impl Fleet {
         }
     }
 
-    /// Registers one Node as its kubelet would, and adds it to the heartbeat rotation.
-    /// The JSON is posted as is and the answer is not parsed, to keep the simulated
-    /// kubelets' own CPU use small next to the system under test.
+    /// Registers one Node as its kubelet would, adds it to the heartbeat rotation, and
+    /// starts the writes that follow a registration ([`Registration`]); returns once the
+    /// create is answered ([`Fleet::settled`] waits for the rest). The JSON is posted as is
+    /// and the answer is not parsed, to keep the simulated kubelets' own CPU use small
+    /// next to the system under test.
     pub async fn register(&self, spec: &KubeletSpec) -> Result<(), KubeletError> {
         let body = serde_json::to_vec(&node_object(spec)).map_err(|e| KubeletError::Request {
             action: "registration",
@@ -845,7 +1045,94 @@ impl Fleet {
             name: spec.name.clone(),
             settled: AtomicBool::new(false),
         }));
+        self.follow_up(spec);
         Ok(())
+    }
+
+    /// Starts the actors that write to a Node after its registration, each after its delay.
+    fn follow_up(&self, spec: &KubeletSpec) {
+        let r = &self.inner.registration;
+        let name = spec.name.as_str();
+        if let Some(delay) = r.nodeipam {
+            let patch = nodeipam_patch(name);
+            self.spawn_followup(delay, name, move |inner, node| async move {
+                inner.assign_pod_cidr(&node, &patch).await
+            });
+        }
+        if let Some(delay) = r.lifecycle {
+            self.spawn_followup(delay, name, |inner, node| async move {
+                inner.taint_not_ready(&node).await
+            });
+        }
+        if let Some(args) = &spec.node_args {
+            let mut annotations = spec.agent_annotations.clone();
+            annotations.insert(K3S_NODE_ARGS.to_owned(), node_args_value(args));
+            self.spawn_followup(r.agent_delay, name, move |inner, node| async move {
+                inner
+                    .update_metadata(
+                        "k3s agent node-args update",
+                        &node,
+                        "annotations",
+                        &annotations,
+                    )
+                    .await
+            });
+        }
+        if !spec.server_labels.is_empty() {
+            let labels = spec.server_labels.clone();
+            self.spawn_followup(r.server_delay, name, move |inner, node| async move {
+                inner
+                    .update_metadata("k3s server role labels", &node, "labels", &labels)
+                    .await
+            });
+        }
+    }
+
+    /// Runs `write` for `node` after `delay`, counted in [`Fleet::settled`] and cancelled
+    /// by [`Fleet::stop`] and by dropping the fleet.
+    fn spawn_followup<F, Fut>(&self, delay: Duration, node: &str, write: F)
+    where
+        F: FnOnce(Arc<Inner>, String) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), KubeletError>> + Send,
+    {
+        let inner = self.inner.clone();
+        let cancel = inner.followups.token();
+        let node = node.to_owned();
+        inner.followups.pending.fetch_add(1, Ordering::AcqRel);
+        tokio::spawn(async move {
+            let result = tokio::select! {
+                _ = cancel.cancelled() => Ok(()),
+                result = async {
+                    tokio::time::sleep(delay).await;
+                    write(inner.clone(), node).await
+                } => result,
+            };
+            if let Err(e) = result {
+                inner.followups.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "a simulated write after registration failed");
+            }
+            if inner.followups.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+                inner.followups.done.notify_waiters();
+            }
+        });
+    }
+
+    /// Waits until every write that follows the registrations so far has been made (or
+    /// has failed for good: see [`Fleet::followup_failures`]).
+    pub async fn settled(&self) {
+        let followups = &self.inner.followups;
+        loop {
+            let done = followups.done.notified();
+            if followups.pending.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            done.await;
+        }
+    }
+
+    /// Follow-up writes that failed for good (retry budget exhausted, or refused).
+    pub fn followup_failures(&self) -> u64 {
+        self.inner.followups.failed.load(Ordering::Relaxed)
     }
 
     /// Registers many Nodes with at most `concurrency` registrations in flight, either all
@@ -990,9 +1277,13 @@ impl Fleet {
             .await
     }
 
-    /// Stops the heartbeats and waits until the last heartbeat in flight has been
-    /// answered, so no heartbeat reaches the server after this returns.
+    /// Stops the heartbeats and the registrations' follow-up writes, and waits until the
+    /// last request in flight has been answered, so none reaches the server after this
+    /// returns. The fleet may register again afterwards.
     pub async fn stop(&self) {
+        let followups = &self.inner.followups;
+        std::mem::replace(&mut *lock(&followups.cancel), CancellationToken::new()).cancel();
+        self.settled().await;
         let heartbeats = lock(&self.inner.heartbeats).take();
         if let Some(heartbeats) = heartbeats {
             heartbeats.cancel.cancel();
@@ -1015,6 +1306,7 @@ impl Drop for Fleet {
         if let Some(heartbeats) = lock(&self.inner.heartbeats).take() {
             heartbeats.cancel.cancel();
         }
+        lock(&self.inner.followups.cancel).cancel();
     }
 }
 
@@ -1097,8 +1389,8 @@ async fn patch_status(inner: &Inner, name: &str, patch: &Value) -> Result<String
 }
 
 /// Moves a node towards Ready from the Node a heartbeat just returned: the kubelet
-/// reports Ready once its network is up, then the node lifecycle controller removes the
-/// not-ready taint. Returns whether the node is Ready without that taint. A failed step is
+/// reports Ready once its network is up, then the (simulated) node lifecycle controller
+/// removes the not-ready taint. Returns whether the node is Ready without that taint. A failed step is
 /// left to the next heartbeat, as the real components retry on their next sync.
 async fn become_ready(inner: &Inner, name: &str, answer: &str) -> bool {
     let Ok(mut seen) = serde_json::from_str::<NodeGlance>(answer) else {
@@ -1116,6 +1408,10 @@ async fn become_ready(inner: &Inner, name: &str, answer: &str) -> bool {
     }
     if !seen.has_taint(NOT_READY_TAINT) {
         return true;
+    }
+    if inner.registration.lifecycle.is_none() {
+        // A real node lifecycle controller removes it; later heartbeats look again.
+        return false;
     }
     inner
         .edit_taints(
@@ -1172,13 +1468,56 @@ mod tests {
             );
         }
         let mut big = KubeletSpec::new("big");
-        big.images = 50;
+        big.images = 60;
         assert!(size(&big) <= 20_000, "{} bytes", size(&big));
     }
 
     #[test]
-    fn registration_carries_the_external_cloud_provider_taints() {
-        let node = node_object(&KubeletSpec::new("worker-1"));
+    fn the_create_carries_only_what_the_kubelet_sends() {
+        for spec in [
+            KubeletSpec::new("worker-1"),
+            KubeletSpec::k3s_server("server-1", "10.0.0.2", None),
+        ] {
+            let node = node_object(&spec);
+            assert_eq!(
+                node["spec"],
+                json!({"taints": [
+                    {"key": UNINITIALIZED_TAINT, "value": "true", "effect": "NoSchedule"},
+                ]}),
+                "no not-ready taint and no podCIDR: the controllers add them later"
+            );
+            assert_eq!(
+                node["metadata"]["labels"]["kubernetes.io/hostname"],
+                spec.name.as_str()
+            );
+            let meta = node["metadata"].as_object().cloned().unwrap_or_default();
+            for server_set in [
+                "resourceVersion",
+                "managedFields",
+                "creationTimestamp",
+                "uid",
+            ] {
+                assert!(!meta.contains_key(server_set), "{server_set}");
+            }
+            let annotations = &node["metadata"]["annotations"];
+            for k3s_writes in [K3S_NODE_ARGS, "k3s.io/node-env", "k3s.io/node-config-hash"] {
+                assert!(annotations.get(k3s_writes).is_none(), "{k3s_writes}");
+            }
+            assert!(
+                node["metadata"]["labels"]
+                    .get("node-role.kubernetes.io/control-plane")
+                    .is_none()
+            );
+        }
+    }
+
+    #[test]
+    fn described_node_adds_what_k3s_and_the_controllers_write() {
+        let spec = KubeletSpec::k3s_server("server-1", "10.0.0.2", None);
+        let node = described_node(&spec);
+        let cidr = pod_cidr("server-1");
+        assert_eq!(node["spec"]["podCIDR"], cidr.as_str());
+        assert_eq!(node["spec"]["podCIDRs"], json!([cidr]));
         assert_eq!(
             node["spec"]["taints"],
             json!([
@@ -1186,12 +1525,17 @@ mod tests {
                 {"key": NOT_READY_TAINT, "effect": "NoSchedule"},
             ])
         );
-        assert_eq!(
-            node["metadata"]["labels"]["kubernetes.io/hostname"],
-            "worker-1"
+        let annotations = &node["metadata"]["annotations"];
+        assert!(
+            annotations[K3S_NODE_ARGS]
+                .as_str()
+                .is_some_and(|a| a.starts_with(r#"["server""#))
         );
-        assert!(node["metadata"].get("resourceVersion").is_none());
-        assert!(node["spec"].get("providerID").is_none());
+        assert!(annotations["k3s.io/node-config-hash"].is_string());
+        assert_eq!(
+            node["metadata"]["labels"]["node-role.kubernetes.io/control-plane"],
+            "true"
+        );
     }
 
     #[test]
@@ -1211,11 +1555,8 @@ mod tests {
 
     #[test]
     fn dual_stack_k3s_agent_reports_both_ips_and_annotations() {
-        let node = node_object(&KubeletSpec::k3s_agent(
-            "agent-1",
-            "10.0.0.5",
-            Some("fd00::5"),
-        ));
+        let spec = KubeletSpec::k3s_agent("agent-1", "10.0.0.5", Some("fd00::5"));
+        let node = node_object(&spec);
         assert_eq!(
             addresses(&node),
             [
@@ -1224,9 +1565,12 @@ mod tests {
                 ("Hostname".to_owned(), "agent-1".to_owned()),
             ]
         );
-        let annotations = &node["metadata"]["annotations"];
-        assert_eq!(annotations[PROVIDED_NODE_IP], "10.0.0.5,fd00::5");
-        let args: Vec<String> = annotations[K3S_NODE_ARGS]
+        assert_eq!(
+            node["metadata"]["annotations"][PROVIDED_NODE_IP],
+            "10.0.0.5,fd00::5"
+        );
+        let described = described_node(&spec);
+        let args: Vec<String> = described["metadata"]["annotations"][K3S_NODE_ARGS]
             .as_str()
             .and_then(|text| serde_json::from_str(text).ok())
             .unwrap_or_default();
@@ -1245,11 +1589,45 @@ mod tests {
     }
 
     #[test]
-    fn k3s_server_carries_control_plane_labels_with_value_true() {
-        let node = node_object(&KubeletSpec::k3s_server("server-1", "10.0.0.2", None));
-        let labels = &node["metadata"]["labels"];
-        assert_eq!(labels["node-role.kubernetes.io/control-plane"], "true");
-        assert_eq!(labels["node-role.kubernetes.io/master"], "true");
+    fn k3s_nodes_report_k3s_versions_and_others_do_not() {
+        let info = |spec: &KubeletSpec| {
+            let node = node_object(spec);
+            (
+                node["status"]["nodeInfo"]["kubeletVersion"].clone(),
+                node["status"]["nodeInfo"]["containerRuntimeVersion"].clone(),
+            )
+        };
+        assert_eq!(
+            info(&KubeletSpec::k3s_agent("a", "10.0.0.1", None)),
+            (json!("v1.33.4+k3s1"), json!("containerd://2.0.5-k3s1"))
+        );
+        assert_eq!(
+            info(&KubeletSpec::new("w")),
+            (json!("v1.33.4"), json!("containerd://2.0.5"))
+        );
+    }
+
+    #[test]
+    fn k3s_server_gets_control_plane_labels_with_value_true_later() {
+        let spec = KubeletSpec::k3s_server("server-1", "10.0.0.2", None);
+        assert_eq!(
+            spec.server_labels,
+            BTreeMap::from([
+                (
+                    "node-role.kubernetes.io/control-plane".to_owned(),
+                    "true".to_owned()
+                ),
+                (
+                    "node-role.kubernetes.io/master".to_owned(),
+                    "true".to_owned()
+                ),
+            ])
+        );
+        assert!(
+            KubeletSpec::k3s_agent("a", "10.0.0.1", None)
+                .server_labels
+                .is_empty()
+        );
     }
 
     #[test]
@@ -1269,7 +1647,7 @@ mod tests {
     }
 
     #[test]
-    fn status_has_conditions_images_node_info_and_managed_fields() {
+    fn status_has_conditions_images_and_node_info() {
         let node = node_object(&KubeletSpec::new("worker-1"));
         let types: Vec<&str> = node["status"]["conditions"]
             .as_array()
@@ -1282,23 +1660,15 @@ mod tests {
             node["status"]["images"].as_array().map(Vec::len),
             Some(DEFAULT_IMAGES)
         );
-        assert_eq!(node["status"]["nodeInfo"]["kubeletVersion"], "v1.33.4+k3s1");
         assert_eq!(
             node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"],
             10250
-        );
-        assert_eq!(
-            node["metadata"]["managedFields"][1]["subresource"],
-            "status"
         );
         // The typed client used for registration must accept the object unchanged.
         let typed: Result<Node, _> = serde_json::from_value(node.clone());
         let round_trip = typed.map(|n| json!(n)).unwrap_or_default();
         assert_eq!(round_trip["status"], node["status"]);
-        assert_eq!(
-            round_trip["metadata"]["managedFields"],
-            node["metadata"]["managedFields"]
-        );
+        assert_eq!(round_trip["metadata"], node["metadata"]);
     }
 
     #[test]
@@ -1350,13 +1720,15 @@ mod tests {
     fn network_is_ready_only_without_the_uninitialized_taint_and_with_a_pod_cidr() {
         let glance =
             |node: &Value| serde_json::from_value::<NodeGlance>(node.clone()).unwrap_or_default();
-        let mut node = node_object(&KubeletSpec::new("worker-1"));
-        let registered = glance(&node);
+        let spec = KubeletSpec::new("worker-1");
+        let registered = glance(&node_object(&spec));
         assert!(!registered.network_ready());
         assert!(!registered.is_ready());
-        assert!(registered.has_taint(NOT_READY_TAINT));
+        assert!(!registered.has_taint(NOT_READY_TAINT));
 
-        node["spec"]["taints"] = json!([{"key": NOT_READY_TAINT, "effect": "NoSchedule"}]);
+        let mut node = described_node(&spec);
+        assert!(!glance(&node).network_ready(), "still tainted");
+        node["spec"]["taints"] = json!([not_ready_taint()]);
         assert!(glance(&node).network_ready());
 
         node["spec"]["podCIDR"] = Value::Null;

@@ -544,9 +544,10 @@ async fn serve_resource(
     req: Request<Incoming>,
     query: &str,
 ) -> Response<Body> {
-    if let Some(status) = shared
-        .faults
-        .take_failure(r.verb, &r.resource_path(), &r.name)
+    if let Some(status) =
+        shared
+            .faults
+            .take_failure_for(&user.name, r.verb, &r.resource_path(), &r.name)
     {
         return injected(status, r);
     }

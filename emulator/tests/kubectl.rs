@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use bare_ccm_emulator::kubelet::{KubeletSpec, node_object};
+use bare_ccm_emulator::kubelet::{KubeletSpec, described_node};
 use bare_ccm_emulator::{Emulator, EmulatorOptions};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, PostParams};
@@ -44,7 +44,8 @@ impl Cluster {
         emu.write_kubeconfig(&emu.admin_token(), &kubeconfig)
             .expect("kubeconfig written");
         let client = emu.client(&emu.admin_token()).await.expect("client");
-        let node: Node = serde_json::from_value(node_object(&KubeletSpec::new("n1")))
+        // The Node as registered and described: tainted uninitialized and not-ready.
+        let node: Node = serde_json::from_value(described_node(&KubeletSpec::new("n1")))
             .expect("the simulated kubelet's Node decodes");
         Api::<Node>::all(client)
             .create(&PostParams::default(), &node)

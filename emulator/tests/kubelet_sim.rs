@@ -9,13 +9,18 @@ use std::time::{Duration, Instant};
 use bare_ccm_emulator::faults::InjectedStatus;
 use bare_ccm_emulator::kubelet::KubeletError;
 use bare_ccm_emulator::kubelet::{
-    Fleet, KubeletSpec, NODE_RBAC, NOT_READY_TAINT, PROVIDED_NODE_IP, UNINITIALIZED_TAINT,
+    Fleet, K3S_NODE_ARGS, KubeletSpec, NODE_RBAC, NOT_READY_TAINT, PROVIDED_NODE_IP, Registration,
+    UNINITIALIZED_TAINT, pod_cidr,
 };
 use bare_ccm_emulator::rbac::RbacPolicy;
 use bare_ccm_emulator::{Emulator, EmulatorOptions};
 use serde_json::Value;
 
 async fn start() -> (Emulator, Fleet) {
+    start_with(Registration::default()).await
+}
+
+async fn start_with(registration: Registration) -> (Emulator, Fleet) {
     let emu = Emulator::start(EmulatorOptions::default())
         .await
         .expect("emulator starts");
@@ -26,7 +31,7 @@ async fn start() -> (Emulator, Fleet) {
         .expect("client for the kubelet token");
     (
         emu,
-        Fleet::with_retry_budget(client, Duration::from_secs(20)),
+        Fleet::with_registration(client, Duration::from_secs(20), registration),
     )
 }
 
@@ -70,6 +75,8 @@ async fn registered_nodes_are_stored_tainted_with_server_metadata() {
         .register_all(specs, None, 8)
         .await
         .expect("all register");
+    fleet.settled().await;
+    assert_eq!(fleet.followup_failures(), 0);
 
     let nodes = emu.list_objects("nodes", None);
     assert_eq!(nodes.len(), 20);
@@ -92,10 +99,8 @@ async fn registered_nodes_are_stored_tainted_with_server_metadata() {
         (10_000..=20_000).contains(&stored_size),
         "{stored_size} bytes stored"
     );
-    assert_eq!(
-        agent["metadata"]["managedFields"].as_array().map(Vec::len),
-        Some(2)
-    );
+    assert_eq!(agent["spec"]["podCIDR"], pod_cidr("agent-3").as_str());
+    assert!(agent["metadata"]["annotations"][K3S_NODE_ARGS].is_string());
     assert_eq!(
         agent["metadata"]["annotations"][PROVIDED_NODE_IP],
         "10.0.0.3,fd00::3"
@@ -111,10 +116,10 @@ async fn registered_nodes_are_stored_tainted_with_server_metadata() {
     );
 
     let accounting = emu.accounting();
-    assert_eq!(
-        accounting.responses()[&("create".into(), "nodes".into(), 201)],
-        20
-    );
+    let responses = accounting.responses();
+    assert_eq!(responses[&("create".into(), "nodes".into(), 201)], 20);
+    // The k3s agents' node-args updates; the plain kubelets have no agent.
+    assert_eq!(responses[&("update".into(), "nodes".into(), 200)], 10);
     let times = accounting.node_times();
     assert_eq!(times.len(), 20);
     assert!(
@@ -122,13 +127,203 @@ async fn registered_nodes_are_stored_tainted_with_server_metadata() {
             .values()
             .all(|t| t.registered.is_some() && t.taint_removed.is_none())
     );
-    let writes = accounting.writes();
     assert!(
-        writes
+        accounting
+            .writes()
             .iter()
-            .all(|w| w.user == "system:node:fleet" && w.verb == "create")
+            .all(|w| w.user == "system:node:fleet")
     );
     assert_eq!(fleet.registered().len(), 20);
+}
+
+/// The writes of one node by the fleet, in order: `(verb, what changed)` is read from the
+/// stored object after each, so the test states the order real k3s registers in.
+fn node_writes(emu: &Emulator, name: &str) -> Vec<String> {
+    emu.accounting()
+        .writes()
+        .iter()
+        .filter(|w| w.name == name && (200..300).contains(&w.code))
+        .map(|w| w.verb.clone())
+        .collect()
+}
+
+/// Issue 11 item 15: the kubelet's create carries none of what k3s and the controllers add
+/// later; the agent's node-args, the server's role labels, the podCIDR and the not-ready
+/// taint then arrive as separate writes, in that order of their delays.
+#[tokio::test]
+async fn a_k3s_server_registers_in_the_order_real_k3s_does() {
+    let (emu, fleet) = start_with(Registration {
+        nodeipam: Some(Duration::from_millis(100)),
+        lifecycle: Some(Duration::from_millis(300)),
+        agent_delay: Duration::from_millis(600),
+        server_delay: Duration::from_millis(900),
+    })
+    .await;
+    fleet
+        .register(&KubeletSpec::k3s_server("server-1", "10.0.0.2", None))
+        .await
+        .expect("registers");
+    let created = node(&emu, "server-1");
+    assert_eq!(
+        taint_keys(&created),
+        BTreeSet::from([UNINITIALIZED_TAINT.to_owned()])
+    );
+    assert!(created["spec"].get("podCIDR").is_none());
+    assert!(
+        created["metadata"]["annotations"]
+            .get(K3S_NODE_ARGS)
+            .is_none()
+    );
+    assert!(
+        created["metadata"]["labels"]
+            .get("node-role.kubernetes.io/control-plane")
+            .is_none()
+    );
+    assert_eq!(
+        created["status"]["nodeInfo"]["kubeletVersion"],
+        "v1.33.4+k3s1"
+    );
+
+    // Each step seen on its own, between its neighbours.
+    let seen = |check: fn(&Value) -> bool| {
+        let emu = &emu;
+        async move {
+            let started = Instant::now();
+            while !check(&node(emu, "server-1")) && started.elapsed() < Duration::from_secs(5) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            node(emu, "server-1")
+        }
+    };
+    let with_cidr = seen(|n| n["spec"]["podCIDR"].is_string()).await;
+    assert!(
+        with_cidr["metadata"]["annotations"]
+            .get(K3S_NODE_ARGS)
+            .is_none()
+    );
+    let with_taint = seen(|n| taint_keys(n).contains(NOT_READY_TAINT)).await;
+    assert!(
+        with_taint["metadata"]["annotations"]
+            .get(K3S_NODE_ARGS)
+            .is_none()
+    );
+    let with_args = seen(|n| n["metadata"]["annotations"][K3S_NODE_ARGS].is_string()).await;
+    assert!(
+        with_args["metadata"]["labels"]
+            .get("node-role.kubernetes.io/control-plane")
+            .is_none()
+    );
+    assert!(with_args["metadata"]["annotations"]["k3s.io/node-config-hash"].is_string());
+    fleet.settled().await;
+    let done = node(&emu, "server-1");
+    assert_eq!(
+        done["metadata"]["labels"]["node-role.kubernetes.io/control-plane"],
+        "true"
+    );
+    assert_eq!(
+        done["metadata"]["labels"]["node-role.kubernetes.io/master"],
+        "true"
+    );
+    assert_eq!(
+        taint_keys(&done),
+        BTreeSet::from([UNINITIALIZED_TAINT.to_owned(), NOT_READY_TAINT.to_owned()])
+    );
+    // create; nodeipam's and the lifecycle controller's patches; the agent's and the
+    // server's Updates of the whole object.
+    assert_eq!(
+        node_writes(&emu, "server-1"),
+        ["create", "patch", "patch", "update", "update"]
+    );
+    assert_eq!(fleet.followup_failures(), 0);
+}
+
+/// k3s's writes are Updates of the whole Node with its resourceVersion: one that lost a
+/// race is refused with 409 and made again from a fresh read, and keeps what the other
+/// writer wrote.
+#[tokio::test]
+async fn the_agent_update_is_conflict_safe() {
+    let (emu, fleet) = start_with(Registration {
+        agent_delay: Duration::ZERO,
+        ..Registration::real_cluster()
+    })
+    .await;
+    emu.faults()
+        .fail_next(1, "update", "nodes", InjectedStatus::Conflict);
+    fleet
+        .register(&KubeletSpec::k3s_agent("agent-1", "10.0.0.5", None))
+        .await
+        .expect("registers");
+    fleet
+        .set_label("agent-1", "example.com/team", Some("storage"))
+        .await
+        .expect("labelled");
+    fleet.settled().await;
+    let stored = node(&emu, "agent-1");
+    assert!(stored["metadata"]["annotations"][K3S_NODE_ARGS].is_string());
+    assert_eq!(stored["metadata"]["labels"]["example.com/team"], "storage");
+    let responses = emu.accounting().responses();
+    assert_eq!(responses[&("update".into(), "nodes".into(), 409)], 1);
+    assert_eq!(responses[&("update".into(), "nodes".into(), 200)], 1);
+    assert!(responses[&("get".into(), "nodes".into(), 200)] >= 2);
+}
+
+/// Against a real kube-apiserver the kube-controller-manager assigns podCIDRs and taints
+/// NotReady nodes; the fleet then writes only what the kubelet and k3s write.
+#[tokio::test]
+async fn with_the_simulated_controllers_off_only_the_kubelet_and_k3s_write() {
+    let (emu, fleet) = start_with(Registration {
+        agent_delay: Duration::ZERO,
+        server_delay: Duration::ZERO,
+        ..Registration::real_cluster()
+    })
+    .await;
+    fleet
+        .register(&KubeletSpec::k3s_server("server-1", "10.0.0.2", None))
+        .await
+        .expect("registers");
+    fleet
+        .register(&KubeletSpec::new("worker-1"))
+        .await
+        .expect("registers");
+    fleet.settled().await;
+    fleet
+        .start_heartbeats(Duration::from_millis(100))
+        .expect("heartbeats start");
+    fleet
+        .remove_taint("server-1", UNINITIALIZED_TAINT)
+        .await
+        .expect("initialised");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    fleet.stop().await;
+
+    let server = node(&emu, "server-1");
+    assert!(server["spec"].get("podCIDR").is_none());
+    assert_eq!(taint_keys(&server), BTreeSet::new());
+    assert!(server["metadata"]["annotations"][K3S_NODE_ARGS].is_string());
+    assert_eq!(
+        server["metadata"]["labels"]["node-role.kubernetes.io/control-plane"],
+        "true"
+    );
+    // Without a podCIDR the network never comes up, so the kubelet does not report Ready.
+    assert_eq!(ready_condition(&server)["status"], "False");
+    // Heartbeats (status patches) aside, only the kubelet's create touched the worker.
+    let worker_writes: Vec<String> = node_writes(&emu, "worker-1")
+        .into_iter()
+        .filter(|verb| verb != "patch")
+        .collect();
+    assert_eq!(worker_writes, ["create"]);
+    let server_writes: Vec<String> = node_writes(&emu, "server-1")
+        .into_iter()
+        .filter(|verb| verb != "patch")
+        .collect();
+    assert_eq!(server_writes, ["create", "update", "update"]);
+    let patches = emu
+        .accounting()
+        .writes()
+        .iter()
+        .filter(|w| w.name == "server-1" && w.verb == "patch" && w.subresource.is_empty())
+        .count();
+    assert_eq!(patches, 1, "only the admin's taint removal");
 }
 
 #[tokio::test]
@@ -176,6 +371,7 @@ async fn heartbeats_move_last_heartbeat_time_and_keep_the_rest_of_the_status() {
             .await
             .expect("registers");
     }
+    fleet.settled().await;
     let before = node(&emu, "hb-0");
     fleet
         .start_heartbeats(Duration::from_millis(300))
@@ -244,6 +440,7 @@ async fn initialised_node_becomes_ready_and_loses_not_ready_within_a_heartbeat_p
             .await
             .expect("registers");
     }
+    fleet.settled().await;
     let registered = ready_condition(&node(&emu, "initialised"));
     assert_eq!(registered["status"], "False");
     let period = Duration::from_secs(1);
@@ -301,14 +498,15 @@ async fn initialised_node_becomes_ready_and_loses_not_ready_within_a_heartbeat_p
         taint_keys(&tainted),
         BTreeSet::from([UNINITIALIZED_TAINT.to_owned(), NOT_READY_TAINT.to_owned()])
     );
-    // Node writes: the uninitialized taint removal, then the not-ready one, nothing more.
+    // Node writes: the podCIDR and the not-ready taint after registration, the
+    // uninitialized taint removal, then the not-ready one's, nothing more.
     let node_writes = emu
         .accounting()
         .writes()
         .iter()
         .filter(|w| w.name == "initialised" && w.verb == "patch" && w.subresource.is_empty())
         .count();
-    assert_eq!(node_writes, 2);
+    assert_eq!(node_writes, 4);
 }
 
 #[tokio::test]
@@ -318,6 +516,7 @@ async fn not_ready_removal_starts_from_the_seen_node_and_rereads_after_a_conflic
         .register(&KubeletSpec::new("n"))
         .await
         .expect("registers");
+    fleet.settled().await;
     fleet
         .remove_taint("n", UNINITIALIZED_TAINT)
         .await
@@ -348,9 +547,10 @@ async fn not_ready_removal_starts_from_the_seen_node_and_rereads_after_a_conflic
     assert_eq!(ready_condition(&stored)["status"], "True");
     let responses = emu.accounting().responses();
     assert_eq!(responses[&("patch".into(), "nodes".into(), 409)], 1);
-    // Two reads by the admin edits, one re-read after the conflict: the first attempt
-    // used the Node the status update returned.
-    assert_eq!(responses[&("get".into(), "nodes".into(), 200)], 3);
+    // The lifecycle controller's read before adding the taint, two reads by the admin
+    // edits, one re-read after the conflict: the first removal attempt used the Node the
+    // status update returned.
+    assert_eq!(responses[&("get".into(), "nodes".into(), 200)], 4);
 }
 
 #[tokio::test]
@@ -364,6 +564,10 @@ async fn fleet_retries_through_injected_failures() {
         .register(&KubeletSpec::new("n"))
         .await
         .expect("registers after 503s");
+    // The first write to the node (the podCIDR or the not-ready taint) meets the 409 and
+    // is made again.
+    fleet.settled().await;
+    assert_eq!(fleet.followup_failures(), 0);
     fleet
         .add_taint("n", "example.com/maintenance", "true", "NoExecute")
         .await
@@ -416,6 +620,7 @@ async fn concurrent_taint_label_and_annotation_changes_all_survive() {
     for result in futures::future::join_all(removals).await {
         result.expect("concurrent removal succeeds");
     }
+    fleet.settled().await;
     fleet.stop().await;
 
     let stored = node(&emu, "busy");
@@ -435,6 +640,8 @@ async fn concurrent_taint_label_and_annotation_changes_all_survive() {
             "v"
         );
     }
+    // So did the k3s agent's Update, racing them all.
+    assert!(stored["metadata"]["annotations"][K3S_NODE_ARGS].is_string());
     assert!(fleet.heartbeat_stats().sent > 0);
     // The taint edits raced: some were refused as stale and retried.
     let conflicts = emu.accounting().responses()[&("patch".into(), "nodes".into(), 409)];

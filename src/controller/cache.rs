@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
 
-use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeSpec, NodeStatus, Taint};
+use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeSpec, NodeStatus, NodeSystemInfo, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use serde::{Deserialize, Deserializer};
@@ -41,6 +41,18 @@ pub struct LeanSpec {
 pub struct LeanStatus {
     #[serde(default)]
     pub addresses: Option<Vec<NodeAddress>>,
+    #[serde(rename = "nodeInfo", default)]
+    pub node_info: Option<LeanNodeInfo>,
+}
+
+/// The two versions of `status.nodeInfo` that tell a k3s node (see `NodeView::k3s`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeanNodeInfo {
+    #[serde(default)]
+    pub kubelet_version: String,
+    #[serde(default)]
+    pub container_runtime_version: String,
 }
 
 /// The metadata fields bare-ccm uses; every other field (managedFields above all) is
@@ -97,10 +109,8 @@ impl kube::Resource for LeanNode {
 }
 
 impl LeanNode {
-    /// The projection the resolver reads, and the node's creation time (for the
-    /// taint-removal metric). Consumes the node: nothing is copied.
+    /// The projection the resolver reads. Consumes the node: nothing is copied.
     pub fn into_entry(self) -> Entry {
-        let created = self.metadata.creation_timestamp.as_ref().map(|t| t.0);
         let spec = self.spec.unwrap_or_default();
         let status = self.status.unwrap_or_default();
         let node = Node {
@@ -112,12 +122,16 @@ impl LeanNode {
             }),
             status: Some(NodeStatus {
                 addresses: status.addresses,
+                node_info: status.node_info.map(|i| NodeSystemInfo {
+                    kubelet_version: i.kubelet_version,
+                    container_runtime_version: i.container_runtime_version,
+                    ..NodeSystemInfo::default()
+                }),
                 ..NodeStatus::default()
             }),
         };
         Entry {
             view: NodeView::from_owned(node),
-            created,
         }
     }
 }
@@ -126,8 +140,6 @@ impl LeanNode {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry {
     pub view: NodeView,
-    /// `metadata.creationTimestamp`.
-    pub created: Option<Timestamp>,
 }
 
 /// How a new observation of a node relates to the cached one.
@@ -153,13 +165,15 @@ struct Slot {
     inputs: Box<[u8]>,
 }
 
-/// The serialised part of a [`NodeView`]: everything but name and resourceVersion.
+/// The serialised part of a [`NodeView`]: everything but name, resourceVersion and
+/// creation time (kept in the slot).
 type Inputs = (
     BTreeMap<String, String>,
     BTreeMap<String, String>,
     String,
     Vec<Taint>,
     Vec<NodeAddress>,
+    bool,
 );
 
 impl Slot {
@@ -174,19 +188,22 @@ impl Slot {
             provider_id,
             taints,
             addresses,
+            created,
+            k3s,
         } = &entry.view;
-        let inputs = serde_json::to_vec(&(labels, annotations, provider_id, taints, addresses))
-            .unwrap_or_default();
+        let inputs =
+            serde_json::to_vec(&(labels, annotations, provider_id, taints, addresses, k3s))
+                .unwrap_or_default();
         Slot {
             resource_version: resource_version.as_str().into(),
-            created: entry.created,
+            created: *created,
             awaiting: taints.iter().any(|t| t.key == UNINITIALIZED_TAINT),
             inputs: inputs.into_boxed_slice(),
         }
     }
 
     fn decode(&self, name: &str) -> Option<Entry> {
-        let (labels, annotations, provider_id, taints, addresses): Inputs =
+        let (labels, annotations, provider_id, taints, addresses, k3s): Inputs =
             serde_json::from_slice(&self.inputs).ok()?;
         Some(Entry {
             view: NodeView {
@@ -197,8 +214,9 @@ impl Slot {
                 provider_id,
                 taints,
                 addresses,
+                created: self.created,
+                k3s,
             },
-            created: self.created,
         })
     }
 }
@@ -348,6 +366,7 @@ mod tests {
             "status": {
                 "addresses": [{"type": "Hostname", "address": "n1"}],
                 "images": [{"names": ["registry/image:1"], "sizeBytes": 1}],
+                "nodeInfo": {"kubeletVersion": "v1.33.4+k3s1", "containerRuntimeVersion": "containerd://2.0.5-k3s1", "machineID": "m", "bootID": "b"},
                 "conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": "2026-01-01T00:00:00Z"}]
             }
         })
@@ -368,6 +387,9 @@ mod tests {
             n.status.as_ref().unwrap().addresses.as_ref().unwrap().len(),
             1
         );
+        let view = n.into_entry().view;
+        assert!(view.k3s);
+        assert_eq!(view.created.map(|t| t.as_second()), Some(1_767_225_600));
     }
 
     fn entry(rv: &str, extra_label: Option<&str>) -> Entry {

@@ -1,7 +1,8 @@
 //! Kubernetes Events the controller emits, with their reasons defined once here:
 //! Normal `Synced` when a node is initialised (upstream's reason and text), Warnings when a
 //! node cannot be initialised or refreshed, when the API server refuses a write for good
-//! (403, 422), or when a new config file is rejected.
+//! (403, 422), when a k3s node was initialised without k3s's description, or when a new
+//! config file is rejected.
 //!
 //! Emission is off the workers' path: [`Events`] only queues an event on a bounded channel
 //! and returns; the [`EventWriter`] task sends them to the API server. When the channel is
@@ -39,6 +40,9 @@ pub const REASON_SYNCED: &str = "Synced";
 pub const REASON_INITIALIZATION_FAILED: &str = "InitializationFailed";
 /// Warning: an initialised node's addresses cannot be resolved; they are left alone.
 pub const REASON_ADDRESS_RESOLUTION_FAILED: &str = "AddressResolutionFailed";
+/// Warning: a k3s node was initialised when `k3sAgentWait` ran out, without k3s's
+/// description (`k3s.io/node-args`, or a server's role label).
+pub const REASON_K3S_AGENT_WAIT_EXPIRED: &str = "K3sAgentWaitExpired";
 /// Warning on the leader Lease: a changed config file was rejected; the old one stays.
 pub const REASON_CONFIG_INVALID: &str = "ConfigInvalid";
 /// Warning: the API server refused a write with 403 (RBAC); the note names the grant.

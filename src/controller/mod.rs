@@ -481,6 +481,9 @@ async fn worker(ctx: Arc<Context>, shutdown: CancellationToken) {
                 if outcome == Synced::Gone {
                     ctx.events.forget(&name);
                 }
+                if let Synced::Waiting(retry_in) = outcome {
+                    ctx.queue.add_after(&name, retry_in);
+                }
             }
             Err(e) => {
                 ctx.metrics.sync_failed(e.metric_label());

@@ -12,11 +12,15 @@ use kube::api::{Patch, PatchParams};
 use serde_json::Value;
 
 use super::cache::{Entry, LeanNode};
-use super::events::{REASON_ADDRESS_RESOLUTION_FAILED, REASON_INITIALIZATION_FAILED, node_ref};
+use super::events::{
+    REASON_ADDRESS_RESOLUTION_FAILED, REASON_INITIALIZATION_FAILED, REASON_K3S_AGENT_WAIT_EXPIRED,
+    node_ref,
+};
 use super::{Context, Error, client};
 use crate::patch::{
     init_patch, is_refreshable, labels_patch, refresh_patch, status_addresses_patch,
 };
+use crate::resolve::k3s_agent::agent_wait;
 use crate::resolve::resolve;
 
 /// Field manager of every bare-ccm write.
@@ -38,6 +42,9 @@ pub enum Synced {
     Refreshed,
     /// Nothing differed; nothing was written.
     Unchanged,
+    /// A k3s node not yet described by k3s: nothing was written; look again after this
+    /// long (the watch event of the description usually comes first).
+    Waiting(Duration),
 }
 
 /// Which of the two writes a request is, for errors and logs.
@@ -109,7 +116,19 @@ pub async fn sync_node(ctx: &Context, name: &str) -> Result<Synced, Error> {
 
 async fn attempt(ctx: &Context, entry: Entry) -> Result<Synced, Error> {
     let name = entry.view.name.clone();
+    let created = entry.view.created;
     let config = ctx.config.current();
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let wait = agent_wait(&entry.view, config.k3s_agent_wait, now);
+    if let Some(retry_in) = wait.retry_in(now) {
+        tracing::debug!(node = %name, ?retry_in, "waiting for k3s to describe the node");
+        return Ok(Synced::Waiting(retry_in));
+    }
+    if let Some(note) = wait.expired_warning(&name, config.k3s_agent_wait) {
+        tracing::warn!(node = %name, "{note}");
+        ctx.events
+            .warn(node_ref(&name), REASON_K3S_AGENT_WAIT_EXPIRED, &note);
+    }
     let res = resolve(&entry.view, &config);
     if !res.tainted && !is_refreshable(&entry.view) {
         // Never initialised by a cloud controller: its kubelet owns the addresses, so
@@ -170,7 +189,7 @@ async fn attempt(ctx: &Context, entry: Entry) -> Result<Synced, Error> {
     let node = write(ctx, &name, Write::Init, &patch).await?;
     let fresh = node.into_entry();
     ctx.cache.observe(fresh);
-    let since_creation = since(entry.created);
+    let since_creation = since(created);
     ctx.metrics.node_initialized(since_creation);
     tracing::info!(
         node = %name,
@@ -182,7 +201,7 @@ async fn attempt(ctx: &Context, entry: Entry) -> Result<Synced, Error> {
     ctx.events.synced(&name);
     ctx.metrics
         .initial_sync_delay
-        .observe(since(entry.created).as_secs_f64());
+        .observe(since(created).as_secs_f64());
     Ok(Synced::Initialized)
 }
 

@@ -12,7 +12,8 @@ use serde::Serialize;
 use super::{CONFIG_KEY, Fetched, K3S_CCM_LEASE, Snapshot};
 use crate::config::Config;
 use crate::node_view::NodeView;
-use crate::resolve::{UNINITIALIZED_TAINT, annotations, node_args, resolve};
+use crate::resolve::k3s_agent::is_k3s_node;
+use crate::resolve::{UNINITIALIZED_TAINT, node_args, resolve};
 
 /// The stable identifiers of findings (`-o json` `code`); scripts may match on them.
 pub mod code {
@@ -1054,7 +1055,8 @@ fn taint_since(node: &Node) -> Option<Timestamp> {
         .map(|t| t.0)
 }
 
-/// A node run by k3s: k3s writes `k3s.io/node-args`, and its kubelet version has `+k3s`.
+/// A node run by k3s: k3s writes `k3s.io/node-args`, and its kubelet (`+k3s`) or bundled
+/// containerd (`-k3s`) version says so.
 fn is_k3s(node: &Node) -> bool {
     node.metadata
         .annotations
@@ -1064,22 +1066,17 @@ fn is_k3s(node: &Node) -> bool {
             .status
             .as_ref()
             .and_then(|s| s.node_info.as_ref())
-            .is_some_and(|i| i.kubelet_version.contains("+k3s"))
+            .is_some_and(|i| is_k3s_node(&i.kubelet_version, &i.container_runtime_version))
 }
 
 /// Evidence that k3s's embedded node controller is on: a k3s server started without
-/// `--disable-cloud-controller`, or a k3s address annotation (the k3s agent removes those
-/// when the embedded controller is disabled, reference §1).
+/// `--disable-cloud-controller`. Its `k3s.io/*-ip` address annotations are no evidence:
+/// k3s releases before the removal (`removeAddressAnnotations`) leave them on the Node
+/// once the embedded controller is disabled, so they outlive it.
 fn enables_k3s_node_controller(node: &Node) -> bool {
     let Some(annotations) = node.metadata.annotations.as_ref() else {
         return false;
     };
-    if annotations
-        .keys()
-        .any(|k| k.starts_with("k3s.io/") && annotations::is_address_annotation(k))
-    {
-        return true;
-    }
     let Some(args) = annotations
         .get(node_args::NODE_ARGS)
         .and_then(|a| serde_json::from_str::<Vec<String>>(a).ok())

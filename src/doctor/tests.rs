@@ -746,12 +746,12 @@ fn k3s_ccm_lease_counts_only_when_its_node_controller_is_on() {
     finding(&report, code::K3S_CCM_SERVICELB_ONLY);
 
     // k3s's own CCM initialising tainted nodes, without bare-ccm: not "no CCM running".
-    let mut tainted = stuck("agent-1", 60);
-    tainted.metadata.annotations = Some(BTreeMap::from([(
-        "k3s.io/internal-ip".to_string(),
-        "10.0.0.2".to_string(),
+    let mut server = node("server-1", 60);
+    server.metadata.annotations = Some(BTreeMap::from([(
+        "k3s.io/node-args".to_string(),
+        r#"["server","--node-ip","10.0.0.1"]"#.to_string(),
     )]));
-    let mut snap = Snapshot::with_nodes(vec![tainted]);
+    let mut snap = Snapshot::with_nodes(vec![server, stuck("agent-1", 60)]);
     snap.k3s_lease = lease("server-1_xyz", 1);
     let report = diagnose(&snap, now());
     assert!(
@@ -768,6 +768,42 @@ fn k3s_ccm_lease_counts_only_when_its_node_controller_is_on() {
         finding(&report, code::UNINITIALIZED_TAINT)
             .fix
             .contains("k3s's embedded cloud controller")
+    );
+}
+
+/// Issue 11 item 2: older k3s releases leave `k3s.io/*-ip` annotations behind when the
+/// embedded CCM is disabled, so they prove nothing about it running.
+#[test]
+fn stale_k3s_address_annotations_are_no_proof_of_k3s_node_controller() {
+    let mut server = node("server-1", 60);
+    server.metadata.annotations = Some(BTreeMap::from([
+        (
+            "k3s.io/node-args".to_string(),
+            r#"["server","--disable-cloud-controller"]"#.to_string(),
+        ),
+        ("k3s.io/internal-ip".to_string(), "10.0.0.1".to_string()),
+    ]));
+    let mut agent = stuck("agent-1", 60);
+    agent.metadata.annotations = Some(BTreeMap::from([(
+        "k3s.io/internal-ip".to_string(),
+        "10.0.0.2".to_string(),
+    )]));
+    let mut snap = Snapshot::with_nodes(vec![server, agent]);
+    snap.k3s_lease = lease("server-1_xyz", 1);
+    let report = diagnose(&snap, now());
+    assert!(
+        report
+            .findings
+            .iter()
+            .all(|f| f.code != code::K3S_CCM_ACTIVE),
+        "{:#?}",
+        report.findings
+    );
+    finding(&report, code::K3S_CCM_SERVICELB_ONLY);
+    // Nothing removes the taint: the stuck node is reported as such.
+    assert_eq!(
+        finding(&report, code::NO_CCM_RUNNING).severity,
+        Severity::Error
     );
 }
 

@@ -1,6 +1,10 @@
-//! The address annotations: `bare-ccm.io/*` written by operators, and the `k3s.io/*` keys of
-//! the same names that a k3s agent writes while its embedded CCM is enabled. Per key, a
-//! non-empty `bare-ccm.io/` value wins over the `k3s.io/` one.
+//! The address annotations: `bare-ccm.io/*` written by operators (source `annotations`), and
+//! the `k3s.io/*` keys of the same names that a k3s agent writes while its embedded CCM is
+//! enabled (source `k3s-annotations`). They are two sources because they are current at
+//! different times: an operator's annotation is current until the operator changes it; a
+//! `k3s.io/*` key only while k3s's embedded CCM runs. With `--disable-cloud-controller`
+//! current k3s removes them and older releases stop updating them, so they can be stale
+//! after a re-IP, and rank below `k3s.io/node-args`, which the agent rewrites at each start.
 
 use std::collections::BTreeMap;
 
@@ -45,22 +49,30 @@ pub fn is_address_annotation(key: &str) -> bool {
         .any(|(_, ours, k3s)| key == *ours || key == *k3s)
 }
 
-/// Reads every address annotation into candidates (type order, then value order). Values
-/// are comma lists; spaces around a comma are tolerated, empty parts ignored, and invalid
-/// parts skipped with a warning naming the annotation and the value.
+/// Whose keys a source reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// `bare-ccm.io/*`: the `annotations` source.
+    BareCcm,
+    /// `k3s.io/*`: the `k3s-annotations` source.
+    K3s,
+}
+
+/// Reads `owner`'s address annotations into candidates (type order, then value order).
+/// Values are comma lists; spaces around a comma are tolerated, empty parts ignored, and
+/// invalid parts skipped with a warning naming the annotation and the value.
 pub fn candidates(
     annotations: &BTreeMap<String, String>,
+    owner: Owner,
     warnings: &mut Vec<String>,
 ) -> Vec<Candidate> {
     let mut out = Vec::new();
     for (type_, ours, k3s) in ADDRESS_ANNOTATIONS {
-        let chosen = [ours, k3s].into_iter().find_map(|key| {
-            annotations
-                .get(key)
-                .filter(|v| !v.trim().is_empty())
-                .map(|v| (key, v))
-        });
-        let Some((key, value)) = chosen else {
+        let key = match owner {
+            Owner::BareCcm => ours,
+            Owner::K3s => k3s,
+        };
+        let Some(value) = annotations.get(key).filter(|v| !v.trim().is_empty()) else {
             continue;
         };
         let origin = format!("annotation {key}");
@@ -79,16 +91,25 @@ mod tests {
     use super::*;
     use AddressType::*;
 
-    fn run(list: &[(&str, &str)]) -> (Vec<(AddressType, String)>, Vec<String>) {
+    fn read(owner: Owner, list: &[(&str, &str)]) -> (Vec<(AddressType, String)>, Vec<String>) {
         let map = list
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let mut warnings = Vec::new();
-        let got = candidates(&map, &mut warnings)
+        let got = candidates(&map, owner, &mut warnings)
             .into_iter()
             .map(|c| (c.type_, c.address))
             .collect();
+        (got, warnings)
+    }
+
+    /// Both sources' keys read together, the k3s.io ones first.
+    fn run(list: &[(&str, &str)]) -> (Vec<(AddressType, String)>, Vec<String>) {
+        let (mut got, mut warnings) = read(Owner::K3s, list);
+        let (ours, more) = read(Owner::BareCcm, list);
+        got.extend(ours);
+        warnings.extend(more);
         (got, warnings)
     }
 
@@ -97,17 +118,21 @@ mod tests {
     }
 
     #[test]
-    fn bare_ccm_keys_take_precedence_over_k3s_keys_per_key() {
-        let (got, _) = run(&[
+    fn each_source_reads_only_its_own_keys() {
+        let list = [
             ("bare-ccm.io/internal-ip", "10.0.0.5"),
             ("k3s.io/internal-ip", "10.9.9.9"),
             ("k3s.io/external-ip", "203.0.113.5"),
             ("k3s.io/hostname", "n1"),
-        ]);
+        ];
         assert_eq!(
-            got,
+            read(Owner::BareCcm, &list).0,
+            vec![c(InternalIP, "10.0.0.5")]
+        );
+        assert_eq!(
+            read(Owner::K3s, &list).0,
             vec![
-                c(InternalIP, "10.0.0.5"),
+                c(InternalIP, "10.9.9.9"),
                 c(ExternalIP, "203.0.113.5"),
                 c(Hostname, "n1")
             ]
@@ -115,12 +140,10 @@ mod tests {
     }
 
     #[test]
-    fn empty_bare_ccm_value_falls_back_to_k3s_key() {
-        let (got, _) = run(&[
-            ("bare-ccm.io/internal-ip", ""),
-            ("k3s.io/internal-ip", "10.0.0.1"),
-        ]);
-        assert_eq!(got, vec![c(InternalIP, "10.0.0.1")]);
+    fn empty_values_give_nothing() {
+        let list = [("bare-ccm.io/internal-ip", " "), ("k3s.io/internal-ip", "")];
+        assert_eq!(read(Owner::BareCcm, &list).0, vec![]);
+        assert_eq!(read(Owner::K3s, &list).0, vec![]);
     }
 
     #[test]

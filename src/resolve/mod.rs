@@ -4,6 +4,7 @@
 
 pub mod addresses;
 pub mod annotations;
+pub mod k3s_agent;
 pub mod labels;
 pub mod node_args;
 pub mod provided_node_ip;
@@ -26,10 +27,13 @@ pub const UNINITIALIZED_TAINT: &str = "node.cloudprovider.kubernetes.io/uninitia
 pub enum AddressSource {
     /// The matching `inventory` entry of the config.
     Inventory,
-    /// `bare-ccm.io/*` and `k3s.io/*` address annotations.
+    /// The `bare-ccm.io/*` address annotations operators set.
     Annotations,
     /// The `k3s.io/node-args` annotation.
     K3sNodeArgs,
+    /// The `k3s.io/*` address annotations of k3s's embedded CCM, which go stale once it is
+    /// disabled, hence their rank below `k3s-node-args`.
+    K3sAnnotations,
     /// The kubelet's `alpha.kubernetes.io/provided-node-ip` annotation.
     ProvidedNodeIp,
     /// The node's current `status.addresses`.
@@ -40,10 +44,11 @@ pub enum AddressSource {
 
 impl AddressSource {
     /// The sources a config may list, in the default priority order.
-    pub const CONFIGURABLE: [AddressSource; 5] = [
+    pub const CONFIGURABLE: [AddressSource; 6] = [
         AddressSource::Inventory,
         AddressSource::Annotations,
         AddressSource::K3sNodeArgs,
+        AddressSource::K3sAnnotations,
         AddressSource::ProvidedNodeIp,
         AddressSource::Kubelet,
     ];
@@ -54,6 +59,7 @@ impl AddressSource {
             AddressSource::Inventory => "inventory",
             AddressSource::Annotations => "annotations",
             AddressSource::K3sNodeArgs => "k3s-node-args",
+            AddressSource::K3sAnnotations => "k3s-annotations",
             AddressSource::ProvidedNodeIp => "provided-node-ip",
             AddressSource::Kubelet => "kubelet",
             AddressSource::NodeName => "node-name",
@@ -246,7 +252,14 @@ fn resolve_addresses(
                             .collect()
                     })
                     .unwrap_or_default(),
-                AddressSource::Annotations => annotations::candidates(&node.annotations, warnings),
+                AddressSource::Annotations => annotations::candidates(
+                    &node.annotations,
+                    annotations::Owner::BareCcm,
+                    warnings,
+                ),
+                AddressSource::K3sAnnotations => {
+                    annotations::candidates(&node.annotations, annotations::Owner::K3s, warnings)
+                }
                 AddressSource::K3sNodeArgs => node
                     .annotations
                     .get(node_args::NODE_ARGS)

@@ -273,16 +273,25 @@ fn each_source_alone_supplies_addresses() {
             ],
         ),
         (
-            "annotations (k3s.io keys)",
+            "annotations",
             "addressSources: [annotations]\n".into(),
+            ann(node("n1"), "bare-ccm.io/internal-ip", "10.2.0.9"),
+            vec![
+                a("InternalIP", "10.2.0.9", "annotations"),
+                a("Hostname", "n1", "node-name"),
+            ],
+        ),
+        (
+            "k3s-annotations",
+            "addressSources: [k3s-annotations]\n".into(),
             ann(
                 ann(node("n1"), "k3s.io/internal-ip", "10.2.0.1"),
                 "k3s.io/external-ip",
                 "198.51.100.2",
             ),
             vec![
-                a("InternalIP", "10.2.0.1", "annotations"),
-                a("ExternalIP", "198.51.100.2", "annotations"),
+                a("InternalIP", "10.2.0.1", "k3s-annotations"),
+                a("ExternalIP", "198.51.100.2", "k3s-annotations"),
                 a("Hostname", "n1", "node-name"),
             ],
         ),
@@ -408,11 +417,80 @@ fn dual_stack_annotation_written_as_one_value_keeps_both_families() {
     assert_eq!(
         addrs(&r)[..2],
         [
-            a("InternalIP", "10.0.0.5", "annotations"),
-            a("InternalIP", "fd00::5", "annotations")
+            a("InternalIP", "10.0.0.5", "k3s-annotations"),
+            a("InternalIP", "fd00::5", "k3s-annotations")
         ]
     );
     assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+}
+
+/// Issue 11 item 2: an older k3s leaves its `k3s.io/*-ip` annotations on the node once the
+/// embedded CCM is disabled; after a re-IP they name the old address. node-args (rewritten
+/// at every agent start) must win, or strict mode refuses the node for good.
+#[test]
+fn stale_k3s_address_annotations_lose_to_node_args_and_to_our_annotations() {
+    let reip = ann(
+        ann(
+            ann(
+                ann(node("n1"), "k3s.io/internal-ip", "10.0.0.5"),
+                "k3s.io/external-ip",
+                "203.0.113.5",
+            ),
+            node_args::NODE_ARGS,
+            r#"["agent","--node-ip","10.0.1.5"]"#,
+        ),
+        provided_node_ip::PROVIDED_NODE_IP,
+        "10.0.1.5",
+    );
+    let cases: Vec<(&str, NodeView, &str, Vec<Expected>)> = vec![
+        (
+            "node-args outranks the stale k3s.io/internal-ip",
+            reip.clone(),
+            "",
+            vec![
+                a("InternalIP", "10.0.1.5", "k3s-node-args"),
+                // No other source has an ExternalIP: the k3s.io key still fills the gap.
+                a("ExternalIP", "203.0.113.5", "k3s-annotations"),
+                a("Hostname", "n1", "node-name"),
+            ],
+        ),
+        (
+            "a config written before k3s-annotations existed ranks them the same way",
+            reip.clone(),
+            "addressSources: [inventory, annotations, k3s-node-args, provided-node-ip, kubelet]\n",
+            vec![
+                a("InternalIP", "10.0.1.5", "k3s-node-args"),
+                a("ExternalIP", "203.0.113.5", "k3s-annotations"),
+                a("Hostname", "n1", "node-name"),
+            ],
+        ),
+        (
+            "our own annotation stays first",
+            ann(reip.clone(), "bare-ccm.io/external-ip", "198.51.100.5"),
+            "",
+            vec![
+                a("InternalIP", "10.0.1.5", "k3s-node-args"),
+                a("ExternalIP", "198.51.100.5", "annotations"),
+                a("Hostname", "n1", "node-name"),
+            ],
+        ),
+        (
+            "listing k3s-annotations first restores the old rank",
+            ann(reip.clone(), provided_node_ip::PROVIDED_NODE_IP, "10.0.0.5"),
+            "addressSources: [annotations, k3s-annotations, k3s-node-args]\n",
+            vec![
+                a("InternalIP", "10.0.0.5", "k3s-annotations"),
+                a("ExternalIP", "203.0.113.5", "k3s-annotations"),
+                a("Hostname", "n1", "node-name"),
+            ],
+        ),
+    ];
+    for (name, n, yaml, expected) in cases {
+        let r = resolve(&n, &cfg(yaml));
+        assert_eq!(addrs(&r), expected, "{name}");
+        assert!(r.errors.is_empty(), "{name}: {:?}", r.errors);
+        assert!(r.would_initialize(), "{name}");
+    }
 }
 
 #[test]
@@ -814,6 +892,6 @@ fn address_source_names_round_trip() {
     }
     assert_eq!(
         "foo".parse::<AddressSource>().unwrap_err().to_string(),
-        "unknown source \"foo\" (expected one of inventory, annotations, k3s-node-args, provided-node-ip, kubelet)"
+        "unknown source \"foo\" (expected one of inventory, annotations, k3s-node-args, k3s-annotations, provided-node-ip, kubelet)"
     );
 }

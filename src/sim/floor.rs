@@ -5,8 +5,10 @@
 //! by the floor's say how much the controller itself costs on top of the API round trips.
 //!
 //! The writes are derived from what bare-ccm actually wrote in the same run (the stored
-//! node after initialisation against the node as registered, plus bare-ccm's Event), with
-//! node names substituted, and carry the same `metadata.resourceVersion` preconditions.
+//! node after initialisation against the node as k3s describes it, plus bare-ccm's Event),
+//! with node names substituted, and carry the same `metadata.resourceVersion`
+//! preconditions. Like bare-ccm, it starts on a k3s node only once k3s has described it
+//! (`k3s.io/node-args`, and a server's role label): the same job includes the wait.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::resolve::UNINITIALIZED_TAINT;
+use crate::resolve::k3s_agent::{is_k3s_node, missing_from};
 
 /// Service account of the floor client, so its requests are told apart from bare-ccm's.
 pub const FLOOR_ACCOUNT: &str = "bare-ccm-floor";
@@ -151,6 +154,8 @@ struct MinimalNode {
     metadata: MinimalMeta,
     #[serde(default)]
     spec: MinimalSpec,
+    #[serde(default)]
+    status: MinimalStatus,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -160,6 +165,24 @@ struct MinimalMeta {
     name: String,
     #[serde(default)]
     resource_version: String,
+    #[serde(default)]
+    annotations: MinimalAnnotations,
+    #[serde(default)]
+    labels: MinimalLabels,
+}
+
+/// Of the annotations, k3s's node-args only.
+#[derive(Clone, Debug, Default, Deserialize)]
+struct MinimalAnnotations {
+    #[serde(rename = "k3s.io/node-args")]
+    node_args: Option<String>,
+}
+
+/// Of the labels, the k3s server's role label only.
+#[derive(Clone, Debug, Default, Deserialize)]
+struct MinimalLabels {
+    #[serde(rename = "node-role.kubernetes.io/control-plane")]
+    control_plane: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -171,6 +194,43 @@ struct MinimalSpec {
 #[derive(Clone, Debug, Deserialize)]
 struct MinimalTaint {
     key: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+struct MinimalStatus {
+    #[serde(rename = "nodeInfo", default)]
+    node_info: MinimalNodeInfo,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MinimalNodeInfo {
+    #[serde(default)]
+    kubelet_version: String,
+    #[serde(default)]
+    container_runtime_version: String,
+}
+
+impl MinimalNode {
+    /// Whether bare-ccm would initialise the node now, but for its metadata: tainted, and
+    /// for a k3s node described by k3s.
+    fn ready_for_init(&self) -> bool {
+        let tainted = self
+            .spec
+            .taints
+            .iter()
+            .any(|t| t.key == UNINITIALIZED_TAINT);
+        let info = &self.status.node_info;
+        let k3s = is_k3s_node(&info.kubelet_version, &info.container_runtime_version);
+        let meta = &self.metadata;
+        tainted
+            && (!k3s
+                || missing_from(
+                    meta.annotations.node_args.as_deref(),
+                    meta.labels.control_plane.is_some(),
+                )
+                .is_none())
+    }
 }
 
 /// Counters of a floor run.
@@ -309,7 +369,7 @@ async fn open_watch(
 }
 
 /// Opens `connections` keep-alive connections to the server with concurrent cheap reads.
-async fn warm_up(client: &kube::Client, connections: usize) -> Result<(), kube::Error> {
+pub async fn warm_up(client: &kube::Client, connections: usize) -> Result<(), kube::Error> {
     let request = || {
         kube::core::Request::new("/api/v1/namespaces")
             .get("default", &kube::api::GetParams::default())
@@ -367,12 +427,7 @@ async fn watch_loop(
                 Ok(None) | Err(_) => break,
             };
             resource_version.clone_from(&node.metadata.resource_version);
-            let tainted = node
-                .spec
-                .taints
-                .iter()
-                .any(|t| t.key == UNINITIALIZED_TAINT);
-            if tainted
+            if node.ready_for_init()
                 && replayer.writes.contains_key(&node.metadata.name)
                 && started.insert(node.metadata.name.clone())
             {
@@ -477,6 +532,30 @@ async fn patch_node(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resolve::k3s_agent::CONTROL_PLANE_LABEL;
+    use crate::resolve::node_args::NODE_ARGS;
+
+    /// The floor starts when bare-ccm would: on a tainted node, for a k3s node once k3s has
+    /// described it (the serde renames of `MinimalNode` spell bare-ccm's constants).
+    #[test]
+    fn the_floor_starts_on_a_k3s_node_once_k3s_described_it() {
+        let node = |annotations: Value, labels: Value, kubelet: &str| -> MinimalNode {
+            serde_json::from_value(json!({
+                "metadata": {"name": "n", "resourceVersion": "1", "annotations": annotations, "labels": labels},
+                "spec": {"taints": [{"key": UNINITIALIZED_TAINT, "effect": "NoSchedule"}]},
+                "status": {"nodeInfo": {"kubeletVersion": kubelet, "containerRuntimeVersion": "containerd://2.0.5"}},
+            }))
+            .unwrap()
+        };
+        let k3s = "v1.33.4+k3s1";
+        assert!(!node(json!({}), json!({}), k3s).ready_for_init());
+        assert!(node(json!({}), json!({}), "v1.33.4").ready_for_init());
+        let agent = json!({NODE_ARGS: r#"["agent"]"#});
+        assert!(node(agent, json!({}), k3s).ready_for_init());
+        let server = json!({NODE_ARGS: r#"["server"]"#});
+        assert!(!node(server.clone(), json!({}), k3s).ready_for_init());
+        assert!(node(server, json!({CONTROL_PLANE_LABEL: "true"}), k3s).ready_for_init());
+    }
 
     fn registered() -> Value {
         json!({
