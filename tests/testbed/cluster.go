@@ -243,6 +243,7 @@ func (c *cluster) stopAll() {
 	if c.ns != nil {
 		c.ns.delete()
 	}
+	_ = os.RemoveAll(c.l.shortDir)
 }
 
 func fileExists(path string) bool {

@@ -121,7 +121,7 @@ func startHollowKubelet(ctx context.Context, group *HollowGroup, node HollowNode
 	})
 	// GetHollowKubeletConfig made directories under /tmp; use the group's directory.
 	_ = os.RemoveAll(flags.RootDirectory)
-	root := filepath.Join(group.Dir, node.Name)
+	root := node.Dir
 	if err := os.MkdirAll(filepath.Join(root, "pod-logs"), 0o700); err != nil {
 		return err
 	}

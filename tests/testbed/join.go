@@ -139,7 +139,6 @@ func (c *cluster) join(req JoinRequest) ([]JoinedNode, error) {
 			Name:            fmt.Sprintf("hollow-%s-%d", req.Prefix, first+start),
 			AdminKubeconfig: c.l.kubeconfig("admin"),
 		}
-		group.Dir = filepath.Join(c.l.dir, "nodes", group.Name)
 		var joined []JoinedNode
 		var internal, external []string
 		for i := start; i < end; i++ {
@@ -160,7 +159,7 @@ func (c *cluster) join(req JoinRequest) ([]JoinedNode, error) {
 		if err := c.ns.addAddresses(externalLink, external); err != nil {
 			return all, err
 		}
-		if err := os.MkdirAll(group.Dir, 0o700); err != nil {
+		if err := os.MkdirAll(filepath.Join(c.l.dir, "nodes"), 0o700); err != nil {
 			return all, err
 		}
 		groupFile := filepath.Join(c.l.dir, "nodes", group.Name+".json")
@@ -209,6 +208,7 @@ func (c *cluster) nodeSpec(req JoinRequest, n int, agentDelay, serverDelay time.
 	}
 	spec := HollowNode{
 		Name:         name,
+		Dir:          filepath.Join(c.l.shortDir, fmt.Sprint(n)),
 		Kubeconfig:   kubeconfig,
 		NodeIP:       node.KubeletIP,
 		External:     !req.NotExternal,

@@ -23,11 +23,15 @@ var identities = map[string]pkix.Name{
 const peerCCMUser = "testbed:peer-ccm"
 
 type layout struct {
-	dir     string
-	ca      *CA
-	serving KeyPair
-	saKey   KeyPair
-	apiPort int
+	dir string
+	// shortDir holds the kubelets' root directories: their unix sockets (the fake CRI's,
+	// the kubelet's pod-resources socket) must have paths shorter than 108 bytes
+	// (sun_path), which a state directory under a long TMPDIR would exceed.
+	shortDir string
+	ca       *CA
+	serving  KeyPair
+	saKey    KeyPair
+	apiPort  int
 	// self is this program, which every child process runs.
 	self string
 }
@@ -40,7 +44,10 @@ func newLayout(dir string) (*layout, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &layout{dir: dir, self: self}
+	l := &layout{dir: dir, self: self, shortDir: fmt.Sprintf("/tmp/bccm-%d", os.Getpid())}
+	if err := os.MkdirAll(l.shortDir, 0o700); err != nil {
+		return nil, err
+	}
 	if l.ca, err = newCA(filepath.Join(dir, "pki")); err != nil {
 		return nil, err
 	}

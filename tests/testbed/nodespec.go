@@ -13,8 +13,6 @@ import (
 // HollowGroup is the set of kubelets one `testbed hollow` process runs.
 type HollowGroup struct {
 	Name string `json:"name"`
-	// Dir holds the kubelets' root directories and fake runtime sockets.
-	Dir string `json:"dir"`
 	// AdminKubeconfig is the k3s server's identity, for its role-label writes.
 	AdminKubeconfig string       `json:"adminKubeconfig"`
 	Nodes           []HollowNode `json:"nodes"`
@@ -23,6 +21,8 @@ type HollowGroup struct {
 // HollowNode is one kubelet and the k3s processes around it.
 type HollowNode struct {
 	Name string `json:"name"`
+	// Dir is the kubelet's root directory (short: it holds unix sockets).
+	Dir string `json:"dir"`
 	// Kubeconfig holds the node's own client certificate (system:node:<name>).
 	Kubeconfig string `json:"kubeconfig"`
 	// NodeIP is the kubelet's --node-ip ("" for none).
