@@ -40,6 +40,16 @@ enum Command {
     /// The real controller against an embedded emulated cluster with simulated kubelets.
     #[cfg(feature = "sim")]
     Sim(bare_ccm::sim::SimArgs),
+    /// The floor client of `sim --floor` against a cluster of your own (the benchmark on
+    /// the real control plane, scripts/bench-real.sh).
+    #[cfg(feature = "sim")]
+    #[command(hide = true)]
+    SimFloor(bare_ccm::sim::external::FloorArgs),
+    /// Simulated k3s kubelets registering a burst against a cluster of your own (the
+    /// benchmark on the real control plane, scripts/bench-real.sh).
+    #[cfg(feature = "sim")]
+    #[command(hide = true)]
+    SimFleet(bare_ccm::sim::external::FleetArgs),
 }
 
 /// Output format of the reporting subcommands.
@@ -108,6 +118,14 @@ fn main() -> ExitCode {
         Command::Doctor(args) => doctor(&args),
         #[cfg(feature = "sim")]
         Command::Sim(args) => sim(args),
+        #[cfg(feature = "sim")]
+        Command::SimFloor(args) => {
+            run_external("sim-floor", bare_ccm::sim::external::sim_floor(args))
+        }
+        #[cfg(feature = "sim")]
+        Command::SimFleet(args) => {
+            run_external("sim-fleet", bare_ccm::sim::external::sim_fleet(args))
+        }
     }
 }
 
@@ -139,6 +157,18 @@ fn run(args: bare_ccm::run::RunArgs) -> ExitCode {
         Err(e) => {
             eprintln!("bare-ccm run: {}", Chain(e.as_ref()));
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one of the sim's clients against a cluster of your own until it stops.
+#[cfg(feature = "sim")]
+fn run_external(name: &str, task: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
+    match runtime().and_then(|rt| rt.block_on(task)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bare-ccm {name}: {}", Chain(e.as_ref()));
+            ExitCode::from(2)
         }
     }
 }

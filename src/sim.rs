@@ -8,6 +8,7 @@
 //! steady state in which only heartbeats happen. With `--floor`, the controller is then
 //! stopped and the same burst is replayed against the minimal client of [`floor`].
 
+pub mod external;
 pub mod floor;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -4,10 +4,14 @@
 //! task per new node that sends the replayed writes back to back. bare-ccm's times divided
 //! by the floor's say how much the controller itself costs on top of the API round trips.
 //!
-//! The writes are derived from what bare-ccm actually wrote in the same run (the stored
+//! What to write is derived from what bare-ccm actually wrote in the same run (the stored
 //! node after initialisation against the node as k3s describes it, plus bare-ccm's Event),
-//! with node names substituted, and carry the same `metadata.resourceVersion`
-//! preconditions. Like bare-ccm, it starts on a k3s node only once k3s has described it
+//! with node names substituted: that gives bare-ccm's decision (its addresses, providerID
+//! and labels) without running the resolver. The requests themselves are built by
+//! bare-ccm's own patch builders (`crate::patch`) from the node as the floor sees it, so
+//! they are byte for byte bare-ccm's: the status merge patch without a precondition, the
+//! JSON patch that tests the taints (and labels) it read, re-read and rebuilt after a
+//! conflict. Like bare-ccm, it starts on a k3s node only once k3s has described it
 //! (`k3s.io/node-args`, and a server's role label): the same job includes the wait.
 
 use std::collections::HashMap;
@@ -15,14 +19,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::TryStreamExt;
+use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams, WatchEvent, WatchParams};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::resolve::UNINITIALIZED_TAINT;
-use crate::resolve::k3s_agent::{is_k3s_node, missing_from};
+use crate::controller::cache::LeanNode;
+use crate::controller::sync::is_failed_test;
+use crate::node_view::NodeView;
+use crate::patch::{init_patch, status_addresses_patch};
+use crate::resolve::k3s_agent::{CONTROL_PLANE_LABEL, missing_from};
+use crate::resolve::node_args::NODE_ARGS;
+use crate::resolve::{AddressSource, Resolution, ResolvedAddress, Sourced, UNINITIALIZED_TAINT};
 
 /// Service account of the floor client, so its requests are told apart from bare-ccm's.
 pub const FLOOR_ACCOUNT: &str = "bare-ccm-floor";
@@ -33,23 +42,25 @@ const FIELD_MANAGER: &str = "bare-ccm-floor";
 /// Immediate re-read-and-retry rounds after 409 Conflict, as bare-ccm does.
 const CONFLICT_RETRIES: u32 = 5;
 
-/// The writes bare-ccm made for one node, as bodies to replay on another node. The node
-/// patches carry no precondition here: the replay adds the resourceVersion it has just
-/// seen, exactly as bare-ccm does.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// What bare-ccm wrote for one node: its decision, which of its two node writes it made,
+/// and its Event, to replay on another node.
+#[derive(Clone, Debug, PartialEq)]
 pub struct NodeWrites {
-    /// The JSON merge patch of `nodes/status`, when bare-ccm wrote the addresses.
-    pub status: Option<Value>,
-    /// The JSON merge patch of the node (taints, providerID, labels).
-    pub node: Option<Value>,
+    /// bare-ccm's decision for the node, as the stored node shows it.
+    pub resolution: Resolution,
+    /// bare-ccm wrote `nodes/status` (the addresses).
+    pub status: bool,
+    /// bare-ccm wrote the node (taint, providerID, labels).
+    pub node: bool,
     /// The `events.k8s.io/v1` Event bare-ccm created about the node.
     pub event: Option<Value>,
 }
 
 impl NodeWrites {
-    /// Derives bare-ccm's writes from the node as the kubelet `registered` it and as it is
-    /// stored `after` initialisation. `wrote_status` and `wrote_node` say which of the two
-    /// writes bare-ccm's write log shows for this node; `event` is bare-ccm's stored Event.
+    /// Derives bare-ccm's writes from the node as it was before bare-ccm wrote
+    /// (`registered`, as k3s described it) and as it is stored `after` initialisation.
+    /// `wrote_status` and `wrote_node` say which of the two writes bare-ccm's write log
+    /// shows for this node; `event` is bare-ccm's stored Event.
     pub fn derive(
         registered: &Value,
         after: &Value,
@@ -57,64 +68,89 @@ impl NodeWrites {
         wrote_node: bool,
         event: Option<&Value>,
     ) -> NodeWrites {
-        let status = wrote_status.then(|| {
-            json!({"status": {"addresses": after.pointer("/status/addresses").cloned().unwrap_or(Value::Null)}})
-        });
-        let node = wrote_node.then(|| node_patch(registered, after));
+        let text = |v: &Value, pointer: &str| -> String {
+            v.pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let addresses = after
+            .pointer("/status/addresses")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|a| ResolvedAddress {
+                type_: text(a, "/type"),
+                address: text(a, "/address"),
+                source: AddressSource::Kubelet,
+            })
+            .collect();
+        let provider_id = text(after, "/spec/providerID");
+        let before = registered
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object);
+        let labels = after
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| before.is_none_or(|b| !b.contains_key(*k)))
+            .map(|(k, v)| (k.clone(), replayed(v.as_str().unwrap_or_default())))
+            .collect();
         NodeWrites {
-            status,
-            node,
+            resolution: Resolution {
+                node: text(after, "/metadata/name"),
+                tainted: true,
+                addresses,
+                set_provider_id: text(registered, "/spec/providerID").is_empty()
+                    && !provider_id.is_empty(),
+                provider_id: replayed(&provider_id),
+                labels,
+                warnings: Vec::new(),
+                errors: Vec::new(),
+            },
+            status: wrote_status,
+            node: wrote_node,
             event: event.map(event_body),
         }
     }
 
-    /// The same writes for node `to` instead of node `from` (every string value holding
-    /// `from`, e.g. the providerID, Hostname address and Event name, is rewritten).
+    /// The same writes for node `to` instead of node `from` (every string holding `from`,
+    /// e.g. the providerID, the Hostname address and the Event's name, is rewritten).
     pub fn renamed(&self, from: &str, to: &str) -> NodeWrites {
-        let rename = |v: &Option<Value>| v.as_ref().map(|v| replace_strings(v, from, to));
+        let r = &self.resolution;
+        let rename = |s: &str| s.replace(from, to);
         NodeWrites {
-            status: rename(&self.status),
-            node: rename(&self.node),
-            event: rename(&self.event),
+            resolution: Resolution {
+                node: rename(&r.node),
+                addresses: r
+                    .addresses
+                    .iter()
+                    .map(|a| ResolvedAddress {
+                        address: rename(&a.address),
+                        ..a.clone()
+                    })
+                    .collect(),
+                provider_id: replayed(&rename(&r.provider_id.value)),
+                labels: r
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), replayed(&rename(&v.value))))
+                    .collect(),
+                ..r.clone()
+            },
+            event: self.event.as_ref().map(|e| replace_strings(e, from, to)),
+            ..self.clone()
         }
     }
 }
 
-/// The node patch that turns `registered` into `after` in the fields bare-ccm owns: the
-/// whole remaining taint list (`null` when empty, as bare-ccm writes it), the providerID
-/// when it was set, and the labels that were added.
-fn node_patch(registered: &Value, after: &Value) -> Value {
-    let taints = after
-        .pointer("/spec/taints")
-        .and_then(Value::as_array)
-        .filter(|t| !t.is_empty())
-        .map(|t| Value::Array(t.clone()))
-        .unwrap_or(Value::Null);
-    let mut spec = Map::new();
-    spec.insert("taints".into(), taints);
-    let provider_id = after.pointer("/spec/providerID");
-    if provider_id.is_some() && provider_id != registered.pointer("/spec/providerID") {
-        spec.insert(
-            "providerID".into(),
-            provider_id.cloned().unwrap_or(Value::Null),
-        );
+/// A value of bare-ccm's decision as the floor replays it.
+fn replayed(value: &str) -> Sourced {
+    Sourced {
+        value: value.to_string(),
+        why: "replayed from bare-ccm's run".to_string(),
     }
-    let before = registered
-        .pointer("/metadata/labels")
-        .and_then(Value::as_object);
-    let added: Map<String, Value> = after
-        .pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .filter(|(k, _)| before.is_none_or(|b| !b.contains_key(*k)))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let mut patch = json!({"spec": spec});
-    if !added.is_empty() {
-        patch["metadata"] = json!({"labels": added});
-    }
-    patch
 }
 
 /// A stored Event as a client posts it: the fields the server sets on create are dropped.
@@ -141,96 +177,17 @@ fn replace_strings(value: &Value, from: &str, to: &str) -> Value {
     }
 }
 
-/// Adds the precondition `metadata.resourceVersion` to a merge patch.
-fn with_precondition(patch: &Value, resource_version: &str) -> Value {
-    let mut patch = patch.clone();
-    patch["metadata"]["resourceVersion"] = json!(resource_version);
-    patch
-}
-
-/// The only fields the floor reads from a Node: everything else is skipped by the parser.
-#[derive(Clone, Debug, Deserialize)]
-struct MinimalNode {
-    metadata: MinimalMeta,
-    #[serde(default)]
-    spec: MinimalSpec,
-    #[serde(default)]
-    status: MinimalStatus,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct MinimalMeta {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    resource_version: String,
-    #[serde(default)]
-    annotations: MinimalAnnotations,
-    #[serde(default)]
-    labels: MinimalLabels,
-}
-
-/// Of the annotations, k3s's node-args only.
-#[derive(Clone, Debug, Default, Deserialize)]
-struct MinimalAnnotations {
-    #[serde(rename = "k3s.io/node-args")]
-    node_args: Option<String>,
-}
-
-/// Of the labels, the k3s server's role label only.
-#[derive(Clone, Debug, Default, Deserialize)]
-struct MinimalLabels {
-    #[serde(rename = "node-role.kubernetes.io/control-plane")]
-    control_plane: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-struct MinimalSpec {
-    #[serde(default)]
-    taints: Vec<MinimalTaint>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-struct MinimalTaint {
-    key: String,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-struct MinimalStatus {
-    #[serde(rename = "nodeInfo", default)]
-    node_info: MinimalNodeInfo,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct MinimalNodeInfo {
-    #[serde(default)]
-    kubelet_version: String,
-    #[serde(default)]
-    container_runtime_version: String,
-}
-
-impl MinimalNode {
-    /// Whether bare-ccm would initialise the node now, but for its metadata: tainted, and
-    /// for a k3s node described by k3s.
-    fn ready_for_init(&self) -> bool {
-        let tainted = self
-            .spec
-            .taints
-            .iter()
-            .any(|t| t.key == UNINITIALIZED_TAINT);
-        let info = &self.status.node_info;
-        let k3s = is_k3s_node(&info.kubelet_version, &info.container_runtime_version);
-        let meta = &self.metadata;
-        tainted
-            && (!k3s
-                || missing_from(
-                    meta.annotations.node_args.as_deref(),
-                    meta.labels.control_plane.is_some(),
-                )
-                .is_none())
-    }
+/// Whether bare-ccm would initialise the node now, but for its metadata: tainted, and
+/// for a k3s node described by k3s.
+fn ready_for_init(node: &NodeView) -> bool {
+    let tainted = node.taints.iter().any(|t| t.key == UNINITIALIZED_TAINT);
+    tainted
+        && (!node.k3s
+            || missing_from(
+                node.annotations.get(NODE_ARGS).map(String::as_str),
+                node.labels.contains_key(CONTROL_PLANE_LABEL),
+            )
+            .is_none())
 }
 
 /// Counters of a floor run.
@@ -354,7 +311,7 @@ async fn client_from(kubeconfig: &str) -> Result<kube::Client, FloorError> {
 }
 
 type EventStream = std::pin::Pin<
-    Box<dyn futures::Stream<Item = Result<WatchEvent<MinimalNode>, kube::Error>> + Send>,
+    Box<dyn futures::Stream<Item = Result<WatchEvent<LeanNode>, kube::Error>> + Send>,
 >;
 
 async fn open_watch(
@@ -364,7 +321,7 @@ async fn open_watch(
     let request = kube::core::Request::new("/api/v1/nodes")
         .watch(&WatchParams::default().timeout(290), resource_version)
         .map_err(kube::Error::BuildRequest)?;
-    let stream = client.request_events::<MinimalNode>(request).await?;
+    let stream = client.request_events::<LeanNode>(request).await?;
     Ok(Box::pin(stream))
 }
 
@@ -426,44 +383,69 @@ async fn watch_loop(
                 Ok(Some(WatchEvent::Deleted(_) | WatchEvent::Error(_))) => continue,
                 Ok(None) | Err(_) => break,
             };
-            resource_version.clone_from(&node.metadata.resource_version);
-            if node.ready_for_init()
-                && replayer.writes.contains_key(&node.metadata.name)
-                && started.insert(node.metadata.name.clone())
+            let view = node.into_entry().view;
+            resource_version.clone_from(&view.resource_version);
+            if ready_for_init(&view)
+                && replayer.writes.contains_key(&view.name)
+                && started.insert(view.name.clone())
             {
-                tokio::spawn(replay(replayer.clone(), node.metadata));
+                tokio::spawn(replay(replayer.clone(), view));
             }
         }
     }
 }
 
-/// Sends one node's writes back to back: status, node, Event.
-async fn replay(replayer: Replayer, meta: MinimalMeta) {
+/// Sends one node's writes back to back, as bare-ccm sends them: status, node, Event.
+async fn replay(replayer: Replayer, mut view: NodeView) {
     let Ok(_permit) = replayer.permits.acquire().await else {
         return;
     };
-    let Some(w) = replayer.writes.get(&meta.name) else {
+    let Some(w) = replayer.writes.get(&view.name) else {
         return;
     };
-    let (client, stats) = (&replayer.client, &*replayer.stats);
-    let mut resource_version = meta.resource_version;
-    for (subresource, patch) in [("status", &w.status), ("", &w.node)] {
-        let Some(patch) = patch else { continue };
-        match patch_node(
-            client,
-            &meta.name,
-            subresource,
-            patch,
-            resource_version,
-            stats,
-        )
-        .await
+    let (nodes, stats) = (
+        Api::<LeanNode>::all(replayer.client.clone()),
+        &*replayer.stats,
+    );
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    let res = &w.resolution;
+    if w.status
+        && let Some(patch) = status_addresses_patch(&view, res)
+    {
+        match nodes
+            .patch_status(&view.name, &params, &Patch::Merge(&patch))
+            .await
         {
-            Ok(rv) => resource_version = rv,
-            Err(e) => {
-                stats.failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(node = %meta.name, error = %e, "floor write failed");
-                return;
+            Ok(node) => view = node.into_entry().view,
+            Err(e) => return failed(stats, &view.name, &e),
+        }
+    }
+    if w.node {
+        let mut conflicts = 0;
+        while let Some(patch) = init_patch(&view, res) {
+            let ops = match serde_json::from_value(patch) {
+                Ok(ops) => ops,
+                Err(e) => return failed(stats, &view.name, &kube::Error::SerdeError(e)),
+            };
+            match nodes
+                .patch(&view.name, &params, &Patch::Json::<()>(ops))
+                .await
+            {
+                Ok(_) => break,
+                Err(kube::Error::Api(s))
+                    if (s.code == 409 || is_failed_test(&s)) && conflicts < CONFLICT_RETRIES =>
+                {
+                    conflicts += 1;
+                    stats.conflicts.fetch_add(1, Ordering::Relaxed);
+                    match nodes.get(&view.name).await {
+                        Ok(node) => view = node.into_entry().view,
+                        Err(e) => return failed(stats, &view.name, &e),
+                    }
+                }
+                Err(e) => return failed(stats, &view.name, &e),
             }
         }
     }
@@ -475,7 +457,7 @@ async fn replay(replayer: Replayer, meta: MinimalMeta) {
         let url = format!("/apis/events.k8s.io/v1/namespaces/{namespace}/events");
         let sent = match serde_json::to_vec(event) {
             Ok(body) => match kube::core::Request::new(url).create(&PostParams::default(), body) {
-                Ok(request) => client.request_text(request).await.map(drop),
+                Ok(request) => replayer.client.request_text(request).await.map(drop),
                 Err(e) => Err(kube::Error::BuildRequest(e)),
             },
             Err(e) => Err(kube::Error::SerdeError(e)),
@@ -486,75 +468,51 @@ async fn replay(replayer: Replayer, meta: MinimalMeta) {
     }
 }
 
-/// One merge patch with a resourceVersion precondition, re-reading the node and retrying
-/// on 409. Returns the node's resourceVersion after the write.
-async fn patch_node(
-    client: &kube::Client,
-    name: &str,
-    subresource: &str,
-    patch: &Value,
-    mut resource_version: String,
-    stats: &FloorStats,
-) -> Result<String, kube::Error> {
-    let nodes = kube::core::Request::new("/api/v1/nodes");
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..PatchParams::default()
-    };
-    let mut conflicts = 0;
-    loop {
-        let body = with_precondition(patch, &resource_version);
-        let request = if subresource.is_empty() {
-            nodes.patch(name, &params, &Patch::Merge(&body))
-        } else {
-            nodes.patch_subresource(subresource, name, &params, &Patch::Merge(&body))
-        }
-        .map_err(kube::Error::BuildRequest)?;
-        match client.request::<MinimalNode>(request).await {
-            Ok(node) => return Ok(node.metadata.resource_version),
-            Err(kube::Error::Api(s)) if s.code == 409 && conflicts < CONFLICT_RETRIES => {
-                conflicts += 1;
-                stats.conflicts.fetch_add(1, Ordering::Relaxed);
-                let get = nodes
-                    .get(name, &kube::api::GetParams::default())
-                    .map_err(kube::Error::BuildRequest)?;
-                resource_version = client
-                    .request::<MinimalNode>(get)
-                    .await?
-                    .metadata
-                    .resource_version;
-            }
-            Err(e) => return Err(e),
-        }
-    }
+fn failed(stats: &FloorStats, node: &str, error: &kube::Error) {
+    stats.failures.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(node, error = %error, "floor write failed");
 }
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::api::core::v1::{NodeAddress, Taint};
+    use serde_json::json;
+
     use super::*;
-    use crate::resolve::k3s_agent::CONTROL_PLANE_LABEL;
-    use crate::resolve::node_args::NODE_ARGS;
+
+    fn view(k3s: bool, node_args: Option<&str>, control_plane: bool) -> NodeView {
+        let mut view = NodeView {
+            name: "n".into(),
+            k3s,
+            taints: vec![Taint {
+                key: UNINITIALIZED_TAINT.into(),
+                effect: "NoSchedule".into(),
+                ..Taint::default()
+            }],
+            ..NodeView::default()
+        };
+        if let Some(args) = node_args {
+            view.annotations.insert(NODE_ARGS.into(), args.into());
+        }
+        if control_plane {
+            view.labels
+                .insert(CONTROL_PLANE_LABEL.into(), "true".into());
+        }
+        view
+    }
 
     /// The floor starts when bare-ccm would: on a tainted node, for a k3s node once k3s has
-    /// described it (the serde renames of `MinimalNode` spell bare-ccm's constants).
+    /// described it.
     #[test]
     fn the_floor_starts_on_a_k3s_node_once_k3s_described_it() {
-        let node = |annotations: Value, labels: Value, kubelet: &str| -> MinimalNode {
-            serde_json::from_value(json!({
-                "metadata": {"name": "n", "resourceVersion": "1", "annotations": annotations, "labels": labels},
-                "spec": {"taints": [{"key": UNINITIALIZED_TAINT, "effect": "NoSchedule"}]},
-                "status": {"nodeInfo": {"kubeletVersion": kubelet, "containerRuntimeVersion": "containerd://2.0.5"}},
-            }))
-            .unwrap()
-        };
-        let k3s = "v1.33.4+k3s1";
-        assert!(!node(json!({}), json!({}), k3s).ready_for_init());
-        assert!(node(json!({}), json!({}), "v1.33.4").ready_for_init());
-        let agent = json!({NODE_ARGS: r#"["agent"]"#});
-        assert!(node(agent, json!({}), k3s).ready_for_init());
-        let server = json!({NODE_ARGS: r#"["server"]"#});
-        assert!(!node(server.clone(), json!({}), k3s).ready_for_init());
-        assert!(node(server, json!({CONTROL_PLANE_LABEL: "true"}), k3s).ready_for_init());
+        assert!(!ready_for_init(&view(true, None, false)));
+        assert!(ready_for_init(&view(false, None, false)));
+        assert!(ready_for_init(&view(true, Some(r#"["agent"]"#), false)));
+        assert!(!ready_for_init(&view(true, Some(r#"["server"]"#), false)));
+        assert!(ready_for_init(&view(true, Some(r#"["server"]"#), true)));
+        let mut untainted = view(false, None, false);
+        untainted.taints.clear();
+        assert!(!ready_for_init(&untainted));
     }
 
     fn registered() -> Value {
@@ -584,75 +542,87 @@ mod tests {
         })
     }
 
+    /// The registered node as the floor's watch shows it.
+    fn registered_view(name: &str) -> NodeView {
+        let mut node = registered();
+        node["metadata"]["name"] = json!(name);
+        node["metadata"]["resourceVersion"] = json!("5");
+        let lean: LeanNode = serde_json::from_value(node).unwrap();
+        lean.into_entry().view
+    }
+
     #[test]
-    fn derived_writes_are_the_fields_bare_ccm_changed() {
+    fn the_replayed_writes_are_bare_ccms_requests() {
         let event = json!({
             "apiVersion": "events.k8s.io/v1", "kind": "Event", "reason": "Synced",
             "metadata": {"name": "sim-node-00001.abc", "namespace": "default", "uid": "u", "resourceVersion": "9"},
             "regarding": {"kind": "Node", "name": "sim-node-00001"}
         });
         let w = NodeWrites::derive(&registered(), &initialised(), true, true, Some(&event));
+        let node = registered_view("sim-node-00001");
+        // The status write: the addresses, no precondition.
         assert_eq!(
-            w.status,
+            status_addresses_patch(&node, &w.resolution),
             Some(json!({"status": {"addresses": [
                 {"type": "InternalIP", "address": "10.0.0.2"},
                 {"type": "Hostname", "address": "sim-node-00001"}
             ]}}))
         );
-        assert_eq!(
-            w.node,
-            Some(json!({
-                "spec": {"providerID": "k3s://sim-node-00001", "taints": [
-                    {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}
-                ]},
-                "metadata": {"labels": {"node.kubernetes.io/instance-type": "k3s"}}
-            }))
+        // The node write: bare-ccm's JSON patch, testing what the floor read.
+        let mut with_addresses = node.clone();
+        with_addresses.addresses = vec![
+            NodeAddress {
+                type_: "InternalIP".into(),
+                address: "10.0.0.2".into(),
+            },
+            NodeAddress {
+                type_: "Hostname".into(),
+                address: "sim-node-00001".into(),
+            },
+        ];
+        let patch = init_patch(&with_addresses, &w.resolution).unwrap();
+        let ops = patch.as_array().unwrap();
+        assert_eq!(ops[0]["op"], "test");
+        assert_eq!(ops[0]["path"], "/spec/taints");
+        assert!(
+            ops.contains(&json!({"op": "replace", "path": "/spec/taints", "value": [
+                {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}
+            ]}))
         );
+        assert!(ops.contains(
+            &json!({"op": "add", "path": "/spec/providerID", "value": "k3s://sim-node-00001"})
+        ));
+        assert!(ops.contains(&json!({"op": "add", "path": "/metadata/labels/node.kubernetes.io~1instance-type", "value": "k3s"})));
         let event = w.event.unwrap_or_default();
         assert_eq!(
             event["metadata"],
             json!({"name": "sim-node-00001.abc", "namespace": "default"})
         );
-        assert_eq!(event["reason"], "Synced");
     }
 
     #[test]
     fn writes_bare_ccm_did_not_make_are_not_replayed() {
         let w = NodeWrites::derive(&registered(), &initialised(), false, true, None);
-        assert_eq!((w.status, w.event), (None, None));
-        assert!(w.node.is_some());
-    }
-
-    #[test]
-    fn no_remaining_taint_is_written_as_null_and_a_kept_provider_id_is_not_written() {
+        assert!(!w.status && w.node && w.event.is_none());
+        // A providerID the node had before is not bare-ccm's to set.
         let mut before = registered();
         before["spec"]["providerID"] = json!("k3s://sim-node-00001");
-        let mut after = initialised();
-        after["spec"]["taints"] = json!([]);
-        let patch = node_patch(&before, &after);
-        assert_eq!(patch["spec"], json!({"taints": null}));
+        let w = NodeWrites::derive(&before, &initialised(), true, true, None);
+        assert!(!w.resolution.set_provider_id);
     }
 
     #[test]
     fn renaming_rewrites_every_mention_of_the_node() {
         let w = NodeWrites::derive(&registered(), &initialised(), true, true, None)
             .renamed("sim-node-00001", "floor-node-00001");
-        let node = w.node.unwrap_or_default();
-        assert_eq!(node["spec"]["providerID"], "k3s://floor-node-00001");
-        let status = w.status.unwrap_or_default();
+        assert_eq!(w.resolution.node, "floor-node-00001");
+        assert_eq!(w.resolution.provider_id.value, "k3s://floor-node-00001");
+        let status = status_addresses_patch(&registered_view("floor-node-00001"), &w.resolution)
+            .unwrap_or_default();
         assert_eq!(
             status["status"]["addresses"][1]["address"],
             "floor-node-00001"
         );
         assert_eq!(status["status"]["addresses"][0]["address"], "10.0.0.2");
-    }
-
-    #[test]
-    fn precondition_is_added_next_to_existing_metadata() {
-        let patch = json!({"metadata": {"labels": {"a": "b"}}, "spec": {"taints": null}});
-        assert_eq!(
-            with_precondition(&patch, "12"),
-            json!({"metadata": {"labels": {"a": "b"}, "resourceVersion": "12"}, "spec": {"taints": null}})
-        );
     }
 }

@@ -83,7 +83,7 @@ func runBench(args []string) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.IntVar(&o.nodes, "nodes", 100, "nodes in each contestant's burst")
 	fs.StringVar(&o.datastore, "datastore", "etcd", "etcd or sqlite (kine)")
-	fs.StringVar(&o.kubelets, "kubelets", "hollow", "hollow (kubemark kubelets) or fleet (the Rust simulated kubelets)")
+	fs.StringVar(&o.kubelets, "kubelets", "fleet", "fleet (the Rust simulated kubelets, light enough for thousands) or hollow (kubemark kubelets)")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fs.StringVar(&o.bareCCM, "bare-ccm", "", "the bare-ccm binary (required)")
 	fs.StringVar(&o.manifest, "manifest", "", "the install manifest whose RBAC, ServiceAccount and config bare-ccm runs with (required)")
@@ -306,6 +306,9 @@ func serviceAccountKubeconfig(b *benchBed, namespace, account, path string) (str
 	return path, writeConfigAtomically(path, cfg)
 }
 
+// benchAddressIndex numbers the addresses of every burst (far from the test bed's own).
+const benchAddressIndex = 20000
+
 // contestantRun is one contestant's turn.
 type contestantRun struct {
 	bed         *benchBed
@@ -316,6 +319,8 @@ type contestantRun struct {
 	tokenConfig string
 	// template is bare-ccm's writes (written by bare-ccm's turn, read by the floor's).
 	template string
+	// fleet is the Rust fleet's process, with --kubelets fleet.
+	fleet *exec.Cmd
 }
 
 func (c *contestantRun) run() (*result, error) {
@@ -443,12 +448,19 @@ func (c *contestantRun) start(prefix string) (*exec.Cmd, string, error) {
 // join starts the burst and returns the hollow groups to stop afterwards.
 func (c *contestantRun) join(prefix string) ([]string, error) {
 	if c.opts.kubelets == "fleet" {
-		cmd := exec.Command(c.opts.fleetCmd, "sim-fleet", "--kubeconfig", c.bed.kubeconfig,
-			"--nodes", fmt.Sprint(c.opts.nodes), "--prefix", prefix)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		return nil, cmd.Start()
+		log, err := os.Create(filepath.Join(c.work, c.name+"-fleet.log"))
+		if err != nil {
+			return nil, err
+		}
+		c.fleet = exec.Command(c.opts.fleetCmd, "sim-fleet", "--kubeconfig", c.bed.kubeconfig,
+			"--nodes", fmt.Sprint(c.opts.nodes), "--prefix", prefix+"-")
+		c.fleet.Stdout, c.fleet.Stderr = log, log
+		c.fleet.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		return nil, c.fleet.Start()
 	}
-	out, err := controlRequest(c.bed.stateDir, "POST", "/join", JoinRequest{Count: c.opts.nodes, Prefix: prefix})
+	// Every contestant's burst gets the same addresses: the bursts never overlap.
+	out, err := controlRequest(c.bed.stateDir, "POST", "/join",
+		JoinRequest{Count: c.opts.nodes, Prefix: prefix, AddressIndex: benchAddressIndex})
 	if err != nil {
 		return nil, err
 	}
@@ -468,6 +480,9 @@ func (c *contestantRun) leave(groups []string, times map[string]nodeTimes) error
 	if len(groups) > 0 {
 		_, err := controlRequest(c.bed.stateDir, "POST", "/leave", LeaveRequest{Groups: groups})
 		return err
+	}
+	if c.fleet != nil {
+		stopProcess(c.fleet)
 	}
 	for name := range times {
 		_ = c.bed.admin.CoreV1().Nodes().Delete(context.Background(), name, metav1.DeleteOptions{})

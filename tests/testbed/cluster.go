@@ -41,6 +41,7 @@ type cluster struct {
 	argv       map[string][]string
 	groups     []*hollowProc
 	nextIndex  int
+	dirSeq     int
 	// exits receives a component whose process ended unexpectedly.
 	exits chan *child
 }

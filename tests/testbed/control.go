@@ -217,6 +217,7 @@ func runJoin(args []string) int {
 	stateDir := fs.String("state-dir", "", "state directory of the running test bed (default $TESTBED_STATE)")
 	var req JoinRequest
 	fs.IntVar(&req.Count, "nodes", 1, "how many nodes join")
+	fs.IntVar(&req.AddressIndex, "address-index", 0, "number the addresses from this index (default: after the last node's)")
 	fs.StringVar(&req.Prefix, "prefix", "", "node name prefix (default tb-node)")
 	fs.StringVar(&req.K3s, "k3s", "", "k3s role: agent (default), server, none")
 	fs.BoolVar(&req.DualStack, "dual-stack", false, "IPv4 and IPv6 node addresses")

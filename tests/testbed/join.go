@@ -19,8 +19,12 @@ import (
 // JoinRequest asks for Count new nodes.
 type JoinRequest struct {
 	Count int `json:"count"`
-	// Prefix of the node names (default "tb-node"); names are <prefix>-<n>.
+	// Prefix of the node names (default "tb-node"); names are <prefix>-1 to <prefix>-<count>.
 	Prefix string `json:"prefix,omitempty"`
+	// AddressIndex, when set, numbers the nodes' addresses from it instead of after the
+	// last node's, so that two bursts that never run at once get the same addresses (a
+	// benchmark's contestants meet identical nodes).
+	AddressIndex int `json:"addressIndex,omitempty"`
 	// K3s is the k3s role of the nodes: "agent" (default), "server" or "none" (a plain
 	// kubelet, no k3s writes).
 	K3s string `json:"k3s,omitempty"`
@@ -128,22 +132,24 @@ func (c *cluster) join(req JoinRequest) ([]JoinedNode, error) {
 	serverDelay, _ := time.ParseDuration(req.ServerDelay)
 
 	c.mu.Lock()
-	first := c.nextIndex + 1
-	c.nextIndex += req.Count
+	first := req.AddressIndex
+	if first <= 0 {
+		first = c.nextIndex + 1
+		c.nextIndex += req.Count
+	}
 	c.mu.Unlock()
 
 	var all []JoinedNode
 	for start := 0; start < req.Count; start += kubeletsPerProcess {
 		end := min(start+kubeletsPerProcess, req.Count)
 		group := &HollowGroup{
-			Name:            fmt.Sprintf("hollow-%s-%d", req.Prefix, first+start),
+			Name:            fmt.Sprintf("hollow-%s-%d", req.Prefix, start+1),
 			AdminKubeconfig: c.l.kubeconfig("admin"),
 		}
 		var joined []JoinedNode
 		var internal, external []string
 		for i := start; i < end; i++ {
-			n := first + i
-			node, spec, err := c.nodeSpec(req, n, agentDelay, serverDelay)
+			node, spec, err := c.nodeSpec(req, i+1, first+i, agentDelay, serverDelay)
 			if err != nil {
 				return all, err
 			}
@@ -179,9 +185,10 @@ func (c *cluster) join(req JoinRequest) ([]JoinedNode, error) {
 	return all, nil
 }
 
-// nodeSpec plans node number n: its addresses, identity, kubelet flags and k3s writes.
-func (c *cluster) nodeSpec(req JoinRequest, n int, agentDelay, serverDelay time.Duration) (JoinedNode, HollowNode, error) {
-	name := fmt.Sprintf("%s-%d", req.Prefix, n)
+// nodeSpec plans the i-th node of a request, with address number n: its addresses,
+// identity, kubelet flags and k3s writes.
+func (c *cluster) nodeSpec(req JoinRequest, i, n int, agentDelay, serverDelay time.Duration) (JoinedNode, HollowNode, error) {
+	name := fmt.Sprintf("%s-%d", req.Prefix, i)
 	node := JoinedNode{Name: name, InternalIPs: []string{nthAddr(internalV4, n)}}
 	if req.DualStack {
 		node.InternalIPs = append(node.InternalIPs, nthAddr(internalV6, n))
@@ -208,7 +215,7 @@ func (c *cluster) nodeSpec(req JoinRequest, n int, agentDelay, serverDelay time.
 	}
 	spec := HollowNode{
 		Name:         name,
-		Dir:          filepath.Join(c.l.shortDir, fmt.Sprint(n)),
+		Dir:          filepath.Join(c.l.shortDir, fmt.Sprint(c.nextDir())),
 		Kubeconfig:   kubeconfig,
 		NodeIP:       node.KubeletIP,
 		External:     !req.NotExternal,
@@ -224,6 +231,14 @@ func (c *cluster) nodeSpec(req JoinRequest, n int, agentDelay, serverDelay time.
 		}
 	}
 	return node, spec, nil
+}
+
+// nextDir numbers kubelet root directories: short, and never reused within a test bed.
+func (c *cluster) nextDir() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dirSeq++
+	return c.dirSeq
 }
 
 // k3sNodeArgs is the command line a k3s node with these addresses records in
