@@ -43,6 +43,9 @@ pub const REASON_ADDRESS_RESOLUTION_FAILED: &str = "AddressResolutionFailed";
 /// Warning: a k3s node was initialised when `k3sAgentWait` ran out, without k3s's
 /// description (`k3s.io/node-args`, or a server's role label).
 pub const REASON_K3S_AGENT_WAIT_EXPIRED: &str = "K3sAgentWaitExpired";
+/// Warning: a kubelet not in external mode keeps writing its own addresses over
+/// bare-ccm's; bare-ccm stops writing that node's addresses.
+pub const REASON_KUBELET_OWNS_ADDRESSES: &str = "KubeletOwnsAddresses";
 /// Warning on the leader Lease: a changed config file was rejected; the old one stays.
 pub const REASON_CONFIG_INVALID: &str = "ConfigInvalid";
 /// Warning: the API server refused a write with 403 (RBAC); the note names the grant.

@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod client;
 pub mod events;
+pub mod kubelet_fight;
 pub mod queue;
 pub mod sync;
 pub mod tasks;
@@ -151,6 +152,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub cache: NodeCache,
     pub queue: WorkQueue,
+    /// What became of each node's address refreshes (a kubelet fighting them).
+    pub reverts: kubelet_fight::RevertWatch,
     pub gate: Arc<LeaderGate>,
     pub config: Arc<SharedConfig>,
     pub settings: Settings,
@@ -173,6 +176,7 @@ impl Context {
             events,
             metrics,
             cache: NodeCache::default(),
+            reverts: kubelet_fight::RevertWatch::default(),
             queue: WorkQueue::new(queue::Backoff {
                 base: Duration::from_millis(5),
                 max: MAX_BACKOFF,
@@ -238,6 +242,7 @@ impl Context {
 
     fn forget(&self, name: &str) {
         self.cache.remove(name);
+        self.reverts.forget(name);
         self.queue.forget(name);
         self.events.forget(name);
     }

@@ -14,9 +14,11 @@ use serde_json::Value;
 use super::cache::{Entry, LeanNode};
 use super::events::{
     REASON_ADDRESS_RESOLUTION_FAILED, REASON_INITIALIZATION_FAILED, REASON_K3S_AGENT_WAIT_EXPIRED,
-    node_ref,
+    REASON_KUBELET_OWNS_ADDRESSES, node_ref,
 };
+use super::kubelet_fight::Verdict;
 use super::{Context, Error, client};
+use crate::node_view::NodeView;
 use crate::patch::{
     init_patch, is_refreshable, labels_patch, refresh_patch, status_addresses_patch,
 };
@@ -159,11 +161,16 @@ async fn attempt(ctx: &Context, entry: Entry) -> Result<Synced, Error> {
     } else {
         refresh_patch(&view, &res)
     };
+    let addresses = addresses.filter(|_| res.tainted || kubelet_leaves_addresses(ctx, &view));
     if let Some(patch) = addresses {
+        let before = view.addresses.clone();
         let node = write(ctx, &name, Write::Addresses, &patch).await?;
         wrote_addresses = true;
         let fresh = node.into_entry();
         view = fresh.view.clone();
+        if !res.tainted {
+            ctx.reverts.wrote(&name, before, view.addresses.clone());
+        }
         ctx.cache.observe(fresh);
     }
     if !res.tainted {
@@ -203,6 +210,24 @@ async fn attempt(ctx: &Context, entry: Entry) -> Result<Synced, Error> {
         .initial_sync_delay
         .observe(since(created).as_secs_f64());
     Ok(Synced::Initialized)
+}
+
+/// Whether an initialised node's addresses may be refreshed: not when its kubelet has put
+/// its own list back over bare-ccm's (see `kubelet_fight`); then a Warning says why.
+fn kubelet_leaves_addresses(ctx: &Context, view: &NodeView) -> bool {
+    match ctx.reverts.before_write(&view.name, &view.addresses) {
+        Verdict::Write => true,
+        Verdict::KubeletOwnsAddresses { reverts } => {
+            let name = &view.name;
+            let note = format!(
+                "the kubelet of node {name} wrote its own addresses back over bare-ccm's {reverts} times: it does not run with --cloud-provider=external, so it owns status.addresses and bare-ccm stops writing them. Fix: on k3s start the node with --kubelet-arg=cloud-provider=external (kubeadm: KUBELET_EXTRA_ARGS=--cloud-provider=external) and restart k3s/the kubelet"
+            );
+            tracing::warn!(node = %name, reverts, "kubelet owns the addresses; not writing them");
+            ctx.events
+                .warn(node_ref(name), REASON_KUBELET_OWNS_ADDRESSES, &note);
+            false
+        }
+    }
 }
 
 /// Time since `created` (zero when unknown or in the future).
