@@ -344,3 +344,35 @@ async fn doctor_names_the_missing_ccm_then_reports_healthy() {
     }
     ccm.stop().await;
 }
+
+/// k3s's default datastore: kine with SQLite behind the same kube-apiserver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_are_initialised_on_kine_with_sqlite() {
+    let _serial = exclusive().await;
+    let bed = Testbed::start(&["--datastore", "sqlite", "--hollow-nodes", "3"]);
+    assert_eq!(bed.status()["datastore"], "sqlite");
+    let client = bed.client().await;
+    let dir = tempfile::tempdir().unwrap();
+    apply_manifest(&bed, |d| !is_workload(d));
+    let ccm = start_ccm(&bed, dir.path()).await;
+    let deadline = Deadline::new(Duration::from_secs(90), "three nodes initialised on SQLite");
+    loop {
+        let nodes = get_json(&client, "/api/v1/nodes").await.unwrap_or_default();
+        let items = nodes["items"].as_array().cloned().unwrap_or_default();
+        let done = items
+            .iter()
+            .filter(|n| !has_taint(n, TAINT) && n.pointer("/spec/providerID").is_some())
+            .count();
+        if items.len() == 3 && done == 3 {
+            break;
+        }
+        deadline
+            .tick(format!(
+                "{done} of {} initialised\n{}",
+                items.len(),
+                ccm.log_text()
+            ))
+            .await;
+    }
+    ccm.stop().await;
+}
