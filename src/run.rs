@@ -243,7 +243,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let ctx = Arc::new(Context::new(
         client.clone(),
         events,
-        metrics,
+        metrics.clone(),
         gate.clone(),
         shared_config.clone(),
         Settings {
@@ -309,6 +309,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let controller_enabled = node_controller_enabled(&args.controllers);
     // Without the controller nothing is written, so there is nothing to lead.
     if let Some(lease_client) = lease_client.filter(|_| controller_enabled) {
+        let status = metrics.leader_election_status(&args.leader_elect_resource_name);
         let election = leader::run_election(
             lease_client,
             election,
@@ -316,6 +317,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             renewals,
             shutdown.clone(),
             workers_stopped.clone(),
+            status,
         );
         background.spawn(named("leader election", async move {
             if let Err(e) = election.await {
