@@ -79,16 +79,23 @@ fn manifest_bindings_for(manifest: &[Value], sa: &str) -> Vec<Value> {
     copies
 }
 
-/// The RBAC the emulator enforces: the manifest as shipped, the kubelets' grants, and the
-/// manifest's bindings for each ServiceAccount of `other_accounts`.
+/// `manifest`'s RBAC plus what the tests add: the simulated kubelets', and the scraper's
+/// grant on `/metrics`.
+fn test_rbac(manifest: &str) -> String {
+    format!(
+        "{manifest}\n---\n{NODE_RBAC}\n---\n{}\n---\n{SCRAPER_BINDING}",
+        support::METRICS_READER_ROLE
+    )
+}
+
+/// The RBAC the emulator enforces: the manifest as shipped (with the
+/// `system:auth-delegator` binding until it ships one), the test grants of [`test_rbac`],
+/// and the manifest's bindings for each ServiceAccount of `other_accounts`.
 fn policy(other_accounts: &[&str]) -> RbacPolicy {
     let manifest = support::manifest_with_auth_delegator();
     let docs: Vec<Value> =
         serde_saphyr::from_multiple(&manifest).unwrap_or_else(|e| panic!("{MANIFEST}: {e}"));
-    let mut yaml = format!(
-        "{manifest}\n---\n{NODE_RBAC}\n---\n{}\n---\n{SCRAPER_BINDING}",
-        support::METRICS_READER_ROLE
-    );
+    let mut yaml = test_rbac(&manifest);
     for sa in other_accounts {
         for binding in manifest_bindings_for(&docs, sa) {
             // JSON is YAML: each copied binding is one JSON document.
@@ -1434,7 +1441,7 @@ async fn a_config_change_adds_missing_labels_to_initialised_nodes_and_overwrites
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forbidden_write_backs_off_for_minutes_and_a_warning_names_the_missing_grant() {
     let c = Cluster::start().await;
-    let shipped = support::manifest();
+    let shipped = support::manifest_with_auth_delegator();
     let without_status = shipped.replace(
         "resources: [\"nodes/status\"]\n    verbs: [\"patch\"]",
         "resources: [\"nodes/status\"]\n    verbs: [\"get\"]",
@@ -1443,7 +1450,7 @@ async fn a_forbidden_write_backs_off_for_minutes_and_a_warning_names_the_missing
         without_status, shipped,
         "the nodes/status rule is in {MANIFEST}"
     );
-    let policy = RbacPolicy::from_yaml(&format!("{without_status}\n---\n{NODE_RBAC}")).unwrap();
+    let policy = RbacPolicy::from_yaml(&test_rbac(&without_status)).unwrap();
     c.emu.set_rbac(Some(policy));
     let ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
     // Without the simulated controllers' writes, so that nothing but the backoff can
