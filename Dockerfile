@@ -33,8 +33,9 @@ USER 65532:65532
 # nodes allocated after them: 1.5-3 MB more RSS with 5000 cached nodes
 # (docs/performance.md). `bare-ccm sim` gives the controller the same setting.
 ENV MALLOC_MMAP_THRESHOLD_=131072
-# /healthz, /readyz, /metrics (bare-ccm run --port).
-EXPOSE 10270
+# The probes in plain HTTP (--port, on 127.0.0.1 by default) and /metrics over HTTPS with
+# the probes (--secure-port).
+EXPOSE 10270 10271
 ENTRYPOINT ["/bare-ccm"]
 CMD ["run"]
 # The version and licence must match Cargo.toml (CI checks, scripts/image-spec.py).

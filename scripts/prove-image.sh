@@ -102,7 +102,7 @@ checks = [
     ("Cmd", c.get("Cmd"), ["run"]),
     ("User", c.get("User"), "65532:65532"),
     ("WorkingDir", c.get("WorkingDir"), "/"),
-    ("ExposedPorts", sorted(c.get("ExposedPorts") or {}), ["10270/tcp"]),
+    ("ExposedPorts", sorted(c.get("ExposedPorts") or {}), ["10270/tcp", "10271/tcp"]),
     ("Env (inspect) has MALLOC_MMAP_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_=131072" in (inspect.get("Env") or []), True),
     ("Env (config)", c.get("Env"), ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "MALLOC_MMAP_THRESHOLD_=131072"]),
     ("layers", len(inspect.get("Layers") or []), 1),

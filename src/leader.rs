@@ -22,6 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::PostParams;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -320,7 +321,8 @@ impl Elector {
 }
 
 /// Runs the election until `shutdown`: opens and closes `gate` as the lease is won and
-/// lost, and on shutdown closes the gate first, then releases the lease.
+/// lost, and on shutdown closes the gate first, then releases the lease. `status` is the
+/// lease's `leader_election_master_status` series, 1 while the gate is open.
 pub async fn run_election(
     client: kube::Client,
     settings: ElectionSettings,
@@ -328,6 +330,7 @@ pub async fn run_election(
     renewals: Arc<RenewClock>,
     shutdown: CancellationToken,
     workers_stopped: CancellationToken,
+    status: Gauge,
 ) -> Result<(), ElectionSettingsError> {
     settings.validate()?;
     let lease = format!("{}/{}", settings.lease_namespace, settings.lease_name);
@@ -377,12 +380,14 @@ pub async fn run_election(
                 }
             }
         }
+        status.set(i64::from(gate.is_leading()));
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(retry) => {}
         }
     }
     gate.set_leading(false);
+    status.set(0);
     // The lease is given up only once no worker can write any more: a standby that took
     // it at once must not meet a write of ours still in flight.
     if tokio::time::timeout(WORKERS_STOP_WAIT, workers_stopped.cancelled())

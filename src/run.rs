@@ -16,13 +16,28 @@ use crate::controller::client::{ApiLayer, Fence, build_client};
 use crate::controller::events::{Events, REASON_CONFIG_INVALID, lease_ref};
 use crate::controller::tasks::{TaskFailed, first_failure};
 use crate::controller::{self, Context, Settings, named};
+use crate::http::delegated::{AlwaysAllowPaths, DelegatedAuth, KubeReviewer};
+use crate::http::tls::ServingCert;
+use crate::http::{self, Port};
 use crate::leader::{self, ElectionSettings, LeaderGate, RenewClock};
 use crate::metrics::Metrics;
 use crate::telemetry::{self, LogFormat};
 
-/// Default HTTP port of `/healthz`, `/readyz` and `/metrics`: clear of every port a k3s
-/// host uses (6443, 6444, 10010, 10250, 10256-10260) and of kube-proxy's 10249.
+/// Default plain HTTP port of the probes (`/healthz`, `/readyz`, `/livez`): clear of every
+/// port a k3s or kubeadm host binds (docs/reference.md#ports).
 pub const DEFAULT_PORT: u16 = 10270;
+
+/// Default HTTPS port of `/metrics` and the probes, next to [`DEFAULT_PORT`] and equally
+/// clear of the ports k3s and kubeadm bind (upstream CCMs use 10258, which k3s's own
+/// cloud-controller may hold for ServiceLB).
+pub const DEFAULT_SECURE_PORT: u16 = 10271;
+
+/// The review client's rate limit: upstream's delegated authentication and authorization
+/// clients get QPS 200 and burst 400 (k8s.io/apiserver `pkg/server/options/authorization.go`,
+/// `getClient`), high enough never to slow a scrape, low enough that a flood of bogus
+/// tokens cannot flood the API server.
+const REVIEW_QPS: f64 = 200.0;
+const REVIEW_BURST: u32 = 400;
 
 /// The flags of `bare-ccm run`. Names and defaults follow the upstream
 /// cloud-controller-manager where one exists.
@@ -91,17 +106,38 @@ pub struct RunArgs {
     #[arg(long, default_value = "kube-system")]
     pub leader_elect_resource_namespace: String,
 
-    /// Address the HTTP endpoints listen on.
-    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    /// Address of the plain HTTP port (the probes only).
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     pub bind_address: IpAddr,
 
-    /// Port of /healthz, /readyz and /metrics (plain HTTP); 0 picks a free port.
+    /// Port of /healthz, /readyz and /livez in plain HTTP; 0 picks a free port.
     #[arg(long, default_value_t = DEFAULT_PORT)]
     pub port: u16,
 
+    /// HTTPS port of /metrics (token authenticated and authorised by the API server) and
+    /// the probes; 0 disables it.
+    #[arg(long, default_value_t = DEFAULT_SECURE_PORT)]
+    pub secure_port: u16,
+
+    /// Address of the secure port.
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    pub secure_bind_address: IpAddr,
+
+    /// PEM certificate chain of the secure port; default: a self-signed one made at start.
+    #[arg(long, value_name = "FILE", requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert-file.
+    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+
+    /// Paths the secure port serves without a token (exact, or a prefix ending in *).
+    #[arg(long, value_delimiter = ',', default_value = crate::http::delegated::DEFAULT_ALWAYS_ALLOW_PATHS, value_parser = parse_allow_path)]
+    pub authorization_always_allow_paths: Vec<String>,
+
     /// Controllers to run, upstream's syntax: `*` (all enabled by default), `NAME` (enable),
     /// `-NAME` (disable); the first entry naming a controller decides. bare-ccm has one,
-    /// `cloud-node`; without it the process serves only /healthz, /readyz and /metrics.
+    /// `cloud-node`; without it the process serves only the probes and /metrics.
     #[arg(long, value_delimiter = ',', default_value = "*", allow_hyphen_values = true, value_parser = parse_controller)]
     pub controllers: Vec<String>,
 
@@ -117,6 +153,11 @@ pub struct RunArgs {
     /// Ignored, with a warning: upstream's log verbosity. Use RUST_LOG instead.
     #[arg(long = "v", value_name = "N")]
     pub verbosity: Option<u32>,
+}
+
+/// Checks one `--authorization-always-allow-paths` entry (only a trailing `*`).
+fn parse_allow_path(entry: &str) -> Result<String, String> {
+    crate::http::delegated::AlwaysAllowPaths::new(&[entry]).map(|_| entry.to_string())
 }
 
 /// Parses a Go-style duration as upstream flags take it: `15s`, `500ms`, `5m`, `1h30m`.
@@ -243,7 +284,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let ctx = Arc::new(Context::new(
         client.clone(),
         events,
-        metrics,
+        metrics.clone(),
         gate.clone(),
         shared_config.clone(),
         Settings {
@@ -253,9 +294,37 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         },
     ));
 
-    let listener = crate::http::bind(SocketAddr::new(args.bind_address, args.port)).await?;
+    let listener = http::bind(SocketAddr::new(args.bind_address, args.port), Port::Probes).await?;
+    let secure = if args.secure_port == 0 {
+        None
+    } else {
+        let tls = ServingCert::load_or_generate(
+            args.tls_cert_file.as_deref(),
+            args.tls_private_key_file.as_deref(),
+            args.secure_bind_address,
+        )?
+        .server_config()?;
+        // The reviews have their own client: never fenced (a standby answers scrapes too)
+        // and never behind a burst of node writes.
+        let reviews = build_client(
+            kube_config.clone(),
+            ApiLayer::new(REVIEW_QPS, REVIEW_BURST, metrics.clone()),
+        )
+        .context("cannot build the Kubernetes client for token and access reviews")?;
+        let auth = DelegatedAuth::new(
+            KubeReviewer::new(reviews),
+            AlwaysAllowPaths::new(&args.authorization_always_allow_paths)
+                .map_err(anyhow::Error::msg)?,
+        )?;
+        let addr = SocketAddr::new(args.secure_bind_address, args.secure_port);
+        let listener = http::bind(addr, Port::Secure).await?;
+        Some((listener, tls, http::secure(ctx.clone(), Arc::new(auth))))
+    };
+    let local =
+        |l: &tokio::net::TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(
-        address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        address = %local(&listener),
+        secure_address = %secure.as_ref().map(|(l, _, _)| local(l)).unwrap_or_else(|| "off".into()),
         identity = %identity,
         leader_elect = args.leader_elect,
         workers = args.concurrent_node_syncs,
@@ -272,11 +341,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     background.spawn({
         let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
         named("HTTP server", async move {
-            if let Err(e) = crate::http::serve(listener, ctx, shutdown).await {
+            if let Err(e) = http::serve(listener, http::probes(ctx), shutdown).await {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         })
     });
+    if let Some((listener, tls, router)) = secure {
+        let shutdown = shutdown.clone();
+        background.spawn(named(
+            "HTTPS server",
+            http::tls::serve(listener, tls, router, shutdown),
+        ));
+    }
     if let Some(file) = config_file {
         let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
         let lease = lease_ref(
@@ -309,6 +385,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let controller_enabled = node_controller_enabled(&args.controllers);
     // Without the controller nothing is written, so there is nothing to lead.
     if let Some(lease_client) = lease_client.filter(|_| controller_enabled) {
+        let status = metrics.leader_election_status(&args.leader_elect_resource_name);
         let election = leader::run_election(
             lease_client,
             election,
@@ -316,6 +393,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             renewals,
             shutdown.clone(),
             workers_stopped.clone(),
+            status,
         );
         background.spawn(named("leader election", async move {
             if let Err(e) = election.await {
@@ -332,7 +410,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         ctx.run_without_controller();
         tracing::info!(
-            "node controller disabled by --controllers; serving only /healthz, /readyz and /metrics"
+            "node controller disabled by --controllers; serving only the probes and /metrics"
         );
         shutdown.cancelled().await;
         Ok(())
@@ -431,6 +509,47 @@ mod tests {
         assert_eq!(a.leader_elect_resource_name, "bare-ccm");
         assert_eq!(a.node_status_update_frequency, Duration::from_secs(300));
         assert_eq!(a.port, DEFAULT_PORT);
+    }
+
+    #[test]
+    fn probes_stay_local_and_metrics_are_on_the_secure_port_by_default() {
+        let a = Cli::try_parse_from(["run"]).unwrap().run;
+        assert_eq!(a.bind_address, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!((a.port, a.secure_port), (10270, 10271));
+        assert_eq!(a.secure_bind_address, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(a.tls_cert_file, None);
+        assert_eq!(
+            a.authorization_always_allow_paths,
+            ["/healthz", "/readyz", "/livez"]
+        );
+        let a = Cli::try_parse_from([
+            "run",
+            "--secure-port=0",
+            "--authorization-always-allow-paths=/healthz,/debug/*",
+        ])
+        .unwrap()
+        .run;
+        assert_eq!(a.secure_port, 0);
+        assert_eq!(a.authorization_always_allow_paths, ["/healthz", "/debug/*"]);
+    }
+
+    #[test]
+    fn a_certificate_needs_its_key_and_stars_only_end_a_path() {
+        for args in [
+            &["run", "--tls-cert-file=/c.pem"][..],
+            &["run", "--tls-private-key-file=/k.pem"][..],
+            &["run", "--authorization-always-allow-paths=/a*b"][..],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+        assert!(
+            Cli::try_parse_from([
+                "run",
+                "--tls-cert-file=/c.pem",
+                "--tls-private-key-file=/k.pem"
+            ])
+            .is_ok()
+        );
     }
 
     #[test]

@@ -520,6 +520,8 @@ fn spawn_controller(kubeconfig: &Path, extra: &[String]) -> anyhow::Result<Contr
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .args(["--bind-address", "127.0.0.1", "--port", &port.to_string()])
+        // Nothing scrapes the sim's controller; its secure port would only take 10271.
+        .args(["--secure-port", "0"])
         .args(extra)
         .env(
             "RUST_LOG",

@@ -584,6 +584,8 @@ fn run_against_a_refusing_server() -> String {
             "0",
             "--bind-address",
             "127.0.0.1",
+            "--secure-port",
+            "0",
             "--kubeconfig",
         ])
         .arg(&kubeconfig)

@@ -28,6 +28,23 @@ use support::{
 
 /// The simulated kubelets' user, in the group `NODE_RBAC` grants Node access to.
 const KUBELET_USER: &str = "system:node:fleet";
+
+/// The user the tests read `/metrics` as, allowed by the metrics-reader ClusterRole.
+const SCRAPER: &str = "metrics-scraper";
+
+const SCRAPER_BINDING: &str = "\
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: metrics-scraper
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: bare-ccm-metrics-reader
+subjects:
+  - kind: User
+    name: metrics-scraper
+";
 const KUBELET_GROUP: &str = "system:nodes";
 
 /// The manifest's ClusterRoleBindings and RoleBindings, copied so that they bind the same
@@ -62,13 +79,23 @@ fn manifest_bindings_for(manifest: &[Value], sa: &str) -> Vec<Value> {
     copies
 }
 
-/// The RBAC the emulator enforces: the manifest as shipped, the kubelets' grants, and the
-/// manifest's bindings for each ServiceAccount of `other_accounts`.
+/// `manifest`'s RBAC plus what the tests add: the simulated kubelets', and the scraper's
+/// grant on `/metrics`.
+fn test_rbac(manifest: &str) -> String {
+    format!(
+        "{manifest}\n---\n{NODE_RBAC}\n---\n{}\n---\n{SCRAPER_BINDING}",
+        support::METRICS_READER_ROLE
+    )
+}
+
+/// The RBAC the emulator enforces: the manifest as shipped (with the
+/// `system:auth-delegator` binding until it ships one), the test grants of [`test_rbac`],
+/// and the manifest's bindings for each ServiceAccount of `other_accounts`.
 fn policy(other_accounts: &[&str]) -> RbacPolicy {
-    let manifest = support::manifest();
+    let manifest = support::manifest_with_auth_delegator();
     let docs: Vec<Value> =
         serde_saphyr::from_multiple(&manifest).unwrap_or_else(|e| panic!("{MANIFEST}: {e}"));
-    let mut yaml = format!("{manifest}\n---\n{NODE_RBAC}");
+    let mut yaml = test_rbac(&manifest);
     for sa in other_accounts {
         for binding in manifest_bindings_for(&docs, sa) {
             // JSON is YAML: each copied binding is one JSON document.
@@ -102,10 +129,13 @@ impl Cluster {
             .client(&emu.issue_token(KUBELET_USER, &[KUBELET_GROUP]))
             .await
             .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let scraper = emu.issue_token(SCRAPER, &[]);
+        std::fs::write(dir.path().join(SCRAPER_TOKEN), scraper).unwrap();
         Cluster {
             fleet: Fleet::new(kubelets),
             emu,
-            dir: tempfile::tempdir().unwrap(),
+            dir,
         }
     }
 
@@ -225,10 +255,16 @@ fn pair(t: &str, a: &str) -> (String, String) {
     (t.to_string(), a.to_string())
 }
 
-/// One `bare-ccm run` process.
+/// The file, next to the kubeconfigs a `Cluster` writes, holding the scraper's token.
+const SCRAPER_TOKEN: &str = "metrics-scraper.token";
+
+/// One `bare-ccm run` process, with its probes and its secure port on 127.0.0.1.
 struct Ccm {
     child: Child,
     port: u16,
+    secure_port: u16,
+    /// The token `/metrics` is read with (the `Cluster`'s scraper).
+    scraper: String,
     log: PathBuf,
 }
 
@@ -247,19 +283,27 @@ impl Ccm {
 
     /// Starts and waits until ready; stderr goes to `stderr`, or to the log file.
     async fn start_logging_to(kubeconfig: &Path, extra: &[&str], stderr: Option<Stdio>) -> Ccm {
-        let port = free_port();
+        let (port, secure_port) = (free_port(), free_port());
         let log = kubeconfig.with_extension(format!("{port}.log"));
         let stderr = match stderr {
             Some(stderr) => stderr,
             None => std::fs::File::create(&log).unwrap().into(),
         };
-        let child = support::run_command(kubeconfig, port)
+        let child = support::run_command_with_secure_port(kubeconfig, port, secure_port)
             .args(extra)
             .env("RUST_LOG", "info,bare_ccm=debug")
             .stderr(stderr)
             .spawn()
             .unwrap();
-        let ccm = Ccm { child, port, log };
+        let scraper = std::fs::read_to_string(kubeconfig.with_file_name(SCRAPER_TOKEN))
+            .expect("the Cluster's scraper token next to the kubeconfig");
+        let ccm = Ccm {
+            child,
+            port,
+            secure_port,
+            scraper,
+            log,
+        };
         support::wait_ready(port, Duration::from_secs(20), || ccm.log_text()).await;
         ccm
     }
@@ -276,11 +320,19 @@ impl Ccm {
         support::signal(&self.child, sig);
     }
 
-    async fn metric(&self, name: &str) -> f64 {
-        let (_, body) = self.get("/metrics").await.expect("metrics served");
-        body.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or(0.0)
+    /// `GET path` on the secure port with `token`.
+    async fn get_secure(&self, path: &str, token: Option<&str>) -> Option<(u16, String)> {
+        support::https_get(self.secure_port, path, token).await
+    }
+
+    /// The value of `series` on the secure `/metrics`, read as the scraper (0 when absent).
+    async fn metric(&self, series: &str) -> f64 {
+        let (code, body) = self
+            .get_secure("/metrics", Some(&self.scraper))
+            .await
+            .expect("metrics served");
+        assert_eq!(code, 200, "GET /metrics as {SCRAPER}: {body}");
+        support::sample(&body, series).unwrap_or(0.0)
     }
 }
 
@@ -353,6 +405,100 @@ async fn single_node_gets_addresses_provider_id_labels_and_loses_the_taint() {
     assert_eq!(
         ccm.metric("bare_ccm_nodes_awaiting_initialization").await,
         0.0
+    );
+    // Upstream's names, fed by the queue, the client layer and the election.
+    let queue = |m: &str| format!("{m}{{name=\"cloud-node\"}}");
+    assert!(ccm.metric(&queue("workqueue_adds_total")).await >= 1.0);
+    assert!(
+        ccm.metric(&queue("workqueue_work_duration_seconds_count"))
+            .await
+            >= 1.0
+    );
+    assert!(
+        ccm.metric(&queue("workqueue_queue_duration_seconds_count"))
+            .await
+            >= 1.0
+    );
+    assert_eq!(ccm.metric(&queue("workqueue_depth")).await, 0.0);
+    assert_eq!(
+        ccm.metric("leader_election_master_status{name=\"bare-ccm\"}")
+            .await,
+        1.0
+    );
+    let host = c.emu.url().trim_start_matches("https://").to_string();
+    let patches =
+        format!("rest_client_requests_total{{code=\"200\",host=\"{host}\",method=\"PATCH\"}}");
+    assert!(ccm.metric(&patches).await >= 1.0, "{patches}");
+    let latency =
+        format!("rest_client_request_duration_seconds_count{{host=\"{host}\",verb=\"PATCH\"}}");
+    assert!(ccm.metric(&latency).await >= 1.0, "{latency}");
+    c.assert_controller_never_forbidden();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_are_plain_and_metrics_need_a_token_the_api_server_allows() {
+    let c = Cluster::start().await;
+    let ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
+    for path in ["/healthz", "/livez", "/readyz"] {
+        assert_eq!(ccm.get(path).await.map(|r| r.0), Some(200), "plain {path}");
+        assert_eq!(
+            ccm.get_secure(path, None).await.map(|r| r.0),
+            Some(200),
+            "secure {path} needs no token"
+        );
+    }
+    assert_eq!(
+        ccm.get("/metrics").await.map(|r| r.0),
+        Some(404),
+        "the plain port serves only the probes"
+    );
+
+    let (code, body) = ccm.get_secure("/metrics", None).await.unwrap();
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("\"reason\":\"Unauthorized\""), "{body}");
+    let (code, _) = ccm.get_secure("/metrics", Some("forged")).await.unwrap();
+    assert_eq!(code, 401);
+    let nobody = c.emu.issue_token("nobody", &[]);
+    let (code, body) = ccm.get_secure("/metrics", Some(&nobody)).await.unwrap();
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body.contains(r#"forbidden: User \"nobody\" cannot get path \"/metrics\""#),
+        "{body}"
+    );
+    let (code, body) = ccm
+        .get_secure("/metrics", Some(&ccm.scraper))
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("workqueue_depth{name=\"cloud-node\"}"),
+        "{body}"
+    );
+    assert!(body.ends_with("# EOF\n"));
+
+    // The API server reviewed each token once and each user's access once; the repeats
+    // came from the caches.
+    let reviews = |resource: &str| -> u64 {
+        c.emu
+            .accounting()
+            .attributed_requests()
+            .iter()
+            .filter(|(r, _)| {
+                r.user == sa_user("bare-ccm") && r.resource == resource && r.code == 201
+            })
+            .map(|(_, n)| n)
+            .sum()
+    };
+    assert_eq!(
+        (reviews("tokenreviews"), reviews("subjectaccessreviews")),
+        (3, 2)
+    );
+    for token in [nobody.as_str(), ccm.scraper.as_str(), "forged"] {
+        ccm.get_secure("/metrics", Some(token)).await.unwrap();
+    }
+    assert_eq!(
+        (reviews("tokenreviews"), reviews("subjectaccessreviews")),
+        (3, 2)
     );
     c.assert_controller_never_forbidden();
 }
@@ -1295,7 +1441,7 @@ async fn a_config_change_adds_missing_labels_to_initialised_nodes_and_overwrites
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forbidden_write_backs_off_for_minutes_and_a_warning_names_the_missing_grant() {
     let c = Cluster::start().await;
-    let shipped = support::manifest();
+    let shipped = support::manifest_with_auth_delegator();
     let without_status = shipped.replace(
         "resources: [\"nodes/status\"]\n    verbs: [\"patch\"]",
         "resources: [\"nodes/status\"]\n    verbs: [\"get\"]",
@@ -1304,7 +1450,7 @@ async fn a_forbidden_write_backs_off_for_minutes_and_a_warning_names_the_missing
         without_status, shipped,
         "the nodes/status rule is in {MANIFEST}"
     );
-    let policy = RbacPolicy::from_yaml(&format!("{without_status}\n---\n{NODE_RBAC}")).unwrap();
+    let policy = RbacPolicy::from_yaml(&test_rbac(&without_status)).unwrap();
     c.emu.set_rbac(Some(policy));
     let ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
     // Without the simulated controllers' writes, so that nothing but the backoff can

@@ -239,13 +239,14 @@ async fn eventually(ccm: &Ccm, timeout: Duration, what: &str, cond: impl FnMut()
 struct Ccm {
     child: Child,
     log: PathBuf,
+    secure_port: u16,
 }
 
 impl Ccm {
     async fn start(kubeconfig: &Path, extra: &[&str]) -> Ccm {
-        let port = free_port();
+        let (port, secure_port) = (free_port(), free_port());
         let log = kubeconfig.with_extension("log");
-        let child = support::run_command(kubeconfig, port)
+        let child = support::run_command_with_secure_port(kubeconfig, port, secure_port)
             .args(deployment_flags())
             .args(FAST_ELECTION)
             .args(extra)
@@ -253,7 +254,11 @@ impl Ccm {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let ccm = Ccm { child, log };
+        let ccm = Ccm {
+            child,
+            log,
+            secure_port,
+        };
         support::wait_ready(port, Duration::from_secs(20), || ccm.log_text()).await;
         ccm
     }
@@ -366,6 +371,15 @@ async fn shipped_rbac_grants_everything_the_controller_uses_and_nothing_more() {
         || c.has_series(NS, LEASE, "ConfigInvalid"),
     )
     .await;
+
+    // A scrape of the secure port: bare-ccm asks for a TokenReview and a
+    // SubjectAccessReview. system:auth-delegator is bootstrap policy, not the manifest's:
+    // its grants are bare-ccm's once the manifest binds it, and must then be used too.
+    if support::manifest_binds_auth_delegator() {
+        let scraper = c.emu.issue_token("scraper", &[]);
+        let answer = support::https_get(ccm.secure_port, "/metrics", Some(&scraper)).await;
+        assert_eq!(answer.map(|r| r.0), Some(403), "reviewed, and not allowed");
+    }
 
     // SIGTERM releases the lease.
     let status = ccm.terminate().await;

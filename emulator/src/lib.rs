@@ -16,6 +16,7 @@ mod patch;
 pub mod rbac;
 mod registry;
 mod resources;
+mod reviews;
 mod routes;
 pub mod selector;
 mod server;

@@ -16,6 +16,9 @@
 //!   watch) never match a rule that has `resourceNames`.
 //! - The group `system:masters` is always allowed (kube-apiserver's privileged-group
 //!   authorizer, which runs before RBAC).
+//! - The bootstrap ClusterRole `system:auth-delegator` exists in every policy, as in every
+//!   cluster (`bootstrappolicy/policy.go`: create `tokenreviews` and
+//!   `subjectaccessreviews`); it grants nothing until bound.
 //!
 //! Not modelled: `aggregationRule` on ClusterRoles (the aggregated rules are not filled in)
 //! and roleRefs to roles that do not exist (they grant nothing, as upstream).
@@ -29,6 +32,10 @@ use serde_json::Value;
 
 /// The group kube-apiserver always authorises, before any RBAC evaluation.
 pub const SYSTEM_MASTERS: &str = "system:masters";
+
+/// The bootstrap ClusterRole of components that delegate authentication and authorization
+/// to the API server.
+pub const AUTH_DELEGATOR: &str = "system:auth-delegator";
 
 /// Errors loading RBAC objects from YAML.
 #[derive(Debug, thiserror::Error)]
@@ -256,6 +263,21 @@ impl RbacPolicy {
         for (i, doc) in values.iter().enumerate() {
             policy.add_document(i + 1, doc)?;
         }
+        let create = |group: &str, resource: &str| PolicyRule {
+            verbs: vec!["create".into()],
+            api_groups: vec![group.into()],
+            resources: vec![resource.into()],
+            ..PolicyRule::default()
+        };
+        policy
+            .cluster_roles
+            .entry(AUTH_DELEGATOR.to_string())
+            .or_insert_with(|| {
+                vec![
+                    create("authentication.k8s.io", "tokenreviews"),
+                    create("authorization.k8s.io", "subjectaccessreviews"),
+                ]
+            });
         Ok(policy)
     }
 
@@ -846,6 +868,39 @@ subjects: [{kind: User, name: alice}]
             .unwrap_err()
             .to_string();
         assert!(err.contains("roleRef.kind"), "{err}");
+    }
+
+    #[test]
+    fn the_bootstrap_auth_delegator_role_grants_the_reviews_once_bound() {
+        let binding = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: bare-ccm:auth-delegator}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:auth-delegator}
+subjects: [{kind: ServiceAccount, name: bare-ccm, namespace: kube-system}]
+"#;
+        let user = UserInfo {
+            name: "system:serviceaccount:kube-system:bare-ccm".into(),
+            groups: vec!["system:serviceaccounts".into()],
+        };
+        let review = |group: &'static str, resource: &'static str| RequestAttributes {
+            verb: "create",
+            api_group: group,
+            resource,
+            ..RequestAttributes::default()
+        };
+        let unbound = RbacPolicy::from_yaml(MANIFESTS).unwrap();
+        assert!(!unbound.authorize(&user, &review("authentication.k8s.io", "tokenreviews")));
+        let bound = RbacPolicy::from_yaml(&format!("{MANIFESTS}\n---\n{binding}")).unwrap();
+        assert!(bound.authorize(&user, &review("authentication.k8s.io", "tokenreviews")));
+        assert!(bound.authorize(
+            &user,
+            &review("authorization.k8s.io", "subjectaccessreviews")
+        ));
+        assert!(!bound.authorize(
+            &user,
+            &review("authorization.k8s.io", "selfsubjectrulesreviews")
+        ));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use crate::rbac::RequestAttributes;
 use crate::resources::{self, ResourceDef};
+use crate::reviews::Review;
 use crate::status::ApiError;
 
 /// A request for a resource.
@@ -57,6 +58,8 @@ pub enum Route {
     },
     /// A resource request.
     Resource(ResourceRequest),
+    /// A TokenReview or SubjectAccessReview (create only, never stored).
+    Review(Review),
 }
 
 /// A request as kube-apiserver's authorizer sees it, derived from the URL alone before any
@@ -242,9 +245,24 @@ pub fn route(method: &str, path: &str, query: &str) -> Result<Route, ApiError> {
             .find(|(g, v)| g == group && v == version)
             .map(|(group, version)| Route::ResourceList { group, version })
             .ok_or_else(ApiError::path_not_found),
+        ["apis", "authentication.k8s.io", "v1", "tokenreviews"] => {
+            review_route(method, Review::Token)
+        }
+        ["apis", "authorization.k8s.io", "v1", "subjectaccessreviews"] => {
+            review_route(method, Review::SubjectAccess)
+        }
         ["api", "v1", rest @ ..] => resource_route(method, "", "v1", rest, query),
         ["apis", group, version, rest @ ..] => resource_route(method, group, version, rest, query),
         _ => Err(ApiError::path_not_found()),
+    }
+}
+
+/// The reviews take only POST (kube-apiserver registers them with `create` alone).
+fn review_route(method: &str, review: Review) -> Result<Route, ApiError> {
+    if method == "POST" {
+        Ok(Route::Review(review))
+    } else {
+        Err(ApiError::method_not_allowed())
     }
 }
 

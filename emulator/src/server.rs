@@ -28,6 +28,7 @@ use crate::faults::{Faults, InjectedStatus};
 use crate::rbac::{RbacPolicy, UserInfo};
 use crate::registry::{self, Reply, WriteInput};
 use crate::resources::{self, StoreKind};
+use crate::reviews::{self, Review};
 use crate::routes::{self, RequestInfo, ResourceRequest, Route};
 use crate::status::ApiError;
 use crate::store::Store;
@@ -458,7 +459,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         .filter(|policy| !discovery_granted(&info) && !policy.authorize(&user, &info.attributes()))
         .map(|_| ApiError::forbidden(&user.name, &info.attributes()));
     if let Some(denied) = &denied
-        && !matches!(route, Ok(Route::Resource(_)))
+        && !matches!(route, Ok(Route::Resource(_) | Route::Review(_)))
     {
         return error_response(denied);
     }
@@ -472,6 +473,20 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         Ok(Route::Group(g)) => json_response(200, &discovery::group(g)),
         Ok(Route::ResourceList { group, version }) => {
             json_response(200, &discovery::resource_list(group, version))
+        }
+        Ok(Route::Review(review)) => {
+            let resp = match denied {
+                Some(denied) => error_response(&denied),
+                None => serve_review(&shared, review, req).await,
+            };
+            let code = resp.status().as_u16();
+            shared
+                .accounting
+                .record_request("create", review.resource(), code);
+            shared
+                .accounting
+                .record_attributed_request(&user.name, &info.attributes(), code);
+            resp
         }
         Ok(Route::Resource(r)) => {
             let resp = match denied {
@@ -517,6 +532,30 @@ fn discovery_granted(info: &RequestInfo) -> bool {
                 Some(prefix) => info.path.starts_with(prefix),
                 None => info.path == *url,
             })
+}
+
+/// Answers a TokenReview or SubjectAccessReview (201 Created; nothing is stored).
+async fn serve_review(
+    shared: &Arc<Shared>,
+    review: Review,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return error_response(&ApiError::request_entity_too_large(MAX_BODY)),
+    };
+    let policy = shared.rbac();
+    let discovery = |verb: &str, path: &str| {
+        discovery_granted(&RequestInfo {
+            verb: verb.to_string(),
+            path: path.to_string(),
+            ..RequestInfo::default()
+        })
+    };
+    match reviews::answer(review, &body, &shared.tokens, policy.as_deref(), discovery) {
+        Ok(object) => json_response(201, &object),
+        Err(e) => error_response(&e),
+    }
 }
 
 /// The answer of an injected failure: 429 as the flow-control filter writes it, the

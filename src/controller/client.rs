@@ -2,8 +2,9 @@
 //! wrapped in one tower layer that applies the client-side
 //! `--kube-api-qps`/`--kube-api-burst` token bucket, pauses the client when the API server
 //! asks for a delay, fences writes (a write that waited is sent only if this replica still
-//! leads), and counts every request by verb and status code. kube 5 has no built-in
-//! client-side limiter, hence this layer.
+//! leads), and counts every request by verb and status code (bare-ccm's own metric) and as
+//! client-go's REST client metrics count it. kube 5 has no built-in client-side limiter,
+//! hence this layer.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,7 +19,7 @@ use tokio::time::{Instant, Sleep};
 use tower::{Layer, Service};
 
 use crate::leader::LeaderGate;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, REST_CLIENT_ERROR_CODE};
 
 /// Builds a client from `config` (see `crate::kubeclient::client_config`) whose requests
 /// all pass through [`ApiLayer`]. kube's built-in retry of 429/503/504 is turned off: it
@@ -30,6 +31,12 @@ pub fn build_client(
     layer: ApiLayer,
 ) -> Result<kube::Client, kube::Error> {
     config.default_retry = false;
+    let layer = layer.for_host(
+        config
+            .cluster_url
+            .authority()
+            .map_or("none", http::uri::Authority::as_str),
+    );
     Ok(ClientBuilder::try_from(config)?.with_layer(&layer).build())
 }
 
@@ -139,6 +146,9 @@ pub struct ApiLayer {
     paused_until: Arc<Mutex<Option<Instant>>>,
     metrics: Arc<Metrics>,
     fence: Option<Fence>,
+    /// The API server's `host:port`, the `host` label of the REST client metrics
+    /// (client-go's `none` until known).
+    host: Arc<str>,
 }
 
 impl ApiLayer {
@@ -150,7 +160,14 @@ impl ApiLayer {
             paused_until: Arc::default(),
             metrics,
             fence: None,
+            host: Arc::from("none"),
         }
+    }
+
+    /// Labels this client's REST client metrics with the API server's `host`.
+    fn for_host(mut self, host: &str) -> Self {
+        self.host = Arc::from(host);
+        self
     }
 
     /// Fences this client's writes by `fence` (never the lease client's: its writes are
@@ -195,6 +212,7 @@ impl<S> Layer<S> for ApiLayer {
             layer: self.clone(),
             sleep: None,
             reserved: false,
+            started: None,
         }
     }
 }
@@ -207,6 +225,8 @@ pub struct ApiService<S> {
     layer: ApiLayer,
     sleep: Option<Pin<Box<Sleep>>>,
     reserved: bool,
+    /// When the next request began waiting for its token: its latency counts from here.
+    started: Option<Instant>,
 }
 
 impl<S, B> Service<Request<B>> for ApiService<S>
@@ -223,6 +243,7 @@ where
         if !self.reserved {
             if self.sleep.is_none() {
                 let now = Instant::now();
+                self.started.get_or_insert(now);
                 let mut until = self.layer.paused_until(now);
                 if let Some(limiter) = &self.layer.limiter {
                     let wait = limiter.reserve(now);
@@ -245,22 +266,31 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         self.reserved = false;
+        let started = self.started.take().unwrap_or_else(Instant::now);
         let verb = verb_of(req.method(), req.uri());
         if !self.layer.may_send(req.method()) {
             self.layer.metrics.api_request(verb, "fenced");
             return Box::pin(std::future::ready(Err(Fenced.into())));
         }
+        let method = req.method().clone();
         let layer = self.layer.clone();
         let fut = self.inner.call(req);
         Box::pin(async move {
             let result = fut.await;
             let metrics = &layer.metrics;
+            // client-go observes no latency for watches (`Request.Watch` has no
+            // RequestLatency), only their result.
+            if verb != "watch" {
+                metrics.rest_latency(&layer.host, method.as_str(), started.elapsed());
+            }
             let Ok(resp) = result else {
                 metrics.api_request(verb, "error");
+                metrics.rest_request(REST_CLIENT_ERROR_CODE, &layer.host, method.as_str());
                 return result;
             };
             let status = resp.status();
             metrics.api_request(verb, status.as_str());
+            metrics.rest_request(status.as_str(), &layer.host, method.as_str());
             if !asks_for_delay(status) {
                 return Ok(resp);
             }

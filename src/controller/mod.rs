@@ -171,16 +171,20 @@ impl Context {
         settings: Settings,
     ) -> Self {
         metrics.expect_sync_failure_reasons(&SYNC_FAILURE_REASONS);
+        let queue = WorkQueue::with_metrics(
+            queue::Backoff {
+                base: Duration::from_millis(5),
+                max: MAX_BACKOFF,
+            },
+            metrics.queue.clone(),
+        );
         Context {
             nodes: Api::all(client),
             events,
             metrics,
             cache: NodeCache::default(),
             reverts: kubelet_fight::RevertWatch::default(),
-            queue: WorkQueue::new(queue::Backoff {
-                base: Duration::from_millis(5),
-                max: MAX_BACKOFF,
-            }),
+            queue,
             gate,
             config,
             settings,
@@ -213,6 +217,7 @@ impl Context {
             .nodes_awaiting_initialization
             .set(i64::try_from(awaiting).unwrap_or(i64::MAX));
         self.metrics.leader.set(i64::from(self.gate.is_leading()));
+        self.queue.update_unfinished_work();
     }
 
     fn observe(&self, node: LeanNode) -> Option<String> {

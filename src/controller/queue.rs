@@ -2,6 +2,12 @@
 //! processed once, with the latest cached view, which the worker reads when it starts), a
 //! name being processed is never handed to a second worker, and failed names come back
 //! after a per-node exponential backoff. Its size is bounded by the number of nodes.
+//!
+//! It feeds upstream's workqueue metrics the way client-go's queue does
+//! (k8s.io/client-go `util/workqueue/queue.go` and `metrics.go`): an add that marks a name
+//! waiting counts in `adds` and `depth`, taking it ends its queue duration, `done` ends its
+//! work duration, and every delayed add counts as a retry (`delaying_queue.go`,
+//! `AddAfter`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
@@ -9,6 +15,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+use crate::metrics::QueueMetrics;
 
 /// Per-node exponential backoff: `base * 2^failures`, capped at `max`.
 #[derive(Clone, Copy, Debug)]
@@ -38,6 +46,11 @@ struct Inner {
     delayed: HashMap<String, Instant>,
     /// Consecutive failures per name.
     failures: HashMap<String, u32>,
+    /// When each waiting name (queued or dirty) was first added, for the queue duration.
+    added_at: HashMap<String, Instant>,
+    /// When each name being processed was taken, for the work duration.
+    started_at: HashMap<String, Instant>,
+    metrics: QueueMetrics,
     shut_down: bool,
 }
 
@@ -47,12 +60,32 @@ impl Inner {
             return;
         }
         if self.processing.contains(name) {
-            self.dirty.insert(name.to_string());
+            if self.dirty.insert(name.to_string()) {
+                self.counted_add(name);
+            }
             return;
         }
         self.delayed.remove(name);
         self.queued.insert(name.to_string());
         self.ready.push_back(name.to_string());
+        self.counted_add(name);
+    }
+
+    /// Counts an add that made `name` wait (upstream: `metrics.add` when the item enters
+    /// the dirty set).
+    fn counted_add(&mut self, name: &str) {
+        self.metrics.adds.inc();
+        self.added_at
+            .entry(name.to_string())
+            .or_insert_with(Instant::now);
+        self.update_depth();
+    }
+
+    fn update_depth(&self) {
+        let depth = self.queued.len() + self.dirty.len();
+        self.metrics
+            .depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
 
     fn promote_due(&mut self, now: Instant) -> Option<Instant> {
@@ -80,8 +113,16 @@ pub struct WorkQueue {
 impl WorkQueue {
     /// An empty queue whose failed names wait per `backoff`.
     pub fn new(backoff: Backoff) -> Self {
+        Self::with_metrics(backoff, QueueMetrics::default())
+    }
+
+    /// [`WorkQueue::new`], reporting to `metrics`.
+    pub fn with_metrics(backoff: Backoff, metrics: QueueMetrics) -> Self {
         WorkQueue {
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                metrics,
+                ..Inner::default()
+            }),
             notify: Notify::new(),
             backoff,
         }
@@ -104,7 +145,11 @@ impl WorkQueue {
     pub fn add_after(&self, name: &str, delay: Duration) {
         let at = Instant::now() + delay;
         let mut inner = self.lock();
-        if inner.shut_down || inner.queued.contains(name) {
+        if inner.shut_down {
+            return;
+        }
+        inner.metrics.retries.inc();
+        if inner.queued.contains(name) {
             return;
         }
         let slot = inner.delayed.entry(name.to_string()).or_insert(at);
@@ -164,6 +209,13 @@ impl WorkQueue {
                 let deadline = inner.promote_due(Instant::now());
                 if let Some(name) = inner.ready.pop_front() {
                     inner.queued.remove(&name);
+                    let now = Instant::now();
+                    if let Some(added) = inner.added_at.remove(&name) {
+                        let waited = now.saturating_duration_since(added);
+                        inner.metrics.queue_duration.observe(waited.as_secs_f64());
+                    }
+                    inner.started_at.insert(name.clone(), now);
+                    inner.update_depth();
                     inner.processing.insert(name.clone());
                     if !inner.ready.is_empty() {
                         // Let another idle worker pick up the rest.
@@ -185,15 +237,41 @@ impl WorkQueue {
         }
     }
 
-    /// Marks `name` as no longer processed; re-queues it if it was added meanwhile.
+    /// Marks `name` as no longer processed; re-queues it if it was added meanwhile (that
+    /// add was counted when it came).
     pub fn done(&self, name: &str) {
         let mut inner = self.lock();
         inner.processing.remove(name);
+        if let Some(started) = inner.started_at.remove(name) {
+            let worked = Instant::now().saturating_duration_since(started);
+            inner.metrics.work_duration.observe(worked.as_secs_f64());
+        }
         if inner.dirty.remove(name) {
-            inner.add(name);
+            if !inner.shut_down {
+                inner.delayed.remove(name);
+                inner.queued.insert(name.to_string());
+                inner.ready.push_back(name.to_string());
+            }
+            inner.update_depth();
             drop(inner);
             self.notify.notify_one();
         }
+    }
+
+    /// Sets the gauges of the syncs in progress (upstream refreshes them every 500 ms;
+    /// here they are computed when scraped).
+    pub fn update_unfinished_work(&self) {
+        let inner = self.lock();
+        let now = Instant::now();
+        let (total, oldest) = inner
+            .started_at
+            .values()
+            .map(|t| now.saturating_duration_since(*t).as_secs_f64())
+            .fold((0.0, 0.0), |(total, oldest): (f64, f64), age| {
+                (total + age, oldest.max(age))
+            });
+        inner.metrics.unfinished_work.set(total);
+        inner.metrics.longest_running_processor.set(oldest);
     }
 
     /// Names queued or waiting (for `/metrics` and tests).
@@ -308,6 +386,71 @@ mod tests {
         assert_eq!(q.next().await.as_deref(), Some("a"));
         assert!(start.elapsed() < Duration::from_secs(1));
         assert!(q.is_empty());
+    }
+
+    #[tokio::test]
+    async fn metrics_follow_client_gos_workqueue() {
+        let metrics = QueueMetrics::default();
+        let q = WorkQueue::with_metrics(
+            Backoff {
+                base: Duration::from_millis(5),
+                max: Duration::from_secs(30),
+            },
+            metrics.clone(),
+        );
+        let count = |h: &prometheus_client::metrics::histogram::Histogram| {
+            let mut text = String::new();
+            let mut registry = prometheus_client::registry::Registry::default();
+            registry.register("h", "h", h.clone());
+            prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+            text.lines()
+                .find_map(|l| l.strip_prefix("h_count ")?.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        q.add("a");
+        q.add("a");
+        q.add("b");
+        assert_eq!(metrics.adds.get(), 2, "a duplicate add is not counted");
+        assert_eq!(metrics.depth.get(), 2);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let a = q.next().await.unwrap();
+        assert_eq!(metrics.depth.get(), 1);
+        assert_eq!(count(&metrics.queue_duration), 1);
+        q.add("a");
+        assert_eq!(metrics.adds.get(), 3, "an add while processing counts");
+        assert_eq!(metrics.depth.get(), 2, "and waits in the depth");
+        q.add("a");
+        assert_eq!(metrics.adds.get(), 3);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        q.update_unfinished_work();
+        assert!(metrics.longest_running_processor.get() >= 0.010);
+        assert_eq!(
+            metrics.unfinished_work.get(),
+            metrics.longest_running_processor.get(),
+            "one sync in progress"
+        );
+        q.done(&a);
+        assert_eq!(count(&metrics.work_duration), 1);
+        assert_eq!(
+            metrics.depth.get(),
+            2,
+            "a is queued again, not counted again"
+        );
+        assert_eq!(metrics.adds.get(), 3);
+        q.update_unfinished_work();
+        assert_eq!(metrics.unfinished_work.get(), 0.0);
+
+        assert_eq!(q.retry_later("c"), Duration::from_millis(5));
+        q.add_after("d", Duration::from_secs(30));
+        assert_eq!(metrics.retries.get(), 2, "every delayed add is a retry");
+        assert_eq!(metrics.depth.get(), 2, "delayed names are not in the depth");
+        assert_eq!(metrics.adds.get(), 3);
+        for _ in 0..3 {
+            let name = q.next().await.unwrap();
+            q.done(&name);
+        }
+        assert_eq!(metrics.adds.get(), 4, "c counted when it became due");
+        assert_eq!(metrics.depth.get(), 0);
     }
 
     #[tokio::test]

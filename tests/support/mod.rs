@@ -118,20 +118,184 @@ pub fn mismatched_node_ip_kubelet(name: &str) -> KubeletSpec {
     spec
 }
 
-/// `bare-ccm run` with `kubeconfig`, serving health on 127.0.0.1:`port`, ignoring any
-/// `KUBECONFIG` of the environment, stdout discarded, killed when its `Child` is dropped.
-/// Callers add their flags, `RUST_LOG` and stderr, then spawn.
+/// `bare-ccm run` with `kubeconfig`, serving the probes on 127.0.0.1:`port` and no secure
+/// port (its default 10271 on 0.0.0.0 would collide between tests running at once),
+/// ignoring any `KUBECONFIG` of the environment, stdout discarded, killed when its `Child`
+/// is dropped. Callers add their flags, `RUST_LOG` and stderr, then spawn.
 pub fn run_command(kubeconfig: &Path, port: u16) -> Command {
+    run_command_with_secure_port(kubeconfig, port, 0)
+}
+
+/// [`run_command`] with the secure port (`/metrics`) on 127.0.0.1:`secure_port` (0: off).
+pub fn run_command_with_secure_port(kubeconfig: &Path, port: u16, secure_port: u16) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_bare-ccm"));
     command
         .arg("run")
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .args(["--bind-address", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "--secure-bind-address",
+            "127.0.0.1",
+            "--secure-port",
+            &secure_port.to_string(),
+        ])
         .env_remove("KUBECONFIG")
         .stdout(Stdio::null())
         .kill_on_drop(true);
     command
+}
+
+/// The ClusterRoleBinding that lets bare-ccm's ServiceAccount ask the API server to review
+/// the tokens and access of its secure port's clients (upstream components bind the same
+/// bootstrap ClusterRole).
+pub const AUTH_DELEGATOR_BINDING: &str = "\
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: bare-ccm:auth-delegator
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: system:auth-delegator
+subjects:
+  - kind: ServiceAccount
+    name: bare-ccm
+    namespace: kube-system
+";
+
+/// A ClusterRole allowing what a Prometheus needs to scrape the secure port.
+pub const METRICS_READER_ROLE: &str = "\
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: bare-ccm-metrics-reader
+rules:
+  - nonResourceURLs: [\"/metrics\"]
+    verbs: [\"get\"]
+";
+
+/// Whether the shipped manifest already binds bare-ccm to `system:auth-delegator`.
+pub fn manifest_binds_auth_delegator() -> bool {
+    manifest_documents().iter().any(|d| {
+        d["kind"] == "ClusterRoleBinding"
+            && d.pointer("/roleRef/name").and_then(Value::as_str) == Some("system:auth-delegator")
+    })
+}
+
+/// The shipped manifest, plus [`AUTH_DELEGATOR_BINDING`] until the manifest has its own.
+pub fn manifest_with_auth_delegator() -> String {
+    let manifest = manifest();
+    if manifest_binds_auth_delegator() {
+        manifest
+    } else {
+        format!("{manifest}\n---\n{AUTH_DELEGATOR_BINDING}")
+    }
+}
+
+/// `GET path` over HTTPS on 127.0.0.1:`port` with `token` as bearer token: the status code
+/// and body, or `None` while nothing answers. The server's certificate must be valid for
+/// `localhost` and chain to the last certificate it serves (the CA of a self-signed
+/// serving certificate).
+pub async fn https_get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(ServedCa(provider)))
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").ok()?;
+    let mut s = connector.connect(name, tcp).await.ok()?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.ok()?;
+    let mut buf = Vec::new();
+    // A TLS peer may close without close_notify once the body is sent.
+    let _ = s.read_to_end(&mut buf).await;
+    let buf = String::from_utf8_lossy(&buf);
+    let code = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((code, body))
+}
+
+/// Trusts the last certificate a server sends as its CA, then verifies the chain and the
+/// name as any TLS client does: the check that a self-signed serving certificate is well
+/// formed, without knowing its CA in advance.
+#[derive(Debug)]
+struct ServedCa(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for ServedCa {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let ca = intermediates.last().ok_or(rustls::Error::General(
+            "the server sent no CA certificate".into(),
+        ))?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(ca.clone().into_owned())
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            std::sync::Arc::new(roots),
+            self.0.clone(),
+        )
+        .build()
+        .map_err(|e| rustls::Error::General(e.to_string()))?;
+        verifier.verify_server_cert(end_entity, &[], server_name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The value of the sample `series` (name with its labels, exactly as exposed) in a
+/// scrape, if present.
+pub fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// `GET path` on 127.0.0.1:`port`: the status code and body, or `None` while nothing
@@ -188,8 +352,9 @@ pub fn manifest_workload() -> Value {
 }
 
 /// The flags the manifest's workload gives `bare-ccm run`, except those that only say
-/// where the config file is and which port to serve (the test chooses both), so that the
-/// binary runs as the manifest configures it (lease name and namespace in particular).
+/// where the config file is and which addresses and ports to serve (the test chooses
+/// them), so that the binary runs as the manifest configures it (lease name and namespace
+/// in particular).
 pub fn workload_flags() -> Vec<String> {
     let workload = manifest_workload();
     let args = workload
@@ -210,7 +375,17 @@ pub fn workload_flags() -> Vec<String> {
                 "workload arg {arg:?}: write flags as --name=value"
             )
         })
-        .filter(|arg| !arg.starts_with("--config=") && !arg.starts_with("--port="))
+        .filter(|arg| {
+            ![
+                "--config=",
+                "--port=",
+                "--bind-address=",
+                "--secure-port=",
+                "--secure-bind-address=",
+            ]
+            .iter()
+            .any(|chosen| arg.starts_with(chosen))
+        })
         .map(|arg| arg.to_string())
         .collect()
 }

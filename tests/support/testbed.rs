@@ -393,12 +393,14 @@ pub async fn get_json(client: &kube::Client, path: &str) -> Option<Value> {
 
 /// `bare-ccm run` on the host as the manifest runs it (its flags, with a fast leader
 /// election), as ServiceAccount `kube-system/bare-ccm` with a token of its own from the
-/// TokenRequest API, and a config file the test may rewrite. Killed when dropped.
+/// TokenRequest API, and a config file the test may rewrite. Its probes and its secure
+/// port listen on free ports of 127.0.0.1. Killed when dropped.
 pub struct Ccm {
     child: tokio::process::Child,
     log: PathBuf,
     config: PathBuf,
     port: u16,
+    secure_port: u16,
 }
 
 impl Ccm {
@@ -411,7 +413,8 @@ impl Ccm {
         std::fs::write(&config_path, config).expect("config file");
         let log = dir.join("bare-ccm.log");
         let port = super::free_port();
-        let child = super::run_command(&kubeconfig, port)
+        let secure_port = super::free_port();
+        let child = super::run_command_with_secure_port(&kubeconfig, port, secure_port)
             .args(super::workload_flags())
             .args(super::FAST_ELECTION)
             .arg("--config")
@@ -427,7 +430,18 @@ impl Ccm {
             log,
             config: config_path,
             port,
+            secure_port,
         }
+    }
+
+    /// The port of the plain probes.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The HTTPS port of `/metrics`.
+    pub fn secure_port(&self) -> u16 {
+        self.secure_port
     }
 
     /// Waits until `/readyz` answers 200 (the node cache is synced).

@@ -410,7 +410,7 @@ func (c *contestantRun) start(prefix string) (*exec.Cmd, string, error) {
 			return nil, "", err
 		}
 		cmd = exec.Command(c.opts.bareCCM, "run", "--kubeconfig", c.tokenConfig, "--config", c.ccmConfig,
-			"--bind-address", "127.0.0.1", "--port", fmt.Sprint(port))
+			"--bind-address", "127.0.0.1", "--port", fmt.Sprint(port), "--secure-port", "0")
 		ready = func() error { return waitLeading(port) }
 	case cUpstreamDefault, cUpstreamTuned:
 		l := &layout{dir: c.bed.stateDir}
