@@ -188,9 +188,17 @@ pub fn manifest_workload() -> Value {
 }
 
 /// The flags the manifest's workload gives `bare-ccm run`, except those that only say
-/// where the config file is and which port to serve (the test chooses both), so that the
-/// binary runs as the manifest configures it (lease name and namespace in particular).
+/// where the config file is, which port to serve and how fast leader election is (the
+/// test chooses those, e.g. [`FAST_ELECTION`]), so that the binary runs as the manifest
+/// configures it (lease name and namespace in particular).
 pub fn workload_flags() -> Vec<String> {
+    const TEST_CHOSEN_FLAGS: [&str; 5] = [
+        "--config=",
+        "--port=",
+        "--leader-elect-lease-duration=",
+        "--leader-elect-renew-deadline=",
+        "--leader-elect-retry-period=",
+    ];
     let workload = manifest_workload();
     let args = workload
         .pointer("/spec/template/spec/containers/0/args")
@@ -210,7 +218,7 @@ pub fn workload_flags() -> Vec<String> {
                 "workload arg {arg:?}: write flags as --name=value"
             )
         })
-        .filter(|arg| !arg.starts_with("--config=") && !arg.starts_with("--port="))
+        .filter(|arg| !TEST_CHOSEN_FLAGS.iter().any(|flag| arg.starts_with(flag)))
         .map(|arg| arg.to_string())
         .collect()
 }
