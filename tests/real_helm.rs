@@ -10,6 +10,8 @@
 //!   carries the uninitialized and not-ready taints (the bootstrap the chart must survive);
 //! - bare-ccm itself (the real binary, on the host, with a token of the chart's
 //!   ServiceAccount and the chart's RBAC) takes the chart's Lease;
+//! - `helm upgrade` from the DaemonSet to the Deployment layout replaces the workload and
+//!   leaves the holder of the Lease alone;
 //! - `helm uninstall` leaves nothing of bare-ccm behind: no object with the chart's
 //!   labels, none of its names (ServiceAccount, ConfigMap, ClusterRole and bindings, Roles
 //!   and bindings, workload, Lease), no pods, no ReplicaSets or ControllerRevisions, and
@@ -166,32 +168,37 @@ fn leftovers(bed: &Testbed, workload: (&str, &str, &str)) -> Vec<String> {
     found
 }
 
-/// Installs the chart with `values`, checks the objects and the binding of the workload's
-/// pod, uninstalls it and checks that nothing remains.
-async fn install_schedule_uninstall(layout: &str, values: &[&str]) {
-    // Its own cluster: bare-ccm initialises the server below, and the next layout needs
-    // it tainted.
-    let bed = &Testbed::start(&["--hollow-nodes", "1"]);
-    let client = bed.client().await;
-    let home = tempfile::tempdir().unwrap();
-    tainted_not_ready_server(bed, &client).await;
-    let resource = if layout == "DaemonSet" {
-        "daemonset.apps"
+/// The kubectl resource of a layout's workload, and the kind that owns its pods.
+fn layout_objects(layout: &str) -> ((&'static str, &'static str, &'static str), &'static str) {
+    if layout == "DaemonSet" {
+        (("daemonset.apps", NAMESPACE, "bare-ccm"), "DaemonSet")
     } else {
-        "deployment.apps"
-    };
-    let workload = (resource, NAMESPACE, "bare-ccm");
+        (("deployment.apps", NAMESPACE, "bare-ccm"), "ReplicaSet")
+    }
+}
+
+/// A cluster of its own with its server tainted and NotReady, and a Helm home.
+async fn fresh_cluster() -> (Testbed, kube::Client, tempfile::TempDir) {
+    // Its own cluster: bare-ccm initialises the server in each test, and every test needs
+    // it tainted.
+    let bed = Testbed::start(&["--hollow-nodes", "1"]);
+    let client = bed.client().await;
+    tainted_not_ready_server(&bed, &client).await;
+    (bed, client, tempfile::tempdir().unwrap())
+}
+
+/// `helm install` with `values`; checks that every object of the chart exists under its
+/// name and that Helm calls the release deployed.
+fn install(bed: &Testbed, home: &Path, layout: &str, values: &[&str]) {
+    let (workload, _) = layout_objects(layout);
     assert_eq!(
         leftovers(bed, workload),
         Vec::<String>::new(),
         "a previous install remains"
     );
-
-    let mut install = vec!["install", RELEASE, CHART, "--namespace", NAMESPACE];
-    install.extend_from_slice(values);
-    helm(bed, home.path(), &install);
-
-    // Every object of the chart, under its name.
+    let mut args = vec!["install", RELEASE, CHART, "--namespace", NAMESPACE];
+    args.extend_from_slice(values);
+    helm(bed, home, &args);
     let missing: Vec<_> = OBJECTS
         .into_iter()
         .chain([workload])
@@ -204,80 +211,89 @@ async fn install_schedule_uninstall(layout: &str, values: &[&str]) {
     let status: Value = serde_json::from_slice(
         &helm(
             bed,
-            home.path(),
+            home,
             &["status", RELEASE, "-n", NAMESPACE, "-o", "json"],
         )
         .stdout,
     )
     .expect("helm status JSON");
     assert_eq!(status["info"]["status"], "deployed", "{status:#}");
+}
 
-    // The real scheduler binds the pod to the server, which is still tainted and NotReady.
+/// Waits until a pod of the layout's workload is bound, and checks that the real scheduler
+/// bound it to the server; with `tainted`, while the server still carried both taints.
+async fn bound_to_the_server(client: &kube::Client, layout: &str, tainted: bool) {
+    let (_, owner) = layout_objects(layout);
     let pods_path = format!(
         "/api/v1/namespaces/{NAMESPACE}/pods?labelSelector=app.kubernetes.io%2Finstance%3D{RELEASE}"
     );
     let bound = poll(
         Duration::from_secs(90),
-        "a bare-ccm pod bound to a node",
+        "a bare-ccm pod of the layout bound to a node",
         async || {
-            let pods = get_json(&client, &pods_path).await.unwrap_or_default();
+            let pods = get_json(client, &pods_path).await.unwrap_or_default();
             pods["items"]
                 .as_array()
                 .into_iter()
                 .flatten()
+                .filter(|p| {
+                    p.pointer("/metadata/ownerReferences/0/kind")
+                        .and_then(Value::as_str)
+                        == Some(owner)
+                })
                 .find_map(|p| p.pointer("/spec/nodeName").and_then(Value::as_str))
                 .map(str::to_string)
-                .ok_or_else(|| format!("pods: {pods}"))
+                .ok_or_else(|| format!("no pod owned by a {owner} is bound; pods: {pods}"))
         },
     )
     .await;
-    assert_eq!(bound, SERVER);
-    let node = get_json(&client, &format!("/api/v1/nodes/{SERVER}"))
+    assert_eq!(bound, SERVER, "the pod of the {layout} layout");
+    if !tainted {
+        return;
+    }
+    let node = get_json(client, &format!("/api/v1/nodes/{SERVER}"))
         .await
         .unwrap();
     assert!(
         has_taint(&node, TAINT) && has_taint(&node, NOT_READY),
         "the node lost a taint before the check, so the binding proves nothing: {node}"
     );
-    let pod_kind = get_json(&client, &pods_path).await.unwrap()["items"][0]
-        .pointer("/metadata/ownerReferences/0/kind")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let owner = if layout == "DaemonSet" {
-        "DaemonSet"
-    } else {
-        "ReplicaSet"
-    };
-    assert_eq!(
-        pod_kind.as_deref(),
-        Some(owner),
-        "the pod of the {layout} layout"
-    );
+}
 
-    // bare-ccm as the chart runs it takes the chart's (empty) Lease.
-    let dir = tempfile::tempdir().unwrap();
-    let ccm = Ccm::start(bed, dir.path(), &support::manifest_config(), &[]);
-    ccm.wait_ready().await;
+/// The holder of the chart's Lease, once it has one.
+async fn lease_holder(client: &kube::Client, ccm: &Ccm) -> String {
     let lease_path = format!("/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/bare-ccm");
     poll(
         Duration::from_secs(30),
-        "bare-ccm to take the chart's Lease",
+        "bare-ccm to hold the chart's Lease",
         async || {
-            let lease = get_json(&client, &lease_path).await.unwrap_or_default();
+            let lease = get_json(client, &lease_path).await.unwrap_or_default();
             match lease
                 .pointer("/spec/holderIdentity")
                 .and_then(Value::as_str)
             {
-                Some(holder) if !holder.is_empty() => Ok(()),
+                Some(holder) if !holder.is_empty() => Ok(holder.to_string()),
                 _ => Err(format!("{lease}\n{}", ccm.log_text())),
             }
         },
     )
-    .await;
+    .await
+}
 
+/// bare-ccm as the chart runs it (its ServiceAccount, RBAC, config and flags), on the host.
+async fn start_ccm(bed: &Testbed, dir: &Path) -> Ccm {
+    let ccm = Ccm::start(bed, dir, &support::manifest_config(), &[]);
+    ccm.wait_ready().await;
+    ccm
+}
+
+/// `helm uninstall`, then: nothing of bare-ccm remains, although `ccm` still runs and
+/// retries every second (it cannot bring the Lease back), and Helm lists no release.
+async fn uninstall_without_a_trace(bed: &Testbed, home: &Path, layout: &str, ccm: Ccm) {
+    let (workload, _) = layout_objects(layout);
     helm(
         bed,
-        home.path(),
+        home,
         &["uninstall", RELEASE, "--namespace", NAMESPACE, "--wait"],
     );
     // The garbage collector removes the pods, ReplicaSets and ControllerRevisions after
@@ -295,7 +311,6 @@ async fn install_schedule_uninstall(layout: &str, values: &[&str]) {
         },
     )
     .await;
-    // bare-ccm still runs and retries every second: it cannot bring the Lease back.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
         leftovers(bed, workload),
@@ -306,7 +321,7 @@ async fn install_schedule_uninstall(layout: &str, values: &[&str]) {
     ccm.stop().await;
     let releases = helm(
         bed,
-        home.path(),
+        home,
         &[
             "list",
             "--all-namespaces",
@@ -322,6 +337,18 @@ async fn install_schedule_uninstall(layout: &str, values: &[&str]) {
     assert_eq!(String::from_utf8_lossy(&releases.stdout).trim(), "");
 }
 
+/// Installs the chart with `values`, checks the objects and the binding of the workload's
+/// pod, lets bare-ccm take the chart's Lease, uninstalls and checks that nothing remains.
+async fn install_schedule_uninstall(layout: &str, values: &[&str]) {
+    let (bed, client, home) = fresh_cluster().await;
+    install(&bed, home.path(), layout, values);
+    bound_to_the_server(&client, layout, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ccm = start_ccm(&bed, dir.path()).await;
+    lease_holder(&client, &ccm).await;
+    uninstall_without_a_trace(&bed, home.path(), layout, ccm).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_installs_the_daemon_set_on_the_tainted_server_and_uninstalls_without_a_trace() {
     let _serial = exclusive().await;
@@ -332,4 +359,59 @@ async fn helm_installs_the_daemon_set_on_the_tainted_server_and_uninstalls_witho
 async fn helm_installs_the_deployment_on_the_tainted_server_and_uninstalls_without_a_trace() {
     let _serial = exclusive().await;
     install_schedule_uninstall("Deployment", &["--set", "layout=Deployment"]).await;
+}
+
+/// `helm upgrade --reuse-values --set layout=Deployment` on a DaemonSet install: the
+/// DaemonSet goes, the Deployment's pod gets the server's host port, and the Lease that
+/// bare-ccm holds keeps its holder (the chart sets no field of the Lease's spec).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_upgrade_switches_the_layout_and_leaves_the_lease_holder_alone() {
+    let _serial = exclusive().await;
+    let (bed, client, home) = fresh_cluster().await;
+    install(&bed, home.path(), "DaemonSet", &[]);
+    bound_to_the_server(&client, "DaemonSet", true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ccm = start_ccm(&bed, dir.path()).await;
+    let holder = lease_holder(&client, &ccm).await;
+
+    helm(
+        &bed,
+        home.path(),
+        &[
+            "upgrade",
+            RELEASE,
+            CHART,
+            "--namespace",
+            NAMESPACE,
+            "--reuse-values",
+            "--set",
+            "layout=Deployment",
+        ],
+    );
+    let (daemon_set, _) = layout_objects("DaemonSet");
+    let (deployment, _) = layout_objects("Deployment");
+    assert!(
+        exists(&bed, deployment),
+        "helm upgrade created no Deployment"
+    );
+    poll(Duration::from_secs(60), "the DaemonSet to go", async || {
+        if exists(&bed, daemon_set) {
+            Err("still there".to_string())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    // The DaemonSet's pod leaves the host port to the Deployment's (bare-ccm has
+    // initialised the server by now).
+    bound_to_the_server(&client, "Deployment", false).await;
+    assert_eq!(
+        lease_holder(&client, &ccm).await,
+        holder,
+        "the upgrade changed the holder"
+    );
+    let missing: Vec<_> = OBJECTS.into_iter().filter(|o| !exists(&bed, *o)).collect();
+    assert!(missing.is_empty(), "helm upgrade lost {missing:?}");
+
+    uninstall_without_a_trace(&bed, home.path(), "Deployment", ccm).await;
 }
