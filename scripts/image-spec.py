@@ -30,9 +30,10 @@ Usage:
                                         single manifest of an OCI index.json, in place
   image-spec.py self-test               checks this model of the Dockerfile on small cases
   image-spec.py check-refs              exit 1 unless every image reference in the Dockerfile,
-                                        manifests, docs, scripts and sources is NAME, every
-                                        imagePullPolicy is PULL_POLICY, and the Dockerfile's
-                                        version and licence labels match Cargo.toml
+                                        manifests, chart, docs, scripts and sources is NAME,
+                                        every imagePullPolicy is PULL_POLICY, the chart's
+                                        version, appVersion and image values match, and the
+                                        Dockerfile's version and licence labels match Cargo.toml
 """
 
 import json
@@ -262,7 +263,8 @@ def annotate_index(path, image, arch="amd64"):
 # An image reference to a bare-ccm image with a version tag, with whatever registry and
 # path precede it (none for the unqualified name this check exists to catch).
 REF = re.compile(r"(?<![\w./:-])((?:[\w.-]+(?::\d+)?/)*bare-ccm):(\d+\.\d+\.\d+)\b")
-SCANNED = ("Dockerfile", "README.md", "docs", "manifests", "scripts", "src", "tests")
+SCANNED = ("Dockerfile", "README.md", "CHANGELOG.md", "charts", "docs", "manifests", "scripts", "src", "tests")
+CHART = "charts/bare-ccm"
 
 
 def check_refs():
@@ -275,7 +277,7 @@ def check_refs():
             files.append(path)
         for base, dirs, names in os.walk(path):
             dirs[:] = [d for d in dirs if d not in ("target", "__pycache__")]
-            files += [os.path.join(base, n) for n in names if n.endswith((".md", ".yaml", ".in", ".rs", ".sh", ".py"))]
+            files += [os.path.join(base, n) for n in names if n.endswith((".md", ".yaml", ".in", ".rs", ".sh", ".py", ".tpl", ".txt", ".header"))]
     refs = 0
     for path in sorted(files):
         rel = os.path.relpath(path, ROOT)
@@ -299,8 +301,10 @@ def check_refs():
                 policy = re.match(r"\s*imagePullPolicy:\s*(\S+)", line)
                 if policy and policy.group(1) != PULL_POLICY:
                     problems.append(f"{rel}:{number}: imagePullPolicy {policy.group(1)}, want {PULL_POLICY}")
+    problems += check_chart()
     images = 0
-    for rendered in ("manifests/bare-ccm.yaml", "manifests/bare-ccm-kubeadm.yaml"):
+    rendered_files = sorted(f"manifests/{n}" for n in os.listdir(os.path.join(ROOT, "manifests")) if n.endswith(".yaml"))
+    for rendered in rendered_files:
         with open(os.path.join(ROOT, rendered)) as f:
             text = f.read()
         found = re.findall(r"^\s*image:\s*(\S+)", text, re.M)
@@ -322,6 +326,36 @@ def check_refs():
         sys.exit(1)
     print(f"image-spec: {refs} image references and {images} manifest image fields all name {current} "
           f"(imagePullPolicy {PULL_POLICY}); Dockerfile labels match Cargo.toml")
+
+
+def check_chart():
+    """The chart's version and appVersion are the Cargo version, and its image values give
+    NAME with PULL_POLICY (tag "" means appVersion)."""
+    problems = []
+    chart_yaml = os.path.join(ROOT, CHART, "Chart.yaml")
+    values_yaml = os.path.join(ROOT, CHART, "values.yaml")
+    top = {}
+    with open(chart_yaml) as f:
+        for line in f:
+            m = re.match(r"(version|appVersion):\s*\"?([^\"\s]+)\"?\s*$", line)
+            if m:
+                top[m.group(1)] = m.group(2)
+    for key in ("version", "appVersion"):
+        if top.get(key) != version():
+            problems.append(f"{CHART}/Chart.yaml: {key} {top.get(key)!r}, Cargo.toml says {version()!r}")
+    image, section = {}, None
+    with open(values_yaml) as f:
+        for line in f:
+            if re.match(r"^\S", line):
+                section = line.split(":", 1)[0]
+            m = re.match(r"^  (repository|tag|pullPolicy):\s*\"?([^\"#]*?)\"?\s*(#.*)?$", line)
+            if section == "image" and m:
+                image[m.group(1)] = m.group(2)
+    want = {"repository": REPOSITORY, "tag": "", "pullPolicy": PULL_POLICY}
+    for key, value in want.items():
+        if image.get(key) != value:
+            problems.append(f"{CHART}/values.yaml: image.{key} {image.get(key)!r}, want {value!r}")
+    return problems
 
 
 def self_test():

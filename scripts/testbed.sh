@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The real control plane test bed (tests/testbed, docs/testing.md).
 #
-#   scripts/testbed.sh build                 build target/testbed/{testbed,testbed-kine} (cached)
+#   scripts/testbed.sh build                 build target/testbed/{testbed,testbed-kine,helm} (cached)
+#   scripts/testbed.sh build-helm            build target/testbed/helm alone (cached)
 #   scripts/testbed.sh check                 gofmt and go vet of the test bed's Go code
 #   scripts/testbed.sh up --hollow-nodes N --kubeconfig-out FILE [--datastore etcd|sqlite]
 #                         [--peer-ccm] [--no-k3s-writes] [--state-dir DIR] ...
@@ -33,23 +34,42 @@ build() {
     (cd "$src" && go build -trimpath -ldflags "$ldflags" -o "$out/testbed" .)
     echo "testbed: building kine (SQLite datastore)" >&2
     (cd "$src/kine" && CGO_ENABLED=1 go build -trimpath -ldflags "-s -w" -o "$out/testbed-kine" github.com/k3s-io/kine)
+    build_helm
+}
+
+# Helm v4 from its Go module (tests/testbed/helm/go.mod pins the release and keeps every
+# k8s.io module at the test bed's release), stamped with its version as helm's Makefile
+# does. It renders manifests/ from charts/bare-ccm and installs the chart on the test bed.
+build_helm() {
+    command -v go >/dev/null || { echo "testbed: Go is required (go 1.26 or newer)" >&2; exit 2; }
+    mkdir -p "$out"
+    local version
+    version="$(awk '$1 == "helm.sh/helm/v4" { print $2; exit }' "$src/helm/go.mod")"
+    echo "testbed: building helm $version" >&2
+    (cd "$src/helm" && CGO_ENABLED=0 go build -trimpath \
+        -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$version -X helm.sh/helm/v4/internal/version.gitTreeState=clean" \
+        -o "$out/helm" helm.sh/helm/v4/cmd/helm)
 }
 
 check() {
     local unformatted
-    unformatted="$(cd "$src" && gofmt -l . kine)"
+    unformatted="$(cd "$src" && gofmt -l . kine helm)"
     if [ -n "$unformatted" ]; then
         echo "testbed: gofmt would change: $unformatted" >&2
         exit 1
     fi
     (cd "$src" && go vet ./...)
     (cd "$src/kine" && go mod verify >/dev/null)
+    (cd "$src/helm" && go mod verify >/dev/null)
 }
 
 cmd="${1:-}"
 case "$cmd" in
     build)
         build
+        ;;
+    build-helm)
+        build_helm
         ;;
     check)
         check
@@ -62,7 +82,7 @@ case "$cmd" in
         exec "$out/testbed" "$cmd" "$@"
         ;;
     *)
-        sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
+        sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
         exit 2
         ;;
 esac

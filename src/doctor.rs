@@ -2,7 +2,8 @@
 //!
 //! Two halves, kept apart so the diagnosis is table-tested without a cluster:
 //! - [`gather`] is the only I/O: GET and LIST requests that fill a [`Snapshot`] (nodes, the
-//!   bare-ccm ConfigMap, Deployment, pods and Lease, and k3s's own CCM Lease). It never
+//!   bare-ccm ConfigMap, workload (its DaemonSet or Deployment), pods and Lease, and k3s's
+//!   own CCM Lease). It never
 //!   writes. A missing object or a missing permission is recorded in the snapshot, not
 //!   raised; only "cannot list nodes at all" is an error.
 //! - [`diagnose`] is pure: snapshot + current time -> [`Report`].
@@ -14,9 +15,9 @@ mod tests;
 
 use std::path::PathBuf;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Toleration};
 use kube::api::{Api, ListParams};
 
 pub use diagnose::{Finding, Report, Severity, code, diagnose};
@@ -46,7 +47,7 @@ pub struct DoctorArgs {
     /// Report format.
     #[arg(short = 'o', long, value_enum, default_value_t = DoctorOutput::Text)]
     pub output: DoctorOutput,
-    /// Namespace of bare-ccm's Deployment, ConfigMap and Lease.
+    /// Namespace of bare-ccm's DaemonSet or Deployment, ConfigMap and Lease.
     #[arg(long, default_value = "kube-system")]
     pub namespace: String,
     /// Name of bare-ccm's ConfigMap (its `config.yaml` key is the controller's config).
@@ -55,9 +56,9 @@ pub struct DoctorArgs {
     /// Name of bare-ccm's leader-election Lease (`--leader-elect-resource-name`).
     #[arg(long, default_value = "bare-ccm")]
     pub lease: String,
-    /// Name of bare-ccm's Deployment.
-    #[arg(long, default_value = "bare-ccm")]
-    pub deployment: String,
+    /// Name of bare-ccm's DaemonSet or Deployment (the chart's and manifests' layouts).
+    #[arg(long, alias = "deployment", default_value = "bare-ccm")]
+    pub workload: String,
 }
 
 /// Output format of the report.
@@ -78,8 +79,8 @@ pub struct Target {
     pub config_map: String,
     /// The leader-election Lease.
     pub lease: String,
-    /// The Deployment running the controller.
-    pub deployment: String,
+    /// The DaemonSet or Deployment running the controller.
+    pub workload: String,
 }
 
 impl Default for Target {
@@ -88,7 +89,7 @@ impl Default for Target {
             namespace: "kube-system".into(),
             config_map: "bare-ccm-config".into(),
             lease: "bare-ccm".into(),
-            deployment: "bare-ccm".into(),
+            workload: "bare-ccm".into(),
         }
     }
 }
@@ -99,7 +100,7 @@ impl From<&DoctorArgs> for Target {
             namespace: args.namespace.clone(),
             config_map: args.config_map.clone(),
             lease: args.lease.clone(),
-            deployment: args.deployment.clone(),
+            workload: args.workload.clone(),
         }
     }
 }
@@ -139,9 +140,13 @@ pub struct Snapshot {
     pub lease: Fetched<Lease>,
     /// k3s's own `kube-system/k3s-cloud-controller-manager` Lease.
     pub k3s_lease: Fetched<Lease>,
-    /// bare-ccm's Deployment.
-    pub deployment: Fetched<Deployment>,
-    /// The pods selected by the Deployment's `matchLabels` (NotFound without a Deployment).
+    /// bare-ccm's workload: its DaemonSet, else its Deployment (the DaemonSet when both
+    /// exist).
+    pub workload: Fetched<Workload>,
+    /// The Deployment of the same name when the DaemonSet exists too (a second install,
+    /// typically the Deployment left over from before the DaemonSet).
+    pub leftover_deployment: Option<Deployment>,
+    /// The pods selected by the workload's `matchLabels` (NotFound without a workload).
     pub pods: Fetched<Vec<Pod>>,
 }
 
@@ -155,7 +160,8 @@ impl Snapshot {
             config_map: Fetched::NotFound,
             lease: Fetched::NotFound,
             k3s_lease: Fetched::NotFound,
-            deployment: Fetched::NotFound,
+            workload: Fetched::NotFound,
+            leftover_deployment: None,
             pods: Fetched::NotFound,
         }
     }
@@ -224,16 +230,23 @@ pub async fn gather(
             .get_opt(K3S_CCM_LEASE)
             .await,
     );
-    let deployment = fetched(
-        Api::<Deployment>::namespaced(client.clone(), ns)
-            .get_opt(&target.deployment)
+    let daemon_set = fetched(
+        Api::<DaemonSet>::namespaced(client.clone(), ns)
+            .get_opt(&target.workload)
             .await,
     );
-    let pods = match deployment.found().map(selector_of) {
+    let deployment = fetched(
+        Api::<Deployment>::namespaced(client.clone(), ns)
+            .get_opt(&target.workload)
+            .await,
+    );
+    let (workload, leftover_deployment) = Workload::choose(daemon_set, deployment);
+    let pods = match workload.found().map(Workload::selector) {
         None => Fetched::NotFound,
-        Some(None) => Fetched::Unreadable(
-            "the Deployment's selector has no matchLabels, so its pods were not looked up".into(),
-        ),
+        Some(None) => Fetched::Unreadable(format!(
+            "the {}'s selector has no matchLabels, so its pods were not looked up",
+            workload.found().map_or("workload", Workload::kind)
+        )),
         Some(Some(selector)) => {
             let params = ListParams::default().labels(&selector);
             match Api::<Pod>::namespaced(client.clone(), ns)
@@ -251,7 +264,8 @@ pub async fn gather(
         config_map,
         lease,
         k3s_lease,
-        deployment,
+        workload,
+        leftover_deployment,
         pods,
     })
 }
@@ -303,14 +317,104 @@ fn describe(e: &kube::Error) -> String {
     }
 }
 
-/// The Deployment's `matchLabels` as a label selector string; None when it has none (an
-/// empty selector would list every pod of the namespace).
-fn selector_of(deployment: &Deployment) -> Option<String> {
-    let labels = deployment.spec.as_ref()?.selector.match_labels.as_ref()?;
-    let selector = labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    (!selector.is_empty()).then_some(selector)
+/// bare-ccm's controller as it is deployed: the chart and the manifests run it as a
+/// DaemonSet (the default) or as a Deployment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Workload {
+    /// One pod on every control-plane node.
+    DaemonSet(DaemonSet),
+    /// A number of replicas.
+    Deployment(Deployment),
+}
+
+/// How many pods a workload wants and how many are ready, from its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    /// DaemonSet: nodes that should run a pod; Deployment: replicas.
+    pub wanted: i32,
+    /// Pods that are Ready.
+    pub ready: i32,
+}
+
+impl Workload {
+    /// The DaemonSet when it was read or could not be, else the Deployment; and the
+    /// Deployment as a leftover when both exist.
+    fn choose(
+        daemon_set: Fetched<DaemonSet>,
+        deployment: Fetched<Deployment>,
+    ) -> (Fetched<Workload>, Option<Deployment>) {
+        match (daemon_set, deployment) {
+            (Fetched::Found(ds), Fetched::Found(d)) => {
+                (Fetched::Found(Workload::DaemonSet(ds)), Some(d))
+            }
+            (Fetched::Found(ds), _) => (Fetched::Found(Workload::DaemonSet(ds)), None),
+            (_, Fetched::Found(d)) => (Fetched::Found(Workload::Deployment(d)), None),
+            (Fetched::Unreadable(why), _) | (_, Fetched::Unreadable(why)) => {
+                (Fetched::Unreadable(why), None)
+            }
+            (Fetched::NotFound, Fetched::NotFound) => (Fetched::NotFound, None),
+        }
+    }
+
+    /// "DaemonSet" or "Deployment".
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Workload::DaemonSet(_) => "DaemonSet",
+            Workload::Deployment(_) => "Deployment",
+        }
+    }
+
+    /// The resource as kubectl names it (`kubectl logs daemonset/NAME`).
+    pub fn resource(&self) -> &'static str {
+        match self {
+            Workload::DaemonSet(_) => "daemonset",
+            Workload::Deployment(_) => "deployment",
+        }
+    }
+
+    /// The pod template's tolerations.
+    pub fn tolerations(&self) -> Vec<Toleration> {
+        let template = match self {
+            Workload::DaemonSet(ds) => ds.spec.as_ref().map(|s| &s.template),
+            Workload::Deployment(d) => d.spec.as_ref().map(|s| &s.template),
+        };
+        template
+            .and_then(|t| t.spec.as_ref())
+            .and_then(|s| s.tolerations.clone())
+            .unwrap_or_default()
+    }
+
+    /// Wanted and ready pods; None while the workload has no status yet.
+    pub fn readiness(&self) -> Option<Readiness> {
+        match self {
+            Workload::DaemonSet(ds) => ds.status.as_ref().map(|s| Readiness {
+                wanted: s.desired_number_scheduled,
+                ready: s.number_ready,
+            }),
+            Workload::Deployment(d) => Some(Readiness {
+                wanted: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+                ready: d
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.ready_replicas)
+                    .unwrap_or(0),
+            }),
+        }
+    }
+
+    /// The `matchLabels` as a label selector string; None when there are none (an empty
+    /// selector would list every pod of the namespace).
+    fn selector(&self) -> Option<String> {
+        let selector = match self {
+            Workload::DaemonSet(ds) => &ds.spec.as_ref()?.selector,
+            Workload::Deployment(d) => &d.spec.as_ref()?.selector,
+        };
+        let labels = selector.match_labels.as_ref()?;
+        let selector = labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        (!selector.is_empty()).then_some(selector)
+    }
 }

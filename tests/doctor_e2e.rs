@@ -313,10 +313,10 @@ async fn seed_scenario_then_bare_ccm_makes_the_cluster_healthy() {
         "{}",
         d.text
     );
-    // Running outside a Deployment is fine while the Lease is fresh: a note only.
+    // Running outside a DaemonSet or Deployment is fine while the Lease is fresh: a note.
     assert!(
         d.text
-            .contains("note    [deployment-missing]: no Deployment kube-system/bare-ccm, but bare-ccm runs elsewhere"),
+            .contains("note    [workload-missing]: no DaemonSet or Deployment kube-system/bare-ccm, but bare-ccm runs\n        elsewhere"),
         "{}",
         d.text
     );
@@ -467,9 +467,12 @@ async fn invalid_config_map_and_incomplete_install_are_diagnosed() {
             .contains("providedNodeIP"),
         "{invalid:#}"
     );
-    let missing = finding(&report, "deployment-missing", None);
+    let missing = finding(&report, "workload-missing", None);
     assert_eq!(missing["severity"], "warning");
-    assert_eq!(missing["fix"], "kubectl apply -f manifests/bare-ccm.yaml");
+    assert_eq!(
+        missing["fix"],
+        "kubectl apply -f manifests/bare-ccm.yaml, or helm install bare-ccm charts/bare-ccm --namespace kube-system (docs/helm.md)"
+    );
     assert_eq!(findings(&report)[0].0, "no-ccm-running");
 }
 
@@ -554,11 +557,7 @@ subjects:
     // Nodes readable, nothing else: the diagnosis goes on, the gaps are notes.
     let (code, report) = doctor_json(&kubeconfig("reader")).await;
     assert_eq!(code, 0, "{report:#}");
-    for code in [
-        "lease-unreadable",
-        "deployment-unreadable",
-        "config-defaults",
-    ] {
+    for code in ["lease-unreadable", "workload-unreadable", "config-defaults"] {
         let f = finding(&report, code, None);
         assert_eq!(f["severity"], "info");
         assert!(
@@ -639,7 +638,7 @@ async fn deployment_that_cannot_schedule_is_diagnosed_with_the_reason() {
         ("missing-toleration", "error"),
         ("lease-not-held", "warning"),
         ("pod-pending", "warning"),
-        ("deployment-not-ready", "warning"),
+        ("workload-not-ready", "warning"),
     ]
     .map(|(c, s)| (c.to_string(), s.to_string()));
     assert_eq!(problems, expected, "{report:#}");
@@ -664,24 +663,27 @@ async fn deployment_that_cannot_schedule_is_diagnosed_with_the_reason() {
     );
 }
 
-/// The shipped manifest's Deployment, as `kubectl apply` would create it.
-fn shipped_deployment() -> k8s_openapi::api::apps::v1::Deployment {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/bare-ccm.yaml");
-    let text = std::fs::read_to_string(path).unwrap();
+/// The workload of kind `kind` in the shipped manifest `file` (under manifests/), as
+/// `kubectl apply` would create it.
+fn shipped_workload<K: serde::de::DeserializeOwned>(file: &str, kind: &str) -> K {
+    let path = format!("{}/manifests/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
     let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
-    let deployment = docs
+    let workload = docs
         .into_iter()
-        .find(|d| d["kind"] == "Deployment")
-        .unwrap_or_else(|| panic!("no Deployment in {path}"));
-    serde_json::from_value(deployment).unwrap()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in {path}"));
+    serde_json::from_value(workload).unwrap()
 }
 
-/// Creates a bare-ccm pod of the Deployment and sets its status.
+/// Creates a bare-ccm pod of the shipped workloads (their selector's labels) and sets its
+/// status.
 async fn bare_ccm_pod(c: &Cluster, name: &str, status: Value) {
     use k8s_openapi::api::core::v1::Pod;
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {"name": name, "namespace": "kube-system",
-                     "labels": {"app.kubernetes.io/name": "bare-ccm"}},
+                     "labels": {"app.kubernetes.io/name": "bare-ccm",
+                                "app.kubernetes.io/instance": "bare-ccm"}},
         "spec": {"containers": [{"name": "bare-ccm", "image": "ghcr.io/bare-ccm/bare-ccm:0.1.0"}]},
     }))
     .unwrap();
@@ -712,12 +714,15 @@ async fn single_server_install_with_its_standby_pending_on_the_host_port_is_heal
     c.initialised("agent-1", "10.0.0.2").await;
     c.bare_ccm_leading().await;
 
-    // manifests/bare-ccm.yaml as applied: 2 replicas, one Running on the server, the
-    // other Pending because the server's host port is taken and the agent is not a
-    // control-plane node.
+    // manifests/bare-ccm-deployment.yaml as applied: 2 replicas, one Running on the
+    // server, the other Pending because the server's host port is taken and the agent is
+    // not a control-plane node.
     let deployments = Api::<Deployment>::namespaced(c.client.clone(), "kube-system");
     deployments
-        .create(&PostParams::default(), &shipped_deployment())
+        .create(
+            &PostParams::default(),
+            &shipped_workload::<Deployment>("bare-ccm-deployment.yaml", "Deployment"),
+        )
         .await
         .unwrap();
     deployments
@@ -772,5 +777,112 @@ async fn single_server_install_with_its_standby_pending_on_the_host_port_is_heal
             .unwrap()
             .ends_with("replica kube-system/bare-ccm-5c8d-leader is Ready"),
         "{standby:#}"
+    );
+}
+
+/// manifests/bare-ccm.yaml as applied on a single-server k3s: the DaemonSet's one pod runs
+/// on the server and leads. Healthy, with no standby to explain. Then the DaemonSet's
+/// controller finds no node for it (an arm64 server, say): doctor names that, although
+/// no pod exists to be Pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_daemon_set_on_a_single_server_is_healthy_and_one_on_no_node_is_named() {
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    let c = Cluster::start().await;
+    c.register(KubeletSpec::k3s_server("server-1", "10.0.0.1", None))
+        .await;
+    c.patch_node(
+        "server-1",
+        json!({"spec": {"taints": null, "providerID": "k3s://server-1"}}),
+    )
+    .await;
+    set_ready(&c.client, "server-1").await;
+    c.bare_ccm_leading().await;
+    let daemon_sets = Api::<DaemonSet>::namespaced(c.client.clone(), "kube-system");
+    daemon_sets
+        .create(
+            &PostParams::default(),
+            &shipped_workload::<DaemonSet>("bare-ccm.yaml", "DaemonSet"),
+        )
+        .await
+        .unwrap();
+    let status = |desired: i32, ready: i32| {
+        json!({"status": {"desiredNumberScheduled": desired, "currentNumberScheduled": desired,
+                          "numberMisscheduled": 0, "numberReady": ready}})
+    };
+    daemon_sets
+        .patch_status(
+            "bare-ccm",
+            &PatchParams::default(),
+            &Patch::Merge(&status(1, 1)),
+        )
+        .await
+        .unwrap();
+    bare_ccm_pod(
+        &c,
+        "bare-ccm-x7k2p",
+        json!({"phase": "Running", "conditions": [
+            {"type": "PodScheduled", "status": "True"},
+            {"type": "Ready", "status": "True"},
+        ]}),
+    )
+    .await;
+
+    let (code, report) = doctor_json(&c.kubeconfig).await;
+    assert_eq!(code, 0, "{report:#}");
+    assert!(
+        report["verdict"].as_str().unwrap().starts_with(
+            "healthy: 1 node(s), none waiting for initialisation; bare-ccm is leading"
+        ),
+        "{report:#}"
+    );
+    assert!(
+        findings(&report)
+            .iter()
+            .all(|f| !f.0.starts_with("workload-") && f.0 != "pod-pending"),
+        "{report:#}"
+    );
+
+    // No node for the DaemonSet: it has no pod, and its Lease has expired.
+    daemon_sets
+        .patch_status(
+            "bare-ccm",
+            &PatchParams::default(),
+            &Patch::Merge(&status(0, 0)),
+        )
+        .await
+        .unwrap();
+    Api::<k8s_openapi::api::core::v1::Pod>::namespaced(c.client.clone(), "kube-system")
+        .delete("bare-ccm-x7k2p", &Default::default())
+        .await
+        .unwrap();
+    Api::<Lease>::namespaced(c.client.clone(), "kube-system")
+        .delete("bare-ccm", &Default::default())
+        .await
+        .unwrap();
+    c.lease(
+        "kube-system",
+        "bare-ccm",
+        "cp-1_e2e",
+        Duration::from_secs(600),
+    )
+    .await;
+    let (code, report) = doctor_json(&c.kubeconfig).await;
+    assert_eq!(code, 1, "{report:#}");
+    let none = finding(&report, "workload-not-ready", None);
+    assert_eq!(none["severity"], "warning");
+    assert!(
+        none["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("DaemonSet kube-system/bare-ccm runs on no node"),
+        "{none:#}"
+    );
+    let stale = finding(&report, "lease-stale", None);
+    assert!(
+        stale["fix"]
+            .as_str()
+            .unwrap()
+            .contains("kubectl -n kube-system logs daemonset/bare-ccm"),
+        "{stale:#}"
     );
 }

@@ -8,8 +8,10 @@
 //!   RBAC, initialises every node (taint gone, providerID, InternalIP = --node-ip), nodeipam
 //!   gives it a podCIDR and it turns Ready; the audit log shows no 403 for bare-ccm;
 //!   taints, labels and annotations added during the burst survive;
-//! - the bootstrap schedule: the shipped manifest's pod is bound by the real scheduler to
-//!   a control-plane node that still carries the uninitialized and not-ready taints;
+//! - the bootstrap schedule: the pod of each shipped layout (manifests/bare-ccm.yaml's
+//!   DaemonSet, manifests/bare-ccm-deployment.yaml's Deployment) is bound by the real
+//!   scheduler to a control-plane node that still carries the uninitialized and not-ready
+//!   taints;
 //! - `doctor` names the stuck-node cause with no CCM, and is satisfied once bare-ccm runs.
 
 use std::path::Path;
@@ -29,12 +31,21 @@ const NOT_READY: &str = "node.kubernetes.io/not-ready";
 
 /// Applies the shipped manifest's documents for which `keep` holds.
 fn apply_manifest(bed: &Testbed, keep: impl Fn(&Value) -> bool) {
-    let items: Vec<Value> = manifest_documents()
-        .into_iter()
-        .filter(|d| keep(d))
-        .collect();
+    apply_documents(bed, manifest_documents().into_iter().filter(|d| keep(d)));
+}
+
+/// Applies `docs` as one List.
+fn apply_documents(bed: &Testbed, docs: impl Iterator<Item = Value>) {
+    let items: Vec<Value> = docs.collect();
     let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
     bed.kubectl_with_input(&["apply", "-f", "-"], Some(&list.to_string()));
+}
+
+/// The documents of a shipped manifest, `file` under manifests/.
+fn shipped(file: &str) -> Vec<Value> {
+    let path = format!("{}/manifests/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 fn is_workload(doc: &Value) -> bool {
@@ -232,9 +243,11 @@ async fn seed_scenario_on_the_real_control_plane() {
     bed.leave(&joined);
 }
 
-/// The scheduler binds the shipped workload's pod to the only control-plane node, which
-/// no CCM has initialised: it still carries the uninitialized taint, and the not-ready
-/// taint because its network plugin cannot start before initialisation.
+/// The scheduler binds the pod of each shipped layout to the only control-plane node,
+/// which no CCM has initialised: it still carries the uninitialized taint, and the
+/// not-ready taint because its network plugin cannot start before initialisation. The
+/// DaemonSet (manifests/bare-ccm.yaml) first; once it is deleted and its pod gone, the
+/// Deployment (manifests/bare-ccm-deployment.yaml).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shipped_manifest_schedules_onto_a_tainted_not_ready_control_plane_node() {
     let _serial = exclusive().await;
@@ -258,29 +271,61 @@ async fn shipped_manifest_schedules_onto_a_tainted_not_ready_control_plane_node(
         deadline.tick(format!("{node}\n{}", bed.up_log())).await;
     }
 
-    apply_manifest(&bed, |_| true);
     let pods_path =
         "/api/v1/namespaces/kube-system/pods?labelSelector=app.kubernetes.io%2Fname%3Dbare-ccm";
-    let deadline = Deadline::new(Duration::from_secs(60), "the bare-ccm pod bound to a node");
-    let bound = loop {
-        let pods = get_json(&client, pods_path).await.unwrap_or_default();
-        let bound = pods["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find_map(|p| p.pointer("/spec/nodeName").and_then(Value::as_str))
-            .map(str::to_string);
-        if bound.is_some() {
-            break bound;
+    for (file, kind, owner) in [
+        ("bare-ccm.yaml", "DaemonSet", "DaemonSet"),
+        ("bare-ccm-deployment.yaml", "Deployment", "ReplicaSet"),
+    ] {
+        let docs = shipped(file);
+        assert!(
+            docs.iter().any(|d| d["kind"] == kind),
+            "manifests/{file} has no {kind}"
+        );
+        apply_documents(&bed, docs.clone().into_iter());
+        let deadline = Deadline::new(Duration::from_secs(60), "the bare-ccm pod bound to a node");
+        let (bound, pod_owner) = loop {
+            let pods = get_json(&client, pods_path).await.unwrap_or_default();
+            let bound = pods["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find_map(|p| {
+                    let node = p.pointer("/spec/nodeName").and_then(Value::as_str)?;
+                    let owner = p
+                        .pointer("/metadata/ownerReferences/0/kind")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    Some((node.to_string(), owner.to_string()))
+                });
+            if let Some(bound) = bound {
+                break bound;
+            }
+            deadline.tick(format!("{file}: pods: {pods}")).await;
+        };
+        assert_eq!(bound, server, "{file}");
+        assert_eq!(pod_owner, owner, "{file}: the pod is not the {kind}'s");
+        let node = get_json(&client, &path).await.unwrap();
+        assert!(
+            has_taint(&node, TAINT) && has_taint(&node, NOT_READY) && !is_ready(&node),
+            "{file}: the node was initialised or Ready when checked: {node}"
+        );
+
+        // Remove the layout, and wait for its pod to go: the next one needs the host port.
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": docs});
+        bed.kubectl_with_input(
+            &["delete", "--wait=true", "--ignore-not-found", "-f", "-"],
+            Some(&list.to_string()),
+        );
+        let deadline = Deadline::new(Duration::from_secs(90), "the bare-ccm pods to go");
+        loop {
+            let pods = get_json(&client, pods_path).await.unwrap_or_default();
+            if pods["items"].as_array().is_none_or(Vec::is_empty) {
+                break;
+            }
+            deadline.tick(format!("{file}: pods: {pods}")).await;
         }
-        deadline.tick(format!("pods: {pods}")).await;
-    };
-    assert_eq!(bound.as_deref(), Some(server));
-    let node = get_json(&client, &path).await.unwrap();
-    assert!(
-        has_taint(&node, TAINT) && has_taint(&node, NOT_READY) && !is_ready(&node),
-        "the node was initialised or Ready when checked: {node}"
-    );
+    }
 }
 
 /// `bare-ccm doctor` on a cluster whose nodes wait for a CCM, then with bare-ccm running.

@@ -29,6 +29,8 @@ pub enum StoreKind {
     Pods,
     /// apps/v1 Deployment (read by `bare-ccm doctor`; no controller acts on them).
     Deployments,
+    /// apps/v1 DaemonSet (read by `bare-ccm doctor`; no controller acts on them).
+    DaemonSets,
 }
 
 /// One served API resource.
@@ -164,6 +166,17 @@ pub static RESOURCES: &[ResourceDef] = &[
         store: StoreKind::Deployments,
     },
     ResourceDef {
+        group: "apps",
+        version: "v1",
+        resource: "daemonsets",
+        singular: "daemonset",
+        kind: "DaemonSet",
+        namespaced: true,
+        short_names: &["ds"],
+        subresources: &["status"],
+        store: StoreKind::DaemonSets,
+    },
+    ResourceDef {
         group: "events.k8s.io",
         version: "v1",
         resource: "events",
@@ -263,6 +276,7 @@ impl ResourceDef {
             (StoreKind::Leases, _) => round_trip::<coordination::v1::Lease>(obj)?,
             (StoreKind::Pods, _) => round_trip::<core::v1::Pod>(obj)?,
             (StoreKind::Deployments, _) => round_trip::<apps::v1::Deployment>(obj)?,
+            (StoreKind::DaemonSets, _) => round_trip::<apps::v1::DaemonSet>(obj)?,
         };
         let mut unknown_fields = Vec::new();
         unknown_paths(obj, &object, "", &mut unknown_fields);

@@ -4,12 +4,11 @@
 use std::cmp::Reverse;
 
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod, Toleration};
 use serde::Serialize;
 
-use super::{CONFIG_KEY, Fetched, K3S_CCM_LEASE, Snapshot};
+use super::{CONFIG_KEY, Fetched, K3S_CCM_LEASE, Snapshot, Workload};
 use crate::config::Config;
 use crate::node_view::NodeView;
 use crate::resolve::k3s_agent::is_k3s_node;
@@ -31,12 +30,15 @@ pub mod code {
     pub const LEASE_STALE: &str = "lease-stale";
     /// The bare-ccm Lease could not be read (a note).
     pub const LEASE_UNREADABLE: &str = "lease-unreadable";
-    /// No bare-ccm Deployment (a note while bare-ccm runs elsewhere).
-    pub const DEPLOYMENT_MISSING: &str = "deployment-missing";
-    /// The bare-ccm Deployment could not be read (a note).
-    pub const DEPLOYMENT_UNREADABLE: &str = "deployment-unreadable";
-    /// The bare-ccm Deployment has no ready replica.
-    pub const DEPLOYMENT_NOT_READY: &str = "deployment-not-ready";
+    /// No bare-ccm DaemonSet or Deployment (a note while bare-ccm runs elsewhere).
+    pub const WORKLOAD_MISSING: &str = "workload-missing";
+    /// The bare-ccm DaemonSet and Deployment could not be read (a note).
+    pub const WORKLOAD_UNREADABLE: &str = "workload-unreadable";
+    /// The bare-ccm DaemonSet or Deployment has no ready pod, or the DaemonSet runs on no
+    /// node.
+    pub const WORKLOAD_NOT_READY: &str = "workload-not-ready";
+    /// Both a bare-ccm DaemonSet and a Deployment of the same name exist (two installs).
+    pub const WORKLOAD_DUPLICATE: &str = "workload-duplicate";
     /// The bare-ccm pod template does not tolerate the taints of uninitialised nodes.
     pub const MISSING_TOLERATION: &str = "missing-toleration";
     /// A bare-ccm pod is Pending, with the scheduler's or the container's reason.
@@ -65,17 +67,18 @@ pub mod code {
     pub const NETWORK_UNAVAILABLE: &str = "network-unavailable";
 
     /// Report order inside one severity: causes before symptoms, cluster before nodes.
-    pub(super) const ORDER: [&str; 23] = [
+    pub(super) const ORDER: [&str; 24] = [
         NO_CCM_RUNNING,
         CONFIG_INVALID,
         K3S_CCM_ACTIVE,
         LEASE_STALE,
         LEASE_NOT_HELD,
-        DEPLOYMENT_MISSING,
+        WORKLOAD_MISSING,
+        WORKLOAD_DUPLICATE,
         MISSING_TOLERATION,
         POD_PENDING,
         POD_NOT_READY,
-        DEPLOYMENT_NOT_READY,
+        WORKLOAD_NOT_READY,
         METADATA_UNRESOLVED,
         UNINITIALIZED_TAINT,
         LOOKALIKE_TAINT,
@@ -87,7 +90,7 @@ pub mod code {
         K3S_CCM_SERVICELB_ONLY,
         CONFIG_DEFAULTS,
         LEASE_UNREADABLE,
-        DEPLOYMENT_UNREADABLE,
+        WORKLOAD_UNREADABLE,
         PODS_UNREADABLE,
     ];
 }
@@ -254,7 +257,7 @@ struct Context<'a> {
     k3s_ccm: LeaseState,
     /// Evidence that k3s's embedded node controller is enabled.
     k3s_node_controller: bool,
-    /// A bare-ccm Deployment exists or a bare-ccm Lease has a holder.
+    /// A bare-ccm DaemonSet or Deployment exists or a bare-ccm Lease has a holder.
     deployed: bool,
 }
 
@@ -266,11 +269,28 @@ impl Context<'_> {
         )
     }
 
-    fn deployment_ref(&self) -> String {
+    /// "DaemonSet kube-system/bare-ccm" (or Deployment, or "DaemonSet or Deployment" when
+    /// there is none).
+    fn workload_ref(&self) -> String {
+        let kind = self
+            .snap
+            .workload
+            .found()
+            .map_or("DaemonSet or Deployment", Workload::kind);
         format!(
-            "Deployment {}/{}",
-            self.snap.target.namespace, self.snap.target.deployment
+            "{kind} {}/{}",
+            self.snap.target.namespace, self.snap.target.workload
         )
+    }
+
+    /// `daemonset/bare-ccm` (or deployment/...), for kubectl commands.
+    fn workload_arg(&self) -> String {
+        let resource = self
+            .snap
+            .workload
+            .found()
+            .map_or("daemonset", Workload::resource);
+        format!("{resource}/{}", self.snap.target.workload)
     }
 
     fn pods_command(&self) -> String {
@@ -295,7 +315,7 @@ pub fn diagnose(snap: &Snapshot, now: Timestamp) -> Report {
         snap,
         now,
         config,
-        deployed: snap.deployment.found().is_some()
+        deployed: snap.workload.found().is_some()
             || matches!(
                 bare_ccm,
                 LeaseState::Fresh { .. } | LeaseState::Stale { .. }
@@ -307,7 +327,7 @@ pub fn diagnose(snap: &Snapshot, now: Timestamp) -> Report {
     let tainted: Vec<&Node> = snap.nodes.iter().filter(|n| is_tainted(n)).collect();
 
     lease_findings(&ctx, !tainted.is_empty(), &mut findings);
-    deployment_findings(&ctx, &mut findings);
+    workload_findings(&ctx, &mut findings);
     k3s_findings(&ctx, &mut findings);
     if !tainted.is_empty() && !ctx.some_ccm_running() {
         findings.push(no_ccm_running(&ctx, tainted.len()));
@@ -426,8 +446,8 @@ fn read_config(snap: &Snapshot, findings: &mut Vec<Finding>) -> Config {
 
 fn lease_findings(ctx: &Context<'_>, any_tainted: bool, findings: &mut Vec<Finding>) {
     let lease = ctx.lease_ref();
-    let has_deployment = ctx.snap.deployment.found().is_some();
-    let matters = if has_deployment || any_tainted {
+    let has_workload = ctx.snap.workload.found().is_some();
+    let matters = if has_workload || any_tainted {
         Severity::Warning
     } else {
         Severity::Info
@@ -454,13 +474,13 @@ fn lease_findings(ctx: &Context<'_>, any_tainted: bool, findings: &mut Vec<Findi
                 ctx.bare_ccm.describe()
             ),
             format!(
-                "check the bare-ccm pods and their logs ({}; kubectl -n {} logs deploy/{}); a standby replica takes over once the lease expires",
+                "check the bare-ccm pods and their logs ({}; kubectl -n {} logs {}); a standby replica takes over once the lease expires",
                 ctx.pods_command(),
                 ctx.snap.target.namespace,
-                ctx.snap.target.deployment
+                ctx.workload_arg()
             ),
         )),
-        LeaseState::Released | LeaseState::Absent if has_deployment => findings.push(finding(
+        LeaseState::Released | LeaseState::Absent if has_workload => findings.push(finding(
             matters,
             code::LEASE_NOT_HELD,
             format!(
@@ -483,8 +503,8 @@ fn lease_findings(ctx: &Context<'_>, any_tainted: bool, findings: &mut Vec<Findi
     }
 }
 
-fn deployment_findings(ctx: &Context<'_>, findings: &mut Vec<Finding>) {
-    let name = ctx.deployment_ref();
+fn workload_findings(ctx: &Context<'_>, findings: &mut Vec<Finding>) {
+    let name = ctx.workload_ref();
     let cluster = |severity, code, message: String, fix: String| Finding {
         severity,
         code,
@@ -492,20 +512,20 @@ fn deployment_findings(ctx: &Context<'_>, findings: &mut Vec<Finding>) {
         message,
         fix,
     };
-    let deployment = match &ctx.snap.deployment {
-        Fetched::Found(d) => d,
+    let workload = match &ctx.snap.workload {
+        Fetched::Found(w) => w,
         Fetched::Unreadable(why) => {
             findings.push(cluster(
                 Severity::Info,
-                code::DEPLOYMENT_UNREADABLE,
+                code::WORKLOAD_UNREADABLE,
                 format!("cannot read {name} ({why}): its pods were not checked"),
-                "grant get on deployments and list on pods in that namespace, or run doctor with an admin kubeconfig".into(),
+                "grant get on daemonsets and deployments and list on pods in that namespace, or run doctor with an admin kubeconfig".into(),
             ));
             return;
         }
         Fetched::NotFound => {
             // Out-of-cluster runs (and other installs) hold the Lease without the
-            // Deployment: a fresh Lease means bare-ccm runs, which is all that matters.
+            // workload: a fresh Lease means bare-ccm runs, which is all that matters.
             let (severity, message) = if ctx.bare_ccm.is_fresh() {
                 (
                     Severity::Info,
@@ -531,19 +551,29 @@ fn deployment_findings(ctx: &Context<'_>, findings: &mut Vec<Finding>) {
             let fix = if severity == Severity::Info {
                 String::new()
             } else {
-                "kubectl apply -f manifests/bare-ccm.yaml".into()
+                INSTALL.into()
             };
-            findings.push(cluster(severity, code::DEPLOYMENT_MISSING, message, fix));
+            findings.push(cluster(severity, code::WORKLOAD_MISSING, message, fix));
             return;
         }
     };
 
-    let tolerations: Vec<Toleration> = deployment
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
-        .and_then(|s| s.tolerations.clone())
-        .unwrap_or_default();
+    if let Some(deployment) = &ctx.snap.leftover_deployment {
+        let ns = &ctx.snap.target.namespace;
+        let deployment_name = deployment.metadata.name.clone().unwrap_or_default();
+        findings.push(cluster(
+            Severity::Warning,
+            code::WORKLOAD_DUPLICATE,
+            format!(
+                "both {name} and Deployment {ns}/{deployment_name} exist: two installs of bare-ccm, whose pods compete for the same Lease and host port, so some of them never start"
+            ),
+            format!(
+                "keep one layout: after moving to the DaemonSet, delete the old Deployment (kubectl -n {ns} delete deployment {deployment_name}); kubectl apply does not delete objects a new manifest no longer has"
+            ),
+        ));
+    }
+
+    let tolerations = workload.tolerations();
     let missing: Vec<&str> = [UNINITIALIZED_TAINT, NOT_READY_TAINT]
         .into_iter()
         .filter(|key| !tolerates(&tolerations, key))
@@ -577,36 +607,55 @@ fn deployment_findings(ctx: &Context<'_>, findings: &mut Vec<Finding>) {
         )),
     }
 
-    if let Some(f) = deployment_readiness(ctx, deployment) {
+    if let Some(f) = workload_readiness(ctx, workload) {
         findings.push(f);
     }
 }
 
-/// `deployment-not-ready` when no replica is ready.
-fn deployment_readiness(ctx: &Context<'_>, deployment: &Deployment) -> Option<Finding> {
-    let wanted = deployment
-        .spec
-        .as_ref()
-        .and_then(|s| s.replicas)
-        .unwrap_or(1);
-    let ready = deployment
-        .status
-        .as_ref()
-        .and_then(|s| s.ready_replicas)
-        .unwrap_or(0);
-    if wanted == 0 || ready > 0 {
+/// The fix for a missing install.
+const INSTALL: &str = "kubectl apply -f manifests/bare-ccm.yaml, or helm install bare-ccm charts/bare-ccm --namespace kube-system (docs/helm.md)";
+
+/// `workload-not-ready` when no pod is ready, or when a DaemonSet wants a pod on no node.
+fn workload_readiness(ctx: &Context<'_>, workload: &Workload) -> Option<Finding> {
+    let readiness = workload.readiness()?;
+    let ns = &ctx.snap.target.namespace;
+    if let Workload::DaemonSet(_) = workload
+        && readiness.wanted == 0
+    {
+        return Some(Finding {
+            severity: Severity::Warning,
+            code: code::WORKLOAD_NOT_READY,
+            node: None,
+            message: format!(
+                "{} runs on no node: no node matches its node affinity and tolerations (a control-plane node, label node-role.kubernetes.io/control-plane with any value, of an architecture the image is built for)",
+                ctx.workload_ref()
+            ),
+            fix: format!(
+                "compare the nodes (kubectl get nodes -L node-role.kubernetes.io/control-plane,kubernetes.io/arch) with the pod template (kubectl -n {ns} get {} -o yaml); the image is built for amd64 only unless you built another (chart value architectures)",
+                ctx.workload_arg()
+            ),
+        });
+    }
+    if readiness.wanted == 0 || readiness.ready > 0 {
         return None;
     }
+    let unit = match workload {
+        Workload::DaemonSet(_) => "pods",
+        Workload::Deployment(_) => "replicas",
+    };
     Some(Finding {
         severity: Severity::Warning,
-        code: code::DEPLOYMENT_NOT_READY,
+        code: code::WORKLOAD_NOT_READY,
         node: None,
-        message: format!("{} has 0/{wanted} replicas ready", ctx.deployment_ref()),
+        message: format!(
+            "{} has 0/{} {unit} ready",
+            ctx.workload_ref(),
+            readiness.wanted
+        ),
         fix: format!(
-            "see the pod findings, or {} and kubectl -n {} describe deploy/{}",
+            "see the pod findings, or {} and kubectl -n {ns} describe {}",
             ctx.pods_command(),
-            ctx.snap.target.namespace,
-            ctx.snap.target.deployment
+            ctx.workload_arg()
         ),
     })
 }
@@ -744,7 +793,7 @@ fn only_host_port_clash(message: &str) -> bool {
 }
 
 /// Another bare-ccm replica that does the work while the pod `pending` waits: a Ready pod
-/// of the Deployment, else a fresh Lease. Described for the note; None when neither.
+/// of the workload, else a fresh Lease. Described for the note; None when neither.
 fn other_replica_running(ctx: &Context<'_>, pending: &str) -> Option<String> {
     let ns = &ctx.snap.target.namespace;
     let ready = ctx.snap.pods.found().and_then(|pods| {
@@ -855,14 +904,14 @@ fn no_ccm_running(ctx: &Context<'_>, tainted: usize) -> Finding {
         ctx.lease_ref(),
         ctx.bare_ccm.describe()
     );
-    let fix = if ctx.snap.deployment.found().is_some() {
+    let fix = if ctx.snap.workload.found().is_some() {
         format!(
             "bare-ccm is deployed but no replica leads: fix the pod and lease findings ({})",
             ctx.pods_command()
         )
     } else {
         format!(
-            "install bare-ccm: kubectl apply -f manifests/bare-ccm.yaml (on k3s you may instead copy it to /var/lib/rancher/k3s/server/manifests/ on a server). Stopgap only: kubectl taint nodes --all {UNINITIALIZED_TAINT}- (sets no addresses, providerID or labels, and must be repeated for every new node)"
+            "install bare-ccm: kubectl apply -f manifests/bare-ccm.yaml (on k3s you may instead copy it to /var/lib/rancher/k3s/server/manifests/ on a server), or helm install bare-ccm charts/bare-ccm --namespace kube-system (docs/helm.md). Stopgap only: kubectl taint nodes --all {UNINITIALIZED_TAINT}- (sets no addresses, providerID or labels, and must be repeated for every new node)"
         )
     };
     Finding {

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStatus};
+use k8s_openapi::api::apps::v1::{
+    DaemonSet, DaemonSetSpec, DaemonSetStatus, Deployment, DeploymentSpec, DeploymentStatus,
+};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, ContainerState, ContainerStateWaiting, ContainerStatus, Node, NodeCondition,
@@ -91,35 +93,69 @@ fn lease(holder: &str, renewed_ago: i64) -> Fetched<Lease> {
     })
 }
 
-fn deployment(tolerations: &[&str], ready: i32) -> Fetched<Deployment> {
-    Fetched::Found(Deployment {
-        metadata: ObjectMeta::default(),
+fn template(tolerations: &[&str]) -> PodTemplateSpec {
+    PodTemplateSpec {
+        metadata: None,
+        spec: Some(PodSpec {
+            tolerations: Some(
+                tolerations
+                    .iter()
+                    .map(|k| Toleration {
+                        key: Some(k.to_string()),
+                        operator: Some("Exists".into()),
+                        ..Toleration::default()
+                    })
+                    .collect(),
+            ),
+            ..PodSpec::default()
+        }),
+    }
+}
+
+fn deployment_object(tolerations: &[&str], ready: i32) -> Deployment {
+    Deployment {
+        metadata: ObjectMeta {
+            name: Some("bare-ccm".into()),
+            ..ObjectMeta::default()
+        },
         spec: Some(DeploymentSpec {
             replicas: Some(2),
             selector: LabelSelector::default(),
-            template: PodTemplateSpec {
-                metadata: None,
-                spec: Some(PodSpec {
-                    tolerations: Some(
-                        tolerations
-                            .iter()
-                            .map(|k| Toleration {
-                                key: Some(k.to_string()),
-                                operator: Some("Exists".into()),
-                                ..Toleration::default()
-                            })
-                            .collect(),
-                    ),
-                    ..PodSpec::default()
-                }),
-            },
+            template: template(tolerations),
             ..DeploymentSpec::default()
         }),
         status: Some(DeploymentStatus {
             ready_replicas: Some(ready),
             ..DeploymentStatus::default()
         }),
-    })
+    }
+}
+
+/// The Deployment layout: 2 replicas, `ready` of them Ready.
+fn deployment(tolerations: &[&str], ready: i32) -> Fetched<Workload> {
+    Fetched::Found(Workload::Deployment(deployment_object(tolerations, ready)))
+}
+
+/// The DaemonSet layout (the default): `desired` control-plane nodes, `ready` pods Ready.
+fn daemon_set(tolerations: &[&str], desired: i32, ready: i32) -> Fetched<Workload> {
+    Fetched::Found(Workload::DaemonSet(DaemonSet {
+        metadata: ObjectMeta {
+            name: Some("bare-ccm".into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(DaemonSetSpec {
+            selector: LabelSelector::default(),
+            template: template(tolerations),
+            ..DaemonSetSpec::default()
+        }),
+        status: Some(DaemonSetStatus {
+            desired_number_scheduled: desired,
+            current_number_scheduled: desired,
+            number_ready: ready,
+            number_misscheduled: 0,
+            ..DaemonSetStatus::default()
+        }),
+    }))
 }
 
 const TOLERATED: [&str; 2] = [UNINITIALIZED_TAINT, "node.kubernetes.io/not-ready"];
@@ -162,11 +198,12 @@ fn pod_condition(type_: &str, status: &str, reason: &str, message: &str) -> PodC
     }
 }
 
-/// A healthy cluster: every node initialised and Ready, bare-ccm deployed and leading.
+/// A healthy cluster: every node initialised and Ready, bare-ccm deployed (the DaemonSet
+/// on one control-plane node) and leading.
 fn healthy(nodes: Vec<Node>) -> Snapshot {
     let mut s = Snapshot::with_nodes(nodes);
     s.lease = lease("cp-1_abc", 2);
-    s.deployment = deployment(&TOLERATED, 2);
+    s.workload = daemon_set(&TOLERATED, 1, 1);
     s.pods = Fetched::Found(vec![pod(
         "Running",
         vec![pod_condition("Ready", "True", "", "")],
@@ -242,7 +279,7 @@ fn seed_scenario_names_the_missing_ccm_and_the_fix() {
     );
     // No Deployment, no ConfigMap: notes only.
     assert_eq!(
-        finding(&report, code::DEPLOYMENT_MISSING).severity,
+        finding(&report, code::WORKLOAD_MISSING).severity,
         Severity::Info
     );
 }
@@ -449,6 +486,12 @@ fn stale_and_released_leases_are_findings() {
         f.message
             .contains("held by cp-1_abc, last renewed 10m ago (lease duration 15s)")
     );
+    assert!(
+        f.fix
+            .contains("kubectl -n kube-system logs daemonset/bare-ccm"),
+        "{}",
+        f.fix
+    );
 
     snap.lease = lease("", 1);
     let report = diagnose(&snap, now());
@@ -478,31 +521,38 @@ fn renewal_within_the_clock_skew_allowance_is_fresh() {
 }
 
 #[test]
-fn out_of_cluster_run_without_deployment_is_healthy() {
+fn out_of_cluster_run_without_workload_is_healthy() {
     let mut snap = Snapshot::with_nodes(vec![node("n1", 60)]);
     snap.lease = lease("laptop_1", 1);
     let report = diagnose(&snap, now());
     assert!(report.healthy, "{:#?}", report.findings);
-    let f = finding(&report, code::DEPLOYMENT_MISSING);
+    let f = finding(&report, code::WORKLOAD_MISSING);
     assert_eq!(f.severity, Severity::Info);
     assert!(f.message.contains("runs elsewhere"));
 }
 
 #[test]
-fn config_map_without_deployment_is_an_incomplete_install() {
+fn config_map_without_workload_is_an_incomplete_install() {
     let mut snap = Snapshot::with_nodes(vec![node("n1", 60)]);
     snap.config_map = Fetched::Found(ConfigMap::default());
     let report = diagnose(&snap, now());
-    let f = finding(&report, code::DEPLOYMENT_MISSING);
+    let f = finding(&report, code::WORKLOAD_MISSING);
     assert_eq!(f.severity, Severity::Warning);
-    assert_eq!(f.fix, "kubectl apply -f manifests/bare-ccm.yaml");
+    assert_eq!(
+        f.message,
+        "no DaemonSet or Deployment kube-system/bare-ccm, although its ConfigMap kube-system/bare-ccm-config exists: the install is incomplete"
+    );
+    assert_eq!(
+        f.fix,
+        "kubectl apply -f manifests/bare-ccm.yaml, or helm install bare-ccm charts/bare-ccm --namespace kube-system (docs/helm.md)"
+    );
 }
 
 #[test]
 fn deployed_but_not_leading_points_at_the_pods() {
     let mut snap = healthy(vec![stuck("n1", 60)]);
     snap.lease = Fetched::NotFound;
-    snap.deployment = deployment(&TOLERATED, 0);
+    snap.workload = deployment(&TOLERATED, 0);
     snap.pods = Fetched::Found(vec![pod(
         "Pending",
         vec![pod_condition(
@@ -531,7 +581,7 @@ fn deployed_but_not_leading_points_at_the_pods() {
             .contains("add the tolerations of manifests/bare-ccm.yaml")
     );
     assert!(
-        finding(&report, code::DEPLOYMENT_NOT_READY)
+        finding(&report, code::WORKLOAD_NOT_READY)
             .message
             .contains("0/2 replicas ready")
     );
@@ -674,7 +724,7 @@ fn standby_pending_only_on_its_host_port_is_a_note_while_another_replica_runs() 
     if let Fetched::Found(pods) = &mut snap.pods {
         pods.push(standby);
     }
-    snap.deployment = deployment(&TOLERATED, 1);
+    snap.workload = deployment(&TOLERATED, 1);
     let report = diagnose(&snap, now());
     assert!(report.healthy, "{:#?}", report.findings);
     assert_eq!(report.exit_code(), 0);
@@ -706,9 +756,9 @@ fn host_port_taken_with_no_replica_running_names_the_port() {
 }
 
 #[test]
-fn deployment_without_the_uninitialized_toleration_is_the_bootstrap_deadlock() {
+fn workload_without_the_uninitialized_toleration_is_the_bootstrap_deadlock() {
     let mut snap = healthy(vec![node("n1", 60)]);
-    snap.deployment = deployment(&["node.kubernetes.io/not-ready"], 2);
+    snap.workload = deployment(&["node.kubernetes.io/not-ready"], 2);
     let report = diagnose(&snap, now());
     let f = finding(&report, code::MISSING_TOLERATION);
     assert_eq!(f.severity, Severity::Error);
@@ -717,7 +767,7 @@ fn deployment_without_the_uninitialized_toleration_is_the_bootstrap_deadlock() {
             .contains("does not tolerate node.cloudprovider.kubernetes.io/uninitialized:")
     );
     // An empty key with Exists tolerates everything.
-    snap.deployment = deployment(&[""], 2);
+    snap.workload = deployment(&[""], 2);
     assert!(diagnose(&snap, now()).healthy);
 }
 
@@ -812,13 +862,13 @@ fn unreadable_objects_are_notes_not_failures() {
     let mut snap = Snapshot::with_nodes(vec![node("n1", 60)]);
     let forbidden = || "403 Forbidden: nope".to_string();
     snap.lease = Fetched::Unreadable(forbidden());
-    snap.deployment = Fetched::Unreadable(forbidden());
+    snap.workload = Fetched::Unreadable(forbidden());
     snap.config_map = Fetched::Unreadable(forbidden());
     let report = diagnose(&snap, now());
     assert!(report.healthy);
     for c in [
         code::LEASE_UNREADABLE,
-        code::DEPLOYMENT_UNREADABLE,
+        code::WORKLOAD_UNREADABLE,
         code::CONFIG_DEFAULTS,
     ] {
         assert!(finding(&report, c).message.contains("403 Forbidden"), "{c}");
@@ -892,4 +942,127 @@ fn ages_read_naturally() {
     assert_eq!(human_age(61), "1m");
     assert_eq!(human_age(3 * 3600 + 5 * 60), "3h5m");
     assert_eq!(human_age(2 * 86400 + 4 * 3600), "2d4h");
+}
+
+#[test]
+fn daemon_set_with_no_ready_pod_points_at_its_pods() {
+    let mut snap = healthy(vec![stuck("n1", 60)]);
+    snap.lease = Fetched::NotFound;
+    snap.workload = daemon_set(&TOLERATED, 1, 0);
+    snap.pods = Fetched::Found(vec![pod(
+        "Pending",
+        vec![pod_condition("PodScheduled", "True", "", "")],
+        Some("ErrImageNeverPull"),
+    )]);
+    let report = diagnose(&snap, now());
+    let f = finding(&report, code::WORKLOAD_NOT_READY);
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(
+        f.message,
+        "DaemonSet kube-system/bare-ccm has 0/1 pods ready"
+    );
+    assert!(
+        f.fix
+            .ends_with("kubectl -n kube-system describe daemonset/bare-ccm"),
+        "{}",
+        f.fix
+    );
+    assert!(
+        finding(&report, code::POD_PENDING)
+            .fix
+            .contains("scripts/build-image.sh")
+    );
+    assert!(
+        finding(&report, code::NO_CCM_RUNNING)
+            .fix
+            .starts_with("bare-ccm is deployed but no replica leads")
+    );
+}
+
+#[test]
+fn daemon_set_that_matches_no_node_is_named() {
+    // The DaemonSet controller creates no pod at all: nothing is Pending to explain why.
+    let mut snap = healthy(vec![stuck("n1", 60)]);
+    snap.lease = Fetched::NotFound;
+    snap.workload = daemon_set(&TOLERATED, 0, 0);
+    snap.pods = Fetched::Found(vec![]);
+    let report = diagnose(&snap, now());
+    let f = finding(&report, code::WORKLOAD_NOT_READY);
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(
+        f.message
+            .starts_with("DaemonSet kube-system/bare-ccm runs on no node: no node matches"),
+        "{}",
+        f.message
+    );
+    assert!(f.fix.contains("kubernetes.io/arch"), "{}", f.fix);
+    assert_eq!(report.exit_code(), 1);
+}
+
+#[test]
+fn daemon_set_without_a_status_yet_is_not_judged() {
+    let mut snap = healthy(vec![node("n1", 60)]);
+    if let Fetched::Found(Workload::DaemonSet(ds)) = &mut snap.workload {
+        ds.status = None;
+    }
+    let report = diagnose(&snap, now());
+    assert!(report.healthy, "{:#?}", report.findings);
+}
+
+#[test]
+fn daemon_set_and_a_leftover_deployment_are_two_installs() {
+    let mut snap = healthy(vec![node("n1", 60)]);
+    snap.leftover_deployment = Some(deployment_object(&TOLERATED, 0));
+    let report = diagnose(&snap, now());
+    let f = finding(&report, code::WORKLOAD_DUPLICATE);
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(
+        f.message.starts_with(
+            "both DaemonSet kube-system/bare-ccm and Deployment kube-system/bare-ccm exist"
+        ),
+        "{}",
+        f.message
+    );
+    assert!(
+        f.fix
+            .contains("kubectl -n kube-system delete deployment bare-ccm"),
+        "{}",
+        f.fix
+    );
+    assert!(!report.healthy);
+}
+
+#[test]
+fn daemon_set_without_the_not_ready_toleration_is_the_bootstrap_deadlock() {
+    let mut snap = healthy(vec![node("n1", 60)]);
+    snap.workload = daemon_set(&[UNINITIALIZED_TAINT], 1, 1);
+    let report = diagnose(&snap, now());
+    let f = finding(&report, code::MISSING_TOLERATION);
+    assert_eq!(f.severity, Severity::Error);
+    assert!(
+        f.message.starts_with(
+            "DaemonSet kube-system/bare-ccm does not tolerate node.kubernetes.io/not-ready:"
+        ),
+        "{}",
+        f.message
+    );
+}
+
+#[test]
+fn workload_kinds_choose_the_daemon_set_and_keep_a_deployment_as_leftover() {
+    let ds = || match daemon_set(&TOLERATED, 1, 1) {
+        Fetched::Found(Workload::DaemonSet(ds)) => ds,
+        _ => unreachable!(),
+    };
+    let d = || deployment_object(&TOLERATED, 1);
+    let (w, left) = Workload::choose(Fetched::Found(ds()), Fetched::Found(d()));
+    assert_eq!(w.found().map(Workload::kind), Some("DaemonSet"));
+    assert!(left.is_some());
+    let (w, left) = Workload::choose(Fetched::NotFound, Fetched::Found(d()));
+    assert_eq!(w.found().map(Workload::kind), Some("Deployment"));
+    assert!(left.is_none());
+    let (w, _) = Workload::choose(Fetched::Unreadable("403".into()), Fetched::NotFound);
+    assert_eq!(w, Fetched::Unreadable("403".into()));
+    let (w, _) = Workload::choose(Fetched::NotFound, Fetched::NotFound);
+    assert_eq!(w, Fetched::NotFound);
 }

@@ -352,10 +352,20 @@ pub fn manifest_workload() -> Value {
 }
 
 /// The flags the manifest's workload gives `bare-ccm run`, except those that only say
-/// where the config file is and which addresses and ports to serve (the test chooses
-/// them), so that the binary runs as the manifest configures it (lease name and namespace
-/// in particular).
+/// where the config file is, which addresses and ports to serve and how fast leader
+/// election is (the test chooses those, e.g. [`FAST_ELECTION`]), so that the binary runs
+/// as the manifest configures it (lease name and namespace in particular).
 pub fn workload_flags() -> Vec<String> {
+    const TEST_CHOSEN_FLAGS: [&str; 8] = [
+        "--config=",
+        "--port=",
+        "--bind-address=",
+        "--secure-port=",
+        "--secure-bind-address=",
+        "--leader-elect-lease-duration=",
+        "--leader-elect-renew-deadline=",
+        "--leader-elect-retry-period=",
+    ];
     let workload = manifest_workload();
     let args = workload
         .pointer("/spec/template/spec/containers/0/args")
@@ -375,17 +385,7 @@ pub fn workload_flags() -> Vec<String> {
                 "workload arg {arg:?}: write flags as --name=value"
             )
         })
-        .filter(|arg| {
-            ![
-                "--config=",
-                "--port=",
-                "--bind-address=",
-                "--secure-port=",
-                "--secure-bind-address=",
-            ]
-            .iter()
-            .any(|chosen| arg.starts_with(chosen))
-        })
+        .filter(|arg| !TEST_CHOSEN_FLAGS.iter().any(|flag| arg.starts_with(flag)))
         .map(|arg| arg.to_string())
         .collect()
 }
