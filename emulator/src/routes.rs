@@ -57,6 +57,11 @@ pub enum Route {
     },
     /// A resource request.
     Resource(ResourceRequest),
+    /// A path outside every API group the server serves (`/apis/example.com/...`, `/foo`):
+    /// answered by the aggregator's and the mux's NotFound handler, Go's `http.NotFound`
+    /// (`404 page not found`, text/plain), not by an API group's handler (kube-aggregator
+    /// `pkg/apiserver/handler_apis.go`, apiserver `pkg/server/mux/pathrecorder.go`).
+    PageNotFound,
 }
 
 /// A request as kube-apiserver's authorizer sees it, derived from the URL alone before any
@@ -232,6 +237,9 @@ pub fn route(method: &str, path: &str, query: &str) -> Result<Route, ApiError> {
             group: "",
             version: "v1",
         }),
+        ["apis", group, ..] if !resources::groups().iter().any(|(g, _)| g == group) => {
+            Ok(Route::PageNotFound)
+        }
         ["apis", group] => resources::groups()
             .into_iter()
             .find(|(g, _)| g == group)
@@ -244,7 +252,8 @@ pub fn route(method: &str, path: &str, query: &str) -> Result<Route, ApiError> {
             .ok_or_else(ApiError::path_not_found),
         ["api", "v1", rest @ ..] => resource_route(method, "", "v1", rest, query),
         ["apis", group, version, rest @ ..] => resource_route(method, group, version, rest, query),
-        _ => Err(ApiError::path_not_found()),
+        ["api", ..] => Err(ApiError::path_not_found()),
+        _ => Ok(Route::PageNotFound),
     }
 }
 
@@ -293,7 +302,7 @@ fn resource_route(
         ("PUT", false) => "update",
         ("PATCH", false) => "patch",
         ("DELETE", false) if subresource.is_empty() => "delete",
-        ("DELETE", true) => "deletecollection",
+        ("DELETE", true) if def.verbs().contains(&"deletecollection") => "deletecollection",
         _ => {
             return Err(ApiError::method_not_allowed());
         }
@@ -470,6 +479,26 @@ mod tests {
             route("PUT", "/api/v1/nodes", "").err().map(|e| e.code),
             Some(405)
         );
+        assert_eq!(
+            route("DELETE", "/api/v1/namespaces", "")
+                .err()
+                .map(|e| e.code),
+            Some(405)
+        );
+    }
+
+    #[test]
+    fn paths_outside_the_served_groups_are_the_plain_not_found_page() {
+        for path in ["/apis/example.com", "/apis/example.com/v1/widgets", "/foo"] {
+            assert!(
+                matches!(route("GET", path, ""), Ok(Route::PageNotFound)),
+                "{path}"
+            );
+        }
+        // A known group without that version, or the core group, answers a Status.
+        for path in ["/apis/apps/v2", "/api/v2", "/api/v1/widgets"] {
+            assert_eq!(route("GET", path, "").err().map(|e| e.code), Some(404));
+        }
     }
 
     #[test]
