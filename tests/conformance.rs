@@ -11,7 +11,7 @@
 //!   media type, and for a `Status` body its shape: its keys, `status`, `reason`,
 //!   `details` (keys, name, group, kind, the fields and reasons of `details.causes`);
 //!   for a watch, the event types;
-//! - the JSON pointers the step lists under `compare` (see [`Spec`] for the forms).
+//! - the fields the step lists under `compare` (see [`evaluate`] for their forms).
 //!
 //! A difference is (step, field); the ones the emulator keeps on purpose are listed in
 //! docs/testing.md, section "Emulator differences", with the reason each is harmless. The
