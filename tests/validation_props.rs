@@ -127,10 +127,11 @@ proptest! {
         new in prop_oneof![Just(String::new()), "[a-z0-9:/-]{1,20}"],
     ) {
         let errs = validate_node_update(&node(Map::new(), &old, &[]), &node(Map::new(), &new, &[]));
-        let forbidden = errs
+        // 1.37: `Invalid` ("field cannot be modified/cleared once set").
+        let refused = errs
             .iter()
-            .any(|e| e.field == "spec.providerID" && e.kind == FieldErrorKind::Forbidden);
-        prop_assert_eq!(forbidden, !old.is_empty() && old != new);
+            .any(|e| e.field == "spec.providerID" && e.kind == FieldErrorKind::Invalid);
+        prop_assert_eq!(refused, !old.is_empty() && old != new);
     }
 
     #[test]

@@ -7,17 +7,23 @@
 
 use serde_json::{Value, json};
 
-use crate::resources::{self, RESOURCES, STATUS_VERBS, VERBS};
+use crate::resources::{self, RESOURCES, STATUS_VERBS};
 
 /// The Kubernetes version the emulator claims to be; matches the k8s-openapi feature
 /// (`v1_33`) the project builds against.
 pub const GIT_VERSION: &str = "v1.33.0";
 
-/// `/version` (apimachinery `pkg/version/types.go`, `Info`).
+/// `/version` (apimachinery `pkg/version/types.go`, `Info`). The emulation and
+/// minimum-compatibility versions (KEP-4330) are set by every server since 1.32: a server
+/// emulates its own version and is compatible with the one before.
 pub fn version() -> Value {
     json!({
         "major": "1",
         "minor": "33",
+        "emulationMajor": "1",
+        "emulationMinor": "33",
+        "minCompatibilityMajor": "1",
+        "minCompatibilityMinor": "32",
         "gitVersion": GIT_VERSION,
         "gitCommit": "60a317eadfcb839692a5551a6bc5c3e4f2c9a4d3",
         "gitTreeState": "clean",
@@ -77,14 +83,18 @@ pub fn resource_list(group: &str, version: &str) -> Value {
         .iter()
         .filter(|r| r.group == group && r.version == version)
     {
-        list.push(json!({
+        let mut row = json!({
             "name": r.resource,
             "singularName": r.singular,
             "namespaced": r.namespaced,
             "kind": r.kind,
-            "verbs": VERBS,
-            "shortNames": r.short_names,
-        }));
+            "verbs": r.verbs(),
+        });
+        // `APIResource.ShortNames` is `omitempty` (apimachinery `meta/v1/types.go`).
+        if !r.short_names.is_empty() {
+            row["shortNames"] = json!(r.short_names);
+        }
+        list.push(row);
         for sub in r.subresources {
             list.push(json!({
                 "name": format!("{}/{sub}", r.resource),
@@ -125,6 +135,23 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(nodes["shortNames"], json!(["no"]));
         assert_eq!(nodes["namespaced"], json!(false));
+        let namespaces = res
+            .iter()
+            .find(|r| r["name"] == "namespaces")
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            namespaces["verbs"],
+            json!([
+                "create", "delete", "get", "list", "patch", "update", "watch"
+            ])
+        );
+    }
+
+    #[test]
+    fn resources_without_short_names_omit_the_field() {
+        let doc = resource_list("coordination.k8s.io", "v1");
+        assert!(doc["resources"][0].get("shortNames").is_none(), "{doc}");
     }
 
     #[test]

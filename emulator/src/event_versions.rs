@@ -19,22 +19,36 @@ const RENAMES: &[(&str, &str)] = &[
     ("reportingComponent", "reportingController"),
 ];
 
-/// The events.k8s.io/v1 view of a stored core/v1 Event.
+/// String fields of events.k8s.io/v1 `Event` declared `omitempty` whose core/v1
+/// counterparts are written even when empty (core `reportingComponent` and
+/// `reportingInstance` have no `omitempty`; k8s.io/api `events/v1/types.go`).
+const V1_OMITEMPTY_STRINGS: &[&str] = &["reportingController", "reportingInstance"];
+
+/// The events.k8s.io/v1 view of a stored core/v1 Event, as Go writes it: the zero values
+/// of the v1 type present, its empty `omitempty` strings absent.
 pub fn to_events_v1(core: &Value) -> Value {
     let mut out = rename(core, true);
     if let Some(obj) = out.as_object_mut() {
         obj.insert("apiVersion".into(), Value::from("events.k8s.io/v1"));
         obj.insert("kind".into(), Value::from("Event"));
+        obj.retain(|k, v| !(V1_OMITEMPTY_STRINGS.contains(&k.as_str()) && v.as_str() == Some("")));
+    }
+    if let Some(def) = crate::resources::find("events.k8s.io", "v1", "events") {
+        crate::resources::fill_go_zero_values(&mut out, &def.go_zero_values());
     }
     out
 }
 
-/// The core/v1 form of an Event written through events.k8s.io/v1.
+/// The core/v1 form of an Event written through events.k8s.io/v1, with the zero values
+/// of the core type.
 pub fn from_events_v1(v1: &Value) -> Value {
     let mut out = rename(v1, false);
     if let Some(obj) = out.as_object_mut() {
         obj.insert("apiVersion".into(), Value::from("v1"));
         obj.insert("kind".into(), Value::from("Event"));
+    }
+    if let Some(def) = crate::resources::find("", "v1", "events") {
+        crate::resources::fill_go_zero_values(&mut out, &def.go_zero_values());
     }
     out
 }
@@ -74,6 +88,20 @@ mod tests {
         assert_eq!(v1["reportingController"], "bare-ccm");
         assert_eq!(v1["reason"], "R");
         assert!(v1.get("message").is_none());
-        assert_eq!(from_events_v1(&v1), core);
+        assert_eq!(v1["deprecatedSource"], json!({}));
+        assert_eq!(v1["eventTime"], Value::Null);
+        let back = from_events_v1(&v1);
+        assert_eq!(back["involvedObject"], core["involvedObject"]);
+        assert_eq!(back["reportingComponent"], "bare-ccm");
+        assert_eq!(back["source"], json!({}));
+        assert_eq!(back["firstTimestamp"], Value::Null);
+    }
+
+    #[test]
+    fn empty_reporting_fields_are_written_by_core_and_omitted_by_events_v1() {
+        let core = json!({"metadata":{"name":"e"},"reportingComponent":"","reportingInstance":""});
+        let v1 = to_events_v1(&core);
+        assert!(v1.get("reportingController").is_none(), "{v1}");
+        assert!(v1.get("reportingInstance").is_none(), "{v1}");
     }
 }

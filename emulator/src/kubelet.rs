@@ -41,7 +41,10 @@
 //!   `PatchNodeCIDRs` sends it (k8s.io/component-helpers `node/util/cidr.go`);
 //! - **the node lifecycle controller** (simulated, switchable off): the taint
 //!   `node.kubernetes.io/not-ready:NoSchedule` on a node that is not Ready
-//!   (`doNoScheduleTaintingPass`), written as `controller.AddOrUpdateTaintOnNode` does:
+//!   (`doNoScheduleTaintingPass`). The API server's TaintNodesByCondition admission already
+//!   adds it to every created Node (kubernetes `plugin/pkg/admission/nodetaint`; the
+//!   emulator does the same), so this step only matters for a node that lost it. It is
+//!   written as `controller.AddOrUpdateTaintOnNode` does:
 //!   the whole taint list with the read resourceVersion as precondition, re-read after a
 //!   409 (kubernetes `pkg/controller/controller_utils.go`, `PatchNodeTaints`).
 //!

@@ -2,6 +2,10 @@
 //! kube-apiserver for every call bare-ccm (and kubectl) makes, plus simulated kubelets.
 //! It exists because no real API server can run on our machines; every end-to-end test,
 //! benchmark and `bare-ccm sim` stands on it, so leniency here would make our tests lie.
+//! `tests/conformance.rs` holds it to that: one script of requests runs against the
+//! emulator and a real kube-apiserver (the test bed of `tests/testbed`), and every
+//! difference is either fixed here or listed, with the reason it is harmless, in
+//! docs/testing.md ("Emulator differences").
 #![forbid(unsafe_code)]
 
 pub mod accounting;

@@ -204,21 +204,48 @@ fn parse_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
     Ok(value)
 }
 
-/// Rejects a body whose apiVersion/kind names another type, as the decoder does
-/// (apimachinery `pkg/runtime/serializer/versioning`: the body's GVK must be the
-/// endpoint's); missing apiVersion/kind are filled in, as the real handlers default them.
+/// Rejects a body whose apiVersion/kind names another type, as the decoder does; missing
+/// apiVersion/kind are filled in, as the real handlers default them. The message is the
+/// handler's `transformDecodeError` (apiserver `pkg/endpoints/handlers/rest.go`) around
+/// the scheme's error: a kind the scheme has in the body's version cannot be converted
+/// (apimachinery `pkg/runtime/scheme.go` `Convert`: `converting (v1.Pod) to (core.Node):
+/// unknown conversion`), any other is not registered (`scheme.go` `New`: `no kind "Widget"
+/// is registered for version "v1" in scheme ...`). The emulator knows the kinds it serves.
 fn check_type(def: &ResourceDef, obj: &mut Value) -> Result<(), ApiError> {
     let expected_version = def.api_version();
     let given_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let given_kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
-    if !given_version.is_empty() && given_version != expected_version {
+    let version = if given_version.is_empty() {
+        expected_version.as_str()
+    } else {
+        given_version
+    };
+    let kind = if given_kind.is_empty() {
+        def.kind
+    } else {
+        given_kind
+    };
+    if version != expected_version || kind != def.kind {
+        let short_version = version.rsplit('/').next().unwrap_or(version);
+        let registered = crate::resources::RESOURCES
+            .iter()
+            .any(|r| r.api_version() == version && r.kind == kind);
+        let why = if registered {
+            let internal = match def.group {
+                "" => "core",
+                group => group.split('.').next().unwrap_or(group),
+            };
+            format!(
+                "converting ({short_version}.{kind}) to ({internal}.{}): unknown conversion",
+                def.kind
+            )
+        } else {
+            format!(
+                "no kind {kind:?} is registered for version {version:?} in scheme \"pkg/runtime/scheme.go:111\""
+            )
+        };
         return Err(ApiError::bad_request(format!(
-            "the API version in the data ({given_version}) does not match the expected API version ({expected_version})"
-        )));
-    }
-    if !given_kind.is_empty() && given_kind != def.kind {
-        return Err(ApiError::bad_request(format!(
-            "the kind in the data ({given_kind}) does not match the expected kind ({})",
+            "{kind} in version {short_version:?} cannot be handled as a {}: {why}",
             def.kind
         )));
     }
@@ -432,8 +459,42 @@ fn validate(
     }
 }
 
+/// 422 Invalid for `errs`, named by the kind of the strategy that validated: Events
+/// written through events.k8s.io are validated by the core Event strategy, whose errors
+/// name the internal kind `Event` without a group (kubernetes
+/// `pkg/registry/events/rest/storage_events.go` reuses the core event storage). A cause
+/// reported twice by the hand-written rules appears once, as in 1.37, where the
+/// declaratively validated rules (`+k8s:` tags, apiserver `pkg/registry/rest/validate.go`)
+/// replace the duplicates `ValidateNode` + `ValidateNodeUpdate` and the Event update
+/// rules used to report.
 fn invalid(def: &ResourceDef, name: &str, errs: &[FieldError]) -> ApiError {
-    ApiError::invalid(validation::invalid_status(def.kind, def.group, name, errs))
+    let group = if def.store == StoreKind::Events {
+        ""
+    } else {
+        def.group
+    };
+    let mut unique: Vec<FieldError> = Vec::with_capacity(errs.len());
+    for e in errs {
+        if !unique.contains(e) {
+            unique.push(e.clone());
+        }
+    }
+    ApiError::invalid(validation::invalid_status(def.kind, group, name, &unique))
+}
+
+/// The etcd key of an object (apiserver `pkg/registry/generic/registry/store.go`
+/// `NamespaceKeyFunc`/`NoNamespaceKeyFunc` under the resource's prefix; Nodes are kept
+/// under their old name, `minions`).
+fn storage_key(def: &ResourceDef, namespace: &str, name: &str) -> String {
+    let prefix = match def.store {
+        StoreKind::Nodes => "minions",
+        _ => def.resource,
+    };
+    if namespace.is_empty() {
+        format!("/registry/{prefix}/{name}")
+    } else {
+        format!("/registry/{prefix}/{namespace}/{name}")
+    }
 }
 
 /// GET, as the object or (for `kubectl get`) as a Table.
@@ -493,6 +554,11 @@ impl Selectors {
         Ok(Selectors { label, field })
     }
 
+    /// Whether neither selector was given (apimachinery `SelectionPredicate.Empty`).
+    pub fn is_empty(&self) -> bool {
+        self.label.is_none() && self.field.is_none()
+    }
+
     /// Whether the stored object passes both selectors.
     pub fn matches(&self, obj: &Value) -> bool {
         let labels = meta(obj)
@@ -506,9 +572,8 @@ impl Selectors {
 /// apimachinery `pkg/apis/meta/internalversion/validation` `ValidateListOptions`, as the
 /// list and watch handlers run it (apiserver `pkg/endpoints/handlers/get.go`
 /// `ListResource`): 422 `ListOptions.meta.k8s.io "" is invalid: ...`. The WatchList
-/// feature gate is off by default in 1.33 (kubernetes#131359), so a watch that sets
-/// `sendInitialEvents` at all (true or false) is refused, and clients fall back to
-/// list+watch.
+/// feature gate is on (the default since 1.34), so a watch may set `sendInitialEvents`
+/// with `resourceVersionMatch=NotOlderThan`.
 pub fn validate_list_options(query: &str, watch: bool) -> Result<(), ApiError> {
     let given = |k: &str| query_param(query, k).filter(|v| !v.is_empty());
     let rv_match = given("resourceVersionMatch");
@@ -518,16 +583,10 @@ pub fn validate_list_options(query: &str, watch: bool) -> Result<(), ApiError> {
     let mut errs = Vec::new();
     let field = "resourceVersionMatch";
     if watch {
-        if send_initial_events {
-            if rv_match.as_deref() != Some("NotOlderThan") {
-                errs.push(FieldError::forbidden(
-                    field,
-                    "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
-                ));
-            }
+        if send_initial_events && rv_match.as_deref() != Some("NotOlderThan") {
             errs.push(FieldError::forbidden(
-                "sendInitialEvents",
-                "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
+                field,
+                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
             ));
         }
         if let Some(m) = &rv_match {
@@ -602,6 +661,64 @@ struct ContinueToken {
     offset: usize,
 }
 
+/// Decodes a `continue` token; a malformed one is 400 `invalid continue token: continue key
+/// is not valid: ...` (apiserver `pkg/storage/continue.go` `DecodeContinue`, wrapped by
+/// `pkg/storage/interfaces.go` `ValidateListOptions`), with the base64 decoder's or, for
+/// a token that does not start like JSON, encoding/json's message.
+fn decode_continue(token: &str) -> Result<ContinueToken, ApiError> {
+    let invalid = |why: String| {
+        ApiError::bad_request(format!(
+            "invalid continue token: continue key is not valid: {why}"
+        ))
+    };
+    // Go's `base64.RawURLEncoding` ignores the unused bits of the last symbol.
+    let lenient = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireNone),
+    );
+    let raw = lenient.decode(token.as_bytes()).map_err(|e| match e {
+        base64::DecodeError::InvalidByte(at, _) | base64::DecodeError::InvalidLastSymbol(at, _) => {
+            invalid(format!("illegal base64 data at input byte {at}"))
+        }
+        other => invalid(other.to_string()),
+    })?;
+    serde_json::from_slice::<ContinueToken>(&raw)
+        .map_err(|e| invalid(go_json_start_error(&raw).unwrap_or_else(|| e.to_string())))
+}
+
+/// encoding/json's error for a document whose first byte cannot start a JSON value
+/// (`scanner.go` `stateBeginValue`: `invalid character 'x' looking for beginning of
+/// value`, the byte quoted by `quoteChar`); None when it starts like JSON.
+fn go_json_start_error(data: &[u8]) -> Option<String> {
+    let &c = data
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))?;
+    if matches!(
+        c,
+        b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n'
+    ) {
+        return None;
+    }
+    // `quoteChar`: strconv.Quote of the byte as a rune, between single quotes.
+    let quoted = match c {
+        b'\'' => "\\'".to_string(),
+        b'"' => "\"".to_string(),
+        0x07 => "\\a".into(),
+        0x08 => "\\b".into(),
+        0x0c => "\\f".into(),
+        0x0b => "\\v".into(),
+        0x20..=0x7e => (c as char).to_string(),
+        0x00..=0x1f | 0x7f => format!("\\x{c:02x}"),
+        0x80..=0xa0 | 0xad => format!("\\u{:04x}", u32::from(c)),
+        _ => char::from(c).to_string(),
+    };
+    Some(format!(
+        "invalid character '{quoted}' looking for beginning of value"
+    ))
+}
+
 /// The message of a continue token whose snapshot is gone (apiserver
 /// `pkg/storage/etcd3/store.go`, list on a compacted revision).
 const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
@@ -616,31 +733,41 @@ pub fn list(
     table: Option<&TableRequest>,
 ) -> Result<Reply, ApiError> {
     validate_list_options(query, false)?;
+    // apiserver `pkg/storage/interfaces.go` `ValidateListOptions`, `ParseResourceVersion`.
+    if let Some(rv) = query_param(query, "resourceVersion").filter(|v| !v.is_empty())
+        && rv.parse::<u64>().is_err()
+        && query_param(query, "continue").is_none_or(|c| c.is_empty())
+    {
+        return Err(ApiError::bad_request(format!(
+            "invalid resource version: resourceVersion: Invalid value: {rv:?}: strconv.ParseUint: parsing {rv:?}: invalid syntax"
+        )));
+    }
     let selectors = Selectors::parse(req.def, query)?;
     let limit = match query_param(query, "limit").filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => match s.parse::<i64>() {
             Ok(n) if n > 0 => Some(n as usize),
             Ok(_) => None,
-            Err(_) => return Err(ApiError::bad_request(format!("invalid limit {s:?}"))),
+            // The query parameter decoder's error (apimachinery `pkg/runtime/conversion.go`
+            // `Convert_Slice_string_To_int64`, strconv.ParseInt).
+            Err(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "strconv.ParseInt: parsing {s:?}: invalid syntax"
+                )));
+            }
         },
     };
     let (rv, items, offset) = match query_param(query, "continue").filter(|s| !s.is_empty()) {
-        // etcd3 `store.go` `GetList` (`validateListOptions` in 1.33): a continue token
-        // carries its own revision.
-        Some(_)
-            if query_param(query, "resourceVersion").is_some_and(|v| !v.is_empty() && v != "0") =>
-        {
-            return Err(ApiError::bad_request(
-                "specifying resource version is not allowed when using continue",
-            ));
-        }
         Some(token) => {
-            let decoded = URL_SAFE_NO_PAD
-                .decode(token.as_bytes())
-                .ok()
-                .and_then(|raw| serde_json::from_slice::<ContinueToken>(&raw).ok())
-                .ok_or_else(|| ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
+            // apiserver `pkg/storage/interfaces.go` `ValidateListOptions`: the token is
+            // decoded first, then a resourceVersion beside it is refused, as a continue
+            // token carries its own revision.
+            let decoded = decode_continue(&token)?;
+            if query_param(query, "resourceVersion").is_some_and(|v| !v.is_empty() && v != "0") {
+                return Err(ApiError::bad_request(
+                    "specifying resource version is not allowed when using continue",
+                ));
+            }
             let snap = store
                 .snapshot(decoded.snapshot)
                 .ok_or_else(|| ApiError::expired(CONTINUE_EXPIRED))?;
@@ -670,7 +797,12 @@ pub fn list(
         };
         let raw = serde_json::to_vec(&token).unwrap_or_default();
         list_meta.insert("continue".into(), json!(URL_SAFE_NO_PAD.encode(raw)));
-        list_meta.insert("remainingItemCount".into(), json!(items.len() - end));
+        // Counted only for a list without selectors: with one, the server would have to
+        // read every remaining object to count (apiserver `pkg/storage/etcd3/store.go`
+        // `GetList`, and the watch cache's `list`: `if pred.Empty()`).
+        if selectors.is_empty() {
+            list_meta.insert("remainingItemCount".into(), json!(items.len() - end));
+        }
     }
     let page = &items[start..end];
     if let Some(table) = table {
@@ -805,6 +937,9 @@ pub fn create(
             }
         }
     }
+    if def.store == StoreKind::Nodes {
+        add_not_ready_taint(&mut obj);
+    }
     let errs = validate(def, "", None, &obj);
     if !errs.is_empty() {
         return Err(invalid(def, &name, &errs));
@@ -845,6 +980,32 @@ pub fn create(
         };
         Ok(Reply::json(201, &view(def, &stored), vec![change]).with_warnings(&unknown_fields))
     })
+}
+
+/// The TaintNodesByCondition admission plugin, on by default: every Node is created with
+/// `node.kubernetes.io/not-ready:NoSchedule`, appended unless a taint with that key and
+/// effect is there (kubernetes `plugin/pkg/admission/nodetaint/admission.go`,
+/// `addNotReadyTaint`); the node lifecycle controller removes it once the node is Ready.
+fn add_not_ready_taint(node: &mut Value) {
+    const KEY: &str = "node.kubernetes.io/not-ready";
+    let Some(root) = node.as_object_mut() else {
+        return;
+    };
+    let spec = root.entry("spec").or_insert_with(|| json!({}));
+    let Some(spec) = spec.as_object_mut() else {
+        return;
+    };
+    let taints = spec.entry("taints").or_insert_with(|| json!([]));
+    if !taints.is_array() {
+        return;
+    }
+    if let Some(list) = taints.as_array_mut()
+        && !list
+            .iter()
+            .any(|t| t["key"] == KEY && t["effect"] == "NoSchedule")
+    {
+        list.push(json!({"key": KEY, "effect": "NoSchedule"}));
+    }
 }
 
 fn txn_rv(obj: &Value) -> u64 {
@@ -1037,7 +1198,26 @@ pub fn update(
     let decoded = decode_write_body(def, input, "UpdateOptions")?;
     check_name(req, &decoded.object)?;
     let dry_run = input.dry_run();
-    let compute = |_: &Value| Ok(decoded.clone());
+    // The uid of a PUT body is a precondition of the storage update (apiserver
+    // `pkg/registry/rest/update.go` `defaultUpdatedObjectInfo.Preconditions`, checked by
+    // etcd3 `GuaranteedUpdate` through `storage.Preconditions.Check`): a mismatch is a
+    // 409 wrapping the StorageError, before any validation.
+    let given_uid = meta_str(&decoded.object, "uid").to_string();
+    let compute = |old: &Value| {
+        let old_uid = meta_str(old, "uid");
+        if !given_uid.is_empty() && given_uid != old_uid {
+            return Err(ApiError::conflict(
+                def.group,
+                def.resource,
+                &req.name,
+                &format!(
+                    "StorageError: invalid object, Code: 4, Key: {}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: {given_uid}, UID in object meta: {old_uid}",
+                    storage_key(def, &req.namespace, &req.name)
+                ),
+            ));
+        }
+        Ok(decoded.clone())
+    };
     match guaranteed_update(store, req, dry_run, compute)? {
         Some(reply) => Ok(reply),
         // Event strategy `AllowCreateOnUpdate` is true (kubernetes
@@ -1116,15 +1296,17 @@ fn delete_in_txn(
     let old = txn
         .get(def.store, k)
         .ok_or_else(|| ApiError::not_found(def.group, def.resource, &k.1))?;
+    // apiserver `pkg/registry/rest/delete.go` `BeforeDelete`: a conflict on the kind (not
+    // the resource), `the UID in the precondition (...) does not match ...`.
     if let Some(uid) = &pre.0
         && uid != meta_str(&old, "uid")
     {
         return Err(ApiError::conflict(
             def.group,
-            def.resource,
+            def.kind,
             &k.1,
             &format!(
-                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                "the UID in the precondition ({uid}) does not match the UID in record ({}). The object might have been deleted and then recreated",
                 meta_str(&old, "uid")
             ),
         ));
@@ -1134,10 +1316,10 @@ fn delete_in_txn(
     {
         return Err(ApiError::conflict(
             def.group,
-            def.resource,
+            def.kind,
             &k.1,
             &format!(
-                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                "the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in record ({}). The object might have been modified",
                 meta_str(&old, "resourceVersion")
             ),
         ));
@@ -1224,9 +1406,10 @@ pub fn delete(
     let pre = preconditions(input.body, input.query)?;
     let dry_run = input.dry_run();
     store.write(|txn| {
-        let uid = txn
-            .get(def.store, &key(req))
-            .map(|o| meta_str(&o, "uid").to_string())
+        let existing = txn.get(def.store, &key(req));
+        let uid = existing
+            .as_ref()
+            .map(|o| meta_str(o, "uid").to_string())
             .unwrap_or_default();
         let deletion = delete_in_txn(txn, def, &key(req), &pre, dry_run)?;
         let mut changes: Vec<Change> = deletion.change.into_iter().collect();
@@ -1235,9 +1418,10 @@ pub fn delete(
             return Ok(Reply::json(200, &view(def, &pending), changes));
         }
         if def.store == StoreKind::Namespaces && !dry_run {
+            // Every namespaced store once (the events.k8s.io view shares core's).
             for inner in crate::resources::RESOURCES
                 .iter()
-                .filter(|r| r.namespaced && r.group.is_empty())
+                .filter(|r| r.namespaced && !r.is_events_v1())
             {
                 for obj in txn.list(inner.store, Some(&req.name)) {
                     let k = (req.name.clone(), meta_str(&obj, "name").to_string());
@@ -1246,6 +1430,26 @@ pub fn delete(
                     }
                 }
             }
+        }
+        if def.store == StoreKind::Namespaces
+            && let Some(existing) = existing
+        {
+            // The namespace registry answers with the Namespace marked for deletion
+            // (deletionTimestamp, phase Terminating; kubernetes
+            // `pkg/registry/core/namespace/storage/storage.go` `REST.Delete`), which the
+            // namespace controller then empties and removes. The emulator's controller is
+            // instant: the namespace and its contents are already gone.
+            let mut marked = (*existing).clone();
+            if let Some(m) = meta_mut(&mut marked) {
+                m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
+                if let Some(rv) = changes.first().map(|c| c.rv) {
+                    m.insert("resourceVersion".into(), json!(rv.to_string()));
+                }
+            }
+            if let Some(root) = marked.as_object_mut() {
+                root.insert("status".into(), json!({"phase": "Terminating"}));
+            }
+            return Ok(Reply::json(200, &marked, changes));
         }
         Ok(Reply::json(
             200,
@@ -1322,4 +1526,104 @@ pub fn bootstrap(store: &Store, def: &ResourceDef, namespace: &str, mut obj: Val
         m.insert("creationTimestamp".into(), json!(now_rfc3339()));
     }
     store.write(|txn| txn.put(def.store, (namespace.to_string(), name), obj));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_continue_token_is_reported_as_the_go_decoders_do() {
+        let message = |token: &str| {
+            decode_continue(token)
+                .err()
+                .and_then(|e| e.body["message"].as_str().map(str::to_string))
+                .unwrap_or_default()
+        };
+        // "garbage" decodes (trailing bits ignored, as Go's RawURLEncoding does) to bytes
+        // that are not JSON.
+        assert_eq!(
+            message("garbage"),
+            "invalid continue token: continue key is not valid: invalid character '\\u0081' looking for beginning of value"
+        );
+        assert_eq!(
+            message("a*b"),
+            "invalid continue token: continue key is not valid: illegal base64 data at input byte 1"
+        );
+    }
+
+    #[test]
+    fn go_json_start_errors_quote_the_byte_like_quote_char() {
+        assert_eq!(
+            go_json_start_error(b"  x"),
+            Some("invalid character 'x' looking for beginning of value".into())
+        );
+        assert_eq!(
+            go_json_start_error(b"'"),
+            Some("invalid character '\\'' looking for beginning of value".into())
+        );
+        assert_eq!(
+            go_json_start_error(&[0x01]),
+            Some("invalid character '\\x01' looking for beginning of value".into())
+        );
+        assert_eq!(go_json_start_error(b"{\"v\":1}"), None);
+    }
+
+    #[test]
+    fn a_body_of_another_kind_is_refused_with_the_decoders_message() {
+        let nodes = crate::resources::find("", "v1", "nodes").expect("nodes");
+        let message = |body: Value| {
+            let mut body = body;
+            check_type(nodes, &mut body)
+                .err()
+                .and_then(|e| e.body["message"].as_str().map(str::to_string))
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            message(json!({"apiVersion": "v1", "kind": "Pod"})),
+            "Pod in version \"v1\" cannot be handled as a Node: converting (v1.Pod) to (core.Node): unknown conversion"
+        );
+        assert_eq!(
+            message(json!({"apiVersion": "v1", "kind": "Widget"})),
+            "Widget in version \"v1\" cannot be handled as a Node: no kind \"Widget\" is registered for version \"v1\" in scheme \"pkg/runtime/scheme.go:111\""
+        );
+        assert_eq!(
+            message(json!({"apiVersion": "apps/v1", "kind": "Node"})),
+            "Node in version \"v1\" cannot be handled as a Node: no kind \"Node\" is registered for version \"apps/v1\" in scheme \"pkg/runtime/scheme.go:111\""
+        );
+        let mut bare = json!({"metadata": {"name": "n"}});
+        assert!(check_type(nodes, &mut bare).is_ok());
+        assert_eq!(bare["kind"], "Node");
+    }
+
+    #[test]
+    fn the_not_ready_taint_is_appended_once() {
+        let mut node = json!({"spec": {"taints": [{"key": "a", "effect": "NoExecute"}]}});
+        add_not_ready_taint(&mut node);
+        add_not_ready_taint(&mut node);
+        assert_eq!(
+            node["spec"]["taints"],
+            json!([{"key": "a", "effect": "NoExecute"},
+                   {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}])
+        );
+        // Same key, another effect: still added.
+        let mut node = json!({"spec": {"taints": [{"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"}]}});
+        add_not_ready_taint(&mut node);
+        assert_eq!(node["spec"]["taints"].as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn duplicate_causes_are_reported_once_and_events_name_the_core_kind() {
+        let nodes = crate::resources::find("", "v1", "nodes").expect("nodes");
+        let err = FieldError::invalid("metadata.labels", json!("-bad"), "bad");
+        let status = invalid(nodes, "n", &[err.clone(), err]).body;
+        assert_eq!(
+            status["details"]["causes"].as_array().map(Vec::len),
+            Some(1)
+        );
+        let events = crate::resources::find("events.k8s.io", "v1", "events").expect("events");
+        let status = invalid(events, "e", &[]).body;
+        assert_eq!(status["details"].get("group"), None);
+        assert_eq!(status["message"], "Event \"e\" is invalid");
+    }
 }

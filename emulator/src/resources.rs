@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Where the objects of a resource live. Two API resources may share one store, as core/v1
 /// `events` and `events.k8s.io/v1` `events` do in kube-apiserver (both are served from the
@@ -76,6 +76,15 @@ impl ResourceDef {
     pub fn list_kind(&self) -> String {
         format!("{}List", self.kind)
     }
+
+    /// The verbs the resource serves, in discovery order.
+    pub fn verbs(&self) -> &'static [&'static str] {
+        if self.store == StoreKind::Namespaces {
+            NAMESPACE_VERBS
+        } else {
+            VERBS
+        }
+    }
 }
 
 /// The verbs every served resource supports, in discovery order.
@@ -88,6 +97,13 @@ pub const VERBS: &[&str] = &[
     "patch",
     "update",
     "watch",
+];
+
+/// The verbs of Namespaces: no `deletecollection` (kubernetes
+/// `pkg/registry/core/namespace/storage/storage.go`: the namespace `REST` does not
+/// implement `rest.CollectionDeleter`).
+pub const NAMESPACE_VERBS: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
 ];
 
 /// The verbs of a `status` subresource in discovery.
@@ -280,10 +296,79 @@ impl ResourceDef {
         };
         let mut unknown_fields = Vec::new();
         unknown_paths(obj, &object, "", &mut unknown_fields);
+        let mut object = object;
+        fill_go_zero_values(&mut object, &self.go_zero_values());
         Ok(Decoded {
             object,
             unknown_fields,
         })
+    }
+
+    /// What Go's `encoding/json` writes for a zero object of this resource's type, besides
+    /// kind/apiVersion/metadata: struct fields without `omitempty` (or whose struct type
+    /// `omitempty` cannot drop) and zero `metav1.Time`s (`null`), which k8s-openapi's
+    /// `Option`s leave out (kubernetes `staging/src/k8s.io/api`: `NodeStatus.DaemonEndpoints`,
+    /// `NodeStatus.NodeInfo` and its ten strings, `Event.Source`,
+    /// `Event.ReportingController` written as `reportingComponent`, ...). A watch BOOKMARK
+    /// carries this object with only a resourceVersion (apiserver cacher `newFunc`).
+    pub fn go_zero_values(&self) -> Value {
+        match (self.store, self.is_events_v1()) {
+            (StoreKind::Nodes, _) => json!({
+                "spec": {},
+                "status": {
+                    "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+                    "nodeInfo": {
+                        "machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": "",
+                        "osImage": "", "containerRuntimeVersion": "", "kubeletVersion": "",
+                        "kubeProxyVersion": "", "operatingSystem": "", "architecture": "",
+                    },
+                },
+            }),
+            (StoreKind::Namespaces, _) => json!({"spec": {}, "status": {}}),
+            (StoreKind::ConfigMaps, _) => json!({}),
+            (StoreKind::Events, false) => json!({
+                "involvedObject": {},
+                "source": {},
+                "firstTimestamp": null,
+                "lastTimestamp": null,
+                "eventTime": null,
+                "reportingComponent": "",
+                "reportingInstance": "",
+            }),
+            (StoreKind::Events, true) => json!({
+                "eventTime": null,
+                "regarding": {},
+                "deprecatedSource": {},
+                "deprecatedFirstTimestamp": null,
+                "deprecatedLastTimestamp": null,
+            }),
+            (StoreKind::Leases, _) => json!({"spec": {}}),
+            (StoreKind::Pods, _) => json!({"spec": {}, "status": {}}),
+            (StoreKind::Deployments, _) => json!({"spec": {}, "status": {}}),
+            // apps/v1 DaemonSetStatus: its four counts have no omitempty.
+            (StoreKind::DaemonSets, _) => json!({
+                "spec": {},
+                "status": {
+                    "currentNumberScheduled": 0, "numberMisscheduled": 0,
+                    "desiredNumberScheduled": 0, "numberReady": 0,
+                },
+            }),
+        }
+    }
+}
+
+/// Adds the fields of `zero` that `obj` lacks, recursively into objects both have.
+pub fn fill_go_zero_values(obj: &mut Value, zero: &Value) {
+    let (Some(obj), Some(zero)) = (obj.as_object_mut(), zero.as_object()) else {
+        return;
+    };
+    for (key, z) in zero {
+        match obj.get_mut(key) {
+            Some(existing) => fill_go_zero_values(existing, z),
+            None => {
+                obj.insert(key.clone(), z.clone());
+            }
+        }
     }
 }
 
@@ -440,12 +525,14 @@ mod tests {
             "spec":{"taints":[{"key":"k","value":"","effect":"NoSchedule"}],"podCIDRs":[]},
             "status":{"addresses":[{"type":"Hostname","address":""}]}});
         let decoded = nodes().decode(&node).expect("decodes");
+        let mut status = nodes().go_zero_values()["status"].clone();
+        status["addresses"] = json!([{"type":"Hostname","address":""}]);
         assert_eq!(
             decoded.object,
             json!({"apiVersion":"v1","kind":"Node",
                 "metadata":{"name":"n","annotations":{"a":""}},
                 "spec":{"taints":[{"key":"k","effect":"NoSchedule"}]},
-                "status":{"addresses":[{"type":"Hostname","address":""}]}})
+                "status": status})
         );
         assert!(decoded.unknown_fields.is_empty());
         let empty = nodes()

@@ -60,6 +60,11 @@ pub enum Route {
     Resource(ResourceRequest),
     /// A TokenReview or SubjectAccessReview (create only, never stored).
     Review(Review),
+    /// A path outside every API group the server serves (`/apis/example.com/...`, `/foo`):
+    /// answered by the aggregator's and the mux's NotFound handler, Go's `http.NotFound`
+    /// (`404 page not found`, text/plain), not by an API group's handler (kube-aggregator
+    /// `pkg/apiserver/handler_apis.go`, apiserver `pkg/server/mux/pathrecorder.go`).
+    PageNotFound,
 }
 
 /// A request as kube-apiserver's authorizer sees it, derived from the URL alone before any
@@ -235,6 +240,15 @@ pub fn route(method: &str, path: &str, query: &str) -> Result<Route, ApiError> {
             group: "",
             version: "v1",
         }),
+        ["apis", "authentication.k8s.io", "v1", "tokenreviews"] => {
+            review_route(method, Review::Token)
+        }
+        ["apis", "authorization.k8s.io", "v1", "subjectaccessreviews"] => {
+            review_route(method, Review::SubjectAccess)
+        }
+        ["apis", group, ..] if !resources::groups().iter().any(|(g, _)| g == group) => {
+            Ok(Route::PageNotFound)
+        }
         ["apis", group] => resources::groups()
             .into_iter()
             .find(|(g, _)| g == group)
@@ -245,15 +259,10 @@ pub fn route(method: &str, path: &str, query: &str) -> Result<Route, ApiError> {
             .find(|(g, v)| g == group && v == version)
             .map(|(group, version)| Route::ResourceList { group, version })
             .ok_or_else(ApiError::path_not_found),
-        ["apis", "authentication.k8s.io", "v1", "tokenreviews"] => {
-            review_route(method, Review::Token)
-        }
-        ["apis", "authorization.k8s.io", "v1", "subjectaccessreviews"] => {
-            review_route(method, Review::SubjectAccess)
-        }
         ["api", "v1", rest @ ..] => resource_route(method, "", "v1", rest, query),
         ["apis", group, version, rest @ ..] => resource_route(method, group, version, rest, query),
-        _ => Err(ApiError::path_not_found()),
+        ["api", ..] => Err(ApiError::path_not_found()),
+        _ => Ok(Route::PageNotFound),
     }
 }
 
@@ -311,7 +320,7 @@ fn resource_route(
         ("PUT", false) => "update",
         ("PATCH", false) => "patch",
         ("DELETE", false) if subresource.is_empty() => "delete",
-        ("DELETE", true) => "deletecollection",
+        ("DELETE", true) if def.verbs().contains(&"deletecollection") => "deletecollection",
         _ => {
             return Err(ApiError::method_not_allowed());
         }
@@ -488,6 +497,26 @@ mod tests {
             route("PUT", "/api/v1/nodes", "").err().map(|e| e.code),
             Some(405)
         );
+        assert_eq!(
+            route("DELETE", "/api/v1/namespaces", "")
+                .err()
+                .map(|e| e.code),
+            Some(405)
+        );
+    }
+
+    #[test]
+    fn paths_outside_the_served_groups_are_the_plain_not_found_page() {
+        for path in ["/apis/example.com", "/apis/example.com/v1/widgets", "/foo"] {
+            assert!(
+                matches!(route("GET", path, ""), Ok(Route::PageNotFound)),
+                "{path}"
+            );
+        }
+        // A known group without that version, or the core group, answers a Status.
+        for path in ["/apis/apps/v2", "/api/v2", "/api/v1/widgets"] {
+            assert_eq!(route("GET", path, "").err().map(|e| e.code), Some(404));
+        }
     }
 
     #[test]

@@ -465,6 +465,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     }
     match route {
         Err(e) => error_response(&e),
+        Ok(Route::PageNotFound) => response(
+            404,
+            "text/plain; charset=utf-8",
+            full(Bytes::from_static(b"404 page not found\n")),
+        ),
         Ok(Route::Health | Route::Version) => error_response(&ApiError::path_not_found()),
         Ok(Route::CoreVersions) => {
             json_response(200, &discovery::core_versions(&shared.addr.to_string()))

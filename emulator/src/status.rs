@@ -217,18 +217,16 @@ impl ApiError {
         )
     }
 
-    /// 415 `UnsupportedMediaType` for a patch type the emulator refuses, with the message
-    /// of a built-in resource's patch handler (apiserver `pkg/endpoints/handlers/patch.go`,
-    /// `negotiation.NewUnsupportedMediaTypeError(patchTypes)`). The list names server-side
-    /// apply, which the real server accepts and the emulator refuses on purpose (so any use
-    /// of it by bare-ccm shows in tests).
+    /// 415 `UnsupportedMediaType` for a PATCH whose Content-Type is not a patch type: the
+    /// answer of go-restful's route selection (no route `Consumes` the type), which the
+    /// apiserver's service error handler turns into `NewGenericServerResponse(415, ...)`
+    /// (apiserver `pkg/server/handler.go`, `serviceErrorHandler`; message
+    /// `415: Unsupported Media Type`). The emulator gives the same answer to server-side
+    /// apply (`application/apply-patch+yaml`), which the real server accepts and the
+    /// emulator refuses on purpose, so that any use of it by bare-ccm shows in tests
+    /// (docs/testing.md, "Emulator differences").
     pub fn unsupported_media_type() -> ApiError {
-        ApiError::new(
-            415,
-            "UnsupportedMediaType",
-            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml".into(),
-            Map::new(),
-        )
+        ApiError::generic(415, "UnsupportedMediaType", "415: Unsupported Media Type")
     }
 
     /// 413 `RequestEntityTooLarge` (apimachinery `NewRequestEntityTooLargeError`).

@@ -123,7 +123,29 @@ impl Event {
     }
 }
 
-/// What selectors look at: name, namespace and labels, as a small object.
+/// The fields outside `metadata` that field selectors read (the selectable fields of
+/// Nodes, Pods, Namespaces and Events; `selector::field_value`), as `(field, child)`:
+/// `child` "" keeps the whole field.
+const SELECTABLE: &[(&str, &str)] = &[
+    ("spec", "unschedulable"),
+    ("spec", "nodeName"),
+    ("spec", "restartPolicy"),
+    ("spec", "schedulerName"),
+    ("spec", "serviceAccountName"),
+    ("spec", "hostNetwork"),
+    ("status", "phase"),
+    ("status", "podIP"),
+    ("status", "podIPs"),
+    ("status", "nominatedNodeName"),
+    ("involvedObject", ""),
+    ("reason", ""),
+    ("reportingComponent", ""),
+    ("source", ""),
+    ("type", ""),
+];
+
+/// What selectors look at, as a small object: name, namespace and labels, and the fields
+/// a field selector can name.
 pub fn filter_meta(object: &Value) -> Value {
     let mut meta = serde_json::Map::new();
     if let Some(m) = object.get("metadata").and_then(Value::as_object) {
@@ -135,6 +157,21 @@ pub fn filter_meta(object: &Value) -> Value {
     }
     let mut root = serde_json::Map::new();
     root.insert("metadata".into(), Value::Object(meta));
+    for (field, child) in SELECTABLE {
+        let Some(v) = object.get(*field) else {
+            continue;
+        };
+        if child.is_empty() {
+            root.insert((*field).into(), v.clone());
+        } else if let Some(c) = v.get(*child) {
+            let slot = root
+                .entry(*field)
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            if let Some(slot) = slot.as_object_mut() {
+                slot.insert((*child).into(), c.clone());
+            }
+        }
+    }
     Value::Object(root)
 }
 

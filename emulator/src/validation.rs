@@ -613,8 +613,6 @@ pub fn validate_object_meta_update(old: &Value, new: &Value) -> Vec<FieldError> 
 const TAINT_EFFECTS: [&str; 3] = ["NoSchedule", "PreferNoSchedule", "NoExecute"];
 const NODE_IMMUTABLE_PODCIDR: &str =
     "node updates may not change podCIDR except from \"\" to valid";
-const NODE_IMMUTABLE_PROVIDER_ID: &str =
-    "node updates may not change providerID except from \"\" to valid";
 
 fn array_at<'a>(obj: &'a Value, path: &[&str]) -> &'a [Value] {
     let mut cur = obj;
@@ -782,12 +780,17 @@ pub fn validate_node_update(old: &Value, new: &Value) -> Vec<FieldError> {
             }
         }
     }
+    // 1.37 (`ValidateNodeUpdate`): `field.Invalid(spec.providerID, nil, ...)`, the nil
+    // printed as `null`; changing and clearing have their own messages.
     let old_provider = str_at(old, &["spec", "providerID"]);
-    if !old_provider.is_empty() && old_provider != str_at(new, &["spec", "providerID"]) {
-        errs.push(FieldError::forbidden(
-            "spec.providerID",
-            NODE_IMMUTABLE_PROVIDER_ID,
-        ));
+    let new_provider = str_at(new, &["spec", "providerID"]);
+    if !old_provider.is_empty() && old_provider != new_provider {
+        let why = if new_provider.is_empty() {
+            "field cannot be cleared once set"
+        } else {
+            "field cannot be modified once set"
+        };
+        errs.push(FieldError::invalid("spec.providerID", Value::Null, why));
     }
     errs.extend(validate_node_taints(array_at(new, &["spec", "taints"])));
     if str_at(old, &["spec", "externalID"]) != str_at(new, &["spec", "externalID"]) {
@@ -1384,13 +1387,14 @@ mod tests {
     #[test]
     fn provider_id_may_only_change_from_empty() {
         let with = |id: &str| node(json!({ "name": "n1" }), json!({ "providerID": id }));
-        let forbidden = "spec.providerID: Forbidden: node updates may not change providerID except from \"\" to valid";
+        let modified = "spec.providerID: Invalid value: null: field cannot be modified once set";
+        let cleared = "spec.providerID: Invalid value: null: field cannot be cleared once set";
         let cases = [
             ("", "", None),
             ("", "bare://n1", None),
             ("bare://n1", "bare://n1", None),
-            ("bare://n1", "bare://n2", Some(forbidden)),
-            ("bare://n1", "", Some(forbidden)),
+            ("bare://n1", "bare://n2", Some(modified)),
+            ("bare://n1", "", Some(cleared)),
         ];
         for (old, new, want) in cases {
             let errs = validate_node(Some(&with(old)), &with(new));
@@ -1402,7 +1406,7 @@ mod tests {
             );
         }
         let errs = validate_node_update(&with("a"), &with("b"));
-        assert_eq!(errs[0].kind.reason(), "FieldValueForbidden");
+        assert_eq!(errs[0].kind.reason(), "FieldValueInvalid");
     }
 
     #[test]

@@ -7,14 +7,23 @@
 //!   carrying a 410 `Expired` Status (`Cacher.Watch` returns `newErrWatcher(err)`, "to
 //!   match the uncached watch implementation ... other errors must fail with a watch event
 //!   of type ERROR"; message from `watch_cache.go`, "too old resource version: %d (%d)").
-//! - `sendInitialEvents` (streaming list): refused with 422, as by a 1.33 server whose
-//!   WatchList feature gate is off by default (kubernetes#131359); see
-//!   `registry::validate_list_options`.
+//! - `sendInitialEvents=true` (streaming list, the WatchList feature, on by default since
+//!   1.34): ADDED for the current state, then, with `allowWatchBookmarks`, a BOOKMARK
+//!   annotated `k8s.io/initial-events-end: "true"` at the state's resourceVersion, then
+//!   live events (`cacher.go` `setInitialEventsEndBookmarkIfRequested`,
+//!   `watch_cache.go` `getAllEventsSinceLocked`); `sendInitialEvents=false` without a
+//!   resourceVersion starts at the current one with no initial events.
 //! - Selectors: an object moving into the selection is ADDED, out of it DELETED
 //!   (`cache_watcher.go`, `convertToWatchEvent`).
 //! - `allowWatchBookmarks`: a BOOKMARK every bookmark interval and one 2 s before the
 //!   timeout (`cache_watcher.go`, `nextBookmarkTime`: "send bookmark 2 seconds before the
-//!   deadline").
+//!   deadline"), each only once something happened after the watch's starting
+//!   resourceVersion (`cache_watcher.go` `process`: "only send events newer than
+//!   resourceVersion"). The BOOKMARK object is the type's zero object with that
+//!   resourceVersion (`cacher.go` `dispatchEvents`: `c.newFunc()`).
+//! - A resourceVersion that is not a number: 500 without a reason, the storage error the
+//!   cacher returns before the watch starts (`cacher.go` `Watch`,
+//!   `versioner.ParseResourceVersion`).
 //! - `timeoutSeconds`: the stream ends after it; unset or 0 is a random 30 to 60 minutes
 //!   (apiserver `pkg/endpoints/handlers/get.go` `ListResource`: `--min-request-timeout`
 //!   (1800 s) times a random factor in [1, 2); "we don't distinguish between
@@ -69,6 +78,8 @@ pub struct WatchRequest {
     namespace: Option<String>,
     selectors: Selectors,
     from: Option<u64>,
+    /// `sendInitialEvents`, when given.
+    initial_events: Option<bool>,
     bookmarks: bool,
     timeout: Duration,
 }
@@ -79,15 +90,28 @@ impl WatchRequest {
         validate_list_options(query, true)?;
         let selectors = Selectors::parse(req.def, query)?;
         let rv = query_param(query, "resourceVersion").unwrap_or_default();
-        let from =
-            match rv.as_str() {
-                "" | "0" => None,
-                s => Some(s.parse::<u64>().map_err(|_| {
-                    ApiError::bad_request(format!("invalid resource version: {s:?}"))
-                })?),
-            };
+        let from = match rv.as_str() {
+            "" | "0" => None,
+            s => Some(s.parse::<u64>().map_err(|_| {
+                ApiError::unknown_internal(&format!(
+                    "resourceVersion: Invalid value: {s:?}: strconv.ParseUint: parsing {s:?}: invalid syntax"
+                ))
+            })?),
+        };
         let flag = |k: &str| query_param(query, k).is_some_and(|v| v == "true" || v == "1");
         let bookmarks = flag("allowWatchBookmarks");
+        let given_initial_events = query_param(query, "sendInitialEvents")
+            .map(|v| matches!(v.as_str(), "true" | "1" | "t" | "T" | "TRUE" | "True"));
+        // A legacy watch (resourceVersion unset or "0", neither sendInitialEvents nor
+        // resourceVersionMatch) is a streaming list with the WatchList feature on
+        // (apimachinery `pkg/apis/meta/internalversion/defaults.go`
+        // `SetListOptionsDefaults`): the same initial events, and with bookmarks the
+        // annotated one after them.
+        let rv_match = query_param(query, "resourceVersionMatch").filter(|m| !m.is_empty());
+        let initial_events = match given_initial_events {
+            None if rv_match.is_none() && from.is_none() => Some(true),
+            given => given,
+        };
         let secs = match query_param(query, "timeoutSeconds").filter(|s| !s.is_empty()) {
             Some(s) => s
                 .parse::<u64>()
@@ -104,6 +128,7 @@ impl WatchRequest {
             namespace: (!req.namespace.is_empty()).then(|| req.namespace.clone()),
             selectors,
             from,
+            initial_events,
             bookmarks,
             timeout,
         })
@@ -129,7 +154,14 @@ pub fn start(
     bookmark_interval: Duration,
 ) -> WatchBody {
     let (tx, rx) = mpsc::channel::<Bytes>(CLIENT_BUFFER);
-    match store.subscribe(req.def.store, req.namespace.as_deref(), req.from) {
+    let from = match (req.initial_events, req.from) {
+        // The current state, whatever the resourceVersion ("not older than" it).
+        (Some(true), _) => None,
+        // From now on, without the current state: a replay after the newest event.
+        (Some(false), None) => Some(u64::MAX),
+        (_, from) => from,
+    };
+    match store.subscribe(req.def.store, req.namespace.as_deref(), from) {
         Err(oldest) => {
             let requested = req.from.unwrap_or(0);
             let status =
@@ -164,6 +196,8 @@ struct Watcher {
     tx: mpsc::Sender<Bytes>,
     /// The RV of the newest event this watcher has processed; bookmarks carry it.
     seen: u64,
+    /// The RV the watch started from: a bookmark is sent only for a newer one.
+    start: u64,
 }
 
 impl Watcher {
@@ -219,17 +253,18 @@ impl Watcher {
         }
     }
 
-    fn bookmark(&self) -> Bytes {
-        let metadata = json!({"resourceVersion": self.seen.to_string()});
-        let api_version = if self.events_v1 {
-            "events.k8s.io/v1".to_string()
-        } else {
-            self.req.def.api_version()
-        };
-        watch_line(
-            "BOOKMARK",
-            &json!({"kind": self.req.def.kind, "apiVersion": api_version, "metadata": metadata}),
-        )
+    /// A BOOKMARK at `seen`; `initial_events_end` marks the end of the initial events of
+    /// a streaming list (apiserver `pkg/storage/util.go` `AnnotateInitialEventsEndBookmark`).
+    fn bookmark(&self, initial_events_end: bool) -> Bytes {
+        let mut metadata = json!({"resourceVersion": self.seen.to_string()});
+        if initial_events_end {
+            metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        let mut object = self.req.def.go_zero_values();
+        object["kind"] = json!(self.req.def.kind);
+        object["apiVersion"] = json!(self.req.def.api_version());
+        object["metadata"] = metadata;
+        watch_line("BOOKMARK", &object)
     }
 }
 
@@ -244,11 +279,16 @@ async fn run(
 ) {
     let deadline = Instant::now() + req.timeout;
     let events_v1 = req.def.is_events_v1();
+    let start_rv = match (&start, req.from) {
+        (WatchStart::Replay(_), Some(from)) if from != u64::MAX => from,
+        _ => rv,
+    };
     let mut w = Watcher {
         req,
         events_v1,
         tx,
         seen: rv,
+        start: start_rv,
     };
     let mut pace = Pace::new();
     match start {
@@ -262,10 +302,19 @@ async fn run(
                     }
                 }
             }
+            if w.req.initial_events == Some(true)
+                && w.req.bookmarks
+                && !send(&w.tx, w.bookmark(true), &cut).await
+            {
+                return;
+            }
         }
         WatchStart::Replay(events) => {
             for event in events {
                 pace.tick().await;
+                // The watcher's position moves past every replayed event, selected or
+                // not (`cache_watcher.go` `processInterval`), so a bookmark must be newer.
+                w.start = w.start.max(event.rv);
                 if let Some(line) = w.line_for(&event)
                     && !send(&w.tx, line, &cut).await
                 {
@@ -286,13 +335,13 @@ async fn run(
             // The client went away.
             _ = w.tx.closed() => return,
             _ = tokio::time::sleep_until(deadline) => {
-                if w.req.bookmarks && !final_bookmark_sent {
-                    let _ = w.tx.send(w.bookmark()).await;
+                if w.req.bookmarks && !final_bookmark_sent && w.seen > w.start {
+                    let _ = w.tx.send(w.bookmark(false)).await;
                 }
                 return;
             }
             _ = tokio::time::sleep_until(next_bookmark), if w.req.bookmarks => {
-                if !send(&w.tx, w.bookmark(), &cut).await {
+                if w.seen > w.start && !send(&w.tx, w.bookmark(false), &cut).await {
                     return;
                 }
                 final_bookmark_sent = next_bookmark >= pre_timeout;

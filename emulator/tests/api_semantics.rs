@@ -211,10 +211,27 @@ async fn discovery_documents_list_groups_resources_and_short_names() {
     let leases = api.call("GET", "/apis/coordination.k8s.io/v1", None).await;
     assert_eq!(leases.body["resources"][0]["name"], "leases");
     assert_eq!(leases.body["resources"][0]["namespaced"], true);
+    // Outside the served groups: the plain NotFound page, not a Status.
     let missing = api.call("GET", "/openapi/v2", None).await;
-    assert_eq!(
-        (missing.code, missing.body["reason"].clone()),
-        (404, json!("NotFound"))
+    assert_eq!(missing.code, 404);
+    assert!(
+        missing.content_type.starts_with("text/plain"),
+        "{}",
+        missing.content_type
+    );
+    // Namespaces cannot be deleted as a collection.
+    let namespaces = v1.body["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["name"] == "namespaces")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        !namespaces["verbs"]
+            .as_array()
+            .is_some_and(|v| v.contains(&json!("deletecollection"))),
+        "{namespaces}"
     );
 }
 
@@ -795,45 +812,82 @@ async fn watch_from_an_expired_resource_version_gets_a_410_error_event() {
 }
 
 #[tokio::test]
-async fn watch_sends_a_bookmark_before_its_timeout_and_then_ends() {
+async fn watch_sends_a_bookmark_before_its_timeout_once_something_newer_happened() {
     let api = Api::start().await;
+    let before = api.emu.current_resource_version();
     api.create_node("a").await;
+    // A write elsewhere: the newest resourceVersion is past everything the watch replays.
+    let cm = json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}});
+    let c = api
+        .call("POST", "/api/v1/namespaces/default/configmaps", Some(&cm))
+        .await;
+    assert_eq!(c.code, 201, "{}", c.body);
     let current = api.emu.current_resource_version();
     let (_, mut body) = api
-        .watch(&format!("/api/v1/nodes?watch=1&resourceVersion={current}&allowWatchBookmarks=true&timeoutSeconds=1"))
+        .watch(&format!("/api/v1/nodes?watch=1&resourceVersion={before}&allowWatchBookmarks=true&timeoutSeconds=1"))
         .await;
     let (events, ended) = read_events(&mut body, 5, Duration::from_secs(5)).await;
     assert!(ended, "the watch must end at its timeout");
-    assert_eq!(events.len(), 1, "{events:?}");
-    assert_eq!(events[0]["type"], "BOOKMARK");
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["type"], "ADDED");
+    assert_eq!(events[1]["type"], "BOOKMARK");
+    let bookmark = &events[1]["object"];
     assert_eq!(
-        events[0]["object"]["metadata"]["resourceVersion"],
-        current.to_string()
+        bookmark["metadata"],
+        json!({"resourceVersion": current.to_string()})
     );
-    assert_eq!(events[0]["object"]["kind"], "Node");
+    assert_eq!(bookmark["kind"], "Node");
+    // The zero Node, as the watch cache's `newFunc` makes it.
+    assert_eq!(
+        bookmark["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"],
+        0
+    );
+
+    // Nothing newer than where the watch starts: no bookmark (`cache_watcher.go`
+    // `process` sends only events newer than the watch's resourceVersion).
+    let (_, mut quiet) = api
+        .watch(&format!("/api/v1/nodes?watch=1&resourceVersion={current}&allowWatchBookmarks=true&timeoutSeconds=1"))
+        .await;
+    let (events, ended) = read_events(&mut quiet, 5, Duration::from_secs(5)).await;
+    assert!(ended, "the watch must end at its timeout");
+    assert!(events.is_empty(), "{events:?}");
 }
 
 #[tokio::test]
-async fn streaming_list_watch_is_refused_as_without_the_watch_list_feature_gate() {
+async fn streaming_list_watch_sends_the_state_then_an_initial_events_end_bookmark() {
     let api = Api::start().await;
-    let a = api
-        .call(
-            "GET",
-            "/api/v1/nodes?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true",
-            None,
-        )
+    api.create_node("a").await;
+    api.create_node("b").await;
+    let current = api.emu.current_resource_version();
+    let (code, mut body) = api
+        .watch("/api/v1/nodes?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=2")
         .await;
-    assert_eq!(a.code, 422, "{}", a.body);
+    assert_eq!(code, 200);
+    let (events, _) = read_events(&mut body, 3, Duration::from_secs(5)).await;
+    let types: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(types, ["ADDED", "ADDED", "BOOKMARK"], "{events:?}");
     assert_eq!(
-        a.body["message"],
-        "ListOptions.meta.k8s.io \"\" is invalid: sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled"
+        events[2]["object"]["metadata"],
+        json!({"resourceVersion": current.to_string(),
+               "annotations": {"k8s.io/initial-events-end": "true"}})
     );
+    // A legacy watch (no resourceVersion) is defaulted to a streaming list.
+    let (_, mut legacy) = api
+        .watch("/api/v1/nodes?watch=1&allowWatchBookmarks=true&timeoutSeconds=2")
+        .await;
+    let (events, _) = read_events(&mut legacy, 3, Duration::from_secs(5)).await;
     assert_eq!(
-        a.body["details"],
-        json!({"group":"meta.k8s.io","kind":"ListOptions","causes":[{
-            "reason":"FieldValueForbidden",
-            "message":"Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
-            "field":"sendInitialEvents"}]})
+        events[2]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true",
+        "{events:?}"
+    );
+    // sendInitialEvents needs resourceVersionMatch=NotOlderThan.
+    let bad = api
+        .call("GET", "/api/v1/nodes?watch=1&sendInitialEvents=true", None)
+        .await;
+    assert_eq!(bad.code, 422, "{}", bad.body);
+    assert_eq!(
+        bad.body["message"],
+        "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"
     );
 }
 
@@ -866,10 +920,16 @@ async fn list_options_are_validated_as_upstream() {
             422,
             "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
         ),
+        // The token is decoded before the resourceVersion beside it is refused.
         (
             "/api/v1/nodes?resourceVersion=5&continue=abc",
             400,
-            "specifying resource version is not allowed when using continue",
+            "invalid continue token: continue key is not valid: invalid character 'i' looking for beginning of value",
+        ),
+        (
+            "/api/v1/nodes?resourceVersion=abc",
+            400,
+            "invalid resource version: resourceVersion: Invalid value: \"abc\": strconv.ParseUint: parsing \"abc\": invalid syntax",
         ),
     ];
     for (path, code, message) in cases {
@@ -1412,6 +1472,15 @@ async fn deleting_a_namespace_removes_what_it_contains() {
         Some(&json!({"metadata":{"name":"c"}})),
     )
     .await;
+    let lease = json!({"metadata":{"name":"l"},"spec":{"holderIdentity":"a"}});
+    let l = api
+        .call(
+            "POST",
+            "/apis/coordination.k8s.io/v1/namespaces/tmp/leases",
+            Some(&lease),
+        )
+        .await;
+    assert_eq!(l.code, 201, "{}", l.body);
     let protected = api
         .call("DELETE", "/api/v1/namespaces/kube-system", None)
         .await;
@@ -1422,8 +1491,96 @@ async fn deleting_a_namespace_removes_what_it_contains() {
     );
     let del = api.call("DELETE", "/api/v1/namespaces/tmp", None).await;
     assert_eq!(del.code, 200);
+    // The answer is the Namespace marked for deletion, as the namespace registry gives it.
+    assert_eq!(del.body["kind"], "Namespace", "{}", del.body);
+    assert_eq!(del.body["status"]["phase"], "Terminating");
+    assert!(del.body["metadata"]["deletionTimestamp"].is_string());
     assert_eq!(api.emu.get_object("configmaps", Some("tmp"), "c"), None);
+    assert_eq!(api.emu.get_object("leases", Some("tmp"), "l"), None);
     assert_eq!(api.emu.get_object("namespaces", None, "tmp"), None);
+}
+
+#[tokio::test]
+async fn nodes_are_created_with_the_not_ready_taint_of_the_admission_plugin() {
+    let api = Api::start().await;
+    let plain = api.create_node("a").await;
+    assert_eq!(
+        plain["spec"]["taints"],
+        json!([{"key":"node.kubernetes.io/not-ready","effect":"NoSchedule"}])
+    );
+    // Already there (same key and effect): not added twice.
+    let tainted = json!({"apiVersion":"v1","kind":"Node","metadata":{"name":"b"},
+        "spec":{"taints":[{"key":"node.kubernetes.io/not-ready","effect":"NoSchedule"},
+                          {"key":"k","value":"v","effect":"NoExecute"}]}});
+    let b = api.call("POST", "/api/v1/nodes", Some(&tainted)).await;
+    assert_eq!(b.body["spec"]["taints"], tainted["spec"]["taints"]);
+    // Go writes the zero NodeStatus structs a client left out.
+    assert_eq!(
+        b.body["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"],
+        0
+    );
+    assert_eq!(b.body["status"]["nodeInfo"]["kubeletVersion"], "");
+}
+
+#[tokio::test]
+async fn a_put_with_another_uid_fails_the_storage_precondition_with_409() {
+    let api = Api::start().await;
+    api.create_node("a").await;
+    let body = json!({"apiVersion":"v1","kind":"Node",
+        "metadata":{"name":"a","uid":"6b1b7f0e-0000-4000-8000-000000000000"}});
+    let a = api.call("PUT", "/api/v1/nodes/a", Some(&body)).await;
+    assert_eq!(a.code, 409, "{}", a.body);
+    let message = a.body["message"].as_str().unwrap_or("");
+    assert!(
+        message.starts_with("Operation cannot be fulfilled on nodes \"a\": StorageError: invalid object, Code: 4, Key: /registry/minions/a, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: 6b1b7f0e-0000-4000-8000-000000000000, UID in object meta: "),
+        "{message}"
+    );
+    // A delete precondition names the kind.
+    let del = api
+        .call(
+            "DELETE",
+            "/api/v1/nodes/a",
+            Some(&json!({"preconditions":{"resourceVersion":"1"}})),
+        )
+        .await;
+    assert_eq!(del.code, 409, "{}", del.body);
+    assert_eq!(del.body["details"]["kind"], "Node");
+    assert!(
+        del.body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("the ResourceVersion in the precondition (1) does not match the ResourceVersion in record"),
+        "{}",
+        del.body
+    );
+}
+
+#[tokio::test]
+async fn watches_filter_by_fields_outside_metadata() {
+    let api = Api::start().await;
+    let before = api.emu.current_resource_version();
+    let ev = |name: &str, node: &str| json!({"metadata":{"name":name},"involvedObject":{"kind":"Node","name":node},"reason":"R"});
+    for (name, node) in [("e1", "n1"), ("e2", "n2")] {
+        let a = api
+            .call(
+                "POST",
+                "/api/v1/namespaces/default/events",
+                Some(&ev(name, node)),
+            )
+            .await;
+        assert_eq!(a.code, 201, "{}", a.body);
+    }
+    let (_, mut body) = api
+        .watch(&format!(
+            "/apis/events.k8s.io/v1/namespaces/default/events?watch=1&resourceVersion={before}&fieldSelector=regarding.name%3Dn2&timeoutSeconds=1"
+        ))
+        .await;
+    let (events, _) = read_events(&mut body, 5, Duration::from_secs(5)).await;
+    let names: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["object"]["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(names, ["e2"], "{events:?}");
 }
 
 #[tokio::test]
@@ -1734,8 +1891,17 @@ async fn events_and_leases_are_validated_by_their_own_rules() {
         )
         .await;
     assert_eq!(e.code, 422, "{}", e.body);
+    // The core Event strategy validates both versions, and names the internal kind.
     assert_eq!(e.body["details"]["kind"], "Event");
-    assert_eq!(e.body["details"]["group"], "events.k8s.io");
+    assert_eq!(e.body["details"].get("group"), None, "{}", e.body);
+    assert!(
+        e.body["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Event \"e\" is invalid: "),
+        "{}",
+        e.body
+    );
 }
 
 #[tokio::test]

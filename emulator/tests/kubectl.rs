@@ -377,7 +377,7 @@ async fn kubectl_reports_the_servers_422_and_the_node_is_unchanged() {
         .await;
     assert!(
         stderr.contains(
-            r#"The Node "n1" is invalid: spec.providerID: Forbidden: node updates may not change providerID except from "" to valid"#
+            r#"The Node "n1" is invalid: spec.providerID: Invalid value: null: field cannot be modified once set"#
         ),
         "{stderr}"
     );
@@ -524,7 +524,7 @@ async fn kubectl_get_nodes_prints_the_server_side_node_columns() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn kubectl_get_of_other_resources_prints_name_and_age() {
+async fn kubectl_get_of_configmaps_and_namespaces_prints_their_server_side_columns() {
     let c = Cluster::start().await;
     // Created through the API: `kubectl create configmap` writes protobuf, which the
     // emulator does not decode.
@@ -536,9 +536,10 @@ async fn kubectl_get_of_other_resources_prints_name_and_age() {
         .await
         .expect("configmap created");
     let lines = table_lines(&c.ok(&["get", "configmaps", "-n", "default"]).await);
-    assert_eq!(lines[0], ["NAME", "AGE"]);
-    assert_eq!(lines[1][0], "settings");
+    assert_eq!(lines[0], ["NAME", "DATA", "AGE"]);
+    assert_eq!(lines[1][..2], ["settings", "0"]);
     let namespaces = table_lines(&c.ok(&["get", "namespaces"]).await);
-    assert_eq!(namespaces[0], ["NAME", "AGE"]);
+    assert_eq!(namespaces[0], ["NAME", "STATUS", "AGE"]);
+    assert_eq!(namespaces[1][1], "Active");
     assert_eq!(namespaces.len(), 5, "{namespaces:?}");
 }

@@ -68,6 +68,11 @@ const NAME_DOC: &str = "Name must be unique within a namespace. Is required when
 const CREATION_DOC: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
 const ADDRESSES_DOC: &str = "List of addresses reachable to the node. Queried from cloud provider, if available. More info: https://kubernetes.io/docs/reference/node/node-status/#addresses Note: This field is declared as mergeable, but the merge key is not sufficiently unique, which can cause data corruption when it is merged. Callers should instead use a full-replacement patch. See https://pr.k8s.io/79391 for an example. Consumers should assume that addresses can change during the lifetime of a Node. However, there are some exceptions where this may not be possible, such as Pods that inherit a Node's address in its own status or consumers of the downward API (status.hostIP).";
 
+/// ConfigMap `data` and LeaseSpec `holderIdentity` descriptions (k8s.io/api
+/// `core/v1/types_swagger_doc_generated.go`, `coordination/v1/types_swagger_doc_generated.go`).
+const CONFIGMAP_DATA_DOC: &str = "Data contains the configuration data. Each key must consist of alphanumeric characters, '-', '_' or '.'. Values with non-UTF-8 byte sequences must use the BinaryData field. The keys stored in Data must not overlap with the keys in the BinaryData field, this is enforced during validation process.";
+const LEASE_HOLDER_DOC: &str = "holderIdentity contains the identity of the holder of a current lease. If Coordinated Leader Election is used, the holder identity must be equal to the elected LeaseCandidate.metadata.name field.";
+
 fn column(name: &str, priority: u8, description: &str) -> Value {
     let mut c = json!({"name": name, "type": "string", "format": "", "description": description, "priority": priority});
     if name == "Name" {
@@ -77,8 +82,30 @@ fn column(name: &str, priority: u8, description: &str) -> Value {
 }
 
 fn columns(def: &ResourceDef) -> Vec<Value> {
-    if def.store != StoreKind::Nodes {
-        return vec![column("Name", 0, NAME_DOC), column("Age", 0, CREATION_DOC)];
+    match def.store {
+        StoreKind::Nodes => {}
+        StoreKind::ConfigMaps => {
+            return vec![
+                column("Name", 0, NAME_DOC),
+                column("Data", 0, CONFIGMAP_DATA_DOC),
+                column("Age", 0, CREATION_DOC),
+            ];
+        }
+        StoreKind::Namespaces => {
+            return vec![
+                column("Name", 0, NAME_DOC),
+                column("Status", 0, "The status of the namespace"),
+                column("Age", 0, CREATION_DOC),
+            ];
+        }
+        StoreKind::Leases => {
+            return vec![
+                column("Name", 0, NAME_DOC),
+                column("Holder", 0, LEASE_HOLDER_DOC),
+                column("Age", 0, CREATION_DOC),
+            ];
+        }
+        _ => return vec![column("Name", 0, NAME_DOC), column("Age", 0, CREATION_DOC)],
     }
     vec![
         column("Name", 0, NAME_DOC),
@@ -179,6 +206,13 @@ fn node_cells(node: &Value, now: jiff::Timestamp) -> Vec<Value> {
             .unwrap_or_else(|| "<none>".into())
     };
     let info = |field: &str| or_unknown(text(node, &["status", "nodeInfo", field]));
+    // `printNode` appends the architecture to the kernel version (1.37).
+    let architecture = text(node, &["status", "nodeInfo", "architecture"]);
+    let kernel = if architecture.is_empty() {
+        info("kernelVersion")
+    } else {
+        format!("{} ({architecture})", info("kernelVersion"))
+    };
     vec![
         json!(text(node, &["metadata", "name"])),
         json!(status.join(",")),
@@ -188,7 +222,7 @@ fn node_cells(node: &Value, now: jiff::Timestamp) -> Vec<Value> {
         json!(address("InternalIP")),
         json!(address("ExternalIP")),
         json!(info("osImage")),
-        json!(info("kernelVersion")),
+        json!(kernel),
         json!(info("containerRuntimeVersion")),
     ]
 }
@@ -273,13 +307,35 @@ pub fn render(
     let rows: Vec<Value> = objects
         .iter()
         .map(|obj| {
-            let cells = if def.store == StoreKind::Nodes {
-                node_cells(obj, now)
-            } else {
-                vec![
-                    json!(text(obj, &["metadata", "name"])),
+            let name = json!(text(obj, &["metadata", "name"]));
+            let cells = match def.store {
+                StoreKind::Nodes => node_cells(obj, now),
+                // `printConfigMap`: the number of data and binaryData keys.
+                StoreKind::ConfigMaps => {
+                    let count = |field: &str| {
+                        obj.get(field)
+                            .and_then(Value::as_object)
+                            .map_or(0, Map::len)
+                    };
+                    vec![
+                        name,
+                        json!(count("data") + count("binaryData")),
+                        json!(age(obj, now)),
+                    ]
+                }
+                // `printNamespace`: the phase.
+                StoreKind::Namespaces => vec![
+                    name,
+                    json!(text(obj, &["status", "phase"])),
                     json!(age(obj, now)),
-                ]
+                ],
+                // `printLease`: the holder.
+                StoreKind::Leases => vec![
+                    name,
+                    json!(text(obj, &["spec", "holderIdentity"])),
+                    json!(age(obj, now)),
+                ],
+                _ => vec![name, json!(age(obj, now))],
             };
             let mut row = json!({"cells": cells});
             match request.include {
@@ -383,5 +439,37 @@ mod tests {
         let tainted =
             json!({"metadata":{"name":"n2"},"spec":{"taints":[{"key":"k","effect":"NoSchedule"}]}});
         assert_eq!(node_cells(&tainted, now)[1], json!("Unknown"));
+        let with_arch = json!({"metadata":{"name":"n3"},
+            "status":{"nodeInfo":{"kernelVersion":"6.8.0","architecture":"arm64"}}});
+        assert_eq!(node_cells(&with_arch, now)[8], json!("6.8.0 (arm64)"));
+    }
+
+    #[test]
+    fn configmaps_namespaces_and_leases_have_their_printer_columns() {
+        let request = TableRequest {
+            api_version: "meta.k8s.io/v1",
+            include: Include::None,
+        };
+        let names = |table: &Value| -> Vec<String> {
+            table["columnDefinitions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["name"].as_str().map(str::to_string))
+                .collect()
+        };
+        let def = |plural| crate::resources::find_by_plural(plural).expect("served");
+        let cm = json!({"metadata":{"name":"c"},"data":{"a":"1","b":"2"},"binaryData":{"c":""}});
+        let table = render(def("configmaps"), &request, &Map::new(), &[&cm]);
+        assert_eq!(names(&table), ["Name", "Data", "Age"]);
+        assert_eq!(table["rows"][0]["cells"][1], json!(3));
+        let ns = json!({"metadata":{"name":"n"},"status":{"phase":"Active"}});
+        let table = render(def("namespaces"), &request, &Map::new(), &[&ns]);
+        assert_eq!(names(&table), ["Name", "Status", "Age"]);
+        assert_eq!(table["rows"][0]["cells"][1], json!("Active"));
+        let lease = json!({"metadata":{"name":"l"},"spec":{"holderIdentity":"me"}});
+        let table = render(def("leases"), &request, &Map::new(), &[&lease]);
+        assert_eq!(names(&table), ["Name", "Holder", "Age"]);
+        assert_eq!(table["rows"][0]["cells"][1], json!("me"));
     }
 }
