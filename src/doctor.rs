@@ -17,8 +17,10 @@ use std::path::PathBuf;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Toleration};
+use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Node, Pod, Toleration};
 use kube::api::{Api, ListParams};
+
+use crate::controller::events::REASON_KUBELET_OWNS_ADDRESSES;
 
 pub use diagnose::{Finding, Report, Severity, code, diagnose};
 
@@ -148,6 +150,9 @@ pub struct Snapshot {
     pub leftover_deployment: Option<Deployment>,
     /// The pods selected by the workload's `matchLabels` (NotFound without a workload).
     pub pods: Fetched<Vec<Pod>>,
+    /// Nodes bare-ccm warned about with `KubeletOwnsAddresses` (empty when Events cannot
+    /// be read).
+    pub kubelet_owns_addresses: Vec<String>,
 }
 
 impl Snapshot {
@@ -163,6 +168,7 @@ impl Snapshot {
             workload: Fetched::NotFound,
             leftover_deployment: None,
             pods: Fetched::NotFound,
+            kubelet_owns_addresses: Vec::new(),
         }
     }
 }
@@ -258,6 +264,17 @@ pub async fn gather(
             }
         }
     };
+    // Events about Nodes live in `default` (see controller/events.rs).
+    let kubelet_owns_addresses = Api::<CoreEvent>::namespaced(client.clone(), "default")
+        .list(&ListParams::default().fields(&format!("reason={REASON_KUBELET_OWNS_ADDRESSES}")))
+        .await
+        .map(|list| {
+            list.items
+                .into_iter()
+                .filter_map(|e| e.involved_object.name)
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(Snapshot {
         target: target.clone(),
         nodes,
@@ -267,6 +284,7 @@ pub async fn gather(
         workload,
         leftover_deployment,
         pods,
+        kubelet_owns_addresses,
     })
 }
 

@@ -3,7 +3,8 @@
 //! external mode, which writes its own `[InternalIP, Hostname]` back on every status
 //! sync. The node keeps its `k3s://` providerID, so bare-ccm refreshes its addresses;
 //! bare-ccm must notice that the kubelet reverts them, stop writing after a bounded
-//! number of writes, and say so in a Warning Event that names the fix.
+//! number of writes, and say so in a Warning Event that names the fix; `doctor` reports
+//! the node.
 
 use std::time::{Duration, Instant};
 
@@ -104,5 +105,18 @@ async fn a_kubelet_not_in_external_mode_wins_the_addresses_after_a_bounded_numbe
         warned,
         "no KubeletOwnsAddresses Warning naming the fix: {events}"
     );
+    // doctor reports the node and the fix.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bare-ccm"))
+        .args(["doctor", "-o", "json", "--kubeconfig"])
+        .arg(bed.kubeconfig())
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let named = report["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|f| f["code"] == "kubelet-owns-addresses" && f["node"] == NODE);
+    assert!(named, "doctor did not report {NODE}: {report:#}");
     ccm.stop().await;
 }

@@ -59,6 +59,9 @@ pub mod code {
     pub const LOOKALIKE_TAINT: &str = "lookalike-taint";
     /// An untainted node without providerID: its kubelet is not in external mode.
     pub const KUBELET_NOT_EXTERNAL: &str = "kubelet-not-external";
+    /// An initialised node whose kubelet (not in external mode) writes its own addresses
+    /// back over bare-ccm's, which has stopped writing them.
+    pub const KUBELET_OWNS_ADDRESSES: &str = "kubelet-owns-addresses";
     /// A node without spec.podCIDR, which flannel waits for.
     pub const NO_POD_CIDR: &str = "no-pod-cidr";
     /// An initialised node that is NotReady.
@@ -67,7 +70,7 @@ pub mod code {
     pub const NETWORK_UNAVAILABLE: &str = "network-unavailable";
 
     /// Report order inside one severity: causes before symptoms, cluster before nodes.
-    pub(super) const ORDER: [&str; 24] = [
+    pub(super) const ORDER: [&str; 25] = [
         NO_CCM_RUNNING,
         CONFIG_INVALID,
         K3S_CCM_ACTIVE,
@@ -83,6 +86,7 @@ pub mod code {
         UNINITIALIZED_TAINT,
         LOOKALIKE_TAINT,
         KUBELET_NOT_EXTERNAL,
+        KUBELET_OWNS_ADDRESSES,
         NO_POD_CIDR,
         NETWORK_UNAVAILABLE,
         NODE_NOT_READY,
@@ -937,6 +941,15 @@ fn node_findings(ctx: &Context<'_>, node: &Node, findings: &mut Vec<Finding>) {
             fix,
         })
     };
+
+    if ctx.snap.kubelet_owns_addresses.contains(&name) {
+        push(
+            Severity::Warning,
+            code::KUBELET_OWNS_ADDRESSES,
+            "its kubelet writes its own addresses back over bare-ccm's (Event KubeletOwnsAddresses): it does not run with --cloud-provider=external, so bare-ccm has stopped writing this node's addresses".into(),
+            "on k3s start the node with --kubelet-arg=cloud-provider=external (kubeadm: KUBELET_EXTRA_ARGS=--cloud-provider=external) and restart k3s or the kubelet; bare-ccm writes the addresses again once the kubelet leaves them alone".into(),
+        );
+    }
 
     let resolution = resolve(&NodeView::from_node(node), &ctx.config);
     let unresolved = !resolution.errors.is_empty();

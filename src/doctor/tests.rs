@@ -373,6 +373,29 @@ fn untainted_node_without_provider_id_means_kubelet_not_external() {
 }
 
 #[test]
+fn a_node_whose_kubelet_owns_its_addresses_is_named_with_the_fix() {
+    let mut snap = healthy(vec![node("n1", 600), node("n2", 600)]);
+    snap.kubelet_owns_addresses = vec!["n1".into()];
+    let report = diagnose(&snap, now());
+    let f = finding(&report, code::KUBELET_OWNS_ADDRESSES);
+    assert_eq!(f.node.as_deref(), Some("n1"));
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(
+        f.fix.contains("--kubelet-arg=cloud-provider=external"),
+        "{}",
+        f.fix
+    );
+    assert_eq!(
+        codes(&report)
+            .iter()
+            .filter(|(c, _)| *c == code::KUBELET_OWNS_ADDRESSES)
+            .count(),
+        1
+    );
+    assert_eq!(report.exit_code(), 1);
+}
+
+#[test]
 fn missing_pod_cidr_not_ready_and_network_unavailable_are_reported() {
     let mut n = node("n1", 60);
     n.spec.as_mut().unwrap().pod_cidr = None;
