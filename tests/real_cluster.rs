@@ -421,3 +421,93 @@ async fn nodes_are_initialised_on_kine_with_sqlite() {
     }
     ccm.stop().await;
 }
+
+/// k3s describes a node after its kubelet registered it: the agent's node-args (with
+/// `--node-external-ip` and a dual-stack `--node-ip`) arrive later. bare-ccm must not
+/// initialise a k3s node before that, so at the moment its taint goes it already has the
+/// ExternalIP and both InternalIPs that only node-args gave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k3s_nodes_are_initialised_only_once_k3s_described_them() {
+    use futures::TryStreamExt;
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{Api, WatchEvent, WatchParams};
+
+    let _serial = exclusive().await;
+    let bed = Testbed::shared(&["--hollow-nodes", "1"]);
+    let client = bed.client().await;
+    apply_manifest(bed, |d| !is_workload(d));
+    let dir = tempfile::tempdir().unwrap();
+    let ccm = start_ccm(bed, dir.path()).await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let from = nodes
+        .list_metadata(&Default::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap_or_default();
+    // The agent describes each node 2 s after its kubelet started. Single-stack nodes
+    // with an external address (their kubelet has --node-ip, so bare-ccm could
+    // initialise them at once, without the ExternalIP), and dual-stack ones (k3s gives
+    // such a kubelet no --node-ip).
+    let late = ["--external-ip", "--agent-delay", "2s"];
+    let mut joined = bed.join(3, &[&["--prefix", "late"][..], &late].concat());
+    joined.extend(bed.join(
+        2,
+        &[&["--prefix", "late-dual", "--dual-stack"][..], &late].concat(),
+    ));
+    let events = nodes
+        .watch(&WatchParams::default().timeout(120), &from)
+        .await
+        .unwrap();
+    let mut events = std::pin::pin!(events);
+    let mut checked = std::collections::BTreeSet::new();
+    while checked.len() < joined.len() {
+        let event = tokio::time::timeout(Duration::from_secs(120), events.try_next())
+            .await
+            .unwrap_or_else(|_| panic!("no initialisation within 120 s\n{}", ccm.log_text()))
+            .unwrap();
+        let Some(WatchEvent::Added(node) | WatchEvent::Modified(node)) = event else {
+            continue;
+        };
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let Some(spec) = joined.iter().find(|j| j.name == name) else {
+            continue;
+        };
+        let tainted = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.as_ref())
+            .is_some_and(|ts| ts.iter().any(|t| t.key == TAINT));
+        if tainted || !checked.insert(name.clone()) {
+            continue;
+        }
+        // The first state of the node without the taint.
+        let annotations = node.metadata.annotations.clone().unwrap_or_default();
+        assert!(
+            annotations.contains_key("k3s.io/node-args"),
+            "{name} initialised before k3s described it"
+        );
+        let addresses: Vec<(String, String)> = node
+            .status
+            .and_then(|s| s.addresses)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| (a.type_, a.address))
+            .collect();
+        for ip in &spec.internal_i_ps {
+            assert!(
+                addresses.contains(&("InternalIP".into(), ip.clone())),
+                "{name} initialised without InternalIP {ip}: {addresses:?}"
+            );
+        }
+        for ip in &spec.external_i_ps {
+            assert!(
+                addresses.contains(&("ExternalIP".into(), ip.clone())),
+                "{name} initialised without ExternalIP {ip}: {addresses:?}"
+            );
+        }
+    }
+    ccm.stop().await;
+    bed.leave(&joined);
+}

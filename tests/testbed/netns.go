@@ -87,7 +87,7 @@ func (ns *netns) addAddresses(link string, addrs []string) error {
 			fmt.Fprintf(&batch, "addr add %s/32 dev %s\n", a, link)
 		} else {
 			// nodad: usable at once, so the kubelet finds it when it starts.
-			fmt.Fprintf(&batch, "-6 addr add %s/128 dev %s nodad\n", a, link)
+			fmt.Fprintf(&batch, "addr add %s/128 dev %s nodad\n", a, link)
 		}
 	}
 	if batch.Len() == 0 {
