@@ -22,6 +22,8 @@ import (
 type nodeTimes struct {
 	registered  time.Time
 	initialized time.Time
+	// described is when k3s's node-args first showed (zero for nodes k3s never described).
+	described time.Time
 	// first and initial are the node as first seen and as first seen initialised (the
 	// floor replays the difference).
 	first, initial *v1.Node
@@ -68,6 +70,9 @@ func (o *observer) saw(obj any) {
 	if t == nil {
 		t = &nodeTimes{registered: now, first: node.DeepCopy()}
 		o.nodes[node.Name] = t
+	}
+	if t.described.IsZero() && node.Annotations[nodeArgsAnnotation] != "" {
+		t.described = now
 	}
 	if t.initialized.IsZero() && !hasTaint(node, uninitializedTaint) {
 		t.initialized = now
