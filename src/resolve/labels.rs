@@ -73,8 +73,9 @@ pub const NODE_ROLE_PREFIX: &str = "node-role.kubernetes.io";
 /// such additional labels from a cloud provider: they are reserved for Kubernetes itself.
 /// One exception, on purpose: `node-role.kubernetes.io/*`. The NodeRestriction admission
 /// plugin forbids a kubelet to set these on itself (k8s.io/kubernetes
-/// `plugin/pkg/admission/noderestriction`, `isKubeletLabel`), so some controller has to;
-/// no Kubernetes component reads them for anything but display.
+/// `plugin/pkg/admission/noderestriction/admission.go` `getForbiddenLabels`; they are not
+/// among k8s.io/kubelet's `IsKubeletLabel`), so some controller has to. Kubernetes itself
+/// only displays them (kubectl's ROLES column, `pkg/printers/internalversion`).
 pub fn check_settable_label_key(key: &str) -> Result<(), String> {
     let Some((prefix, _)) = key.split_once('/') else {
         return Ok(());
