@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Measures the memory of `bare-ccm agent` (docs/performance.md, "bare-ccm agent memory"):
 # the production binary (scripts/static-build.sh) runs as the DaemonSet runs it (UID 65532,
-# no capabilities, a token bound to a Pod on its node) inside a test bed node's own network
-# namespace (eth0 private, eth1 public), and its /proc status is read after its first
-# publish, after an address change, and after a minute of steady state with a resync every
-# two seconds (every resync reads the Node from the API server).
+# no capabilities, the in-cluster configuration: KUBERNETES_SERVICE_HOST/PORT and a token
+# bound to a Pod on its node in /var/run/secrets/kubernetes.io/serviceaccount) inside a
+# test bed node's own network namespace (eth0 private, eth1 public), and its /proc status
+# is read after its first publish, after an address change, and after a minute of steady
+# state with a resync every two seconds (every resync reads the Node from the API server).
 #
 # Usage: scripts/agent-rss.sh [BINARY]     (default: the static build's binary)
+#        AGENT_RSS_STEADY=600 scripts/agent-rss.sh    (ten minutes of steady state)
 # Needs root (network namespaces), Go (the test bed) and kubectl.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -58,23 +60,33 @@ spec:
 EOF
 token="$(k create token bare-ccm-agent -n kube-system --bound-object-kind Pod \
     --bound-object-name agent-rss --duration 1h)"
-server="$(k config view --raw -o jsonpath='{.clusters[0].cluster.server}')"
-ca="$(k config view --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')"
-cat > "$work/agent.kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters: [{name: tb, cluster: {server: "$server", certificate-authority-data: "$ca"}}]
-users: [{name: agent, user: {token: "$token"}}]
-contexts: [{name: tb, context: {cluster: tb, user: agent}}]
-current-context: tb
-EOF
-chmod 644 "$work/agent.kubeconfig"
+port="$(k config view --raw -o jsonpath='{.clusters[0].cluster.server}' | sed 's/.*://')"
+sa="$work/serviceaccount"
+mkdir -p "$sa"
+k config view --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d > "$sa/ca.crt"
+printf '%s' "$token" > "$sa/token"
+printf 'kube-system' > "$sa/namespace"
+chmod 755 "$sa"
+chmod 644 "$sa"/*
 
-ip netns exec "$netns" setpriv --reuid=65532 --regid=65532 --clear-groups \
+# The pod's view: the service-account directory mounted where kube's in-cluster
+# configuration reads it, in a mount namespace of the agent's own (over an empty /run, so
+# that nothing is created on the host).
+ip netns exec "$netns" unshare --mount --propagation private sh -c '
+    mount -t tmpfs -o mode=755 none /run &&
+    mkdir -p /run/secrets/kubernetes.io/serviceaccount &&
+    mount --bind "$1" /run/secrets/kubernetes.io/serviceaccount &&
+    shift && exec "$@"' sh "$sa" \
+    env -u KUBECONFIG HOME=/nonexistent KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT="$port" \
+    setpriv --reuid=65532 --regid=65532 --clear-groups \
     --inh-caps=-all --bounding-set=-all --no-new-privs \
-    "$bin" agent --kubeconfig "$work/agent.kubeconfig" --node-name "$node" \
-    --resync-interval 2s 2>"$work/agent.log" &
+    "$bin" agent --node-name "$node" --resync-interval 2s 2>"$work/agent.log" &
 agent=$!
+# `sh` and `setpriv` exec the agent: the pid is the agent's once it runs.
+for _ in $(seq 50); do
+    [ "$(readlink "/proc/$agent/exe" 2>/dev/null)" = "$bin" ] && break
+    sleep 0.1
+done
 
 show() {
     local fields
@@ -90,8 +102,12 @@ show "after the first publish"
 sleep 3
 echo "annotation: $(annotation)"
 show "after an address change"
-sleep 60
-show "after 60 s (a resync every 2 s)"
+# AGENT_RSS_STEADY: seconds of steady state (default 60), shown each minute.
+steady="${AGENT_RSS_STEADY:-60}"
+for t in $(seq 60 60 "$steady"); do
+    sleep 60
+    show "after $t s (a resync every 2 s)"
+done
 if [ -n "${AGENT_RSS_DETAIL:-}" ]; then
     # Resident kB per mapping, largest first.
     awk '/^[0-9a-f]+-[0-9a-f]+ / { name = $6 " " $2 } /^Rss:/ { if ($2 > 0) print $2, name }' \
