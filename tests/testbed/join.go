@@ -174,7 +174,9 @@ func (c *cluster) join(req JoinRequest) ([]JoinedNode, error) {
 		var own *nodeNetns
 		if req.OwnNetns {
 			var err error
-			if own, err = c.createNodeNetns(first+start, internal, external); err != nil {
+			// Numbered from a sequence, not by address: two bursts with the same
+			// AddressIndex must not share (or delete) a namespace.
+			if own, err = c.createNodeNetns(c.nextDir(), internal, external); err != nil {
 				return all, err
 			}
 			ns = own.ns

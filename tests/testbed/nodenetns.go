@@ -19,8 +19,8 @@ type nodeNetns struct {
 	ln net.Listener
 }
 
-// createNodeNetns makes the namespace of node number n, puts internal on eth0 and
-// public on eth1, and starts the API forwarder in it.
+// createNodeNetns makes namespace number n, puts internal on eth0 and public on eth1,
+// and starts the API forwarder in it.
 func (c *cluster) createNodeNetns(n int, internal, public []string) (*nodeNetns, error) {
 	ns, err := createNetns(fmt.Sprintf("bccm-tb-%d-n%d", os.Getpid(), n))
 	if err != nil {
