@@ -6,7 +6,7 @@
 #   scripts/testbed.sh check                 gofmt and go vet of the test bed's Go code
 #   scripts/testbed.sh up --hollow-nodes N --kubeconfig-out FILE [--datastore etcd|sqlite]
 #                         [--peer-ccm] [--no-k3s-writes] [--state-dir DIR] ...
-#   scripts/testbed.sh join|leave|signal|status --state-dir DIR ...
+#   scripts/testbed.sh join|leave|address|signal|status --state-dir DIR ...
 #
 # `up` stays in the foreground until SIGTERM or Ctrl-C, then stops everything it
 # started. Every other argument goes to the testbed program (`testbed up -h` lists them).
@@ -74,7 +74,7 @@ case "$cmd" in
     check)
         check
         ;;
-    up|join|leave|signal|status)
+    up|join|leave|address|signal|status)
         shift
         if [ "$cmd" = up ] || [ ! -x "$out/testbed" ]; then
             build

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::resolve::AddressSource;
 use crate::resolve::addresses::{AddressType, is_plausible_name, parse_ip};
+use crate::resolve::interfaces::{Cidr, InterfaceRule, InterfacesConfig, check_pattern};
 use crate::resolve::labels::{check_label_key, check_label_value, check_settable_label_key};
 
 /// The default providerID template, k3s's own scheme.
@@ -60,6 +61,8 @@ pub struct Config {
     /// How long a tainted k3s node may wait, after its registration, for the k3s agent's
     /// description before it is initialised anyway; zero never waits.
     pub k3s_agent_wait: Duration,
+    /// How the `interfaces` source reads `bare-ccm agent`'s annotation.
+    pub interfaces: InterfacesConfig,
 }
 
 impl Default for Config {
@@ -76,6 +79,7 @@ impl Default for Config {
             extra_labels: BTreeMap::new(),
             inventory: Vec::new(),
             k3s_agent_wait: DEFAULT_K3S_AGENT_WAIT,
+            interfaces: InterfacesConfig::default(),
         }
     }
 }
@@ -778,7 +782,7 @@ fn label_map(
     out
 }
 
-const TOP_KEYS: [&str; 11] = [
+const TOP_KEYS: [&str; 12] = [
     "providerID",
     "instanceType",
     "zone",
@@ -790,7 +794,10 @@ const TOP_KEYS: [&str; 11] = [
     "extraLabels",
     "inventory",
     "k3sAgentWait",
+    "interfaces",
 ];
+
+const INTERFACES_KEYS: [&str; 2] = ["ignore", "rules"];
 
 const ENTRY_KEYS: [&str; 9] = [
     "name",
@@ -858,6 +865,7 @@ fn read_config(root: &Spanned<Yaml>, p: &mut Problems) -> RawConfig {
             "preferIPv6" => raw.prefer_ipv6 = bool_value(path, v, p),
             "extraLabels" => raw.extra_labels = label_map(path, v, p),
             "k3sAgentWait" => raw.k3s_agent_wait = scalar_value(path, v, p),
+            "interfaces" => raw.interfaces = Some(read_interfaces(path, v, p)),
             "inventory" => {
                 raw.inventory = list_items(path, v, p)
                     .unwrap_or_default()
@@ -941,6 +949,83 @@ fn read_entry(
     })
 }
 
+/// The `interfaces` section: `ignore` (name patterns) and `rules` (`{cidr, type}` maps).
+fn read_interfaces(base: &str, v: &Spanned<Yaml>, p: &mut Problems) -> RawInterfaces {
+    let mut out = RawInterfaces::default();
+    for (key, value) in map_entries(base, v, p).unwrap_or_default() {
+        let path = join(base, &key.value);
+        match key.value.as_str() {
+            // Null: the section's entries are commented out.
+            "ignore" | "rules" if value.value == Yaml::Null => {}
+            "ignore" => {
+                let Some(items) = list_items(&path, value, p) else {
+                    continue;
+                };
+                out.ignore = Some(
+                    items
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, item)| {
+                            text_value(&format!("{path}[{i}]"), item, p).map(|s| (i, s))
+                        })
+                        .collect(),
+                );
+            }
+            "rules" => {
+                let Some(items) = list_items(&path, value, p) else {
+                    continue;
+                };
+                let rules = items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, item)| {
+                        read_rule(&format!("{path}[{i}]"), item, p).map(|r| (i, r))
+                    })
+                    .collect();
+                out.rules = Some(RawRules {
+                    line: value.line,
+                    empty: items.is_empty(),
+                    rules,
+                });
+            }
+            _ => unknown_key(base, &key, &INTERFACES_KEYS, p),
+        }
+    }
+    out
+}
+
+/// One `interfaces.rules` entry: both `cidr` and `type` are required.
+fn read_rule(path: &str, v: &Spanned<Yaml>, p: &mut Problems) -> Option<RawRule> {
+    let entries = map_entries(path, v, p)?;
+    let (mut cidr, mut type_) = (None, None);
+    let mut refused = false;
+    for (key, value) in entries {
+        let slot = match key.value.as_str() {
+            "cidr" => &mut cidr,
+            "type" => &mut type_,
+            _ => {
+                unknown_key(path, &key, &["cidr", "type"], p);
+                continue;
+            }
+        };
+        *slot = text_value(&join(path, &key.value), value, p);
+        refused |= slot.is_none() && value.value != Yaml::Null;
+    }
+    match (cidr, type_) {
+        (Some(cidr), Some(type_)) => Some(RawRule { cidr, type_ }),
+        _ if refused => None,
+        (c, _) => {
+            let missing = if c.is_none() { "cidr" } else { "type" };
+            p.push(
+                join(path, missing),
+                v.line,
+                "missing: a rule needs a cidr and a type",
+            );
+            None
+        }
+    }
+}
+
 fn read_address(path: &str, v: &Spanned<Yaml>, p: &mut Problems) -> Option<Spanned<RawAddress>> {
     let entries = map_entries(path, v, p)?;
     let (mut type_, mut address) = (None, None);
@@ -999,6 +1084,31 @@ struct RawConfig {
     inventory: Vec<(usize, Spanned<RawInventoryEntry>)>,
     /// `k3sAgentWait` as written (a duration string, or `0`).
     k3s_agent_wait: Option<Spanned<RawLabelValue>>,
+    /// The `interfaces` section, when present.
+    interfaces: Option<RawInterfaces>,
+}
+
+#[derive(Debug, Default)]
+struct RawInterfaces {
+    /// The string items of `ignore` with their index, when the key is set.
+    ignore: Option<Vec<(usize, Spanned<String>)>>,
+    rules: Option<RawRules>,
+}
+
+#[derive(Debug)]
+struct RawRules {
+    /// The line of the list, for a problem about the list itself.
+    line: Option<u64>,
+    /// The list has no item at all (not: no well-formed item).
+    empty: bool,
+    /// The well-formed rules with their index.
+    rules: Vec<(usize, RawRule)>,
+}
+
+#[derive(Debug)]
+struct RawRule {
+    cidr: Spanned<String>,
+    type_: Spanned<String>,
 }
 
 #[derive(Debug, Default)]
@@ -1119,6 +1229,8 @@ fn validate(raw: RawConfig, p: &mut Problems) -> Config {
         None => defaults.k3s_agent_wait,
     };
 
+    let interfaces = validate_interfaces(raw.interfaces, p);
+
     let mut names = BTreeMap::new();
     let inventory = raw
         .inventory
@@ -1141,7 +1253,68 @@ fn validate(raw: RawConfig, p: &mut Problems) -> Config {
         extra_labels,
         inventory,
         k3s_agent_wait,
+        interfaces,
     }
+}
+
+/// `interfaces`: each `ignore` pattern, each rule's CIDR and type. `ignore` replaces the
+/// default list; without `rules` the built-in rules apply.
+fn validate_interfaces(raw: Option<RawInterfaces>, p: &mut Problems) -> InterfacesConfig {
+    let mut out = InterfacesConfig::default();
+    let Some(raw) = raw else {
+        return out;
+    };
+    if let Some(list) = raw.ignore {
+        out.ignore = list
+            .into_iter()
+            .filter_map(|(i, s)| match check_pattern(&s.value) {
+                Ok(()) => Some(s.value),
+                Err(msg) => {
+                    p.push(format!("interfaces.ignore[{i}]"), line_of(&s), msg);
+                    None
+                }
+            })
+            .collect();
+    }
+    if let Some(raw_rules) = raw.rules {
+        if raw_rules.empty {
+            p.push(
+                "interfaces.rules",
+                raw_rules.line,
+                "an empty list places no address: delete rules for the built-in ones, or leave interfaces out of addressSources",
+            );
+        }
+        let mut rules = Vec::new();
+        for (i, rule) in raw_rules.rules {
+            let path = format!("interfaces.rules[{i}]");
+            let cidr = rule
+                .cidr
+                .value
+                .parse::<Cidr>()
+                .map_err(|msg| p.push(format!("{path}.cidr"), line_of(&rule.cidr), msg))
+                .ok();
+            let type_ = match rule.type_.value.as_str() {
+                "InternalIP" => Some(Some(AddressType::InternalIP)),
+                "ExternalIP" => Some(Some(AddressType::ExternalIP)),
+                "ignore" => Some(None),
+                other => {
+                    p.push(
+                        format!("{path}.type"),
+                        line_of(&rule.type_),
+                        format!(
+                            "unknown type {other:?} (expected InternalIP, ExternalIP or ignore)"
+                        ),
+                    );
+                    None
+                }
+            };
+            if let (Some(cidr), Some(type_)) = (cidr, type_) {
+                rules.push(InterfaceRule { cidr, type_ });
+            }
+        }
+        out.rules = Some(rules);
+    }
+    out
 }
 
 impl Config {
@@ -1186,13 +1359,42 @@ fn k3s_agent_wait(value: &RawLabelValue) -> Result<Duration, String> {
 }
 
 fn validate_sources(list: &[(usize, Spanned<String>)], p: &mut Problems) -> Vec<AddressSource> {
-    with_implied_k3s_annotations(listed_sources(list, p))
+    with_implied_sources(listed_sources(list, p))
+}
+
+/// A listed `addressSources` with the sources added since such lists were written:
+/// [`with_implied_interfaces`], then [`with_implied_k3s_annotations`].
+pub fn with_implied_sources(sources: Vec<AddressSource>) -> Vec<AddressSource> {
+    with_implied_k3s_annotations(with_implied_interfaces(sources))
+}
+
+/// Configs written before `interfaces` existed. A list that reads a node's own account of
+/// its addresses (`k3s-node-args` or `provided-node-ip`) reads the agent's too, which the
+/// same node states: right after `k3s-node-args`, else right before `provided-node-ip`,
+/// as the default ranks it. The agent is opt-in, so without it this adds nothing. A list
+/// naming neither (`[inventory]`: only what the operator wrote) is taken as written, and
+/// so is one naming `interfaces`.
+pub fn with_implied_interfaces(mut sources: Vec<AddressSource>) -> Vec<AddressSource> {
+    let position = |src| sources.iter().position(|s| *s == src);
+    if position(AddressSource::Interfaces).is_some() {
+        return sources;
+    }
+    let at = match (
+        position(AddressSource::K3sNodeArgs),
+        position(AddressSource::ProvidedNodeIp),
+    ) {
+        (Some(node_args), _) => node_args + 1,
+        (None, Some(provided)) => provided,
+        (None, None) => return sources,
+    };
+    sources.insert(at, AddressSource::Interfaces);
+    sources
 }
 
 /// Configs written before `k3s-annotations` existed list `annotations` for both key sets.
 /// Such a list keeps reading the `k3s.io/*` keys, ranked as the default ranks them: right
-/// after `annotations` or `k3s-node-args`, whichever comes later. A list naming
-/// `k3s-annotations` itself, or not naming `annotations`, is taken as written.
+/// after `annotations`, `k3s-node-args` or `interfaces`, whichever comes last. A list
+/// naming `k3s-annotations` itself, or not naming `annotations`, is taken as written.
 pub fn with_implied_k3s_annotations(mut sources: Vec<AddressSource>) -> Vec<AddressSource> {
     let position = |src| sources.iter().position(|s| *s == src);
     if position(AddressSource::K3sAnnotations).is_some() {
@@ -1201,7 +1403,10 @@ pub fn with_implied_k3s_annotations(mut sources: Vec<AddressSource>) -> Vec<Addr
     let Some(annotations) = position(AddressSource::Annotations) else {
         return sources;
     };
-    let after = position(AddressSource::K3sNodeArgs).map_or(annotations, |n| n.max(annotations));
+    let after = [AddressSource::K3sNodeArgs, AddressSource::Interfaces]
+        .into_iter()
+        .filter_map(position)
+        .fold(annotations, usize::max);
     sources.insert(after + 1, AddressSource::K3sAnnotations);
     sources
 }
@@ -1500,11 +1705,13 @@ mod tests {
                 AddressSource::Inventory,
                 AddressSource::Annotations,
                 AddressSource::K3sNodeArgs,
+                AddressSource::Interfaces,
                 AddressSource::K3sAnnotations,
                 AddressSource::ProvidedNodeIp,
                 AddressSource::Kubelet
             ]
         );
+        assert_eq!(c.interfaces, InterfacesConfig::default());
         assert_eq!(c.provided_node_ip, ProvidedNodeIpMode::Strict);
         assert!(c.require_internal_ip);
         assert!(!c.prefer_ipv6);
@@ -1512,9 +1719,11 @@ mod tests {
     }
 
     /// Issue 11 item 2: stale `k3s.io/*` keys must rank below node-args, and a list written
-    /// before `k3s-annotations` existed keeps reading them.
+    /// before `k3s-annotations` existed keeps reading them. Issue 14: a list written before
+    /// `interfaces` existed reads it where it reads the node's own account of its
+    /// addresses, and a list without one (only what operators wrote) does not.
     #[test]
-    fn k3s_annotations_rank_below_node_args_unless_listed() {
+    fn sources_added_later_take_their_default_rank_unless_listed() {
         use AddressSource::*;
         for (listed, effective) in [
             (
@@ -1523,6 +1732,19 @@ mod tests {
                     Inventory,
                     Annotations,
                     K3sNodeArgs,
+                    Interfaces,
+                    K3sAnnotations,
+                    ProvidedNodeIp,
+                    Kubelet,
+                ],
+            ),
+            (
+                "[inventory, annotations, k3s-node-args, k3s-annotations, provided-node-ip, kubelet]",
+                vec![
+                    Inventory,
+                    Annotations,
+                    K3sNodeArgs,
+                    Interfaces,
                     K3sAnnotations,
                     ProvidedNodeIp,
                     Kubelet,
@@ -1532,23 +1754,99 @@ mod tests {
                 "[annotations, kubelet]",
                 vec![Annotations, K3sAnnotations, Kubelet],
             ),
+            ("[inventory]", vec![Inventory]),
             (
                 "[k3s-node-args, annotations]",
-                vec![K3sNodeArgs, Annotations, K3sAnnotations],
+                vec![K3sNodeArgs, Interfaces, Annotations, K3sAnnotations],
             ),
             (
                 "[annotations, k3s-annotations, k3s-node-args]",
-                vec![Annotations, K3sAnnotations, K3sNodeArgs],
+                vec![Annotations, K3sAnnotations, K3sNodeArgs, Interfaces],
             ),
             (
                 "[k3s-annotations, annotations]",
                 vec![K3sAnnotations, Annotations],
             ),
-            ("[k3s-node-args, kubelet]", vec![K3sNodeArgs, Kubelet]),
+            (
+                "[k3s-node-args, kubelet]",
+                vec![K3sNodeArgs, Interfaces, Kubelet],
+            ),
+            (
+                "[annotations, provided-node-ip]",
+                vec![Annotations, Interfaces, K3sAnnotations, ProvidedNodeIp],
+            ),
+            (
+                "[interfaces, k3s-node-args, annotations]",
+                vec![Interfaces, K3sNodeArgs, Annotations, K3sAnnotations],
+            ),
+            (
+                "[provided-node-ip, interfaces]",
+                vec![ProvidedNodeIp, Interfaces],
+            ),
         ] {
             let c = Config::from_yaml(&format!("addressSources: {listed}\n")).unwrap();
             assert_eq!(c.address_sources, effective, "{listed}");
         }
+    }
+
+    #[test]
+    fn interfaces_rules_and_ignore_are_checked_with_their_paths_and_lines() {
+        let yaml = "interfaces:\n  ignore: [eth0, \"a b\", 7]\n  rules:\n    - {cidr: 10.0.0.0/8, type: InternalIP}\n    - {cidr: 10.1.0.0/8, type: ExternalIP}\n    - {cidr: 300.0.0.0/8, type: Internal}\n    - {cidr: \"fc00::/7\"}\n    - {type: ignore, via: eth1}\n    - [10.0.0.0/8]\n  colour: blue\n";
+        assert_eq!(
+            problems(yaml),
+            [
+                // Problems of one line: the schema walk's first, then the values'.
+                r#"interfaces.ignore[2]: 7 is not a string: quote it ("7") (line 2)"#,
+                r#"interfaces.ignore[1]: "a b" is not an interface name pattern (a name, where * matches any characters, e.g. veth*) (line 2)"#,
+                r#"interfaces.rules[1].cidr: "10.1.0.0/8" has host bits set: the network is 10.0.0.0/8 (line 5)"#,
+                r#"interfaces.rules[2].cidr: "300.0.0.0/8" is not a CIDR (an address and a prefix length, e.g. 10.0.0.0/8 or fc00::/7) (line 6)"#,
+                r#"interfaces.rules[2].type: unknown type "Internal" (expected InternalIP, ExternalIP or ignore) (line 6)"#,
+                "interfaces.rules[3].type: missing: a rule needs a cidr and a type (line 7)",
+                "interfaces.rules[4].via: unknown key (expected one of cidr, type) (line 8)",
+                "interfaces.rules[4].cidr: missing: a rule needs a cidr and a type (line 8)",
+                "interfaces.rules[5]: expected a map, found a list (line 9)",
+                "interfaces.colour: unknown key (expected one of ignore, rules) (line 10)",
+            ]
+        );
+        assert_eq!(
+            problems("interfaces:\n  rules: []\n"),
+            [
+                "interfaces.rules: an empty list places no address: delete rules for the built-in ones, or leave interfaces out of addressSources (line 2)"
+            ]
+        );
+        assert_eq!(
+            problems("interfaces: [eth0]\n"),
+            ["interfaces: expected a map, found a list (line 1)"]
+        );
+        // Null sections are the defaults; an empty ignore list skips no interface.
+        let c = Config::from_yaml("interfaces:\n  rules:\n  ignore:\n").unwrap();
+        assert_eq!(c.interfaces, InterfacesConfig::default());
+        let c = Config::from_yaml("interfaces:\n  ignore: []\n").unwrap();
+        assert!(c.interfaces.ignore.is_empty());
+        assert_eq!(c.interfaces.rules, None);
+    }
+
+    /// Issue 14 item 4: node-role labels may be set; the rest of kubernetes.io stays refused.
+    #[test]
+    fn node_role_labels_are_allowed_in_extra_labels_and_inventory_labels() {
+        let c = Config::from_yaml(
+            "extraLabels:\n  node-role.kubernetes.io/worker: \"true\"\ninventory:\n  - nameRegex: \"gpu-.*\"\n    labels:\n      node-role.kubernetes.io/gpu: \"\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.extra_labels["node-role.kubernetes.io/worker"], "true");
+        assert_eq!(c.inventory[0].labels["node-role.kubernetes.io/gpu"], "");
+        let got = problems(
+            "extraLabels:\n  node-role.kubernetes.io/worker: \"true\"\n  node.kubernetes.io/role: x\n  sub.node-role.kubernetes.io/y: x\n",
+        );
+        assert_eq!(got.len(), 2, "{got:#?}");
+        assert!(
+            got[0].starts_with(r#"extraLabels."node.kubernetes.io/role": label key"#),
+            "{got:#?}"
+        );
+        assert!(
+            got[1].starts_with(r#"extraLabels."sub.node-role.kubernetes.io/y": label key"#),
+            "{got:#?}"
+        );
     }
 
     #[test]
@@ -1635,7 +1933,7 @@ providerID: "metal://dc1/{node}"
 instanceType: m1
 zone: z1
 region: r1
-addressSources: [k3s-node-args, kubelet]
+addressSources: [k3s-node-args, kubelet, interfaces]
 providedNodeIP: prefer
 requireInternalIP: false
 preferIPv6: true
@@ -1646,16 +1944,42 @@ inventory:
     labels: {example.com/gpu: "true"}
   - selector: {matchLabels: {example.com/rack: r7}}
     zone: z7
+k3sAgentWait: 10s
+interfaces:
+  ignore: [eth9, "wg*"]
+  rules:
+    - {cidr: 192.168.0.0/16, type: InternalIP}
+    - {cidr: 10.0.0.0/8,     type: ignore}
+    - {cidr: 0.0.0.0/0,      type: ExternalIP}
 "#;
         let c = Config::from_yaml(yaml).unwrap();
         assert_eq!(c.provider_id, "metal://dc1/{node}");
+        assert_eq!(c.k3s_agent_wait, Duration::from_secs(10));
         assert_eq!(
             (c.instance_type.as_str(), c.zone.as_str(), c.region.as_str()),
             ("m1", "z1", "r1")
         );
         assert_eq!(
             c.address_sources,
-            vec![AddressSource::K3sNodeArgs, AddressSource::Kubelet]
+            vec![
+                AddressSource::K3sNodeArgs,
+                AddressSource::Kubelet,
+                AddressSource::Interfaces
+            ]
+        );
+        assert_eq!(c.interfaces.ignore, ["eth9", "wg*"]);
+        assert_eq!(
+            c.interfaces
+                .rules
+                .iter()
+                .flatten()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            [
+                "192.168.0.0/16 -> InternalIP",
+                "10.0.0.0/8 -> ignore",
+                "0.0.0.0/0 -> ExternalIP"
+            ]
         );
         assert_eq!(c.provided_node_ip, ProvidedNodeIpMode::Prefer);
         assert!(!c.require_internal_ip);
@@ -1731,7 +2055,7 @@ inventory:
         assert_eq!(
             problems("providerId: x\n"),
             [
-                "providerId: unknown key (expected one of providerID, instanceType, zone, region, addressSources, providedNodeIP, requireInternalIP, preferIPv6, extraLabels, inventory, k3sAgentWait); did you mean providerID? (line 1)"
+                "providerId: unknown key (expected one of providerID, instanceType, zone, region, addressSources, providedNodeIP, requireInternalIP, preferIPv6, extraLabels, inventory, k3sAgentWait, interfaces); did you mean providerID? (line 1)"
             ]
         );
     }
@@ -1854,10 +2178,10 @@ inventory:
         let got = problems(yaml);
         let expected = [
             r#"providerID: "k3s://{name}" has an unknown placeholder (only {node} is supported) (line 1)"#,
-            r#"addressSources[1]: unknown source "foo" (expected one of inventory, annotations, k3s-node-args, k3s-annotations, provided-node-ip, kubelet) (line 2)"#,
+            r#"addressSources[1]: unknown source "foo" (expected one of inventory, annotations, k3s-node-args, interfaces, k3s-annotations, provided-node-ip, kubelet) (line 2)"#,
             r#"addressSources[3]: source "kubelet" is listed twice (line 2)"#,
-            r#"addressSources[4]: "node-name" is the built-in Hostname fallback, not a configurable source (expected one of inventory, annotations, k3s-node-args, k3s-annotations, provided-node-ip, kubelet) (line 2)"#,
-            r#"extraLabels."kubernetes.io/foo": label key "kubernetes.io/foo": keys under kubernetes.io/ or k8s.io/ (and subdomains) are refused; use your own prefix, or the instanceType/zone/region settings (line 4)"#,
+            r#"addressSources[4]: "node-name" is the built-in Hostname fallback, not a configurable source (expected one of inventory, annotations, k3s-node-args, interfaces, k3s-annotations, provided-node-ip, kubelet) (line 2)"#,
+            r#"extraLabels."kubernetes.io/foo": label key "kubernetes.io/foo": keys under kubernetes.io/ or k8s.io/ (and subdomains) are refused, except node-role.kubernetes.io/; use your own prefix, or the instanceType/zone/region settings (line 4)"#,
             r#"extraLabels."example.com/ok": label value "-bad-" must be empty or 1-63 characters of [A-Za-z0-9._-], starting and ending alphanumeric (line 5)"#,
             r#"extraLabels."bad key!": label key "bad key!": name part must be 1-63 characters of [A-Za-z0-9._-], starting and ending alphanumeric (line 6)"#,
             r#"inventory[0]: exactly one of name, nameRegex, selector must be set (line 8)"#,
@@ -1866,7 +2190,7 @@ inventory:
             r#"inventory[2].addresses[2].type: unknown address type "PublicIP" (expected one of InternalIP, ExternalIP, InternalDNS, ExternalDNS, Hostname) (line 15)"#,
             r#"inventory[2].addresses[3].address: "a b" is not a valid Hostname (empty, or contains whitespace or commas) (line 16)"#,
             r#"inventory[2].providerID: "x {node}" must not contain whitespace (line 17)"#,
-            r#"inventory[2].labels."k8s.io/x": label key "k8s.io/x": keys under kubernetes.io/ or k8s.io/ (and subdomains) are refused; use your own prefix, or the instanceType/zone/region settings (line 18)"#,
+            r#"inventory[2].labels."k8s.io/x": label key "k8s.io/x": keys under kubernetes.io/ or k8s.io/ (and subdomains) are refused, except node-role.kubernetes.io/; use your own prefix, or the instanceType/zone/region settings (line 18)"#,
             r#"inventory[3]: exactly one of name, nameRegex, selector must be set (line 19)"#,
             r#"inventory[4].selector.matchLabels."-x": label key "-x": name part must be 1-63 characters of [A-Za-z0-9._-], starting and ending alphanumeric (line 20)"#,
         ];

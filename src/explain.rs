@@ -11,8 +11,9 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::node_view::NodeView;
 use crate::patch;
+use crate::resolve::interfaces::{INTERFACES, Placement, classify};
 use crate::resolve::k3s_agent::{AgentWait, agent_wait};
-use crate::resolve::{Resolution, Sourced, resolve};
+use crate::resolve::{AddressSource, Resolution, Sourced, resolve};
 
 /// One address in the report, with the source that supplied it.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -24,6 +25,26 @@ pub struct ExplainedAddress {
     pub address: String,
     /// The source that supplied it (an `addressSources` name, or `node-name`).
     pub source: String,
+    /// For the `interfaces` source: the interface that carries it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// For the `interfaces` source: the rule that placed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+}
+
+/// One address of the `bare-ccm.io/interfaces` annotation and what became of it.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct ExplainedInterfaceAddress {
+    /// The interface.
+    pub interface: String,
+    /// The address as the agent wrote it (`IP/PREFIX`).
+    pub address: String,
+    /// The type it was given; absent when it is not used.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+    /// The rule that placed it, or why it is not used.
+    pub why: String,
 }
 
 /// Which config a report was computed with.
@@ -107,6 +128,10 @@ pub struct ExplainReport {
     pub set_provider_id: bool,
     /// The desired `status.addresses`, in order, with their sources.
     pub addresses: Vec<ExplainedAddress>,
+    /// Every address of the agent's `bare-ccm.io/interfaces` annotation and what became of
+    /// it (when the `interfaces` source is configured and the node has the annotation).
+    #[serde(rename = "interfaceAddresses", skip_serializing_if = "Vec::is_empty")]
+    pub interface_addresses: Vec<ExplainedInterfaceAddress>,
     /// Only the labels that would be added (none for a node no cloud controller initialised).
     pub labels: BTreeMap<String, String>,
     /// The exact patches the controller would send, in order (status first).
@@ -240,6 +265,7 @@ impl ExplainReport {
             };
             (existing, false, labels)
         };
+        let placements = interface_placements(view, config);
         let mut reasons = vec![("providerID".to_string(), provider_id.why.clone())];
         reasons.extend(
             labels
@@ -257,10 +283,31 @@ impl ExplainReport {
             addresses: res
                 .addresses
                 .iter()
-                .map(|a| ExplainedAddress {
-                    type_: a.type_.clone(),
-                    address: a.address.clone(),
-                    source: a.source.as_str().to_string(),
+                .map(|a| {
+                    let placed = (a.source == AddressSource::Interfaces)
+                        .then(|| {
+                            placements.iter().find(|p| {
+                                p.type_.is_some_and(|t| t.as_str() == a.type_)
+                                    && p.ip.to_string() == a.address
+                            })
+                        })
+                        .flatten();
+                    ExplainedAddress {
+                        type_: a.type_.clone(),
+                        address: a.address.clone(),
+                        source: a.source.as_str().to_string(),
+                        interface: placed.map(|p| p.interface.clone()),
+                        rule: placed.map(|p| p.why.clone()),
+                    }
+                })
+                .collect(),
+            interface_addresses: placements
+                .iter()
+                .map(|p| ExplainedInterfaceAddress {
+                    interface: p.interface.clone(),
+                    address: p.written.clone(),
+                    type_: p.type_.map(|t| t.as_str().to_string()),
+                    why: p.why.clone(),
                 })
                 .collect(),
             labels: labels.into_iter().map(|(k, v)| (k, v.value)).collect(),
@@ -338,10 +385,30 @@ impl ExplainReport {
             );
         }
         for a in &self.addresses {
+            let detail = match (&a.interface, &a.rule) {
+                (Some(i), Some(r)) => format!(" ({i}, {r})"),
+                _ => String::new(),
+            };
             let _ = writeln!(
                 out,
-                "    {:<12} {:<40} from {}",
+                "    {:<12} {:<40} from {}{detail}",
                 a.type_, a.address, a.source
+            );
+        }
+        if !self.interface_addresses.is_empty() {
+            let _ = writeln!(
+                out,
+                "  interface addresses ({INTERFACES}, from bare-ccm agent):"
+            );
+        }
+        for p in &self.interface_addresses {
+            let _ = writeln!(
+                out,
+                "    {:<12} {:<40} {} ({})",
+                p.interface,
+                p.address,
+                p.type_.as_deref().unwrap_or("not used"),
+                p.why
             );
         }
         let _ = writeln!(out, "  labels to add:");
@@ -384,6 +451,18 @@ impl ExplainReport {
         }
         out
     }
+}
+
+/// What the `interfaces` source made of each address of the agent's annotation, the
+/// resolver's own classification (its warnings are already among the resolution's).
+fn interface_placements(view: &NodeView, config: &Config) -> Vec<Placement> {
+    if !config.address_sources.contains(&AddressSource::Interfaces) {
+        return Vec::new();
+    }
+    view.annotations
+        .get(INTERFACES)
+        .map(|value| classify(value, &config.interfaces, &mut Vec::new()))
+        .unwrap_or_default()
 }
 
 /// Why no `nodes/status` write appears among `patches`, for a node that resolves.
@@ -645,6 +724,59 @@ mod tests {
 
         let off = Config::from_yaml("k3sAgentWait: 0s\n").unwrap_or_default();
         assert!(ExplainReport::at(&fresh_k3s_node(), &off, second(1)).would_initialize);
+    }
+
+    /// Issue 14: explain shows, for each address, the interface and the rule that placed
+    /// it, and what became of every other address of the agent's annotation.
+    #[test]
+    fn interface_addresses_show_their_interface_and_rule() {
+        let mut view = node(true, "", &[("InternalIP", "10.0.0.5"), ("Hostname", "n1")]);
+        view.annotations.insert(
+            "k3s.io/node-args".into(),
+            r#"["agent","--node-ip","10.0.0.5"]"#.into(),
+        );
+        view.annotations.insert(
+            INTERFACES.into(),
+            r#"[{"name":"eth0","addresses":["10.0.0.5/24","fe80::1/64"]},{"name":"eth1","addresses":["198.18.0.5/15"]},{"name":"veth-eth1","addresses":["10.99.0.1/32"]}]"#.into(),
+        );
+        let report = ExplainReport::new(&view, &Config::default());
+        let value = serde_json::to_value(&report).unwrap_or_default();
+        assert_eq!(
+            value["addresses"],
+            json!([
+                {"type": "InternalIP", "address": "10.0.0.5", "source": "k3s-node-args"},
+                {"type": "ExternalIP", "address": "198.18.0.5", "source": "interfaces",
+                 "interface": "eth1", "rule": "default rule 0.0.0.0/0 -> ExternalIP"},
+                {"type": "Hostname", "address": "n1", "source": "kubelet"},
+            ])
+        );
+        assert_eq!(
+            value["interfaceAddresses"],
+            json!([
+                {"interface": "eth0", "address": "10.0.0.5/24", "type": "InternalIP",
+                 "why": "default rule 10.0.0.0/8 -> InternalIP"},
+                {"interface": "eth0", "address": "fe80::1/64",
+                 "why": "link-local address, never used"},
+                {"interface": "eth1", "address": "198.18.0.5/15", "type": "ExternalIP",
+                 "why": "default rule 0.0.0.0/0 -> ExternalIP"},
+                {"interface": "veth-eth1", "address": "10.99.0.1/32",
+                 "why": "interface matches interfaces.ignore pattern \"veth*\""},
+            ])
+        );
+        let text = report.to_text();
+        assert!(
+            text.contains("from interfaces (eth1, default rule 0.0.0.0/0 -> ExternalIP)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("interface addresses (bare-ccm.io/interfaces, from bare-ccm agent):"),
+            "{text}"
+        );
+        assert!(text.contains("link-local address, never used"), "{text}");
+        // Without the source, nothing of the annotation is shown.
+        let off = cfg("addressSources: [annotations, kubelet]\n");
+        let value = serde_json::to_value(ExplainReport::new(&view, &off)).unwrap_or_default();
+        assert!(value.get("interfaceAddresses").is_none(), "{value}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! I/O shells around them (`controller`, `leader`, `http`).
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod config;
 pub mod config_reload;
 pub mod controller;

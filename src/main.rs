@@ -29,6 +29,9 @@ struct Cli {
 enum Command {
     /// Run the node-initialisation controller.
     Run(Box<bare_ccm::run::RunArgs>),
+    /// Publish this node's interface addresses on its Node (one per node: the DaemonSet
+    /// bare-ccm-agent), for the `interfaces` address source.
+    Agent(bare_ccm::agent::AgentArgs),
     /// Dry run: show what would be written to a node, and why. Never writes.
     Explain(ExplainArgs),
     /// Validate a config file, its ConfigMap, or the manifest holding it (exit 0 valid, 2
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(args) => run(*args),
+        Command::Agent(args) => agent(args),
         Command::Explain(args) => explain(args),
         Command::CheckConfig(args) => check_config(&args),
         Command::Doctor(args) => doctor(&args),
@@ -156,6 +160,22 @@ fn run(args: bare_ccm::run::RunArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bare-ccm run: {}", Chain(e.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The agent does one thing at a time: one thread keeps its memory to a few MiB.
+fn agent(args: bare_ccm::agent::AgentArgs) -> ExitCode {
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .and_then(|rt| rt.block_on(bare_ccm::agent::run(args)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bare-ccm agent: {}", Chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

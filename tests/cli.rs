@@ -251,7 +251,8 @@ fn check_config_accepts_the_documented_example_and_names_bad_keys_with_lines() {
     assert!(err.contains("addressSources[1]"), "{err}");
     assert!(err.contains("line"), "a line number is given: {err}");
 
-    // A list written before k3s-annotations existed: the implied rank is printed.
+    // A list written before k3s-annotations and interfaces existed: the implied ranks are
+    // printed.
     let old = write(
         &dir,
         "old.yaml",
@@ -261,7 +262,7 @@ fn check_config_accepts_the_documented_example_and_names_bad_keys_with_lines() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("address sources, highest priority first: inventory, annotations, k3s-node-args, k3s-annotations, provided-node-ip, kubelet"),
+        text.contains("address sources, highest priority first: inventory, annotations, k3s-node-args, interfaces, k3s-annotations, provided-node-ip, kubelet"),
         "{text}"
     );
 
@@ -278,6 +279,51 @@ fn line_of(text: &str, needle: &str) -> u64 {
         .position(|l| l.contains(needle))
         .unwrap_or_else(|| panic!("{needle:?} not found"));
     u64::try_from(index).expect("small") + 1
+}
+
+/// Issue 14: a bad CIDR or type in `interfaces.rules` is refused with exit 2, its path and
+/// its line; `-o json` lists each.
+#[test]
+fn check_config_refuses_a_bad_interfaces_rule_with_its_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = write(
+        &dir,
+        "rules.yaml",
+        "zone: z1\ninterfaces:\n  rules:\n    - {cidr: 10.0.0.0/8, type: InternalIP}\n    - {cidr: 192.168.1.0/16, type: ExternalIP}\n    - {cidr: 0.0.0.0/0, type: Public}\n",
+    );
+    let path = bad.to_str().expect("utf-8");
+    let out = bare_ccm(&["check-config", path], None);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(r#"interfaces.rules[1].cidr: "192.168.1.0/16" has host bits set: the network is 192.168.0.0/16 (line 5)"#),
+        "{err}"
+    );
+    assert!(
+        err.contains(r#"interfaces.rules[2].type: unknown type "Public" (expected InternalIP, ExternalIP or ignore) (line 6)"#),
+        "{err}"
+    );
+    let out = bare_ccm(&["check-config", path, "-o", "json"], None);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let report = json(&out);
+    let paths: Vec<&str> = report["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .filter_map(|p| p["path"].as_str())
+        .collect();
+    assert_eq!(
+        paths,
+        ["interfaces.rules[1].cidr", "interfaces.rules[2].type"]
+    );
+
+    let good = write(
+        &dir,
+        "good.yaml",
+        "interfaces:\n  ignore: [lo, \"veth*\"]\n  rules:\n    - {cidr: 192.168.0.0/16, type: InternalIP}\n    - {cidr: \"fc00::/7\", type: ignore}\n",
+    );
+    let out = bare_ccm(&["check-config", good.to_str().expect("utf-8")], None);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::LazyLock;
 
-use bare_ccm::config::{Config, with_implied_k3s_annotations};
+use bare_ccm::config::{Config, with_implied_sources};
 use bare_ccm::node_view::NodeView;
 use bare_ccm::patch::{init_patch, refresh_patch, status_addresses_patch};
 use bare_ccm::resolve::addresses::{AddressType, parse_ip};
@@ -241,7 +241,8 @@ proptest! {
                 Just("providerID"), Just("instanceType"), Just("zone"), Just("addressSources"),
                 Just("providedNodeIP"), Just("requireInternalIP"), Just("preferIPv6"),
                 Just("extraLabels"), Just("inventory"), Just("  - name"), Just("    nameRegex"),
-                Just("    addresses"), Just("bogus"),
+                Just("    addresses"), Just("bogus"), Just("interfaces"), Just("  rules"),
+                Just("  ignore"), Just("    - cidr"), Just("      type"),
             ], "[ -~]{0,20}"),
             0..8,
         ),
@@ -254,7 +255,7 @@ proptest! {
     fn generated_configs_round_trip(
         zone in "[a-z][a-z0-9-]{0,10}[a-z0-9]",
         prefer_ipv6 in any::<bool>(),
-        sources in prop::sample::subsequence(AddressSource::CONFIGURABLE.to_vec(), 1..=6),
+        sources in prop::sample::subsequence(AddressSource::CONFIGURABLE.to_vec(), 1..=7),
         labels in prop::collection::btree_map("example\\.com/[a-z]([a-z0-9._-]{0,20}[a-z0-9])?", "([A-Za-z0-9]([A-Za-z0-9._-]{0,20}[A-Za-z0-9])?)?", 0..4),
         entries in prop::collection::vec(("[a-z][a-z0-9-]{0,10}", prop::collection::vec((0usize..5, ip()), 0..4)), 0..4),
     ) {
@@ -280,8 +281,8 @@ proptest! {
         };
         prop_assert_eq!(&c.zone, &zone);
         prop_assert_eq!(c.prefer_ipv6, prefer_ipv6);
-        // A list with `annotations` but without `k3s-annotations` implies the latter.
-        prop_assert_eq!(&c.address_sources, &with_implied_k3s_annotations(sources.clone()));
+        // Sources added since such a list was written take their implied rank.
+        prop_assert_eq!(&c.address_sources, &with_implied_sources(sources.clone()));
         prop_assert_eq!(&c.extra_labels, &labels);
         prop_assert_eq!(c.inventory.len(), entries.len());
         for (entry, (_, addrs)) in c.inventory.iter().zip(&entries) {

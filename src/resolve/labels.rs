@@ -66,18 +66,29 @@ pub fn check_label_value(value: &str) -> Result<(), String> {
     }
 }
 
+/// The prefix of node-role labels (`kubectl get nodes` shows their names as ROLES).
+pub const NODE_ROLE_PREFIX: &str = "node-role.kubernetes.io";
+
 /// Refuses keys under `kubernetes.io/` or `k8s.io/` (and subdomains), as upstream refuses
 /// such additional labels from a cloud provider: they are reserved for Kubernetes itself.
+/// One exception, on purpose: `node-role.kubernetes.io/*`. The NodeRestriction admission
+/// plugin forbids a kubelet to set these on itself (k8s.io/kubernetes
+/// `plugin/pkg/admission/noderestriction/admission.go` `getForbiddenLabels`; they are not
+/// among k8s.io/kubelet's `IsKubeletLabel`), so some controller has to. Kubernetes itself
+/// only displays them (kubectl's ROLES column, `pkg/printers/internalversion`).
 pub fn check_settable_label_key(key: &str) -> Result<(), String> {
     let Some((prefix, _)) = key.split_once('/') else {
         return Ok(());
     };
+    if prefix == NODE_ROLE_PREFIX {
+        return Ok(());
+    }
     let reserved = ["kubernetes.io", "k8s.io"]
         .iter()
         .any(|d| prefix == *d || prefix.ends_with(&format!(".{d}")));
     if reserved {
         Err(format!(
-            "label key {key:?}: keys under kubernetes.io/ or k8s.io/ (and subdomains) are refused; use your own prefix, or the instanceType/zone/region settings"
+            "label key {key:?}: keys under kubernetes.io/ or k8s.io/ (and subdomains) are refused, except node-role.kubernetes.io/; use your own prefix, or the instanceType/zone/region settings"
         ))
     } else {
         Ok(())
@@ -282,6 +293,9 @@ mod tests {
             "node.kubernetes.io/foo",
             "k8s.io/foo",
             "a.b.k8s.io/foo",
+            "sub.node-role.kubernetes.io/worker",
+            "node-role.k8s.io/worker",
+            "node-restriction.kubernetes.io/x",
         ] {
             let err = check_settable_label_key(bad).unwrap_err();
             assert!(err.contains("refused"), "{err}");
@@ -291,6 +305,8 @@ mod tests {
             "example.com/foo",
             "notkubernetes.io/foo",
             "k8s.io.example.com/x",
+            "node-role.kubernetes.io/worker",
+            "node-role.kubernetes.io/gpu-worker",
         ] {
             assert_eq!(check_settable_label_key(ok), Ok(()), "{ok:?}");
         }

@@ -4,6 +4,7 @@
 
 pub mod addresses;
 pub mod annotations;
+pub mod interfaces;
 pub mod k3s_agent;
 pub mod labels;
 pub mod node_args;
@@ -34,6 +35,9 @@ pub enum AddressSource {
     /// The `k3s.io/*` address annotations of k3s's embedded CCM, which go stale once it is
     /// disabled, hence their rank below `k3s-node-args`.
     K3sAnnotations,
+    /// The `bare-ccm.io/interfaces` annotation of `bare-ccm agent`, placed by the config's
+    /// CIDR rules.
+    Interfaces,
     /// The kubelet's `alpha.kubernetes.io/provided-node-ip` annotation.
     ProvidedNodeIp,
     /// The node's current `status.addresses`.
@@ -44,10 +48,11 @@ pub enum AddressSource {
 
 impl AddressSource {
     /// The sources a config may list, in the default priority order.
-    pub const CONFIGURABLE: [AddressSource; 6] = [
+    pub const CONFIGURABLE: [AddressSource; 7] = [
         AddressSource::Inventory,
         AddressSource::Annotations,
         AddressSource::K3sNodeArgs,
+        AddressSource::Interfaces,
         AddressSource::K3sAnnotations,
         AddressSource::ProvidedNodeIp,
         AddressSource::Kubelet,
@@ -60,6 +65,7 @@ impl AddressSource {
             AddressSource::Annotations => "annotations",
             AddressSource::K3sNodeArgs => "k3s-node-args",
             AddressSource::K3sAnnotations => "k3s-annotations",
+            AddressSource::Interfaces => "interfaces",
             AddressSource::ProvidedNodeIp => "provided-node-ip",
             AddressSource::Kubelet => "kubelet",
             AddressSource::NodeName => "node-name",
@@ -165,6 +171,7 @@ pub fn is_relevant_annotation(key: &str) -> bool {
     key == node_args::NODE_ARGS
         || key == provided_node_ip::PROVIDED_NODE_IP
         || annotations::is_address_annotation(key)
+        || key == interfaces::INTERFACES
 }
 
 /// The first inventory entry matching the node, with its index.
@@ -264,6 +271,11 @@ fn resolve_addresses(
                     .annotations
                     .get(node_args::NODE_ARGS)
                     .map(|v| node_args::candidates(v, warnings))
+                    .unwrap_or_default(),
+                AddressSource::Interfaces => node
+                    .annotations
+                    .get(interfaces::INTERFACES)
+                    .map(|v| interfaces::candidates(v, &config.interfaces, warnings))
                     .unwrap_or_default(),
                 AddressSource::ProvidedNodeIp => provided
                     .map(|v| provided_node_ip::candidates(v, warnings))

@@ -847,9 +847,9 @@ fn existing_labels_are_never_overwritten_and_pairs_are_mirrored() {
 #[test]
 fn kubernetes_io_extra_labels_are_refused_at_load() {
     let err =
-        Config::from_yaml("extraLabels: {node-role.kubernetes.io/worker: \"true\"}\n").unwrap_err();
+        Config::from_yaml("extraLabels: {node.kubernetes.io/worker: \"true\"}\n").unwrap_err();
     assert!(
-        err.to_string().contains("extraLabels.\"node-role.kubernetes.io/worker\": label key \"node-role.kubernetes.io/worker\": keys under kubernetes.io/ or k8s.io/"),
+        err.to_string().contains("extraLabels.\"node.kubernetes.io/worker\": label key \"node.kubernetes.io/worker\": keys under kubernetes.io/ or k8s.io/"),
         "{err}"
     );
 }
@@ -892,6 +892,225 @@ fn address_source_names_round_trip() {
     }
     assert_eq!(
         "foo".parse::<AddressSource>().unwrap_err().to_string(),
-        "unknown source \"foo\" (expected one of inventory, annotations, k3s-node-args, k3s-annotations, provided-node-ip, kubelet)"
+        "unknown source \"foo\" (expected one of inventory, annotations, k3s-node-args, interfaces, k3s-annotations, provided-node-ip, kubelet)"
     );
+}
+
+/// Issue 14 item 4: a node-role label from the config is added like any extra label, and
+/// never overwrites the one k3s gives its servers.
+#[test]
+fn node_role_labels_are_added_and_never_overwritten() {
+    let config = cfg(
+        "extraLabels:\n  node-role.kubernetes.io/worker: \"true\"\n  node-role.kubernetes.io/control-plane: \"\"\ninstanceType: \"\"\n",
+    );
+    let r = resolve(&node("n1"), &config);
+    assert_eq!(
+        label_values(&r),
+        vec![
+            ("node-role.kubernetes.io/control-plane", ""),
+            ("node-role.kubernetes.io/worker", "true"),
+        ]
+    );
+    let server = label(node("s1"), "node-role.kubernetes.io/control-plane", "true");
+    let r = resolve(&server, &config);
+    assert_eq!(
+        label_values(&r),
+        vec![("node-role.kubernetes.io/worker", "true")]
+    );
+    assert_eq!(
+        r.warnings,
+        [
+            "label node-role.kubernetes.io/control-plane=true already on the node is kept; config extraLabels wants \"\""
+        ]
+    );
+}
+
+/// `bare-ccm.io/interfaces` of a two-NIC node: eth0 private (dual-stack), eth1 public,
+/// plus what the default ignore list and the never-used classes drop.
+const TWO_NICS: &str = r#"[{"name":"cni0","addresses":["10.42.0.1/24"]},{"name":"eth0","addresses":["10.0.0.5/24","fd00::5/64","fe80::5/64"]},{"name":"eth1","addresses":["203.0.113.5/24","2001:db8::5/64"]},{"name":"lo","addresses":["127.0.0.1/8","::1/128"]}]"#;
+
+/// Issue 14 acceptance: the `interfaces` source with the combining rule and the
+/// provided-node-ip rule after it.
+#[test]
+fn interfaces_source_table() {
+    let args_v4 = r#"["agent","--node-ip","10.0.0.5"]"#;
+    let with = |n: NodeView| ann(n, interfaces::INTERFACES, TWO_NICS);
+    let cases: Vec<(&str, &str, NodeView, Vec<Expected>)> = vec![
+        (
+            "defaults: private InternalIP, public ExternalIP, both families; cni0, lo, link-local skipped",
+            "",
+            with(node("n1")),
+            vec![
+                a("InternalIP", "10.0.0.5", "interfaces"),
+                a("InternalIP", "fd00::5", "interfaces"),
+                a("ExternalIP", "203.0.113.5", "interfaces"),
+                a("ExternalIP", "2001:db8::5", "interfaces"),
+                a("Hostname", "n1", "node-name"),
+            ],
+        ),
+        (
+            "k3s --node-ip only: node-args keeps InternalIP, the agent adds the ExternalIPs no flag gave",
+            "",
+            with(ann(node("n1"), node_args::NODE_ARGS, args_v4)),
+            vec![
+                a("InternalIP", "10.0.0.5", "k3s-node-args"),
+                a("ExternalIP", "203.0.113.5", "interfaces"),
+                a("ExternalIP", "2001:db8::5", "interfaces"),
+                a("Hostname", "n1", "node-name"),
+            ],
+        ),
+        (
+            "k3s --node-external-ip wins over the agent for ExternalIP",
+            "",
+            with(ann(
+                node("n1"),
+                node_args::NODE_ARGS,
+                r#"["agent","--node-ip","10.0.0.5","--node-external-ip","198.51.100.9"]"#,
+            )),
+            vec![
+                a("InternalIP", "10.0.0.5", "k3s-node-args"),
+                a("ExternalIP", "198.51.100.9", "k3s-node-args"),
+                a("Hostname", "n1", "node-name"),
+            ],
+        ),
+        (
+            "provided-node-ip keeps the kubelet's InternalIP of the agent's two",
+            "",
+            with(ann(
+                node("n1"),
+                provided_node_ip::PROVIDED_NODE_IP,
+                "10.0.0.5",
+            )),
+            vec![
+                a("InternalIP", "10.0.0.5", "interfaces"),
+                a("ExternalIP", "203.0.113.5", "interfaces"),
+                a("ExternalIP", "2001:db8::5", "interfaces"),
+                a("Hostname", "n1", "node-name"),
+            ],
+        ),
+        (
+            "a dual-stack provided-node-ip keeps both families",
+            "",
+            with(ann(
+                node("n1"),
+                provided_node_ip::PROVIDED_NODE_IP,
+                "fd00::5,10.0.0.5",
+            )),
+            vec![
+                a("InternalIP", "fd00::5", "interfaces"),
+                a("InternalIP", "10.0.0.5", "interfaces"),
+                a("ExternalIP", "203.0.113.5", "interfaces"),
+                a("ExternalIP", "2001:db8::5", "interfaces"),
+                a("Hostname", "n1", "node-name"),
+            ],
+        ),
+        (
+            "custom rules: first match wins, unmatched addresses unused",
+            "interfaces:\n  rules:\n    - {cidr: 10.0.0.0/8, type: InternalIP}\n    - {cidr: 203.0.113.0/24, type: ignore}\n    - {cidr: 0.0.0.0/0, type: ExternalIP}\n",
+            with(node("n1")),
+            vec![
+                a("InternalIP", "10.0.0.5", "interfaces"),
+                a("Hostname", "n1", "node-name"),
+            ],
+        ),
+        (
+            "a custom ignore list replaces the default one",
+            "interfaces:\n  ignore: [eth1, lo]\n",
+            with(node("n1")),
+            // Annotation order: interfaces by name, so cni0's address comes first.
+            vec![
+                a("InternalIP", "10.42.0.1", "interfaces"),
+                a("InternalIP", "10.0.0.5", "interfaces"),
+                a("InternalIP", "fd00::5", "interfaces"),
+                a("Hostname", "n1", "node-name"),
+            ],
+        ),
+        (
+            "preferIPv6 orders the agent's addresses IPv6 first",
+            "preferIPv6: true\n",
+            with(node("n1")),
+            vec![
+                a("InternalIP", "fd00::5", "interfaces"),
+                a("InternalIP", "10.0.0.5", "interfaces"),
+                a("ExternalIP", "2001:db8::5", "interfaces"),
+                a("ExternalIP", "203.0.113.5", "interfaces"),
+                a("Hostname", "n1", "node-name"),
+            ],
+        ),
+        (
+            "a list of only what operators wrote reads no interfaces",
+            "addressSources: [inventory, annotations]\nrequireInternalIP: false\n",
+            with(ann(node("n1"), "bare-ccm.io/external-ip", "198.51.100.1")),
+            vec![
+                a("ExternalIP", "198.51.100.1", "annotations"),
+                a("Hostname", "n1", "node-name"),
+            ],
+        ),
+        (
+            "an annotation outranks the agent",
+            "",
+            with(ann(node("n1"), "bare-ccm.io/external-ip", "198.51.100.1")),
+            vec![
+                a("InternalIP", "10.0.0.5", "interfaces"),
+                a("InternalIP", "fd00::5", "interfaces"),
+                a("ExternalIP", "198.51.100.1", "annotations"),
+                a("Hostname", "n1", "node-name"),
+            ],
+        ),
+    ];
+    for (name, yaml, n, expected) in cases {
+        let r = resolve(&n, &cfg(yaml));
+        assert_eq!(addrs(&r), expected, "{name}");
+        assert!(
+            r.errors.is_empty() && r.warnings.is_empty(),
+            "{name}: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn provided_node_ip_missing_from_the_interfaces_keeps_the_node_tainted_in_strict_mode() {
+    // The kubelet's --node-ip sits on an interface the config ignores.
+    let n = ann(
+        ann(node("n1"), interfaces::INTERFACES, TWO_NICS),
+        provided_node_ip::PROVIDED_NODE_IP,
+        "10.42.0.1",
+    );
+    let r = resolve(&n, &Config::default());
+    assert!(!r.would_initialize());
+    assert_eq!(r.errors.len(), 1, "{r:?}");
+    assert!(
+        r.errors[0].starts_with("provided-node-ip 10.42.0.1 (alpha.kubernetes.io/provided-node-ip) matches none of the resolved addresses [InternalIP 10.0.0.5 (interfaces), InternalIP fd00::5 (interfaces)"),
+        "{:?}",
+        r.errors
+    );
+}
+
+#[test]
+fn an_unreadable_interfaces_annotation_warns_and_other_sources_still_serve() {
+    let n = ann(
+        ann(node("n1"), interfaces::INTERFACES, "eth0=10.0.0.5"),
+        node_args::NODE_ARGS,
+        r#"["agent","--node-ip","10.0.0.7"]"#,
+    );
+    let r = resolve(&n, &Config::default());
+    assert_eq!(
+        addrs(&r),
+        vec![
+            a("InternalIP", "10.0.0.7", "k3s-node-args"),
+            a("Hostname", "n1", "node-name"),
+        ]
+    );
+    assert!(r.would_initialize());
+    assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+    assert!(
+        r.warnings[0].starts_with("ignoring annotation bare-ccm.io/interfaces: not a JSON list"),
+        "{:?}",
+        r.warnings
+    );
+}
+
+#[test]
+fn the_interfaces_annotation_is_an_input_of_the_node_view() {
+    assert!(is_relevant_annotation(interfaces::INTERFACES));
 }

@@ -48,6 +48,12 @@ pub struct Joined {
     #[serde(default, rename = "kubeletNodeIP")]
     pub kubelet_node_ip: String,
     pub group: String,
+    /// On eth1 of the node's own namespace (`join --own-netns`); no k3s flag names them.
+    #[serde(default)]
+    pub public_i_ps: Vec<String>,
+    /// The node's own network namespace (`join --own-netns`), for `ip netns exec`.
+    #[serde(default)]
+    pub netns: String,
 }
 
 /// One running `testbed up`, stopped (and cleaned up) when dropped or when this test
@@ -166,6 +172,19 @@ impl Testbed {
         self.control(&["leave", "--groups", &groups.join(",")]);
     }
 
+    /// Adds `addresses` to interface `link` (eth0 or eth1) of `node`'s namespace.
+    pub fn add_address(&self, node: &str, link: &str, addresses: &[&str]) {
+        self.control(&[
+            "address",
+            "--node",
+            node,
+            "--link",
+            link,
+            "--add",
+            &addresses.join(","),
+        ]);
+    }
+
     /// Sends a signal (STOP, CONT, TERM, KILL, RESTART) to a component.
     pub fn signal(&self, component: &str, signal: &str) {
         self.control(&["signal", "--component", component, "--signal", signal]);
@@ -233,6 +252,41 @@ impl Testbed {
             "--duration",
             "2h",
         ]);
+        self.kubeconfig_with_token(&format!("{namespace}-{account}"), token.trim(), dir)
+    }
+
+    /// A kubeconfig for ServiceAccount `namespace/account` with a token bound to Pod
+    /// `namespace/pod` (TokenRequest `boundObjectRef`), as the kubelet mounts into a pod:
+    /// when the pod is on a node, the token carries the node's name
+    /// (`authentication.kubernetes.io/node-name`). Returns the path and the token.
+    pub fn pod_token_kubeconfig(
+        &self,
+        namespace: &str,
+        account: &str,
+        pod: &str,
+        dir: &Path,
+    ) -> (PathBuf, String) {
+        let token = self.kubectl(&[
+            "create",
+            "token",
+            account,
+            "-n",
+            namespace,
+            "--bound-object-kind",
+            "Pod",
+            "--bound-object-name",
+            pod,
+            "--duration",
+            "2h",
+        ]);
+        let token = token.trim().to_string();
+        let path = self.kubeconfig_with_token(&format!("{namespace}-{pod}"), &token, dir);
+        (path, token)
+    }
+
+    /// A kubeconfig for this test bed's API server authenticating with `token`, written
+    /// into `dir` as `<name>.kubeconfig`.
+    pub fn kubeconfig_with_token(&self, name: &str, token: &str, dir: &Path) -> PathBuf {
         let admin: Value = serde_saphyr::from_str(
             &std::fs::read_to_string(&self.kubeconfig).expect("admin kubeconfig"),
         )
@@ -242,11 +296,11 @@ impl Testbed {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "testbed", "cluster": cluster}],
-            "users": [{"name": account, "user": {"token": token.trim()}}],
-            "contexts": [{"name": "testbed", "context": {"cluster": "testbed", "user": account}}],
+            "users": [{"name": name, "user": {"token": token}}],
+            "contexts": [{"name": "testbed", "context": {"cluster": "testbed", "user": name}}],
             "current-context": "testbed",
         });
-        let path = dir.join(format!("{namespace}-{account}.kubeconfig"));
+        let path = dir.join(format!("{name}.kubeconfig"));
         std::fs::write(&path, config.to_string()).expect("write kubeconfig");
         path
     }

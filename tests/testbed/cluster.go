@@ -233,7 +233,13 @@ func (c *cluster) stopAll() {
 	var wg sync.WaitGroup
 	for _, g := range groups {
 		wg.Add(1)
-		go func() { defer wg.Done(); g.proc.stop(10 * time.Second) }()
+		go func() {
+			defer wg.Done()
+			g.proc.stop(10 * time.Second)
+			if g.netns != nil {
+				g.netns.delete()
+			}
+		}()
 	}
 	wg.Wait()
 	for _, name := range []string{compPeerCCM, compScheduler, compKCM, compAPIServer, compDatastore} {

@@ -80,6 +80,13 @@ func (c *cluster) serveControl(ctx context.Context) (func(), error) {
 		}
 		reply(w, map[string]string{"done": req.Signal}, c.signal(req))
 	})
+	mux.HandleFunc("POST /address", func(w http.ResponseWriter, r *http.Request) {
+		var req AddressRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		reply(w, map[string]string{"added": strings.Join(req.Addresses, ",")}, c.addAddress(req))
+	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, c.status(), nil)
 	})
@@ -226,10 +233,26 @@ func runJoin(args []string) int {
 	fs.StringVar(&req.KubeletNodeIP, "kubelet-node-ip", "", "kubelet --node-ip: k3s (default), all, none")
 	fs.StringVar(&req.AgentDelay, "agent-delay", "", "k3s agent write delay (default 200ms)")
 	fs.StringVar(&req.ServerDelay, "server-delay", "", "k3s server label delay (default 500ms)")
+	fs.BoolVar(&req.OwnNetns, "own-netns", false, "each node in a namespace of its own: eth0 internal, eth1 a public address")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	return call(*stateDir, "POST", "/join", req)
+}
+
+func runAddress(args []string) int {
+	fs := flag.NewFlagSet("address", flag.ContinueOnError)
+	stateDir := fs.String("state-dir", "", "state directory of the running test bed (default $TESTBED_STATE)")
+	var req AddressRequest
+	fs.StringVar(&req.Node, "node", "", "the node whose interface gets the addresses")
+	fs.StringVar(&req.Link, "link", externalLink, "eth0 (internal) or eth1 (external)")
+	add := fs.String("add", "", "comma-separated addresses to add")
+	if err := fs.Parse(args); err != nil || req.Node == "" || *add == "" {
+		fmt.Fprintln(os.Stderr, "testbed address: --node and --add are required")
+		return 2
+	}
+	req.Addresses = strings.Split(*add, ",")
+	return call(*stateDir, "POST", "/address", req)
 }
 
 func runLeave(args []string) int {

@@ -45,6 +45,10 @@ type JoinRequest struct {
 	ServerDelay string `json:"serverDelay,omitempty"`
 	// Labels are kubelet --node-labels.
 	Labels map[string]string `json:"labels,omitempty"`
+	// OwnNetns gives each node a network namespace of its own (nodenetns.go): eth0 with
+	// its internal addresses, eth1 with a public one, which no k3s flag names unless
+	// ExternalIP is set too.
+	OwnNetns bool `json:"ownNetns,omitempty"`
 }
 
 // JoinedNode describes a node the test bed started.
@@ -54,6 +58,10 @@ type JoinedNode struct {
 	ExternalIPs []string `json:"externalIPs,omitempty"`
 	KubeletIP   string   `json:"kubeletNodeIP,omitempty"`
 	Group       string   `json:"group"`
+	// PublicIPs are on eth1 of the node's own namespace (OwnNetns).
+	PublicIPs []string `json:"publicIPs,omitempty"`
+	// Netns is the node's own namespace (OwnNetns), for `ip netns exec`.
+	Netns string `json:"netns,omitempty"`
 }
 
 // kubeletsPerProcess is 1, as upstream kubemark runs them: a second kubelet in the same
@@ -68,6 +76,8 @@ type hollowProc struct {
 	name  string
 	nodes []JoinedNode
 	proc  *child
+	// netns is the node's own namespace (OwnNetns), nil in the shared one.
+	netns *nodeNetns
 }
 
 // Address plans: internal 10.44.0.0/16 and fd44::/64, external 198.18.0.0/15 (RFC 2544,
@@ -158,12 +168,28 @@ func (c *cluster) join(req JoinRequest) ([]JoinedNode, error) {
 			group.Nodes = append(group.Nodes, spec)
 			internal = append(internal, node.InternalIPs...)
 			external = append(external, node.ExternalIPs...)
+			external = append(external, node.PublicIPs...)
 		}
-		if err := c.ns.addAddresses(internalLink, internal); err != nil {
-			return all, err
-		}
-		if err := c.ns.addAddresses(externalLink, external); err != nil {
-			return all, err
+		ns := c.ns
+		var own *nodeNetns
+		if req.OwnNetns {
+			var err error
+			// Numbered from a sequence, not by address: two bursts with the same
+			// AddressIndex must not share (or delete) a namespace.
+			if own, err = c.createNodeNetns(c.nextDir(), internal, external); err != nil {
+				return all, err
+			}
+			ns = own.ns
+			for i := range joined {
+				joined[i].Netns = own.ns.name
+			}
+		} else {
+			if err := ns.addAddresses(internalLink, internal); err != nil {
+				return all, err
+			}
+			if err := ns.addAddresses(externalLink, external); err != nil {
+				return all, err
+			}
 		}
 		if err := os.MkdirAll(filepath.Join(c.l.dir, "nodes"), 0o700); err != nil {
 			return all, err
@@ -172,13 +198,16 @@ func (c *cluster) join(req JoinRequest) ([]JoinedNode, error) {
 		if err := writeJSON(groupFile, group); err != nil {
 			return all, err
 		}
-		cmd := c.ns.command(c.l.self, "hollow", "--group", groupFile)
+		cmd := ns.command(c.l.self, "hollow", "--group", groupFile)
 		proc, err := startChild(c.l.logDir(), group.Name, cmd)
 		if err != nil {
+			if own != nil {
+				own.delete()
+			}
 			return all, err
 		}
 		c.mu.Lock()
-		c.groups = append(c.groups, &hollowProc{name: group.Name, nodes: joined, proc: proc})
+		c.groups = append(c.groups, &hollowProc{name: group.Name, nodes: joined, proc: proc, netns: own})
 		c.mu.Unlock()
 		all = append(all, joined...)
 	}
@@ -193,11 +222,17 @@ func (c *cluster) nodeSpec(req JoinRequest, i, n int, agentDelay, serverDelay ti
 	if req.DualStack {
 		node.InternalIPs = append(node.InternalIPs, nthAddr(internalV6, n))
 	}
-	if req.ExternalIP {
-		node.ExternalIPs = []string{nthAddr(externalV4, n)}
+	var external []string
+	if req.ExternalIP || req.OwnNetns {
+		external = []string{nthAddr(externalV4, n)}
 		if req.DualStack {
-			node.ExternalIPs = append(node.ExternalIPs, nthAddr(externalV6, n))
+			external = append(external, nthAddr(externalV6, n))
 		}
+	}
+	if req.ExternalIP {
+		node.ExternalIPs = external
+	} else {
+		node.PublicIPs = external
 	}
 	// k3s pkg/daemons/agent/agent_linux.go, kubeletArgsAndConfig: with the embedded CCM
 	// disabled, the kubelet gets --node-ip only for a single-stack node.
@@ -220,7 +255,7 @@ func (c *cluster) nodeSpec(req JoinRequest, i, n int, agentDelay, serverDelay ti
 		NodeIP:       node.KubeletIP,
 		External:     !req.NotExternal,
 		Labels:       req.Labels,
-		InterfaceIPs: append(append([]string{}, node.InternalIPs...), node.ExternalIPs...),
+		InterfaceIPs: append(append([]string{}, node.InternalIPs...), external...),
 	}
 	if req.K3s != "none" {
 		spec.K3s = &K3sNode{
@@ -284,6 +319,9 @@ func (c *cluster) leave(ctx context.Context, groups []string) (int, error) {
 	deleted := 0
 	for _, g := range stopping {
 		g.proc.stop(10 * time.Second)
+		if g.netns != nil {
+			g.netns.delete()
+		}
 		for _, n := range g.nodes {
 			err := c.admin.CoreV1().Nodes().Delete(ctx, n.Name, metav1.DeleteOptions{})
 			if err != nil && !apierrors.IsNotFound(err) {

@@ -6,7 +6,8 @@
 // `testbed up` is the supervisor; every component runs as a child process of its own
 // (`testbed etcd`, `testbed apiserver`, ...), because each upstream command installs
 // process-wide state (signal handlers, flags, metrics registries) that works once per
-// process. The other subcommands talk to a running supervisor (`join`, `leave`, `signal`).
+// process. The other subcommands talk to a running supervisor (`join`, `leave`, `address`,
+// `signal`).
 package main
 
 import (
@@ -20,6 +21,7 @@ var subcommands = map[string]func(args []string) int{
 	"up":                 runUp,
 	"join":               runJoin,
 	"leave":              runLeave,
+	"address":            runAddress,
 	"signal":             runSignal,
 	"status":             runStatus,
 	"etcd":               runEtcd,
