@@ -14,6 +14,7 @@ mod discovery;
 mod error;
 mod event_versions;
 pub mod faults;
+mod gofmt;
 mod kubeconfig;
 pub mod kubelet;
 mod patch;

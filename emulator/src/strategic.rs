@@ -20,6 +20,8 @@ use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
 
+use crate::gofmt::go_v;
+
 /// Why a strategic merge patch could not be applied; the variant picks the HTTP status.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum StrategicMergeError {
@@ -104,25 +106,6 @@ fn list_strategy(kind: &str, path: &[String]) -> ListStrategy {
         // NamespaceStatus: `Conditions ... patchStrategy:"merge" patchMergeKey:"type"`
         ("Namespace", ["status", "conditions"]) => ListStrategy::MergeByKey("type"),
         _ => ListStrategy::Atomic,
-    }
-}
-
-/// Formats a value as Go's `%v` prints the decoded JSON, for error messages.
-fn go_v(v: &Value) -> String {
-    match v {
-        Value::Null => "<nil>".into(),
-        Value::String(s) => s.clone(),
-        Value::Array(items) => {
-            format!("[{}]", items.iter().map(go_v).collect::<Vec<_>>().join(" "))
-        }
-        Value::Object(m) => format!(
-            "map[{}]",
-            m.iter()
-                .map(|(k, v)| format!("{k}:{}", go_v(v)))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-        other => other.to_string(),
     }
 }
 

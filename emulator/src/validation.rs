@@ -25,10 +25,11 @@ mod syntax;
 #[cfg(test)]
 mod tests;
 
+pub use crate::gofmt::go_quote;
 pub use delete_options::validate_delete_options;
 pub use event::validate_event;
 pub(crate) use field_error::aggregate;
-pub use field_error::{FieldError, FieldErrorKind, go_quote, invalid_status};
+pub use field_error::{FieldError, FieldErrorKind, invalid_status};
 pub use lease::validate_lease;
 pub use meta::{
     TOTAL_ANNOTATION_SIZE_LIMIT_BYTES, validate_object_meta, validate_object_meta_update,

@@ -11,6 +11,8 @@ use std::fmt;
 
 use serde_json::{Map, Value, json};
 
+use crate::gofmt::go_quote;
+
 /// One invalid field, mirroring apimachinery `field.Error`, so the 422 body carries the same
 /// causes a client of the real server would see.
 #[derive(Debug, Clone, PartialEq)]
@@ -192,40 +194,6 @@ fn render_json(v: &Value) -> String {
         Value::Object(_) => render_bad_value(v),
         other => other.to_string(),
     }
-}
-
-/// Quotes a string as Go's `%q` does (`strconv.Quote`): printable characters are kept,
-/// quotes and backslashes escaped, control characters written as escapes.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if c.is_control() => {
-                let cp = c as u32;
-                if cp <= 0xffff {
-                    out.push_str(&format!("\\u{cp:04x}"));
-                } else {
-                    out.push_str(&format!("\\U{cp:08x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// The 422 `Invalid` Status body for these errors, shaped as apimachinery `NewInvalid`: the

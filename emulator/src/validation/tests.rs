@@ -310,11 +310,6 @@ fn invalid_status_is_shaped_like_new_invalid() {
     assert_eq!(lease["details"]["group"], "coordination.k8s.io");
 }
 
-#[test]
-fn go_quote_escapes_like_strconv_quote() {
-    assert_eq!(go_quote("a\"b\\c\nd\u{1}é"), "\"a\\\"b\\\\c\\nd\\x01é\"");
-}
-
 /// A core/v1-form Event in `ns` about a Node, written the old way (no eventTime).
 fn old_style_event(ns: &str) -> Value {
     json!({
