@@ -101,6 +101,9 @@ impl Reply {
     }
 }
 
+/// What a verb answers: the reply, or the `Status` error the server sends instead.
+pub type Answer = Result<Reply, ApiError>;
+
 /// The parts of a write request the registry needs beyond the route.
 pub struct WriteInput<'a> {
     /// The request body.

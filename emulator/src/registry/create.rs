@@ -12,7 +12,7 @@ use super::object::{
     meta_mut, meta_str, new_uid, now_rfc3339, set_stored_type, settle_namespace, txn_rv, view,
 };
 use super::validate::{invalid, validate};
-use super::{Change, Reply, WriteInput};
+use super::{Answer, Change, Reply, WriteInput};
 use crate::resources::{Decoded, ResourceDef, StoreKind};
 use crate::routes::ResourceRequest;
 use crate::status::ApiError;
@@ -21,11 +21,7 @@ use crate::validation::FieldError;
 
 /// CREATE (POST): 201 with the stored object; 409 AlreadyExists; 404 when the namespace
 /// does not exist (NamespaceLifecycle admission); 422 when invalid.
-pub fn create(
-    store: &Store,
-    req: &ResourceRequest,
-    input: &WriteInput<'_>,
-) -> Result<Reply, ApiError> {
+pub fn create(store: &Store, req: &ResourceRequest, input: &WriteInput<'_>) -> Answer {
     let def = req.def;
     let Decoded {
         object: mut obj,

@@ -11,7 +11,7 @@ use super::list_options::Selectors;
 use super::object::{has_finalizers, key, meta_mut, meta_str, now_rfc3339, txn_rv, view};
 use super::read::serialize_list;
 use super::validate::invalid_unnamed;
-use super::{Change, Reply, WriteInput};
+use super::{Answer, Change, Reply, WriteInput};
 use crate::resources::{ResourceDef, StoreKind};
 use crate::routes::{ResourceRequest, query_param};
 use crate::status::{self, ApiError};
@@ -136,11 +136,7 @@ struct Deletion {
 /// when `ReturnDeletedObject` is false, as for every resource here); watchers get DELETED.
 /// Deleting a Namespace removes what it contains (the namespace controller's job, done at
 /// once here).
-pub fn delete(
-    store: &Store,
-    req: &ResourceRequest,
-    input: &WriteInput<'_>,
-) -> Result<Reply, ApiError> {
+pub fn delete(store: &Store, req: &ResourceRequest, input: &WriteInput<'_>) -> Answer {
     let def = req.def;
     // The NamespaceLifecycle admission plugin protects the system namespaces (apiserver
     // `pkg/admission/plugin/namespace/lifecycle/admission.go`, `immortalNamespaces`).
@@ -212,11 +208,7 @@ pub fn delete(
 
 /// DELETECOLLECTION: deletes every object matching the selectors and answers with the list
 /// of deleted objects (apiserver store.go `DeleteCollection`).
-pub fn delete_collection(
-    store: &Store,
-    req: &ResourceRequest,
-    input: &WriteInput<'_>,
-) -> Result<Reply, ApiError> {
+pub fn delete_collection(store: &Store, req: &ResourceRequest, input: &WriteInput<'_>) -> Answer {
     let def = req.def;
     let selectors = Selectors::parse(def, input.query)?;
     let dry_run = input.dry_run();

@@ -11,21 +11,17 @@ use bytes::Bytes;
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 
-use super::Reply;
 use super::list_options::{ContinueToken, Selectors, decode_continue, validate_list_options};
 use super::object::{key, meta_str, view};
 use super::table::{self, TableRequest};
+use super::{Answer, Reply};
 use crate::resources::ResourceDef;
 use crate::routes::{ResourceRequest, query_param};
 use crate::status::ApiError;
 use crate::store::{ListSnapshot, Store};
 
 /// GET, as the object or (for `kubectl get`) as a Table.
-pub fn get(
-    store: &Store,
-    req: &ResourceRequest,
-    table: Option<&TableRequest>,
-) -> Result<Reply, ApiError> {
+pub fn get(store: &Store, req: &ResourceRequest, table: Option<&TableRequest>) -> Answer {
     let not_found = || ApiError::not_found(req.def.group, req.def.resource, &req.name);
     if let Some(table) = table {
         let obj = store.get(req.def.store, &key(req)).ok_or_else(not_found)?;
@@ -59,7 +55,7 @@ pub fn list(
     req: &ResourceRequest,
     query: &str,
     table: Option<&TableRequest>,
-) -> Result<Reply, ApiError> {
+) -> Answer {
     validate_list_options(query, false)?;
     // apiserver `pkg/storage/interfaces.go` `ValidateListOptions`, `ParseResourceVersion`.
     if let Some(rv) = query_param(query, "resourceVersion").filter(|v| !v.is_empty())

@@ -16,7 +16,7 @@ use super::object::{
     txn_rv, view,
 };
 use super::validate::{invalid, validate};
-use super::{Change, Reply, WriteInput};
+use super::{Answer, Change, Reply, WriteInput};
 use crate::patch;
 use crate::resources::{Decoded, ResourceDef, StoreKind};
 use crate::routes::ResourceRequest;
@@ -209,11 +209,7 @@ fn guaranteed_update(
 
 /// UPDATE (PUT): 404 when absent (no resource here allows create-on-update except core
 /// Events, whose strategy does), 409 on a stale resourceVersion.
-pub fn update(
-    store: &Store,
-    req: &ResourceRequest,
-    input: &WriteInput<'_>,
-) -> Result<Reply, ApiError> {
+pub fn update(store: &Store, req: &ResourceRequest, input: &WriteInput<'_>) -> Answer {
     let def = req.def;
     // The handler decodes the body, then checks its name against the URL before the
     // object is looked up (apiserver `handlers/update.go` UpdateResource, `checkName`).
@@ -252,11 +248,7 @@ pub fn update(
 /// PATCH: applies the patch to the current object (in the client's API version), then
 /// the result follows the update path; a `metadata.resourceVersion` in the result that is
 /// not the current one fails with 409, which makes it a precondition.
-pub fn patch(
-    store: &Store,
-    req: &ResourceRequest,
-    input: &WriteInput<'_>,
-) -> Result<Reply, ApiError> {
+pub fn patch(store: &Store, req: &ResourceRequest, input: &WriteInput<'_>) -> Answer {
     let def = req.def;
     let dry_run = input.dry_run();
     let kind = patch::PatchKind::from_content_type(input.content_type)?;

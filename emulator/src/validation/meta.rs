@@ -129,6 +129,16 @@ fn validate_annotations(annotations: Option<&Map<String, Value>>, field: &str) -
     errs
 }
 
+/// The label and annotation rules, which create and update both run.
+fn labels_and_annotations_errors(obj: &Value) -> Vec<FieldError> {
+    let mut errs = validate_labels(string_map(obj, &["metadata", "labels"]), "metadata.labels");
+    errs.extend(validate_annotations(
+        string_map(obj, &["metadata", "annotations"]),
+        "metadata.annotations",
+    ));
+    errs
+}
+
 /// Validates `metadata` on create, as apimachinery `ValidateObjectMetaAccessor`: name (or
 /// generateName) syntax for the object's `kind`, labels, annotations. Namespace checks are
 /// left to the HTTP layer, which sets the namespace from the URL before validating, as the
@@ -165,14 +175,7 @@ pub(super) fn object_meta_errors(obj: &Value, rule: NameRule) -> Vec<FieldError>
             ));
         }
     }
-    errs.extend(validate_labels(
-        string_map(obj, &["metadata", "labels"]),
-        "metadata.labels",
-    ));
-    errs.extend(validate_annotations(
-        string_map(obj, &["metadata", "annotations"]),
-        "metadata.annotations",
-    ));
+    errs.extend(labels_and_annotations_errors(obj));
     errs
 }
 
@@ -199,13 +202,6 @@ pub fn validate_object_meta_update(old: &Value, new: &Value) -> Vec<FieldError> 
     immutable("metadata.name", &["metadata", "name"], &mut errs);
     immutable("metadata.namespace", &["metadata", "namespace"], &mut errs);
     immutable("metadata.uid", &["metadata", "uid"], &mut errs);
-    errs.extend(validate_labels(
-        string_map(new, &["metadata", "labels"]),
-        "metadata.labels",
-    ));
-    errs.extend(validate_annotations(
-        string_map(new, &["metadata", "annotations"]),
-        "metadata.annotations",
-    ));
+    errs.extend(labels_and_annotations_errors(new));
     errs
 }
