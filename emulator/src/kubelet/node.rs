@@ -226,8 +226,9 @@ pub fn pod_cidr(name: &str) -> String {
 
 /// The Node once its registration is complete, as a client would read it: the create of
 /// [`node_object`], then the k3s agent's annotations, the k3s server's labels, the podCIDR
-/// and the not-ready taint (all four regardless of the fleet's [`Registration`]). For
-/// tests and fixtures that need a node "as k3s leaves it".
+/// and the not-ready taint (all four regardless of the fleet's
+/// [`Registration`](super::Registration)). For tests and fixtures that need a node "as k3s
+/// leaves it".
 pub fn described_node(spec: &KubeletSpec) -> Value {
     let mut node = node_object(spec);
     let mut annotations = spec.agent_annotations.clone();
