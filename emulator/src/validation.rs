@@ -37,6 +37,7 @@ pub use meta::{
 pub use node::{validate_node, validate_node_update};
 pub use syntax::{is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_label_value};
 
+/// The string at `path`; "" when a step is missing or the value is not a string.
 fn str_at<'a>(obj: &'a Value, path: &[&str]) -> &'a str {
     let mut cur = obj;
     for key in path {
@@ -48,6 +49,7 @@ fn str_at<'a>(obj: &'a Value, path: &[&str]) -> &'a str {
     cur.as_str().unwrap_or("")
 }
 
+/// The object (labels, annotations) at `path`, if there is one.
 fn string_map<'a>(obj: &'a Value, path: &[&str]) -> Option<&'a Map<String, Value>> {
     let mut cur = obj;
     for key in path {
@@ -56,6 +58,7 @@ fn string_map<'a>(obj: &'a Value, path: &[&str]) -> Option<&'a Map<String, Value
     cur.as_object()
 }
 
+/// The list at `path`; empty when a step is missing or the value is not a list.
 fn array_at<'a>(obj: &'a Value, path: &[&str]) -> &'a [Value] {
     let mut cur = obj;
     for key in path {
@@ -67,6 +70,7 @@ fn array_at<'a>(obj: &'a Value, path: &[&str]) -> &'a [Value] {
     cur.as_array().map(Vec::as_slice).unwrap_or(&[])
 }
 
+/// The strings of a list, a non-string read as "".
 fn str_list(values: &[Value]) -> Vec<&str> {
     values.iter().map(|v| v.as_str().unwrap_or("")).collect()
 }

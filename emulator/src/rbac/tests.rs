@@ -1,3 +1,5 @@
+//! Tests of RBAC evaluation, loading and grant expansion, on manifests shaped like a CCM's.
+
 use super::*;
 
 /// Manifests shaped like a CCM's RBAC: a ClusterRole for nodes and events bound

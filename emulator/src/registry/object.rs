@@ -14,14 +14,17 @@ use crate::routes::ResourceRequest;
 use crate::status::ApiError;
 use crate::store::Key;
 
+/// The store key of the request's object.
 pub(super) fn key(req: &ResourceRequest) -> Key {
     (req.namespace.clone(), req.name.clone())
 }
 
+/// The object's `metadata`, if it is an object.
 pub(super) fn meta(obj: &Value) -> Option<&Map<String, Value>> {
     obj.get("metadata").and_then(Value::as_object)
 }
 
+/// A string field of `metadata`; "" when absent.
 pub(super) fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
     meta(obj)
         .and_then(|m| m.get(field))
@@ -29,6 +32,7 @@ pub(super) fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
         .unwrap_or("")
 }
 
+/// The object's `metadata` for writing, created (or replaced, if not an object) first.
 pub(super) fn meta_mut(obj: &mut Value) -> Option<&mut Map<String, Value>> {
     let root = obj.as_object_mut()?;
     let m = root
@@ -73,10 +77,12 @@ pub(super) fn set_stored_type(def: &ResourceDef, obj: &mut Value) {
     }
 }
 
+/// The resourceVersion a write just gave the object.
 pub(super) fn txn_rv(obj: &Value) -> u64 {
     meta_str(obj, "resourceVersion").parse().unwrap_or(0)
 }
 
+/// Whether the object waits for finalizers before it may go.
 pub(super) fn has_finalizers(obj: &Value) -> bool {
     meta(obj)
         .and_then(|m| m.get("finalizers"))

@@ -1,3 +1,5 @@
+//! Tests of label and field selectors: parsing, the server's messages, and matching.
+
 use serde_json::{Map, Value, json};
 
 use super::*;

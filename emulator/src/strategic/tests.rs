@@ -1,3 +1,5 @@
+//! Tests of strategic merge patch, through `apply_strategic_merge`, on the kinds' tags.
+
 use super::*;
 use serde_json::json;
 

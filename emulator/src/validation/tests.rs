@@ -1,3 +1,5 @@
+//! Tests of every rule set, with the exact messages the real server gives.
+
 use serde_json::{Value, json};
 
 use super::event::{EVENTS_GROUP, go_time_string};
