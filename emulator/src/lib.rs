@@ -29,6 +29,7 @@ mod server;
 mod status;
 mod store;
 pub mod strategic;
+mod sync;
 mod tls;
 pub mod validation;
 mod watch;

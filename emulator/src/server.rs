@@ -23,6 +23,7 @@ use crate::error::EmulatorError;
 use crate::faults::Faults;
 use crate::rbac::RbacPolicy;
 use crate::store::Store;
+use crate::sync::{lock, read, write};
 use crate::{kubeconfig, registry, resources, tls};
 use connection::{accept_loop, refusal_monitor};
 
@@ -76,17 +77,17 @@ struct Shared {
 
 impl Shared {
     fn token(slot: &Mutex<CancellationToken>) -> CancellationToken {
-        slot.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        lock(slot).clone()
     }
 
     fn cut(slot: &Mutex<CancellationToken>) {
-        let mut t = slot.lock().unwrap_or_else(|p| p.into_inner());
+        let mut t = lock(slot);
         t.cancel();
         *t = CancellationToken::new();
     }
 
     fn rbac(&self) -> Option<Arc<RbacPolicy>> {
-        self.rbac.read().unwrap_or_else(|p| p.into_inner()).clone()
+        read(&self.rbac).clone()
     }
 }
 
@@ -211,7 +212,7 @@ impl Emulator {
 
     /// Enables (Some) or disables (None) RBAC enforcement from the next request on.
     pub fn set_rbac(&self, policy: Option<RbacPolicy>) {
-        *self.shared.rbac.write().unwrap_or_else(|p| p.into_inner()) = policy.map(Arc::new);
+        *write(&self.shared.rbac) = policy.map(Arc::new);
     }
 
     /// Ends every open watch stream now; clients see their watch end and re-watch.

@@ -112,7 +112,7 @@ impl Store {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves consistent data (every mutation is a single
         // insert/remove), so a poisoned lock is still safe to use.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.inner)
     }
 
     /// Runs `f` with exclusive access; every check and write inside is atomic.

@@ -19,10 +19,11 @@ use std::sync::Mutex;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
-use super::fleet::{Inner, lock};
+use super::fleet::Inner;
 use super::glance::{NodeGlance, TaintSnapshot};
 use super::node::{not_ready_taint, pod_cidr};
 use super::{KubeletError, NODES_PATH, NOT_READY_TAINT};
+use crate::sync::lock;
 
 /// The strategic merge patch of the node IPAM controller (k8s.io/component-helpers
 /// `node/util/cidr.go`, `PatchNodeCIDRs`: `podCIDR` and `podCIDRs`, no precondition).

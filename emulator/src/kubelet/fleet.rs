@@ -7,7 +7,7 @@
 //! `pkg/kubelet/kubelet_node_status.go`, `tryRegisterWithAPIServer`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::TryStreamExt;
@@ -23,6 +23,7 @@ use super::node::{node_args_value, node_object};
 use super::retry::{DEFAULT_RETRY_BUDGET, is_already_exists};
 use super::spec::KubeletSpec;
 use super::{K3S_NODE_ARGS, KubeletError, NODES_PATH};
+use crate::sync::lock;
 
 /// When the writes that follow a registration happen, counted from the create's answer,
 /// and which of them the fleet simulates. Each is its own actor, as on a real cluster.
@@ -106,12 +107,6 @@ impl Followups {
 /// heartbeats and the registrations' follow-up writes.
 pub struct Fleet {
     pub(super) inner: Arc<Inner>,
-}
-
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Fleet {

@@ -22,10 +22,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::controllers::remove_taint_key;
-use super::fleet::{Fleet, Inner, lock};
+use super::fleet::{Fleet, Inner};
 use super::glance::NodeGlance;
 use super::node::{CONDITION_TYPES, timestamp_now};
 use super::{KubeletError, NODES_PATH, NOT_READY_TAINT};
+use crate::sync::lock;
 
 /// Reason and message of the Ready condition of a ready kubelet (kubernetes
 /// `pkg/kubelet/nodestatus/setters.go`, `ReadyCondition`).
