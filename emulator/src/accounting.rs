@@ -12,12 +12,13 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime};
 
 use serde_json::Value;
 
 use crate::rbac::RequestAttributes;
+use crate::sync::{lock, read, write};
 
 /// The taint a kubelet with `--cloud-provider=external` registers with and only a
 /// cloud-controller-manager removes (k8s.io/cloud-provider `api/well_known_taints.go`).
@@ -178,13 +179,6 @@ struct Inner {
     nodes: Mutex<HashMap<String, NodeTimes>>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Recorded data stays consistent across a panic elsewhere, so poisoning is ignored.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// Whether a Node JSON object carries the uninitialized taint (any value and effect, as
 /// the upstream node controller only looks at the key).
 fn has_uninitialized_taint(node: &Value) -> bool {
@@ -223,21 +217,13 @@ impl Accounting {
                 .position(|c| c.code == code && &*c.verb == verb && &*c.resource == resource)
         };
         {
-            let counters = self
-                .inner
-                .counters
-                .read()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let counters = read(&self.inner.counters);
             if let Some(index) = find(&counters) {
                 counters[index].count.fetch_add(1, Ordering::Relaxed);
                 return;
             }
         }
-        let mut counters = self
-            .inner
-            .counters
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut counters = write(&self.inner.counters);
         match find(&counters) {
             Some(index) => {
                 counters[index].count.fetch_add(1, Ordering::Relaxed);
@@ -327,11 +313,7 @@ impl Accounting {
 
     /// Request counts per (verb, resource, status code), to count e.g. conflicts.
     pub fn responses(&self) -> BTreeMap<(String, String, u16), u64> {
-        let counters = self
-            .inner
-            .counters
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let counters = read(&self.inner.counters);
         counters
             .iter()
             .map(|c| {
@@ -364,11 +346,7 @@ impl Accounting {
     /// Forgets all counters, writes and node timestamps (the capacity is kept), so a
     /// benchmark can measure one phase alone.
     pub fn reset(&self) {
-        self.inner
-            .counters
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clear();
+        write(&self.inner.counters).clear();
         lock(&self.inner.attributed).clear();
         {
             let mut log = lock(&self.inner.writes);

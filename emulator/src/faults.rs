@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::sync::lock;
+
 /// Seed of the ratio rules' generator, fixed so that a failing reliability run replays.
 const RATIO_SEED: u64 = 0x6261_7265_2d63_636d;
 
@@ -180,10 +182,7 @@ impl Faults {
     fn rules(&self) -> MutexGuard<'_, Rules> {
         // A panic while holding this lock cannot leave the rules half-updated in a way
         // that matters to a test double, so a poisoned lock is simply reused.
-        self.inner
-            .rules
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.inner.rules)
     }
 
     fn rearm(&self, rules: &Rules) {

@@ -5,7 +5,8 @@
 //! `tests/conformance.rs` holds it to that: one script of requests runs against the
 //! emulator and a real kube-apiserver (the test bed of `tests/testbed`), and every
 //! difference is either fixed here or listed, with the reason it is harmless, in
-//! docs/testing.md ("Emulator differences").
+//! docs/testing.md ("Emulator differences"), which also maps the modules ("The
+//! emulator's layout").
 #![forbid(unsafe_code)]
 
 pub mod accounting;
@@ -14,6 +15,7 @@ mod discovery;
 mod error;
 mod event_versions;
 pub mod faults;
+mod gofmt;
 mod kubeconfig;
 pub mod kubelet;
 mod patch;
@@ -27,6 +29,7 @@ mod server;
 mod status;
 mod store;
 pub mod strategic;
+mod sync;
 mod tls;
 pub mod validation;
 mod watch;

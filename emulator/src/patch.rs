@@ -52,6 +52,16 @@ impl PatchKind {
     }
 }
 
+/// A merge or strategic merge patch body: it must be a JSON object.
+fn patch_object(body: &[u8]) -> Result<Value, ApiError> {
+    let patch: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+    if !patch.is_object() {
+        return Err(ApiError::bad_request("invalid JSON document"));
+    }
+    Ok(patch)
+}
+
 /// Applies `body` to `original` (the object as the client sees it).
 pub fn apply(
     kind: PatchKind,
@@ -74,21 +84,13 @@ pub fn apply(
             Ok(doc)
         }
         PatchKind::Merge => {
-            let patch: Value = serde_json::from_slice(body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-            if !patch.is_object() {
-                return Err(ApiError::bad_request("invalid JSON document"));
-            }
+            let patch = patch_object(body)?;
             let mut doc = original.clone();
             json_patch::merge(&mut doc, &patch);
             Ok(doc)
         }
         PatchKind::Strategic => {
-            let patch: Value = serde_json::from_slice(body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-            if !patch.is_object() {
-                return Err(ApiError::bad_request("invalid JSON document"));
-            }
+            let patch = patch_object(body)?;
             strategic::apply_strategic_merge(object_kind, original, &patch).map_err(|e| match e {
                 StrategicMergeError::BadRequest(m) => ApiError::bad_request(m),
                 StrategicMergeError::Invalid(_) => ApiError::generic_unprocessable(),

@@ -285,28 +285,21 @@ subjects:
     #[test]
     fn a_review_without_a_subject_or_attributes_is_invalid() {
         let tokens = TokenRegistry::default();
-        let body = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
-                          "spec": {"nonResourceAttributes": {"path": "/metrics", "verb": "get"}}});
-        let err = answer(
-            Review::SubjectAccess,
-            body.to_string().as_bytes(),
-            &tokens,
-            None,
-            never,
-        )
-        .unwrap_err();
-        assert_eq!(err.code, 422);
-        let body = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
-                          "spec": {"user": "u"}});
-        let err = answer(
-            Review::SubjectAccess,
-            body.to_string().as_bytes(),
-            &tokens,
-            None,
-            never,
-        )
-        .unwrap_err();
-        assert_eq!(err.code, 422);
+        let access_error = |spec: Value| {
+            let body = json!({"apiVersion": "authorization.k8s.io/v1",
+                              "kind": "SubjectAccessReview", "spec": spec});
+            let answer = answer(
+                Review::SubjectAccess,
+                body.to_string().as_bytes(),
+                &tokens,
+                None,
+                never,
+            );
+            answer.unwrap_err().code
+        };
+        let no_subject = json!({"nonResourceAttributes": {"path": "/metrics", "verb": "get"}});
+        assert_eq!(access_error(no_subject), 422);
+        assert_eq!(access_error(json!({"user": "u"})), 422);
         let err = answer(Review::Token, b"{}", &tokens, None, never).unwrap_err();
         assert_eq!(err.code, 400);
     }

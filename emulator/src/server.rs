@@ -1,48 +1,35 @@
 //! The emulator itself: listening socket, TLS, HTTP/1.1 and HTTP/2, and the per-request
-//! pipeline of kube-apiserver's handler chain (apiserver `pkg/server/config.go`,
-//! `DefaultBuildHandlerChain`): authentication (401), authorization (403), then the
-//! resource handler. Fault injection and accounting hook in here; the resource semantics
-//! live in `registry` and `watch`.
+//! pipeline of kube-apiserver's handler chain. This file owns the [`Emulator`] handle (how
+//! tests start it, reach its tokens, kubeconfigs, faults and accounting, and read its store
+//! directly) and the state every connection and request shares.
+//!
+//! `connection` accepts and serves connections; `handler` answers one request as the
+//! handler chain does (authentication, authorization, then the resource handler, with
+//! fault injection and accounting hooked in; the resource semantics live in `registry` and
+//! `watch`); `response` writes the answer's shapes.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::accounting::{Accounting, WriteRecord};
+use crate::accounting::Accounting;
 use crate::auth::TokenRegistry;
 use crate::error::EmulatorError;
-use crate::faults::{Faults, InjectedStatus};
-use crate::rbac::{RbacPolicy, UserInfo};
-use crate::registry::{self, Reply, WriteInput};
-use crate::resources::{self, StoreKind};
-use crate::reviews::{self, Review};
-use crate::routes::{self, RequestInfo, ResourceRequest, Route};
-use crate::status::ApiError;
+use crate::faults::Faults;
+use crate::rbac::RbacPolicy;
 use crate::store::Store;
-use crate::{discovery, kubeconfig, tls, watch};
+use crate::sync::{lock, read, write};
+use crate::{kubeconfig, registry, resources, tls};
+use connection::{accept_loop, refusal_monitor};
 
-/// The largest request body accepted, as kube-apiserver's `MaxRequestBodyBytes` (3 MiB).
-const MAX_BODY: usize = 3 * 1024 * 1024;
-
-/// How often the refused-connections window is polled, to cut open connections when it
-/// starts.
-const REFUSAL_POLL: Duration = Duration::from_millis(20);
-
-/// Pause after a failed `accept` before trying again.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+mod connection;
+mod handler;
+mod response;
 
 /// How the emulator is started.
 #[derive(Clone)]
@@ -90,17 +77,17 @@ struct Shared {
 
 impl Shared {
     fn token(slot: &Mutex<CancellationToken>) -> CancellationToken {
-        slot.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        lock(slot).clone()
     }
 
     fn cut(slot: &Mutex<CancellationToken>) {
-        let mut t = slot.lock().unwrap_or_else(|p| p.into_inner());
+        let mut t = lock(slot);
         t.cancel();
         *t = CancellationToken::new();
     }
 
     fn rbac(&self) -> Option<Arc<RbacPolicy>> {
-        self.rbac.read().unwrap_or_else(|p| p.into_inner()).clone()
+        read(&self.rbac).clone()
     }
 }
 
@@ -109,8 +96,6 @@ impl Shared {
 pub struct Emulator {
     shared: Arc<Shared>,
 }
-
-type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 impl Emulator {
     /// Starts the emulator on 127.0.0.1 with an ephemeral port, with the namespaces a
@@ -227,7 +212,7 @@ impl Emulator {
 
     /// Enables (Some) or disables (None) RBAC enforcement from the next request on.
     pub fn set_rbac(&self, policy: Option<RbacPolicy>) {
-        *self.shared.rbac.write().unwrap_or_else(|p| p.into_inner()) = policy.map(Arc::new);
+        *write(&self.shared.rbac) = policy.map(Arc::new);
     }
 
     /// Ends every open watch stream now; clients see their watch end and re-watch.
@@ -274,409 +259,6 @@ impl Emulator {
         };
         for t in tasks {
             let _ = t.await;
-        }
-    }
-}
-
-async fn accept_loop(
-    shared: Arc<Shared>,
-    listener: TcpListener,
-    acceptor: Option<tokio_rustls::TlsAcceptor>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
-            a = listener.accept() => a,
-        };
-        let Ok((tcp, _peer)) = accepted else {
-            // Out of file descriptors or a reset during accept: back off briefly instead of
-            // spinning.
-            tokio::time::sleep(ACCEPT_BACKOFF).await;
-            continue;
-        };
-        if shared.faults.refusing() {
-            // A refused connection: closed before any byte is exchanged.
-            drop(tcp);
-            continue;
-        }
-        let _ = tcp.set_nodelay(true);
-        let shared = shared.clone();
-        let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            let cut = Shared::token(&shared.conn_cut);
-            let shutdown = shared.shutdown.clone();
-            match acceptor {
-                Some(acceptor) => {
-                    let tls = tokio::select! {
-                        _ = cut.cancelled() => return,
-                        t = acceptor.accept(tcp) => t,
-                    };
-                    if let Ok(stream) = tls {
-                        serve_connection(shared, TokioIo::new(stream), cut, shutdown).await;
-                    }
-                }
-                None => serve_connection(shared, TokioIo::new(tcp), cut, shutdown).await,
-            }
-        });
-    }
-}
-
-async fn serve_connection<I>(
-    shared: Arc<Shared>,
-    io: I,
-    cut: CancellationToken,
-    shutdown: CancellationToken,
-) where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    let service = hyper::service::service_fn(move |req| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(shared, req).await) }
-    });
-    let conn = builder.serve_connection(io, service);
-    tokio::select! {
-        _ = conn => {}
-        _ = cut.cancelled() => {}
-        _ = shutdown.cancelled() => {}
-    }
-}
-
-/// Cuts every open connection and watch when a refused-connections window starts, as a
-/// real outage breaks keep-alive connections and watches too.
-async fn refusal_monitor(shared: Arc<Shared>) {
-    let mut was_refusing = false;
-    loop {
-        tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
-            _ = tokio::time::sleep(REFUSAL_POLL) => {}
-        }
-        let refusing = shared.faults.refusing();
-        if refusing && !was_refusing {
-            Shared::cut(&shared.conn_cut);
-            Shared::cut(&shared.watch_cut);
-        }
-        was_refusing = refusing;
-    }
-}
-
-fn full(bytes: Bytes) -> Body {
-    Full::new(bytes).boxed_unsync()
-}
-
-fn response(code: u16, content_type: &'static str, body: Body) -> Response<Body> {
-    let mut resp = Response::new(body);
-    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    resp
-}
-
-fn json_response(code: u16, value: &Value) -> Response<Body> {
-    let bytes = Bytes::from(serde_json::to_vec(value).unwrap_or_default());
-    response(code, "application/json", full(bytes))
-}
-
-fn error_response(err: &ApiError) -> Response<Body> {
-    json_response(err.code, &err.body)
-}
-
-/// The text API priority and fairness answers a rejected request with: not a `Status`
-/// but Go's `http.Error` (`text/plain`, `X-Content-Type-Options: nosniff`, a trailing
-/// newline) plus `Retry-After` (apiserver `pkg/server/filters/maxinflight.go`,
-/// `tooManyRequests`, called by the `priority-and-fairness.go` filter).
-fn too_many_requests(retry_after_secs: u64) -> Response<Body> {
-    let mut resp = response(
-        429,
-        "text/plain; charset=utf-8",
-        full(Bytes::from_static(
-            b"Too many requests, please try again later.\n",
-        )),
-    );
-    let headers = resp.headers_mut();
-    headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
-    headers.insert(
-        hyper::header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    resp
-}
-
-/// One `Warning: 299 - "<text>"` header per warning, the text quoted and escaped as
-/// apiserver `pkg/endpoints/handlers/responsewriters` / `pkg/warning` write it (RFC 7234
-/// warn-code 299, agent `-`).
-fn add_warnings(resp: &mut Response<Body>, warnings: &[String]) {
-    for text in warnings {
-        let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
-        if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
-            resp.headers_mut().append(hyper::header::WARNING, v);
-        }
-    }
-}
-
-fn bearer_token(req: &Request<Incoming>) -> Option<&str> {
-    let value = req
-        .headers()
-        .get(hyper::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
-    let latency = shared.faults.latency();
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-    let method = req.method().as_str().to_string();
-    let path = req.uri().path().to_string();
-    let query = req.uri().query().unwrap_or("").to_string();
-    let route = routes::route(&method, &path, &query);
-    // Health and version are readable without credentials (bootstrap ClusterRole
-    // `system:public-info-viewer`, bound to unauthenticated users; kubernetes
-    // `plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go`).
-    match &route {
-        Ok(Route::Health) => {
-            return response(
-                200,
-                "text/plain; charset=utf-8",
-                full(Bytes::from_static(b"ok")),
-            );
-        }
-        Ok(Route::Version) => return json_response(200, &discovery::version()),
-        _ => {}
-    }
-    let Some(user) = bearer_token(&req).and_then(|t| shared.tokens.authenticate(t)) else {
-        return error_response(&ApiError::unauthorized());
-    };
-    // Authorization comes before routing, on what the URL alone says, as in the real
-    // handler chain: a caller without the grant gets 403 even for a resource this server
-    // does not serve, and only an authorised one learns that it is 404.
-    let info = routes::request_info(&method, &path, &query);
-    let denied = shared
-        .rbac()
-        .filter(|policy| !discovery_granted(&info) && !policy.authorize(&user, &info.attributes()))
-        .map(|_| ApiError::forbidden(&user.name, &info.attributes()));
-    if let Some(denied) = &denied
-        && !matches!(route, Ok(Route::Resource(_) | Route::Review(_)))
-    {
-        return error_response(denied);
-    }
-    match route {
-        Err(e) => error_response(&e),
-        Ok(Route::PageNotFound) => response(
-            404,
-            "text/plain; charset=utf-8",
-            full(Bytes::from_static(b"404 page not found\n")),
-        ),
-        Ok(Route::Health | Route::Version) => error_response(&ApiError::path_not_found()),
-        Ok(Route::CoreVersions) => {
-            json_response(200, &discovery::core_versions(&shared.addr.to_string()))
-        }
-        Ok(Route::GroupList) => json_response(200, &discovery::group_list()),
-        Ok(Route::Group(g)) => json_response(200, &discovery::group(g)),
-        Ok(Route::ResourceList { group, version }) => {
-            json_response(200, &discovery::resource_list(group, version))
-        }
-        Ok(Route::Review(review)) => {
-            let resp = match denied {
-                Some(denied) => error_response(&denied),
-                None => serve_review(&shared, review, req).await,
-            };
-            let code = resp.status().as_u16();
-            shared
-                .accounting
-                .record_request("create", review.resource(), code);
-            shared
-                .accounting
-                .record_attributed_request(&user.name, &info.attributes(), code);
-            resp
-        }
-        Ok(Route::Resource(r)) => {
-            let resp = match denied {
-                Some(denied) => error_response(&denied),
-                None => serve_resource(&shared, &user, &r, req, &query).await,
-            };
-            let code = resp.status().as_u16();
-            shared
-                .accounting
-                .record_request(r.verb, &r.resource_path(), code);
-            shared
-                .accounting
-                .record_attributed_request(&user.name, &info.attributes(), code);
-            resp
-        }
-    }
-}
-
-/// The non-resource URLs every authenticated user may GET through the bootstrap
-/// ClusterRole `system:discovery`, bound to `system:authenticated` (kubernetes
-/// `plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go`), so that a loaded policy
-/// need not repeat them. A trailing `*` matches any suffix.
-const DISCOVERY_URLS: [&str; 11] = [
-    "/livez",
-    "/readyz",
-    "/healthz",
-    "/version",
-    "/version/",
-    "/openapi",
-    "/openapi/*",
-    "/api",
-    "/api/*",
-    "/apis",
-    "/apis/*",
-];
-
-fn discovery_granted(info: &RequestInfo) -> bool {
-    !info.is_resource_request
-        && info.verb == "get"
-        && DISCOVERY_URLS
-            .iter()
-            .any(|url| match url.strip_suffix('*') {
-                Some(prefix) => info.path.starts_with(prefix),
-                None => info.path == *url,
-            })
-}
-
-/// Answers a TokenReview or SubjectAccessReview (201 Created; nothing is stored).
-async fn serve_review(
-    shared: &Arc<Shared>,
-    review: Review,
-    req: Request<Incoming>,
-) -> Response<Body> {
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return error_response(&ApiError::request_entity_too_large(MAX_BODY)),
-    };
-    let policy = shared.rbac();
-    let discovery = |verb: &str, path: &str| {
-        discovery_granted(&RequestInfo {
-            verb: verb.to_string(),
-            path: path.to_string(),
-            ..RequestInfo::default()
-        })
-    };
-    match reviews::answer(review, &body, &shared.tokens, policy.as_deref(), discovery) {
-        Ok(object) => json_response(201, &object),
-        Err(e) => error_response(&e),
-    }
-}
-
-/// The answer of an injected failure: 429 as the flow-control filter writes it, the
-/// others as the `Status` JSON the real server sends for them.
-fn injected(status: InjectedStatus, r: &ResourceRequest) -> Response<Body> {
-    let err = match status {
-        InjectedStatus::TooManyRequests { retry_after_secs } => {
-            return too_many_requests(retry_after_secs);
-        }
-        InjectedStatus::InternalError => ApiError::internal("injected fault: etcd request failed"),
-        InjectedStatus::ServiceUnavailable => {
-            ApiError::service_unavailable("the server is currently unable to handle the request")
-        }
-        InjectedStatus::Conflict => {
-            ApiError::conflict_modified(r.def.group, r.def.resource, &r.name)
-        }
-    };
-    error_response(&err)
-}
-
-async fn serve_resource(
-    shared: &Arc<Shared>,
-    user: &UserInfo,
-    r: &ResourceRequest,
-    req: Request<Incoming>,
-    query: &str,
-) -> Response<Body> {
-    if let Some(status) =
-        shared
-            .faults
-            .take_failure_for(&user.name, r.verb, &r.resource_path(), &r.name)
-    {
-        return injected(status, r);
-    }
-    let result = match r.verb {
-        "watch" => {
-            return match watch::WatchRequest::parse(r, query) {
-                Ok(w) => {
-                    let cut = Shared::token(&shared.watch_cut);
-                    let body = watch::start(&shared.store, w, cut, shared.bookmark_interval);
-                    response(200, "application/json", body)
-                }
-                Err(e) => error_response(&e),
-            };
-        }
-        "get" | "list" => {
-            let accept = req
-                .headers()
-                .get(hyper::header::ACCEPT)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let table = registry::table::negotiate(accept, query);
-            if r.verb == "get" {
-                registry::get(&shared.store, r, table.as_ref())
-            } else {
-                registry::list(&shared.store, r, query, table.as_ref())
-            }
-        }
-        _ => {
-            let content_type = req
-                .headers()
-                .get(CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
-            let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(_) => return error_response(&ApiError::request_entity_too_large(MAX_BODY)),
-            };
-            let input = WriteInput {
-                body: &body,
-                content_type: &content_type,
-                query,
-            };
-            match r.verb {
-                "create" => registry::create(&shared.store, r, &input),
-                "update" => registry::update(&shared.store, r, &input),
-                "patch" => registry::patch(&shared.store, r, &input),
-                "delete" => registry::delete(&shared.store, r, &input),
-                _ => registry::delete_collection(&shared.store, r, &input),
-            }
-        }
-    };
-    match result {
-        Ok(reply) => {
-            record_changes(shared, user, r, &reply);
-            let mut resp = response(reply.code, "application/json", full(reply.body));
-            add_warnings(&mut resp, &reply.warnings);
-            resp
-        }
-        Err(e) => error_response(&e),
-    }
-}
-
-/// Logs every committed write (who, what, when) and feeds Node changes to the per-node
-/// timestamps.
-fn record_changes(shared: &Shared, user: &UserInfo, r: &ResourceRequest, reply: &Reply) {
-    for change in &reply.changes {
-        shared.accounting.record_write(WriteRecord {
-            at: Instant::now(),
-            wall: SystemTime::now(),
-            user: user.name.clone(),
-            verb: r.verb.to_string(),
-            resource: r.def.resource.to_string(),
-            subresource: r.subresource.clone(),
-            namespace: change.namespace.clone(),
-            name: change.name.clone(),
-            code: reply.code,
-            resource_version: change.rv.to_string(),
-        });
-        if r.def.store == StoreKind::Nodes {
-            shared.accounting.observe_node(
-                &change.name,
-                change.before.as_deref(),
-                change.after.as_deref(),
-            );
         }
     }
 }
