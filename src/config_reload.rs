@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::config::Config;
 
 /// The config in force, shared by every worker; swapped whole on reload.
@@ -113,6 +115,24 @@ impl ConfigFile {
                 )),
             },
         }
+    }
+}
+
+/// Re-reads `file` every `interval` until `shutdown` and hands every change (applied or
+/// rejected) to `react`, which decides what the rest of the process does about it.
+pub async fn watch(
+    mut file: ConfigFile,
+    shared: Arc<SharedConfig>,
+    interval: Duration,
+    shutdown: CancellationToken,
+    mut react: impl FnMut(Reload),
+) {
+    loop {
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            outcome = file.changed(&shared, interval) => outcome,
+        };
+        react(outcome);
     }
 }
 

@@ -8,10 +8,14 @@
 //!   raised; only "cannot list nodes at all" is an error.
 //! - [`diagnose`] is pure: snapshot + current time -> [`Report`].
 
+mod cluster;
 mod diagnose;
+mod finding;
+mod node;
 mod render;
 #[cfg(test)]
 mod tests;
+mod workload;
 
 use std::path::PathBuf;
 
@@ -21,8 +25,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Node, Pod, Toler
 use kube::api::{Api, ListParams};
 
 use crate::controller::events::REASON_KUBELET_OWNS_ADDRESSES;
+use crate::output::Output;
 
-pub use diagnose::{Finding, Report, Severity, code, diagnose};
+pub use diagnose::diagnose;
+pub use finding::{Code, Finding, Report, Severity};
 
 /// Where k3s's embedded cloud controller keeps its Lease (k3s runs it with
 /// `--leader-elect-resource-name=k3s-cloud-controller-manager` in `kube-system`).
@@ -42,13 +48,12 @@ const NODE_PAGE: u32 = 500;
 /// The flags of `bare-ccm doctor`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DoctorArgs {
-    /// Kubeconfig of the cluster to check (default: KUBECONFIG, like kubectl ignoring it
-    /// when empty, then in-cluster).
+    /// Kubeconfig of the cluster to check; default: $KUBECONFIG, then in-cluster.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
     /// Report format.
-    #[arg(short = 'o', long, value_enum, default_value_t = DoctorOutput::Text)]
-    pub output: DoctorOutput,
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
     /// Namespace of bare-ccm's DaemonSet or Deployment, ConfigMap and Lease.
     #[arg(long, default_value = "kube-system")]
     pub namespace: String,
@@ -61,15 +66,6 @@ pub struct DoctorArgs {
     /// Name of bare-ccm's DaemonSet or Deployment (the chart's and manifests' layouts).
     #[arg(long, alias = "deployment", default_value = "bare-ccm")]
     pub workload: String,
-}
-
-/// Output format of the report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum DoctorOutput {
-    /// The verdict line, then one block per finding with its fix.
-    Text,
-    /// Every finding as JSON (verdict, counts, findings with code, node, message, fix).
-    Json,
 }
 
 /// Which objects make up "bare-ccm" in this cluster; messages and fixes name them.

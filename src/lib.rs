@@ -16,6 +16,7 @@ pub mod kubeclient;
 pub mod leader;
 pub mod metrics;
 pub mod node_view;
+pub mod output;
 pub mod patch;
 pub mod resolve;
 pub mod run;

@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use k8s_openapi::api::core::v1::Node;
 
 use bare_ccm::config::Config;
 use bare_ccm::explain::{ConfigUsed, ExplainReport};
 use bare_ccm::node_view::NodeView;
+use bare_ccm::output::Output;
 use bare_ccm::telemetry::Chain;
 
 #[derive(Parser)]
@@ -55,26 +56,15 @@ enum Command {
     SimFleet(bare_ccm::sim::external::FleetArgs),
 }
 
-/// Output format of the reporting subcommands.
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-enum Output {
-    Text,
-    Json,
-}
-
 #[derive(clap::Args)]
 struct ExplainArgs {
-    /// A Node as JSON or YAML: a file, `-` for stdin, or else the name of a node read from
-    /// the cluster.
+    /// A Node as JSON or YAML (a file, `-` for stdin), or the name of a node in the cluster.
     #[arg(long)]
     node: String,
-    /// The bare-ccm config file. Without it, a node read from the cluster is explained with
-    /// the running controller's config (the ConfigMap below), and a node from a file or
-    /// stdin with the built-in defaults.
+    /// The bare-ccm config file; default: the ConfigMap below for a cluster node, else built-in.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Kubeconfig used only when --node names a node in the cluster (default: KUBECONFIG,
-    /// like kubectl ignoring it when empty, then in-cluster).
+    /// Kubeconfig, used only when --node names a node; default: $KUBECONFIG, then in-cluster.
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
     /// Namespace of the controller's ConfigMap.
@@ -89,9 +79,7 @@ struct ExplainArgs {
 
 #[derive(clap::Args)]
 struct CheckConfigArgs {
-    /// A config file, a ConfigMap, or a manifest of several documents (its ConfigMap
-    /// bare-ccm-config is checked, key config.yaml; lines point into the manifest); `-`
-    /// reads stdin.
+    /// A config file, a ConfigMap or a manifest holding bare-ccm-config; `-` reads stdin.
     file: String,
     #[arg(short = 'o', long, value_enum, default_value = "text")]
     output: Output,
@@ -206,7 +194,6 @@ fn sim(args: bare_ccm::sim::SimArgs) -> ExitCode {
 }
 
 fn doctor(args: &bare_ccm::doctor::DoctorArgs) -> ExitCode {
-    use bare_ccm::doctor::DoctorOutput;
     let report = match runtime().map(|rt| rt.block_on(bare_ccm::doctor::doctor(args))) {
         Ok(Ok(report)) => report,
         Ok(Err(e)) => {
@@ -218,15 +205,12 @@ fn doctor(args: &bare_ccm::doctor::DoctorArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match args.output {
-        DoctorOutput::Text => print!("{}", report.to_text()),
-        DoctorOutput::Json => match serde_json::to_string_pretty(&report) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("bare-ccm doctor: cannot encode the report: {e}");
-                return ExitCode::from(2);
-            }
-        },
+    if let Err(e) = args
+        .output
+        .print(&report, || print!("{}", report.to_text()))
+    {
+        eprintln!("bare-ccm doctor: cannot encode the report: {e}");
+        return ExitCode::from(2);
     }
     ExitCode::from(report.exit_code())
 }
@@ -248,15 +232,12 @@ fn explain(args: ExplainArgs) -> ExitCode {
     };
     let mut report = ExplainReport::new(&NodeView::from_node(&node), &config);
     report.config = used;
-    match args.output {
-        Output::Text => print!("{}", report.to_text()),
-        Output::Json => match serde_json::to_string_pretty(&report) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("bare-ccm explain: cannot encode the report: {e}");
-                return ExitCode::from(2);
-            }
-        },
+    if let Err(e) = args
+        .output
+        .print(&report, || print!("{}", report.to_text()))
+    {
+        eprintln!("bare-ccm explain: cannot encode the report: {e}");
+        return ExitCode::from(2);
     }
     if report.resolves() {
         ExitCode::SUCCESS
@@ -383,29 +364,24 @@ fn check_config(args: &CheckConfigArgs) -> ExitCode {
             (String::new(), Err((why, vec![problem])))
         }
     };
-    match args.output {
-        Output::Json => {
-            let problems = result
-                .as_ref()
-                .err()
-                .map(|(_, p)| p.clone())
-                .unwrap_or_default();
-            let report = serde_json::json!({
-                "file": name,
-                "source": source,
-                "valid": result.is_ok(),
-                "problems": problems,
-            });
-            match serde_json::to_string_pretty(&report) {
-                Ok(s) => println!("{s}"),
-                Err(e) => eprintln!("bare-ccm check-config: cannot encode the report: {e}"),
-            }
-        }
-        Output::Text => match &result {
-            Ok(summary) if source == "config file" => println!("{name}: OK\n{summary}"),
-            Ok(summary) => println!("{name}: {source}: OK\n{summary}"),
-            Err((message, _)) => eprintln!("{message}"),
-        },
+    let problems = result
+        .as_ref()
+        .err()
+        .map(|(_, p)| p.clone())
+        .unwrap_or_default();
+    let report = serde_json::json!({
+        "file": name,
+        "source": source,
+        "valid": result.is_ok(),
+        "problems": problems,
+    });
+    let printed = args.output.print(&report, || match &result {
+        Ok(summary) if source == "config file" => println!("{name}: OK\n{summary}"),
+        Ok(summary) => println!("{name}: {source}: OK\n{summary}"),
+        Err((message, _)) => eprintln!("{message}"),
+    });
+    if let Err(e) = printed {
+        eprintln!("bare-ccm check-config: cannot encode the report: {e}");
     }
     if result.is_ok() {
         ExitCode::SUCCESS

@@ -10,10 +10,12 @@
 
 pub mod external;
 pub mod floor;
+mod measure;
+mod process;
+mod summary;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -22,17 +24,21 @@ use bare_ccm_emulator::{Emulator, EmulatorOptions};
 use futures::TryStreamExt as _;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Patch, PatchParams};
-use serde::Serialize;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::process::{Child, Command};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::config::Config;
 use crate::explain::ExplainReport;
 use crate::node_view::NodeView;
+use crate::output::Output;
 use crate::run::parse_duration;
 use floor::{FLOOR_ACCOUNT, Floor, NodeWrites, warm_up};
+use measure::{measure, requests_by, summarize, wait_initialised, wait_quiet};
+use process::{
+    Controller, proc_status_bytes, spawn_controller, stop_controller, wait_for_leader, wait_ready,
+};
+use summary::ratio;
+pub use summary::{FloorSummary, Latency, Ratio, SteadyState, Summary, latency, render_text};
 
 /// The service account the controller runs as, as in the shipped manifest.
 const CONTROLLER_NAMESPACE: &str = "kube-system";
@@ -61,11 +67,6 @@ const REGISTRATION_CONCURRENCY: usize = 256;
 /// the first burst only, since the floor's burst reuses the pool.
 const KUBELET_CONNECTIONS: usize = 2 * REGISTRATION_CONCURRENCY;
 
-/// The glibc allocator setting of the container image (the Dockerfile's
-/// `ENV MALLOC_MMAP_THRESHOLD_`), given to the controller process so that `sim` measures
-/// the memory of the shipped configuration.
-const MALLOC_MMAP_THRESHOLD: &str = "131072";
-
 /// The flags of `bare-ccm sim`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimArgs {
@@ -87,16 +88,15 @@ pub struct SimArgs {
     /// Delay from a kubelet's registration to its k3s agent's node-args update.
     #[arg(long, default_value = "20ms", value_parser = parse_duration)]
     pub k3s_agent_delay: Duration,
-    /// Nodes that exist, initialised and heartbeating, before the controller starts (for
-    /// the time to ready and the memory of a large cache).
+    /// Nodes that exist, initialised and heartbeating, before the controller starts.
+    // For the time to ready and the memory of a large cache (docs/performance.md).
     #[arg(long, default_value_t = 0)]
     pub existing_nodes: usize,
-    /// After every node is initialised, keep heartbeating for this long and count the
-    /// controller's writes in that window (heartbeats must cause none).
+    /// Then heartbeat for this long and count the controller's writes (should be none).
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub steady_state: Duration,
-    /// Then stop the controller and replay the same burst against a minimal client making
-    /// the same writes the moment each node appears, and report bare-ccm / floor ratios.
+    /// Then replay the burst against a minimal client and report bare-ccm / floor ratios.
+    // The floor makes the same writes the moment each node appears (docs/performance.md).
     #[arg(long)]
     pub floor: bool,
     /// Nodes the floor client writes at once (0: every node the moment it appears).
@@ -105,8 +105,7 @@ pub struct SimArgs {
     /// Run the cluster without bare-ccm, to reproduce nodes stuck on the uninitialized taint.
     #[arg(long)]
     pub no_controller: bool,
-    /// Keep the emulated cluster (and the controller) running after the summary, until
-    /// Ctrl-C, so kubectl or `bare-ccm doctor` can be pointed at it.
+    /// Keep the emulated cluster running after the summary, until Ctrl-C (for kubectl).
     #[arg(long)]
     pub keep_running: bool,
     /// Write an admin kubeconfig for the emulated cluster here.
@@ -116,116 +115,8 @@ pub struct SimArgs {
     #[arg(long = "controller-arg", allow_hyphen_values = true)]
     pub controller_args: Vec<String>,
     /// Summary format.
-    #[arg(short = 'o', long, value_enum, default_value_t = SimOutput::Text)]
-    pub output: SimOutput,
-}
-
-/// Output format of the summary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SimOutput {
-    Text,
-    Json,
-}
-
-/// Registration-to-taint-removal latency percentiles, in milliseconds.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct Latency {
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-    pub max: f64,
-}
-
-/// What `sim` measured; `-o json` prints it as is.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Summary {
-    pub nodes: usize,
-    pub initialized: usize,
-    pub latency_ms: Latency,
-    /// From the k3s agent's node-args update to the taint removal: the part of
-    /// `latency_ms` that is not k3s's.
-    pub described_latency_ms: Latency,
-    /// From the first registration to the last taint removal.
-    pub makespan_ms: f64,
-    /// The controller's API requests per joining node, by verb, from its start until it
-    /// fell quiet after the burst (its initial list and watch, and the trailing Events,
-    /// included).
-    pub requests_per_node: BTreeMap<String, f64>,
-    /// The controller's successful writes per joining node, by resource (`nodes`,
-    /// `nodes/status`, `events`).
-    pub writes_per_node: BTreeMap<String, f64>,
-    /// 409 Conflict answers to the controller's writes.
-    pub conflicts: u64,
-    /// Resident memory of the controller process at the end (`VmRSS`), 0 without a
-    /// controller. It includes file pages of the executable, shared with this process.
-    pub controller_rss_bytes: u64,
-    /// The anonymous part of that resident memory (`RssAnon`): the controller's own heap
-    /// and stacks, without the shared executable pages.
-    pub controller_rss_anon_bytes: u64,
-    pub heartbeats_sent: u64,
-    pub controller: bool,
-    /// Nodes that existed before the controller started.
-    pub existing_nodes: usize,
-    /// From starting the controller process to its first `/readyz` 200.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ready_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub steady_state: Option<SteadyState>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub floor: Option<FloorSummary>,
-    /// bare-ccm divided by the floor.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ratio: Option<Ratio>,
-}
-
-/// The quiet period after initialisation (measured once the controller's trailing Events
-/// are sent): every node heartbeats, nothing else happens.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct SteadyState {
-    pub seconds: f64,
-    /// Heartbeats the kubelets sent in the window.
-    pub heartbeats: u64,
-    /// The controller's writes in the window to nodes, nodes/status and events (its Lease
-    /// renewals are not counted); the goal is 0.
-    pub controller_writes: u64,
-}
-
-/// The floor's measurements of the same burst.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct FloorSummary {
-    pub initialized: usize,
-    pub latency_ms: Latency,
-    pub described_latency_ms: Latency,
-    pub makespan_ms: f64,
-    pub conflicts: u64,
-}
-
-/// bare-ccm's makespan and p99 latency divided by the floor's.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Ratio {
-    pub makespan: f64,
-    pub p99: f64,
-}
-
-/// Percentiles by the nearest-rank method over `samples` (milliseconds).
-pub fn latency(samples: &mut [f64]) -> Latency {
-    if samples.is_empty() {
-        return Latency::default();
-    }
-    samples.sort_by(f64::total_cmp);
-    let rank = |p: f64| {
-        let idx = ((p / 100.0) * samples.len() as f64).ceil() as usize;
-        samples[idx.clamp(1, samples.len()) - 1]
-    };
-    Latency {
-        p50: rank(50.0),
-        p90: rank(90.0),
-        p99: rank(99.0),
-        max: samples[samples.len() - 1],
-    }
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
 
 /// The kubelets of a sim run: k3s agents with `--node-ip` (and an IPv6 when dual-stack),
@@ -249,12 +140,6 @@ pub fn kubelet_specs(
             )
         })
         .collect()
-}
-
-/// The controller process, with the port of its HTTP endpoints.
-struct Controller {
-    child: Child,
-    port: u16,
 }
 
 /// The signals that end `sim`: SIGINT (Ctrl-C) and SIGTERM (`kill`, service managers, CI
@@ -434,10 +319,8 @@ async fn simulate(
         summary.floor = Some(floor);
     }
 
-    match args.output {
-        SimOutput::Text => print!("{}", render_text(&summary)),
-        SimOutput::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
-    }
+    args.output
+        .print(&summary, || print!("{}", render_text(&summary)))?;
     Ok(args.no_controller || (summary.initialized == summary.nodes && floor_complete))
 }
 
@@ -449,10 +332,6 @@ fn sim_fleet(client: kube::Client, args: &SimArgs) -> Fleet {
         ..Registration::default()
     };
     Fleet::with_registration(client, RETRY_BUDGET, registration)
-}
-
-fn ratio(a: f64, b: f64) -> f64 {
-    if b > 0.0 { a / b } else { 0.0 }
 }
 
 fn sa_user(account: &str) -> String {
@@ -510,275 +389,6 @@ async fn add_initialised_nodes(
         })
         .await
         .context("cannot initialise the existing nodes")
-}
-
-fn spawn_controller(kubeconfig: &Path, extra: &[String]) -> anyhow::Result<Controller> {
-    let exe = std::env::current_exe().context("cannot find the bare-ccm executable")?;
-    let port = free_port().context("cannot find a free port for the controller")?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("run")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(["--bind-address", "127.0.0.1", "--port", &port.to_string()])
-        // Nothing scrapes the sim's controller; its secure port would only take 10271.
-        .args(["--secure-port", "0"])
-        .args(extra)
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .env("MALLOC_MMAP_THRESHOLD_", MALLOC_MMAP_THRESHOLD)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    let child = cmd.spawn().context("cannot start `bare-ccm run`")?;
-    Ok(Controller { child, port })
-}
-
-/// A port that was free a moment ago (the kernel picks it; the listener is closed again).
-fn free_port() -> std::io::Result<u16> {
-    std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()
-        .map(|a| a.port())
-}
-
-/// Polls the controller's `/readyz` until it answers 200; returns the milliseconds since
-/// `started`.
-async fn wait_ready(port: u16, started: Instant, limit: Duration) -> anyhow::Result<f64> {
-    loop {
-        if readyz_ok(port).await {
-            return Ok(started.elapsed().as_secs_f64() * 1000.0);
-        }
-        if started.elapsed() > limit {
-            anyhow::bail!(
-                "the controller's /readyz on port {port} did not answer 200 within {limit:?}"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
-/// One plain HTTP/1.1 GET of `/readyz`; true on a 200 answer.
-async fn readyz_ok(port: u16) -> bool {
-    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return false;
-    };
-    let request = b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-    if stream.write_all(request).await.is_err() {
-        return false;
-    }
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).await.is_ok() && head.ends_with(b" 200")
-}
-
-/// The controller is ready to work once it holds the Lease.
-async fn wait_for_leader(emulator: &Emulator, limit: Duration) -> anyhow::Result<()> {
-    let deadline = Instant::now() + limit;
-    loop {
-        let holder = emulator
-            .get_object("leases", Some(CONTROLLER_NAMESPACE), CONTROLLER_ACCOUNT)
-            .and_then(|l| l.pointer("/spec/holderIdentity").cloned())
-            .and_then(|h| h.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        if !holder.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            anyhow::bail!("the controller did not take the lease within {limit:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-async fn stop_controller(mut child: Child) {
-    if let Some(pid) = child.id() {
-        // SIGTERM lets the controller release its lease; fall back to a kill.
-        let _ = std::process::Command::new("kill")
-            .arg(pid.to_string())
-            .status();
-    }
-    if tokio::time::timeout(Duration::from_secs(6), child.wait())
-        .await
-        .is_err()
-    {
-        let _ = child.kill().await;
-    }
-}
-
-/// Waits until the controller has written nothing but its Lease for [`QUIET`] (the Events
-/// of the burst may trail the initialisations), or `limit`; returns when the quiet began.
-async fn wait_quiet(emulator: &Emulator, user: &str, limit: Duration) -> Instant {
-    let deadline = Instant::now() + limit;
-    loop {
-        let last = emulator
-            .accounting()
-            .writes()
-            .iter()
-            .rev()
-            .find(|w| w.user == user && w.resource != "leases")
-            .map(|w| w.at);
-        let now = Instant::now();
-        match last {
-            Some(at) if now.duration_since(at) < QUIET && now < deadline => {}
-            _ => return now,
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits until `count` nodes named `prefix*` lost the uninitialized taint, or `limit`.
-async fn wait_initialised(emulator: &Emulator, prefix: &str, count: usize, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while count_initialized(emulator, prefix) < count && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn count_initialized(emulator: &Emulator, prefix: &str) -> usize {
-    emulator
-        .accounting()
-        .node_times()
-        .iter()
-        .filter(|(name, t)| name.starts_with(prefix) && t.taint_removed.is_some())
-        .count()
-}
-
-/// One memory figure of a process in bytes, e.g. `VmRSS` or `RssAnon`, from
-/// `/proc/PID/status` (0 where unavailable).
-pub fn proc_status_bytes(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| status_kib(&s, field))
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
-}
-
-/// The value in KiB of `field` in the text of `/proc/PID/status` (`VmRSS:  1234 kB`).
-fn status_kib(status: &str, field: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kb| kb.parse().ok())
-}
-
-/// What [`measure`] finds for one set of nodes.
-struct Measured {
-    latency: Latency,
-    described_latency: Latency,
-    makespan_ms: f64,
-    initialized: usize,
-}
-
-/// Latency percentiles (from registration, and from the k3s agent's node-args update),
-/// makespan and count of the nodes named `prefix*` that lost the uninitialized taint.
-fn measure(emulator: &Emulator, prefix: &str) -> Measured {
-    let described: HashMap<String, Instant> = emulator
-        .accounting()
-        .writes()
-        .into_iter()
-        .filter(|w| {
-            w.user == KUBELET_USER
-                && w.verb == "update"
-                && w.resource == "nodes"
-                && (200..300).contains(&w.code)
-                && w.name.starts_with(prefix)
-        })
-        .map(|w| (w.name, w.at))
-        .collect();
-    let node_times = emulator.accounting().node_times();
-    let mut from_described: Vec<f64> = node_times
-        .iter()
-        .filter_map(|(name, t)| {
-            let at = described.get(name)?;
-            Some(t.taint_removed?.saturating_duration_since(*at))
-        })
-        .map(|d| d.as_secs_f64() * 1000.0)
-        .collect();
-    let times = node_times;
-    let times: Vec<_> = times
-        .iter()
-        .filter(|(name, _)| name.starts_with(prefix))
-        .map(|(_, t)| t)
-        .collect();
-    let mut samples: Vec<f64> = times
-        .iter()
-        .filter_map(|t| Some(t.taint_removed?.saturating_duration_since(t.registered?)))
-        .map(|d| d.as_secs_f64() * 1000.0)
-        .collect();
-    let first = times.iter().filter_map(|t| t.registered).min();
-    let last = times.iter().filter_map(|t| t.taint_removed).max();
-    let makespan_ms = match (first, last) {
-        (Some(f), Some(l)) => l.saturating_duration_since(f).as_secs_f64() * 1000.0,
-        _ => 0.0,
-    };
-    let initialized = samples.len();
-    Measured {
-        latency: latency(&mut samples),
-        described_latency: latency(&mut from_described),
-        makespan_ms,
-        initialized,
-    }
-}
-
-/// The requests of `user` so far, by (verb, status code).
-fn requests_by(emulator: &Emulator, user: &str) -> BTreeMap<(String, u16), u64> {
-    let mut out = BTreeMap::new();
-    for (r, n) in emulator.accounting().attributed_requests() {
-        if r.user == user {
-            *out.entry((r.verb, r.code)).or_insert(0) += n;
-        }
-    }
-    out
-}
-
-fn summarize(
-    emulator: &Emulator,
-    args: &SimArgs,
-    user: &str,
-    requests: &BTreeMap<(String, u16), u64>,
-    until: Instant,
-) -> Summary {
-    let measured = measure(emulator, JOIN_PREFIX);
-    let per_node = |n: u64| n as f64 / args.nodes.max(1) as f64;
-    let mut requests_per_node = BTreeMap::new();
-    let mut conflicts = 0;
-    for ((verb, code), n) in requests {
-        *requests_per_node.entry(verb.clone()).or_insert(0.0) += per_node(*n);
-        if *code == 409 {
-            conflicts += n;
-        }
-    }
-    let mut writes_per_node = BTreeMap::new();
-    for w in emulator.accounting().writes() {
-        if w.user != user || w.at > until || !(200..300).contains(&w.code) {
-            continue;
-        }
-        let key = if w.subresource.is_empty() {
-            w.resource.clone()
-        } else {
-            format!("{}/{}", w.resource, w.subresource)
-        };
-        *writes_per_node.entry(key).or_insert(0.0) += per_node(1);
-    }
-    Summary {
-        nodes: args.nodes,
-        initialized: measured.initialized,
-        latency_ms: measured.latency,
-        described_latency_ms: measured.described_latency,
-        makespan_ms: measured.makespan_ms,
-        requests_per_node,
-        writes_per_node,
-        conflicts,
-        controller_rss_bytes: 0,
-        controller_rss_anon_bytes: 0,
-        heartbeats_sent: 0,
-        controller: !args.no_controller,
-        existing_nodes: args.existing_nodes,
-        ready_ms: None,
-        steady_state: None,
-        floor: None,
-        ratio: None,
-    }
 }
 
 /// Derives bare-ccm's writes for every node of the burst, then registers the same burst
@@ -866,225 +476,5 @@ async fn run_floor(
     })
 }
 
-/// The human-readable summary.
-pub fn render_text(s: &Summary) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "nodes initialised: {}/{}{}",
-        s.initialized,
-        s.nodes,
-        if s.controller {
-            ""
-        } else {
-            " (no controller: nodes stay tainted)"
-        }
-    );
-    if let Some(ready) = s.ready_ms {
-        let _ = writeln!(
-            out,
-            "controller ready (/readyz) {ready:.1} ms after start, with {} existing nodes",
-            s.existing_nodes
-        );
-    }
-    match (&s.floor, &s.ratio) {
-        (Some(f), Some(r)) => {
-            let _ = writeln!(out, "registration -> taint removal (ms):");
-            let _ = writeln!(
-                out,
-                "            {:>10} {:>10} {:>7}",
-                "bare-ccm", "floor", "ratio"
-            );
-            let (b, fl) = (&s.latency_ms, &f.latency_ms);
-            for (name, x, y) in [
-                ("p50", b.p50, fl.p50),
-                ("p90", b.p90, fl.p90),
-                ("p99", b.p99, fl.p99),
-                ("max", b.max, fl.max),
-                ("makespan", s.makespan_ms, f.makespan_ms),
-            ] {
-                let _ = writeln!(out, "  {name:<9} {x:>10.1} {y:>10.1} {:>7.2}", ratio(x, y));
-            }
-            let (b, fl) = (&s.described_latency_ms, &f.described_latency_ms);
-            let _ = writeln!(
-                out,
-                "k3s node-args update -> taint removal (ms): p50 {:.1} / {:.1}, p99 {:.1} / {:.1} (bare-ccm / floor)",
-                b.p50, fl.p50, b.p99, fl.p99
-            );
-            let _ = writeln!(
-                out,
-                "floor: {}/{} initialised, {} conflicts; ratio makespan {:.2}, p99 {:.2}",
-                f.initialized, s.nodes, f.conflicts, r.makespan, r.p99
-            );
-        }
-        _ => {
-            let l = &s.latency_ms;
-            let _ = writeln!(
-                out,
-                "registration -> taint removal: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-                l.p50, l.p90, l.p99, l.max
-            );
-            let d = &s.described_latency_ms;
-            let _ = writeln!(
-                out,
-                "k3s node-args update -> taint removal: p50 {:.1} ms, p99 {:.1} ms",
-                d.p50, d.p99
-            );
-            let _ = writeln!(out, "makespan: {:.1} ms", s.makespan_ms);
-        }
-    }
-    let reqs: Vec<String> = s
-        .requests_per_node
-        .iter()
-        .map(|(v, n)| format!("{v} {n:.2}"))
-        .collect();
-    let _ = writeln!(out, "controller API requests per node: {}", reqs.join(", "));
-    let writes: Vec<String> = s
-        .writes_per_node
-        .iter()
-        .map(|(v, n)| format!("{v} {n:.2}"))
-        .collect();
-    let _ = writeln!(
-        out,
-        "controller writes per node: {}; conflicts: {}",
-        writes.join(", "),
-        s.conflicts
-    );
-    if let Some(st) = &s.steady_state {
-        let _ = writeln!(
-            out,
-            "steady state {:.0} s: {} heartbeats, {} controller writes",
-            st.seconds, st.heartbeats, st.controller_writes
-        );
-    }
-    let _ = writeln!(
-        out,
-        "controller RSS: {:.1} MiB (anonymous {:.1} MiB); heartbeats sent: {}",
-        s.controller_rss_bytes as f64 / (1024.0 * 1024.0),
-        s.controller_rss_anon_bytes as f64 / (1024.0 * 1024.0),
-        s.heartbeats_sent
-    );
-    out
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_controller_runs_with_the_allocator_setting_of_the_image() {
-        let expected = format!("ENV MALLOC_MMAP_THRESHOLD_={MALLOC_MMAP_THRESHOLD}");
-        let dockerfile = include_str!("../Dockerfile");
-        assert!(
-            dockerfile.lines().any(|l| l.trim() == expected),
-            "the Dockerfile lacks {expected:?}"
-        );
-    }
-
-    #[test]
-    fn status_fields_are_read_by_exact_name_in_kib() {
-        let status = "VmRSSX:\t1 kB\nRssAnon:\t   5120 kB\nVmRSS:\t  14336 kB\n";
-        assert_eq!(status_kib(status, "VmRSS"), Some(14336));
-        assert_eq!(status_kib(status, "RssAnon"), Some(5120));
-        assert_eq!(status_kib(status, "RssFile"), None);
-    }
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let mut samples: Vec<f64> = (1..=100).map(f64::from).collect();
-        let l = latency(&mut samples);
-        assert_eq!(
-            l,
-            Latency {
-                p50: 50.0,
-                p90: 90.0,
-                p99: 99.0,
-                max: 100.0
-            }
-        );
-        assert_eq!(latency(&mut []), Latency::default());
-        assert_eq!(latency(&mut [7.0]).p99, 7.0);
-    }
-
-    #[test]
-    fn kubelet_names_and_addresses_are_unique_and_dual_stack_on_request() {
-        let specs = kubelet_specs(JOIN_PREFIX, 0, 300, true);
-        let names: std::collections::BTreeSet<_> = specs.iter().map(|s| &s.name).collect();
-        let ips: std::collections::BTreeSet<_> = specs.iter().map(|s| &s.node_ip[0]).collect();
-        assert_eq!((names.len(), ips.len()), (300, 300));
-        assert_eq!(specs[255].node_ip, vec!["10.0.1.0", "fd00::100"]);
-        assert_eq!(
-            kubelet_specs(JOIN_PREFIX, 0, 1, false)[0].node_ip,
-            vec!["10.0.0.1"]
-        );
-    }
-
-    #[test]
-    fn an_ip_offset_keeps_the_sets_apart() {
-        let existing = kubelet_specs(EXISTING_PREFIX, 0, 10, false);
-        let joining = kubelet_specs(JOIN_PREFIX, 10, 10, false);
-        assert_eq!(existing[9].node_ip, vec!["10.0.0.10"]);
-        assert_eq!(joining[0].node_ip, vec!["10.0.0.11"]);
-        assert_eq!(joining[0].name, "sim-node-00000");
-    }
-
-    #[test]
-    fn text_summary_shows_the_floor_table_with_ratios() {
-        let mut s = Summary {
-            nodes: 2,
-            initialized: 2,
-            latency_ms: Latency {
-                p50: 4.0,
-                p90: 6.0,
-                p99: 8.0,
-                max: 8.0,
-            },
-            described_latency_ms: Latency::default(),
-            makespan_ms: 10.0,
-            requests_per_node: BTreeMap::new(),
-            writes_per_node: BTreeMap::new(),
-            conflicts: 0,
-            controller_rss_bytes: 0,
-            controller_rss_anon_bytes: 0,
-            heartbeats_sent: 0,
-            controller: true,
-            existing_nodes: 0,
-            ready_ms: Some(12.5),
-            steady_state: None,
-            floor: Some(FloorSummary {
-                initialized: 2,
-                latency_ms: Latency {
-                    p50: 2.0,
-                    p90: 3.0,
-                    p99: 4.0,
-                    max: 4.0,
-                },
-                described_latency_ms: Latency::default(),
-                makespan_ms: 5.0,
-                conflicts: 0,
-            }),
-            ratio: Some(Ratio {
-                makespan: 2.0,
-                p99: 2.0,
-            }),
-        };
-        let text = render_text(&s);
-        assert!(
-            text.contains("  p99              8.0        4.0    2.00"),
-            "{text}"
-        );
-        assert!(
-            text.contains("  makespan        10.0        5.0    2.00"),
-            "{text}"
-        );
-        assert!(text.contains("ready (/readyz) 12.5 ms"), "{text}");
-        s.floor = None;
-        let json = serde_json::to_value(&s).unwrap_or_default();
-        assert_eq!(
-            json["ratio"],
-            serde_json::json!({"makespan": 2.0, "p99": 2.0})
-        );
-        assert!(json.get("floor").is_none());
-    }
-}
+mod tests;

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::diagnose::{Finding, Report, Severity};
+use super::finding::{Finding, Report, Severity};
 
 /// Above this many nodes with the same finding, they are printed as one group.
 const GROUP_ABOVE: usize = 3;

@@ -212,7 +212,7 @@ fn healthy(nodes: Vec<Node>) -> Snapshot {
     s
 }
 
-fn codes(report: &Report) -> Vec<(&'static str, Severity)> {
+fn codes(report: &Report) -> Vec<(Code, Severity)> {
     report
         .findings
         .iter()
@@ -221,12 +221,82 @@ fn codes(report: &Report) -> Vec<(&'static str, Severity)> {
         .collect()
 }
 
-fn finding<'r>(report: &'r Report, code: &str) -> &'r Finding {
+fn finding(report: &Report, code: Code) -> &Finding {
     report
         .findings
         .iter()
         .find(|f| f.code == code)
         .unwrap_or_else(|| panic!("no {code} in {:#?}", report.findings))
+}
+
+/// The codes' strings (`-o json`, the text report) and their report order inside one
+/// severity are a stable interface: scripts match on the strings.
+#[test]
+fn codes_keep_their_strings_and_report_order() {
+    let all = [
+        Code::NoCcmRunning,
+        Code::ConfigInvalid,
+        Code::K3sCcmActive,
+        Code::LeaseStale,
+        Code::LeaseNotHeld,
+        Code::WorkloadMissing,
+        Code::WorkloadDuplicate,
+        Code::MissingToleration,
+        Code::PodPending,
+        Code::PodNotReady,
+        Code::WorkloadNotReady,
+        Code::MetadataUnresolved,
+        Code::UninitializedTaint,
+        Code::LookalikeTaint,
+        Code::KubeletNotExternal,
+        Code::KubeletOwnsAddresses,
+        Code::NoPodCidr,
+        Code::NetworkUnavailable,
+        Code::NodeNotReady,
+        Code::LeaseHeld,
+        Code::K3sCcmServicelbOnly,
+        Code::ConfigDefaults,
+        Code::LeaseUnreadable,
+        Code::WorkloadUnreadable,
+        Code::PodsUnreadable,
+    ];
+    let strings: Vec<&str> = all.iter().map(|c| c.as_str()).collect();
+    assert_eq!(
+        strings,
+        [
+            "no-ccm-running",
+            "config-invalid",
+            "k3s-ccm-active",
+            "lease-stale",
+            "lease-not-held",
+            "workload-missing",
+            "workload-duplicate",
+            "missing-toleration",
+            "pod-pending",
+            "pod-not-ready",
+            "workload-not-ready",
+            "metadata-unresolved",
+            "uninitialized-taint",
+            "lookalike-taint",
+            "kubelet-not-external",
+            "kubelet-owns-addresses",
+            "no-pod-cidr",
+            "network-unavailable",
+            "node-not-ready",
+            "lease-held",
+            "k3s-ccm-servicelb-only",
+            "config-defaults",
+            "lease-unreadable",
+            "workload-unreadable",
+            "pods-unreadable",
+        ]
+    );
+    assert!(all.is_sorted(), "report order is declaration order");
+    assert_eq!(
+        serde_json::to_value(Code::NoPodCidr).unwrap(),
+        serde_json::json!("no-pod-cidr")
+    );
+    assert_eq!(Code::NoPodCidr.to_string(), "no-pod-cidr");
 }
 
 #[test]
@@ -241,7 +311,7 @@ fn initialised_ready_nodes_with_a_fresh_leader_are_healthy() {
         "{}",
         report.verdict
     );
-    assert_eq!(finding(&report, code::LEASE_HELD).severity, Severity::Info);
+    assert_eq!(finding(&report, Code::LeaseHeld).severity, Severity::Info);
 }
 
 #[test]
@@ -251,10 +321,7 @@ fn seed_scenario_names_the_missing_ccm_and_the_fix() {
     assert_eq!(report.exit_code(), 1);
     assert_eq!(report.tainted_nodes, 2);
     let f = &report.findings[0];
-    assert_eq!(
-        (f.code, f.severity),
-        (code::NO_CCM_RUNNING, Severity::Error)
-    );
+    assert_eq!((f.code, f.severity), (Code::NoCcmRunning, Severity::Error));
     assert!(f.message.starts_with("2 node(s) carry the taint node.cloudprovider.kubernetes.io/uninitialized and no cloud-controller-manager is running"));
     assert!(f.fix.contains("kubectl apply -f manifests/bare-ccm.yaml"));
     assert!(
@@ -266,20 +333,15 @@ fn seed_scenario_names_the_missing_ccm_and_the_fix() {
             .verdict
             .starts_with("unhealthy (1 error(s), 2 warning(s)): 2 node(s) carry the taint")
     );
-    let taint = finding(&report, code::UNINITIALIZED_TAINT);
+    let taint = finding(&report, Code::UninitializedTaint);
     assert_eq!(taint.node.as_deref(), Some("n1"));
     assert!(taint.message.contains("for 2m"), "{}", taint.message);
     assert!(taint.fix.contains("no-ccm-running"));
     // NotReady follows from the taint and is not reported twice.
-    assert!(
-        report
-            .findings
-            .iter()
-            .all(|f| f.code != code::NODE_NOT_READY)
-    );
+    assert!(report.findings.iter().all(|f| f.code != Code::NodeNotReady));
     // No Deployment, no ConfigMap: notes only.
     assert_eq!(
-        finding(&report, code::WORKLOAD_MISSING).severity,
+        finding(&report, Code::WorkloadMissing).severity,
         Severity::Info
     );
 }
@@ -292,7 +354,7 @@ fn taint_older_than_ten_minutes_on_k3s_warns_of_the_shutdown() {
     let old = report
         .findings
         .iter()
-        .find(|f| f.node.as_deref() == Some("old") && f.code == code::UNINITIALIZED_TAINT)
+        .find(|f| f.node.as_deref() == Some("old") && f.code == Code::UninitializedTaint)
         .unwrap();
     assert_eq!(old.severity, Severity::Error);
     assert!(old.message.contains("for 11m"));
@@ -303,18 +365,13 @@ fn taint_older_than_ten_minutes_on_k3s_warns_of_the_shutdown() {
     let new = report
         .findings
         .iter()
-        .find(|f| f.node.as_deref() == Some("new") && f.code == code::UNINITIALIZED_TAINT)
+        .find(|f| f.node.as_deref() == Some("new") && f.code == Code::UninitializedTaint)
         .unwrap();
     assert_eq!(new.severity, Severity::Warning);
     assert!(!new.message.contains("15 minutes"));
     assert!(new.fix.contains("bare-ccm is running"));
     // A leader runs, so there is no no-ccm-running finding.
-    assert!(
-        report
-            .findings
-            .iter()
-            .all(|f| f.code != code::NO_CCM_RUNNING)
-    );
+    assert!(report.findings.iter().all(|f| f.code != Code::NoCcmRunning));
 }
 
 #[test]
@@ -323,7 +380,7 @@ fn non_k3s_node_gets_no_k3s_deadline_warning() {
     n.metadata.annotations = None;
     n.status.as_mut().unwrap().node_info = None;
     let report = diagnose(&healthy(vec![n]), now());
-    let f = finding(&report, code::UNINITIALIZED_TAINT);
+    let f = finding(&report, Code::UninitializedTaint);
     assert_eq!(f.severity, Severity::Warning);
     assert!(!f.message.contains("k3s"));
 }
@@ -340,7 +397,7 @@ fn lookalike_taint_keys_are_named_with_the_removal_command() {
     let found: Vec<&Finding> = report
         .findings
         .iter()
-        .filter(|f| f.code == code::LOOKALIKE_TAINT)
+        .filter(|f| f.code == Code::LookalikeTaint)
         .collect();
     assert_eq!(found.len(), 2);
     assert!(
@@ -362,7 +419,7 @@ fn untainted_node_without_provider_id_means_kubelet_not_external() {
     let mut n = node("n1", 60);
     n.spec.as_mut().unwrap().provider_id = None;
     let report = diagnose(&healthy(vec![n.clone()]), now());
-    let f = finding(&report, code::KUBELET_NOT_EXTERNAL);
+    let f = finding(&report, Code::KubeletNotExternal);
     assert!(f.fix.contains("--kubelet-arg=cloud-provider=external"));
     assert!(f.fix.contains(
         "kubectl taint nodes n1 node.cloudprovider.kubernetes.io/uninitialized=true:NoSchedule"
@@ -377,7 +434,7 @@ fn a_node_whose_kubelet_owns_its_addresses_is_named_with_the_fix() {
     let mut snap = healthy(vec![node("n1", 600), node("n2", 600)]);
     snap.kubelet_owns_addresses = vec!["n1".into()];
     let report = diagnose(&snap, now());
-    let f = finding(&report, code::KUBELET_OWNS_ADDRESSES);
+    let f = finding(&report, Code::KubeletOwnsAddresses);
     assert_eq!(f.node.as_deref(), Some("n1"));
     assert_eq!(f.severity, Severity::Warning);
     assert!(
@@ -388,7 +445,7 @@ fn a_node_whose_kubelet_owns_its_addresses_is_named_with_the_fix() {
     assert_eq!(
         codes(&report)
             .iter()
-            .filter(|(c, _)| *c == code::KUBELET_OWNS_ADDRESSES)
+            .filter(|(c, _)| *c == Code::KubeletOwnsAddresses)
             .count(),
         1
     );
@@ -407,18 +464,18 @@ fn missing_pod_cidr_not_ready_and_network_unavailable_are_reported() {
     assert_eq!(
         codes(&report),
         [
-            (code::NO_POD_CIDR, Severity::Warning),
-            (code::NETWORK_UNAVAILABLE, Severity::Warning),
-            (code::NODE_NOT_READY, Severity::Warning),
+            (Code::NoPodCidr, Severity::Warning),
+            (Code::NetworkUnavailable, Severity::Warning),
+            (Code::NodeNotReady, Severity::Warning),
         ]
     );
     assert!(
-        finding(&report, code::NODE_NOT_READY)
+        finding(&report, Code::NodeNotReady)
             .message
             .contains("Ready=False (KubeletNotReady: cni plugin not initialized)")
     );
     assert!(
-        finding(&report, code::NO_POD_CIDR)
+        finding(&report, Code::NoPodCidr)
             .fix
             .contains("--allocate-node-cidrs")
     );
@@ -438,13 +495,13 @@ fn provided_node_ip_mismatch_is_reported_with_the_resolver_error() {
         ),
     ]));
     let report = diagnose(&healthy(vec![n]), now());
-    let f = finding(&report, code::METADATA_UNRESOLVED);
+    let f = finding(&report, Code::MetadataUnresolved);
     assert_eq!(f.severity, Severity::Error);
     assert!(f.message.contains("bare-ccm keeps the taint"));
     assert!(f.message.contains("10.9.9.9"), "{}", f.message);
     assert!(f.fix.contains("bare-ccm explain --node n1"));
     assert!(
-        finding(&report, code::UNINITIALIZED_TAINT)
+        finding(&report, Code::UninitializedTaint)
             .fix
             .contains("metadata-unresolved")
     );
@@ -455,7 +512,7 @@ fn no_internal_ip_source_is_reported() {
     let mut n = stuck("n1", 60);
     n.metadata.annotations = None;
     let report = diagnose(&healthy(vec![n]), now());
-    let f = finding(&report, code::METADATA_UNRESOLVED);
+    let f = finding(&report, Code::MetadataUnresolved);
     assert!(
         f.message.contains("no InternalIP for node n1"),
         "{}",
@@ -481,18 +538,18 @@ fn config_map_is_used_by_the_resolver_and_errors_are_reported() {
         report
             .findings
             .iter()
-            .all(|f| f.code != code::METADATA_UNRESOLVED)
+            .all(|f| f.code != Code::MetadataUnresolved)
     );
     assert!(
         report
             .findings
             .iter()
-            .all(|f| f.code != code::CONFIG_DEFAULTS)
+            .all(|f| f.code != Code::ConfigDefaults)
     );
 
     snap.config_map = cm("bogusKey: 1\n");
     let report = diagnose(&snap, now());
-    let f = finding(&report, code::CONFIG_INVALID);
+    let f = finding(&report, Code::ConfigInvalid);
     assert_eq!(f.severity, Severity::Error);
     assert!(f.message.contains("bogusKey"), "{}", f.message);
     assert!(f.fix.contains("bare-ccm check-config"));
@@ -503,7 +560,7 @@ fn stale_and_released_leases_are_findings() {
     let mut snap = healthy(vec![node("n1", 60)]);
     snap.lease = lease("cp-1_abc", 600);
     let report = diagnose(&snap, now());
-    let f = finding(&report, code::LEASE_STALE);
+    let f = finding(&report, Code::LeaseStale);
     assert_eq!(f.severity, Severity::Warning);
     assert!(
         f.message
@@ -519,7 +576,7 @@ fn stale_and_released_leases_are_findings() {
     snap.lease = lease("", 1);
     let report = diagnose(&snap, now());
     assert!(
-        finding(&report, code::LEASE_NOT_HELD)
+        finding(&report, Code::LeaseNotHeld)
             .message
             .contains("released")
     );
@@ -527,7 +584,7 @@ fn stale_and_released_leases_are_findings() {
     snap.lease = Fetched::NotFound;
     let report = diagnose(&snap, now());
     assert!(
-        finding(&report, code::LEASE_NOT_HELD)
+        finding(&report, Code::LeaseNotHeld)
             .message
             .contains("absent")
     );
@@ -549,7 +606,7 @@ fn out_of_cluster_run_without_workload_is_healthy() {
     snap.lease = lease("laptop_1", 1);
     let report = diagnose(&snap, now());
     assert!(report.healthy, "{:#?}", report.findings);
-    let f = finding(&report, code::WORKLOAD_MISSING);
+    let f = finding(&report, Code::WorkloadMissing);
     assert_eq!(f.severity, Severity::Info);
     assert!(f.message.contains("runs elsewhere"));
 }
@@ -559,7 +616,7 @@ fn config_map_without_workload_is_an_incomplete_install() {
     let mut snap = Snapshot::with_nodes(vec![node("n1", 60)]);
     snap.config_map = Fetched::Found(ConfigMap::default());
     let report = diagnose(&snap, now());
-    let f = finding(&report, code::WORKLOAD_MISSING);
+    let f = finding(&report, Code::WorkloadMissing);
     assert_eq!(f.severity, Severity::Warning);
     assert_eq!(
         f.message,
@@ -587,12 +644,12 @@ fn deployed_but_not_leading_points_at_the_pods() {
         None,
     )]);
     let report = diagnose(&snap, now());
-    let ccm = finding(&report, code::NO_CCM_RUNNING);
+    let ccm = finding(&report, Code::NoCcmRunning);
     assert!(
         ccm.fix
             .contains("bare-ccm is deployed but no replica leads")
     );
-    let pending = finding(&report, code::POD_PENDING);
+    let pending = finding(&report, Code::PodPending);
     assert!(
         pending.message.contains(
             "kube-system/bare-ccm-abc is Pending: not scheduled (Unschedulable): 0/3 nodes"
@@ -604,11 +661,11 @@ fn deployed_but_not_leading_points_at_the_pods() {
             .contains("add the tolerations of manifests/bare-ccm.yaml")
     );
     assert!(
-        finding(&report, code::WORKLOAD_NOT_READY)
+        finding(&report, Code::WorkloadNotReady)
             .message
             .contains("0/2 replicas ready")
     );
-    assert!(finding(&report, code::LEASE_NOT_HELD).severity == Severity::Warning);
+    assert!(finding(&report, Code::LeaseNotHeld).severity == Severity::Warning);
 }
 
 #[test]
@@ -625,7 +682,7 @@ fn pod_problems_name_their_cause() {
                 )],
                 None,
             ),
-            code::POD_PENDING,
+            Code::PodPending,
             "node-role.kubernetes.io/control-plane with operator Exists",
         ),
         (
@@ -634,7 +691,7 @@ fn pod_problems_name_their_cause() {
                 vec![pod_condition("PodScheduled", "True", "", "")],
                 Some("ErrImageNeverPull"),
             ),
-            code::POD_PENDING,
+            Code::PodPending,
             "import it into containerd",
         ),
         (
@@ -643,7 +700,7 @@ fn pod_problems_name_their_cause() {
                 vec![pod_condition("Ready", "False", "ContainersNotReady", "")],
                 Some("CrashLoopBackOff"),
             ),
-            code::POD_NOT_READY,
+            Code::PodNotReady,
             "kubectl logs --previous",
         ),
     ];
@@ -706,7 +763,7 @@ fn standby_pending_only_on_its_host_port_is_a_note_while_another_replica_runs() 
             snap.lease = Fetched::NotFound;
         }
         let report = diagnose(&snap, now());
-        let pending = finding(&report, code::POD_PENDING);
+        let pending = finding(&report, Code::PodPending);
         let case = format!("{message} (other Ready: {other_ready}, lease fresh: {lease_fresh})");
         assert_eq!(pending.severity, expected, "{case}: {pending:#?}");
         assert!(
@@ -768,7 +825,7 @@ fn host_port_taken_with_no_replica_running_names_the_port() {
         None,
     )]);
     let report = diagnose(&snap, now());
-    let f = finding(&report, code::POD_PENDING);
+    let f = finding(&report, Code::PodPending);
     assert_eq!(f.severity, Severity::Warning);
     assert!(
         f.fix.contains("another pod declares the same host port"),
@@ -783,7 +840,7 @@ fn workload_without_the_uninitialized_toleration_is_the_bootstrap_deadlock() {
     let mut snap = healthy(vec![node("n1", 60)]);
     snap.workload = deployment(&["node.kubernetes.io/not-ready"], 2);
     let report = diagnose(&snap, now());
-    let f = finding(&report, code::MISSING_TOLERATION);
+    let f = finding(&report, Code::MissingToleration);
     assert_eq!(f.severity, Severity::Error);
     assert!(
         f.message
@@ -804,7 +861,7 @@ fn k3s_ccm_lease_counts_only_when_its_node_controller_is_on() {
     let mut snap = healthy(vec![server.clone()]);
     snap.k3s_lease = lease("server-1_xyz", 1);
     let report = diagnose(&snap, now());
-    let f = finding(&report, code::K3S_CCM_ACTIVE);
+    let f = finding(&report, Code::K3sCcmActive);
     assert_eq!(f.severity, Severity::Warning);
     assert!(f.fix.contains("--disable-cloud-controller"));
 
@@ -816,7 +873,7 @@ fn k3s_ccm_lease_counts_only_when_its_node_controller_is_on() {
     snap.nodes = vec![server.clone()];
     let report = diagnose(&snap, now());
     assert!(report.healthy, "{:#?}", report.findings);
-    finding(&report, code::K3S_CCM_SERVICELB_ONLY);
+    finding(&report, Code::K3sCcmServicelbOnly);
 
     // k3s's own CCM initialising tainted nodes, without bare-ccm: not "no CCM running".
     let mut server = node("server-1", 60);
@@ -827,18 +884,13 @@ fn k3s_ccm_lease_counts_only_when_its_node_controller_is_on() {
     let mut snap = Snapshot::with_nodes(vec![server, stuck("agent-1", 60)]);
     snap.k3s_lease = lease("server-1_xyz", 1);
     let report = diagnose(&snap, now());
-    assert!(
-        report
-            .findings
-            .iter()
-            .all(|f| f.code != code::NO_CCM_RUNNING)
-    );
+    assert!(report.findings.iter().all(|f| f.code != Code::NoCcmRunning));
     assert_eq!(
-        finding(&report, code::K3S_CCM_ACTIVE).severity,
+        finding(&report, Code::K3sCcmActive).severity,
         Severity::Info
     );
     assert!(
-        finding(&report, code::UNINITIALIZED_TAINT)
+        finding(&report, Code::UninitializedTaint)
             .fix
             .contains("k3s's embedded cloud controller")
     );
@@ -865,17 +917,14 @@ fn stale_k3s_address_annotations_are_no_proof_of_k3s_node_controller() {
     snap.k3s_lease = lease("server-1_xyz", 1);
     let report = diagnose(&snap, now());
     assert!(
-        report
-            .findings
-            .iter()
-            .all(|f| f.code != code::K3S_CCM_ACTIVE),
+        report.findings.iter().all(|f| f.code != Code::K3sCcmActive),
         "{:#?}",
         report.findings
     );
-    finding(&report, code::K3S_CCM_SERVICELB_ONLY);
+    finding(&report, Code::K3sCcmServicelbOnly);
     // Nothing removes the taint: the stuck node is reported as such.
     assert_eq!(
-        finding(&report, code::NO_CCM_RUNNING).severity,
+        finding(&report, Code::NoCcmRunning).severity,
         Severity::Error
     );
 }
@@ -890,9 +939,9 @@ fn unreadable_objects_are_notes_not_failures() {
     let report = diagnose(&snap, now());
     assert!(report.healthy);
     for c in [
-        code::LEASE_UNREADABLE,
-        code::WORKLOAD_UNREADABLE,
-        code::CONFIG_DEFAULTS,
+        Code::LeaseUnreadable,
+        Code::WorkloadUnreadable,
+        Code::ConfigDefaults,
     ] {
         assert!(finding(&report, c).message.contains("403 Forbidden"), "{c}");
     }
@@ -906,7 +955,7 @@ fn many_nodes_are_grouped_in_the_text_report() {
         report
             .findings
             .iter()
-            .filter(|f| f.code == code::UNINITIALIZED_TAINT)
+            .filter(|f| f.code == Code::UninitializedTaint)
             .count(),
         1000
     );
@@ -959,7 +1008,7 @@ fn json_report_has_stable_field_names() {
 
 #[test]
 fn ages_read_naturally() {
-    use super::diagnose::human_age;
+    use super::finding::human_age;
     assert_eq!(human_age(-3), "0s");
     assert_eq!(human_age(59), "59s");
     assert_eq!(human_age(61), "1m");
@@ -978,7 +1027,7 @@ fn daemon_set_with_no_ready_pod_points_at_its_pods() {
         Some("ErrImageNeverPull"),
     )]);
     let report = diagnose(&snap, now());
-    let f = finding(&report, code::WORKLOAD_NOT_READY);
+    let f = finding(&report, Code::WorkloadNotReady);
     assert_eq!(f.severity, Severity::Warning);
     assert_eq!(
         f.message,
@@ -991,12 +1040,12 @@ fn daemon_set_with_no_ready_pod_points_at_its_pods() {
         f.fix
     );
     assert!(
-        finding(&report, code::POD_PENDING)
+        finding(&report, Code::PodPending)
             .fix
             .contains("scripts/build-image.sh")
     );
     assert!(
-        finding(&report, code::NO_CCM_RUNNING)
+        finding(&report, Code::NoCcmRunning)
             .fix
             .starts_with("bare-ccm is deployed but no replica leads")
     );
@@ -1010,7 +1059,7 @@ fn daemon_set_that_matches_no_node_is_named() {
     snap.workload = daemon_set(&TOLERATED, 0, 0);
     snap.pods = Fetched::Found(vec![]);
     let report = diagnose(&snap, now());
-    let f = finding(&report, code::WORKLOAD_NOT_READY);
+    let f = finding(&report, Code::WorkloadNotReady);
     assert_eq!(f.severity, Severity::Warning);
     assert!(
         f.message
@@ -1037,7 +1086,7 @@ fn daemon_set_and_a_leftover_deployment_are_two_installs() {
     let mut snap = healthy(vec![node("n1", 60)]);
     snap.leftover_deployment = Some(deployment_object(&TOLERATED, 0));
     let report = diagnose(&snap, now());
-    let f = finding(&report, code::WORKLOAD_DUPLICATE);
+    let f = finding(&report, Code::WorkloadDuplicate);
     assert_eq!(f.severity, Severity::Warning);
     assert!(
         f.message.starts_with(
@@ -1060,7 +1109,7 @@ fn daemon_set_without_the_not_ready_toleration_is_the_bootstrap_deadlock() {
     let mut snap = healthy(vec![node("n1", 60)]);
     snap.workload = daemon_set(&[UNINITIALIZED_TAINT], 1, 1);
     let report = diagnose(&snap, now());
-    let f = finding(&report, code::MISSING_TOLERATION);
+    let f = finding(&report, Code::MissingToleration);
     assert_eq!(f.severity, Severity::Error);
     assert!(
         f.message.starts_with(
