@@ -25,7 +25,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use bare_ccm_emulator::{Emulator, EmulatorOptions};
 use http_body_util::BodyExt;
 use regex::Regex;
 use serde::Deserialize;
@@ -33,6 +32,7 @@ use serde_json::{Map, Value, json};
 
 #[allow(dead_code)]
 mod support;
+use support::Cluster;
 use support::testbed::{Testbed, exclusive};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/script.yaml");
@@ -719,15 +719,10 @@ async fn the_emulator_answers_the_script_as_the_real_api_server_does() {
     // watch cache holds back bookmarks while a paused client's watches are stuck.
     bed.signal("controller-manager", "KILL");
     bed.signal("scheduler", "KILL");
-    let emu = Emulator::start(EmulatorOptions::default())
-        .await
-        .expect("the emulator starts");
+    let Cluster { emu, client, .. } = Cluster::builder().start().await;
     let mut emulator = Target {
         label: "emulator",
-        client: emu
-            .client(&emu.admin_token())
-            .await
-            .expect("an emulator client"),
+        client,
         vars: BTreeMap::new(),
     };
     let mut real = Target {

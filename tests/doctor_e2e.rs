@@ -2,12 +2,11 @@
 //! Each test sets a problem up (by running `bare-ccm sim`, or by writing objects to an
 //! in-process emulator) and asserts the diagnosis and the exit code.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bare_ccm_emulator::kubelet::{Fleet, KubeletSpec, node_object};
-use bare_ccm_emulator::{Emulator, EmulatorOptions};
+use bare_ccm_emulator::kubelet::{KubeletSpec, node_object};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Node};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
@@ -17,6 +16,7 @@ use tokio::process::{Child, Command};
 
 #[allow(dead_code)]
 mod support;
+use support::{Cluster, eventually_async};
 
 /// What one `bare-ccm doctor` run printed, and its exit code.
 struct Diagnosis {
@@ -75,30 +75,11 @@ fn finding<'r>(report: &'r Value, code: &str, node: Option<&str>) -> &'r Value {
         .unwrap_or_else(|| panic!("no {code} for {node:?} in {report:#}"))
 }
 
-/// An in-process emulated cluster with an admin client and an admin kubeconfig.
-struct Cluster {
-    emu: Emulator,
-    client: kube::Client,
-    fleet: Fleet,
-    kubeconfig: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
+/// What the doctor scenarios write to a [`Cluster`] (nodes in given states, Leases, the
+/// ConfigMap), as an admin.
 impl Cluster {
     async fn start() -> Cluster {
-        let emu = Emulator::start(EmulatorOptions::default()).await.unwrap();
-        let client = emu.client(&emu.admin_token()).await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("admin.kubeconfig");
-        emu.write_kubeconfig(&emu.admin_token(), &kubeconfig)
-            .unwrap();
-        Cluster {
-            fleet: Fleet::new(client.clone()),
-            emu,
-            client,
-            kubeconfig,
-            _dir: dir,
-        }
+        Cluster::builder().start().await
     }
 
     /// Registers a Node and waits until k3s and the controllers have written to it.
@@ -225,21 +206,6 @@ impl Drop for Background {
     }
 }
 
-async fn eventually<F, Fut>(timeout: Duration, what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !cond().await {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_scenario_then_bare_ccm_makes_the_cluster_healthy() {
     let dir = tempfile::tempdir().unwrap();
@@ -256,9 +222,10 @@ async fn seed_scenario_then_bare_ccm_makes_the_cluster_healthy() {
             .spawn()
             .unwrap(),
     );
-    eventually(
+    eventually_async(
         Duration::from_secs(30),
         "the sim to keep running",
+        String::new,
         || async { std::fs::read_to_string(&sim_log).is_ok_and(|l| l.contains("keeps running")) },
     )
     .await;
@@ -290,17 +257,19 @@ async fn seed_scenario_then_bare_ccm_makes_the_cluster_healthy() {
             .spawn()
             .unwrap(),
     );
-    eventually(
+    eventually_async(
         Duration::from_secs(30),
         "bare-ccm to initialise the nodes",
+        String::new,
         || async { doctor_json(&kubeconfig).await.1["taintedNodes"] == 0 },
     )
     .await;
     // Flannel starts once the taint is gone, and each simulated kubelet reports Ready at
     // its next heartbeat (every 10 s in the sim).
-    eventually(
+    eventually_async(
         Duration::from_secs(30),
         "the kubelets to report Ready",
+        String::new,
         || async { doctor_json(&kubeconfig).await.0 == 0 },
     )
     .await;
@@ -357,7 +326,7 @@ async fn per_node_problems_are_each_diagnosed_with_their_fix() {
     mismatch.provided_node_ip = Some("10.9.9.9".into());
     c.register(mismatch).await;
 
-    let (code, report) = doctor_json(&c.kubeconfig).await;
+    let (code, report) = doctor_json(&c.admin_kubeconfig()).await;
     assert_eq!(code, 1, "{report:#}");
     let got = findings(&report);
     let expected = [
@@ -426,7 +395,7 @@ async fn stale_lease_and_k3s_node_controller_are_diagnosed() {
     )
     .await;
 
-    let (code, report) = doctor_json(&c.kubeconfig).await;
+    let (code, report) = doctor_json(&c.admin_kubeconfig()).await;
     assert_eq!(code, 1);
     let stale = finding(&report, "lease-stale", None);
     assert_eq!(stale["severity"], "warning");
@@ -456,7 +425,7 @@ async fn invalid_config_map_and_incomplete_install_are_diagnosed() {
     c.register(KubeletSpec::k3s_agent("n1", "10.0.0.1", None))
         .await;
 
-    let (code, report) = doctor_json(&c.kubeconfig).await;
+    let (code, report) = doctor_json(&c.admin_kubeconfig()).await;
     assert_eq!(code, 1);
     let invalid = finding(&report, "config-invalid", None);
     assert_eq!(invalid["severity"], "error");
@@ -479,8 +448,8 @@ async fn invalid_config_map_and_incomplete_install_are_diagnosed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_cluster_exits_2_with_a_clear_message() {
     let c = Cluster::start().await;
-    let kubeconfig = c.kubeconfig.clone();
-    let dir = c._dir;
+    let kubeconfig = c.admin_kubeconfig();
+    let dir = c.dir;
     c.emu.shutdown().await;
     let d = doctor(&kubeconfig, &[]).await;
     assert_eq!(d.code, 2, "{}{}", d.text, d.stderr);
@@ -506,7 +475,7 @@ async fn doctor_only_reads() {
         .await;
     let version = c.emu.current_resource_version();
     let before = c.emu.accounting().requests();
-    let (code, _) = doctor_json(&c.kubeconfig).await;
+    let (code, _) = doctor_json(&c.admin_kubeconfig()).await;
     assert_eq!(code, 1);
     assert_eq!(c.emu.current_resource_version(), version);
     let verbs: Vec<String> = c
@@ -546,13 +515,7 @@ subjects:
     let c = Cluster::start().await;
     c.initialised("n1", "10.0.0.1").await;
     c.emu.set_rbac(Some(policy));
-    let kubeconfig = |sa: &str| {
-        let path = c.kubeconfig.with_file_name(format!("{sa}.kubeconfig"));
-        c.emu
-            .write_kubeconfig(&c.emu.service_account_token("kube-system", sa), &path)
-            .unwrap();
-        path
-    };
+    let kubeconfig = |sa: &str| c.kubeconfig(sa);
 
     // Nodes readable, nothing else: the diagnosis goes on, the gaps are notes.
     let (code, report) = doctor_json(&kubeconfig("reader")).await;
@@ -626,7 +589,7 @@ async fn deployment_that_cannot_schedule_is_diagnosed_with_the_reason() {
     .await
     .unwrap();
 
-    let (code, report) = doctor_json(&c.kubeconfig).await;
+    let (code, report) = doctor_json(&c.admin_kubeconfig()).await;
     assert_eq!(code, 1, "{report:#}");
     let problems: Vec<(String, String)> = findings(&report)
         .into_iter()
@@ -752,7 +715,7 @@ async fn single_server_install_with_its_standby_pending_on_the_host_port_is_heal
     )
     .await;
 
-    let d = doctor(&c.kubeconfig, &[]).await;
+    let d = doctor(&c.admin_kubeconfig(), &[]).await;
     assert_eq!(d.code, 0, "{}{}", d.text, d.stderr);
     assert!(
         d.text.starts_with(
@@ -761,7 +724,7 @@ async fn single_server_install_with_its_standby_pending_on_the_host_port_is_heal
         "{}",
         d.text
     );
-    let (code, report) = doctor_json(&c.kubeconfig).await;
+    let (code, report) = doctor_json(&c.admin_kubeconfig()).await;
     assert_eq!(code, 0, "{report:#}");
     let standby = finding(&report, "pod-pending", None);
     assert_eq!(standby["severity"], "info", "{standby:#}");
@@ -827,7 +790,7 @@ async fn shipped_daemon_set_on_a_single_server_is_healthy_and_one_on_no_node_is_
     )
     .await;
 
-    let (code, report) = doctor_json(&c.kubeconfig).await;
+    let (code, report) = doctor_json(&c.admin_kubeconfig()).await;
     assert_eq!(code, 0, "{report:#}");
     assert!(
         report["verdict"].as_str().unwrap().starts_with(
@@ -866,7 +829,7 @@ async fn shipped_daemon_set_on_a_single_server_is_healthy_and_one_on_no_node_is_
         Duration::from_secs(600),
     )
     .await;
-    let (code, report) = doctor_json(&c.kubeconfig).await;
+    let (code, report) = doctor_json(&c.admin_kubeconfig()).await;
     assert_eq!(code, 1, "{report:#}");
     let none = finding(&report, "workload-not-ready", None);
     assert_eq!(none["severity"], "warning");

@@ -15,15 +15,14 @@ use std::time::{Duration, Instant};
 use bare_ccm_emulator::faults::InjectedStatus;
 use bare_ccm_emulator::kubelet::{Fleet, KubeletSpec, NODE_RBAC, Registration};
 use bare_ccm_emulator::rbac::RbacPolicy;
-use bare_ccm_emulator::{Emulator, EmulatorOptions};
 use serde_json::Value;
 use tokio::process::Child;
 
 #[allow(dead_code)]
 mod support;
 use support::{
-    FAST_ELECTION, LEASE, MANIFEST, NS, TAINT, events_about, eventually, free_port, has_taint,
-    sa_user,
+    Cluster, FAST_ELECTION, LEASE, MANIFEST, NS, TAINT, addresses, events_about, eventually,
+    free_port, has_taint, sa_user,
 };
 
 /// The simulated kubelets' user, in the group `NODE_RBAC` grants Node access to.
@@ -105,12 +104,8 @@ fn policy(other_accounts: &[&str]) -> RbacPolicy {
     RbacPolicy::from_yaml(&yaml).unwrap_or_else(|e| panic!("{MANIFEST} + kubelet RBAC: {e}"))
 }
 
-struct Cluster {
-    emu: Emulator,
-    fleet: Fleet,
-    dir: tempfile::TempDir,
-}
-
+/// What the controller scenarios read from a [`Cluster`] whose API server enforces the
+/// shipped manifest's RBAC.
 impl Cluster {
     /// A cluster whose controller runs as the manifest's ServiceAccount `bare-ccm`.
     async fn start() -> Cluster {
@@ -119,24 +114,14 @@ impl Cluster {
 
     /// A cluster that also grants the manifest's roles to `other_accounts`.
     async fn with_accounts(other_accounts: &[&str]) -> Cluster {
-        let emu = Emulator::start(EmulatorOptions {
-            rbac: Some(policy(other_accounts)),
-            ..EmulatorOptions::default()
-        })
-        .await
-        .unwrap();
-        let kubelets = emu
-            .client(&emu.issue_token(KUBELET_USER, &[KUBELET_GROUP]))
-            .await
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let scraper = emu.issue_token(SCRAPER, &[]);
-        std::fs::write(dir.path().join(SCRAPER_TOKEN), scraper).unwrap();
-        Cluster {
-            fleet: Fleet::new(kubelets),
-            emu,
-            dir,
-        }
+        let c = Cluster::builder()
+            .rbac(policy(other_accounts))
+            .kubelets_as(KUBELET_USER, &[KUBELET_GROUP])
+            .start()
+            .await;
+        let scraper = c.emu.issue_token(SCRAPER, &[]);
+        std::fs::write(c.dir.path().join(SCRAPER_TOKEN), scraper).unwrap();
+        c
     }
 
     /// Kubelets of this cluster whose registrations are followed as `registration` says.
@@ -188,28 +173,10 @@ impl Cluster {
         );
     }
 
-    /// A kubeconfig for service account `kube-system/<sa>`.
-    fn kubeconfig(&self, sa: &str) -> PathBuf {
-        let path = self.dir.path().join(format!("{sa}.kubeconfig"));
-        let token = self.emu.service_account_token(NS, sa);
-        self.emu.write_kubeconfig(&token, &path).unwrap();
-        path
-    }
-
     fn node(&self, name: &str) -> Value {
         self.emu
             .get_object("nodes", None, name)
             .unwrap_or_else(|| panic!("node {name} not stored"))
-    }
-
-    fn initialized(&self, name: &str) -> bool {
-        self.emu
-            .get_object("nodes", None, name)
-            .is_some_and(|n| !has_taint(&n, TAINT))
-    }
-
-    fn lease_holder(&self) -> Option<String> {
-        support::lease_holder(&self.emu)
     }
 
     /// Successful node writes (nodes and nodes/status) by `user`, per node.
@@ -233,22 +200,6 @@ impl Cluster {
 
 fn label<'a>(node: &'a Value, key: &str) -> Option<&'a str> {
     node.pointer("/metadata/labels")?.get(key)?.as_str()
-}
-
-fn addresses(node: &Value) -> Vec<(String, String)> {
-    node.pointer("/status/addresses")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|x| {
-                    (
-                        x["type"].as_str().unwrap_or_default().to_string(),
-                        x["address"].as_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn pair(t: &str, a: &str) -> (String, String) {

@@ -20,18 +20,19 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bare_ccm_emulator::Emulator;
 use bare_ccm_emulator::accounting::AttributedRequest;
 use bare_ccm_emulator::faults::InjectedStatus;
-use bare_ccm_emulator::kubelet::{Fleet, KubeletSpec};
+use bare_ccm_emulator::kubelet::KubeletSpec;
 use bare_ccm_emulator::rbac::{GrantedRule, RbacPolicy, UserInfo};
-use bare_ccm_emulator::{Emulator, EmulatorOptions};
 use serde_json::Value;
 use tokio::process::Child;
 
 #[allow(dead_code)]
 mod support;
 use support::{
-    FAST_ELECTION, LEASE, MANIFEST, NS, TAINT, events_about, free_port, has_taint, manifest,
+    Cluster, FAST_ELECTION, LEASE, MANIFEST, NS, TAINT, events_about, free_port, has_address,
+    has_taint, manifest,
 };
 
 const SA: &str = "bare-ccm";
@@ -147,46 +148,15 @@ fn describe(request: &AttributedRequest) -> String {
     )
 }
 
-struct Cluster {
-    emu: Emulator,
-    fleet: Fleet,
-    dir: tempfile::TempDir,
-}
-
+/// What the RBAC proof reads from a [`Cluster`] whose API server enforces the policy under
+/// test (its kubelets are admins, outside that policy).
 impl Cluster {
     async fn start(policy: RbacPolicy) -> Cluster {
-        let emu = Emulator::start(EmulatorOptions {
-            rbac: Some(policy),
-            ..EmulatorOptions::default()
-        })
-        .await
-        .unwrap();
-        // The simulated kubelets are cluster admins, outside the policy under test.
-        let admin = emu.client(&emu.admin_token()).await.unwrap();
-        Cluster {
-            fleet: Fleet::new(admin),
-            emu,
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        let path = self.dir.path().join("bare-ccm.kubeconfig");
-        let token = self.emu.service_account_token(NS, SA);
-        self.emu.write_kubeconfig(&token, &path).unwrap();
-        path
+        Cluster::builder().rbac(policy).start().await
     }
 
     fn node(&self, name: &str) -> Option<Value> {
         self.emu.get_object("nodes", None, name)
-    }
-
-    fn initialized(&self, name: &str) -> bool {
-        self.node(name).is_some_and(|n| !has_taint(&n, TAINT))
-    }
-
-    fn lease_holder(&self) -> Option<String> {
-        support::lease_holder(&self.emu)
     }
 
     fn renew_time(&self) -> Option<Value> {
@@ -218,15 +188,6 @@ fn hostname_only_agent(name: &str) -> KubeletSpec {
     let mut spec = KubeletSpec::k3s_agent(name, "10.0.0.5", None);
     spec.report_internal_ip = false;
     spec
-}
-
-fn has_address(node: &Value, kind: &str, address: &str) -> bool {
-    node.pointer("/status/addresses")
-        .and_then(Value::as_array)
-        .is_some_and(|a| {
-            a.iter()
-                .any(|x| x["type"] == kind && x["address"] == address)
-        })
 }
 
 /// Polls `cond` every 50 ms until it holds; panics with `ccm`'s log after `timeout`.
@@ -285,7 +246,7 @@ async fn shipped_rbac_grants_everything_the_controller_uses_and_nothing_more() {
     std::fs::write(&config, "extraLabels:\n  example.com/pool: blue\n").unwrap();
     let config_arg = config.to_str().unwrap();
     let mut ccm = Ccm::start(
-        &c.kubeconfig(),
+        &c.kubeconfig(SA),
         &["--config", config_arg, "--config-poll-interval", "200ms"],
     )
     .await;
@@ -448,7 +409,7 @@ async fn without_the_nodes_status_grant_the_controller_is_refused_and_the_node_s
     };
     let reduced = policy_without(is_status_rule);
     let c = Cluster::start(reduced.clone()).await;
-    let ccm = Ccm::start(&c.kubeconfig(), &[]).await;
+    let ccm = Ccm::start(&c.kubeconfig(SA), &[]).await;
     c.fleet.register(&hostname_only_agent("n1")).await.unwrap();
 
     let refused_status_patch = || {

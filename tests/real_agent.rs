@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 #[allow(dead_code)]
 mod support;
 use support::testbed::{Ccm, Joined, Testbed, exclusive, get_json};
-use support::{NS, TAINT, has_taint, manifest_documents};
+use support::{NS, TAINT, addresses, has_taint, manifest_documents};
 
 const AGENT_MANIFEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/bare-ccm-agent.yaml");
 const AGENT_SA: &str = "bare-ccm-agent";
@@ -205,20 +205,6 @@ fn annotation(node: &Value) -> Option<String> {
     node.pointer(&format!("/metadata/annotations/{}", KEY.replace('/', "~1")))
         .and_then(Value::as_str)
         .map(str::to_string)
-}
-
-fn addresses(node: &Value) -> Vec<(String, String)> {
-    node.pointer("/status/addresses")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|a| {
-            (
-                a["type"].as_str().unwrap_or_default().to_string(),
-                a["address"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
 }
 
 /// Polls `check` on node `name` every 100 ms until it returns `Ok`, or panics after

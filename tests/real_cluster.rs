@@ -23,7 +23,7 @@ use serde_json::Value;
 #[allow(dead_code)]
 mod support;
 use support::testbed::{Ccm, Joined, Testbed, exclusive, get_json};
-use support::{TAINT, has_taint, manifest_documents, sa_user};
+use support::{TAINT, addresses, has_taint, manifest_documents, sa_user};
 
 const SA: &str = "bare-ccm";
 
@@ -85,22 +85,6 @@ impl Deadline {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-fn addresses(node: &Value) -> Vec<(String, String)> {
-    node.pointer("/status/addresses")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|x| {
-                    (
-                        x["type"].as_str().unwrap_or("").to_string(),
-                        x["address"].as_str().unwrap_or("").to_string(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn is_ready(node: &Value) -> bool {

@@ -7,12 +7,10 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 #[allow(dead_code)]
 mod support;
 use support::testbed::{AuditEvent, Ccm, Testbed, exclusive, get_json};
-use support::{LEASE, NS, TAINT, has_taint, manifest_documents, sa_user};
+use support::{LEASE, NS, TAINT, has_taint, sa_user};
 
 async fn lease_holder(client: &kube::Client) -> Option<String> {
     get_json(
@@ -51,12 +49,7 @@ async fn a_deposed_leader_lands_no_write_after_the_new_leaders_first() {
     let _serial = exclusive().await;
     let bed = Testbed::start(&["--hollow-nodes", "0"]);
     let client = bed.client().await;
-    let items: Vec<Value> = manifest_documents()
-        .into_iter()
-        .filter(|d| d["kind"] != "Deployment" && d["kind"] != "DaemonSet")
-        .collect();
-    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
-    bed.kubectl_with_input(&["apply", "-f", "-"], Some(&list.to_string()));
+    bed.apply_manifest_without_workload();
     let dir = tempfile::tempdir().unwrap();
     let config = support::manifest_config();
 

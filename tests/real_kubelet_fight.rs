@@ -12,8 +12,8 @@ use serde_json::Value;
 
 #[allow(dead_code)]
 mod support;
+use support::sa_user;
 use support::testbed::{Ccm, Testbed, exclusive, get_json};
-use support::{manifest_documents, sa_user};
 
 const NODE: &str = "tb-legacy-1";
 /// How long the fight is watched: the kubelet syncs its status every 10 s.
@@ -49,12 +49,7 @@ async fn a_kubelet_not_in_external_mode_wins_the_addresses_after_a_bounded_numbe
         NODE,
         "bare-ccm.io/external-ip=198.51.100.7",
     ]);
-    let items: Vec<Value> = manifest_documents()
-        .into_iter()
-        .filter(|d| d["kind"] != "Deployment" && d["kind"] != "DaemonSet")
-        .collect();
-    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
-    bed.kubectl_with_input(&["apply", "-f", "-"], Some(&list.to_string()));
+    bed.apply_manifest_without_workload();
 
     let dir = tempfile::tempdir().unwrap();
     let before = bed.audit().len();

@@ -39,16 +39,6 @@ subjects:
     namespace: kube-system
 ";
 
-/// Applies the manifest's ServiceAccount, ConfigMap and RBAC (not its workload).
-fn apply_manifest(bed: &Testbed) {
-    let items: Vec<Value> = manifest_documents()
-        .into_iter()
-        .filter(|d| d["kind"] != "Deployment" && d["kind"] != "DaemonSet")
-        .collect();
-    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
-    bed.kubectl_with_input(&["apply", "-f", "-"], Some(&list.to_string()));
-}
-
 /// The manifest's bindings of `system:auth-delegator` (none until the manifests ship it).
 fn auth_delegator_bindings() -> Vec<Value> {
     manifest_documents()
@@ -111,7 +101,7 @@ async fn scrape_until(ccm: &Ccm, token: &str, code: u16, what: &str) -> String {
 async fn metrics_are_served_to_tokens_the_api_server_authorises_and_to_no_one_else() {
     let _serial = exclusive().await;
     let bed = Testbed::start(&["--hollow-nodes", "1"]);
-    apply_manifest(&bed);
+    bed.apply_manifest_without_workload();
     // The first part runs without the binding, whether or not the manifest has it.
     for binding in auth_delegator_bindings() {
         let name = binding.pointer("/metadata/name").and_then(Value::as_str);
@@ -161,7 +151,7 @@ async fn metrics_are_served_to_tokens_the_api_server_authorises_and_to_no_one_el
     // the API server decides. The refused review above was not cached: the first scrape
     // after the grant already succeeds.
     if manifest_binds_auth_delegator() {
-        apply_manifest(&bed);
+        bed.apply_manifest_without_workload();
     } else {
         bed.kubectl_with_input(&["apply", "-f", "-"], Some(AUTH_DELEGATOR_BINDING));
     }

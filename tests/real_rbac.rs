@@ -17,7 +17,7 @@ use serde_json::Value;
 #[allow(dead_code)]
 mod support;
 use support::testbed::{AuditEvent, Ccm, Joined, Testbed, exclusive, get_json};
-use support::{LEASE, NS, TAINT, has_taint, manifest_documents, sa_user};
+use support::{LEASE, NS, TAINT, has_address, has_taint, manifest_documents, sa_user};
 
 const SA: &str = "bare-ccm";
 
@@ -211,15 +211,6 @@ async fn node(client: &kube::Client, name: &str) -> Value {
     get_json(client, &format!("/api/v1/nodes/{name}"))
         .await
         .unwrap_or_default()
-}
-
-fn has_address(node: &Value, kind: &str, address: &str) -> bool {
-    node.pointer("/status/addresses")
-        .and_then(Value::as_array)
-        .is_some_and(|a| {
-            a.iter()
-                .any(|x| x["type"] == kind && x["address"] == address)
-        })
 }
 
 /// Removes what a scenario left: its nodes, the Lease and the Events.

@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 use bare_ccm::config::Config;
 use bare_ccm::explain::ExplainReport;
 use bare_ccm::node_view::NodeView;
+use bare_ccm_emulator::Emulator;
 use bare_ccm_emulator::accounting::{AttributedRequest, WriteRecord};
 use bare_ccm_emulator::faults::InjectedStatus;
-use bare_ccm_emulator::kubelet::{Fleet, KubeletSpec, described_node};
-use bare_ccm_emulator::{Emulator, EmulatorOptions};
+use bare_ccm_emulator::kubelet::{KubeletSpec, described_node};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
@@ -32,7 +32,7 @@ use tokio::process::{Child, Command};
 
 #[allow(dead_code)]
 mod support;
-use support::{FAST_ELECTION, LEASE, NS, TAINT, eventually, has_taint, sa_user};
+use support::{Cluster, FAST_ELECTION, LEASE, NS, TAINT, eventually, has_taint, sa_user};
 
 const NODES: usize = 300;
 const REPLICAS: [&str; 2] = ["bare-ccm-a", "bare-ccm-b"];
@@ -393,15 +393,15 @@ struct Outcome {
 async fn run_profile(profile: Profile) -> Outcome {
     let _serial = SERIAL.lock().await;
     let started = Instant::now();
-    let emu = Emulator::start(EmulatorOptions::default())
-        .await
-        .expect("emulator");
-    let dir = tempfile::tempdir().expect("tempdir");
+    let Cluster {
+        emu, fleet, dir, ..
+    } = Cluster::builder()
+        .kubelet_retry_budget(Duration::from_secs(90))
+        .start()
+        .await;
     let config_path = dir.path().join("config.yaml");
     std::fs::write(&config_path, CONFIG).expect("config written");
     let config = Config::from_yaml(CONFIG).expect("test config is valid");
-    let admin = emu.client(&emu.admin_token()).await.expect("admin client");
-    let fleet = Fleet::with_retry_budget(admin, Duration::from_secs(90));
 
     let mut replicas = Vec::new();
     for account in REPLICAS {
@@ -593,18 +593,7 @@ async fn run_profile(profile: Profile) -> Outcome {
             Some(report.provider_id.as_str()),
             "{profile:?}: {name}: providerID"
         );
-        let addresses: Vec<(String, String)> = node
-            .pointer("/status/addresses")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .map(|a| {
-                (
-                    a["type"].as_str().unwrap_or_default().to_string(),
-                    a["address"].as_str().unwrap_or_default().to_string(),
-                )
-            })
-            .collect();
+        let addresses = support::addresses(&node);
         let predicted_addresses: Vec<(String, String)> = report
             .addresses
             .iter()

@@ -234,6 +234,15 @@ impl Emulator {
         self.shared.store.get(def.store, &key).map(|o| (*o).clone())
     }
 
+    /// The `spec.holderIdentity` of Lease `namespace/name` as stored (`None` without the
+    /// Lease or the field): how `bare-ccm sim` and the e2e tests see who leads.
+    pub fn lease_holder(&self, namespace: &str, name: &str) -> Option<String> {
+        self.get_object("leases", Some(namespace), name)?
+            .pointer("/spec/holderIdentity")?
+            .as_str()
+            .map(str::to_string)
+    }
+
     /// Every stored object of a resource (optionally in one namespace), in key order.
     pub fn list_objects(&self, resource: &str, namespace: Option<&str>) -> Vec<Value> {
         let Some(def) = resources::find_by_plural(resource) else {

@@ -122,25 +122,24 @@ impl Context<'_> {
     /// "DaemonSet kube-system/bare-ccm" (or Deployment, or "DaemonSet or Deployment" when
     /// there is none).
     pub(super) fn workload_ref(&self) -> String {
-        let kind = self
-            .snap
-            .workload
-            .found()
-            .map_or("DaemonSet or Deployment", Workload::kind);
-        format!(
-            "{kind} {}/{}",
-            self.snap.target.namespace, self.snap.target.workload
-        )
+        let kind = self.workload_word(Workload::kind, "DaemonSet or Deployment");
+        let t = &self.snap.target;
+        format!("{kind} {}/{}", t.namespace, t.workload)
     }
 
     /// `daemonset/bare-ccm` (or deployment/...), for kubectl commands.
     pub(super) fn workload_arg(&self) -> String {
-        let resource = self
-            .snap
-            .workload
-            .found()
-            .map_or("daemonset", Workload::resource);
+        let resource = self.workload_word(Workload::resource, "daemonset");
         format!("{resource}/{}", self.snap.target.workload)
+    }
+
+    /// `word` of the workload found, or `missing` when there is none.
+    fn workload_word(
+        &self,
+        word: fn(&Workload) -> &'static str,
+        missing: &'static str,
+    ) -> &'static str {
+        self.snap.workload.found().map_or(missing, word)
     }
 
     pub(super) fn pods_command(&self) -> String {

@@ -229,6 +229,51 @@ fn finding(report: &Report, code: Code) -> &Finding {
         .unwrap_or_else(|| panic!("no {code} in {:#?}", report.findings))
 }
 
+/// A bare-ccm pod the scheduler could not place, with its `message`.
+fn unschedulable(message: &str) -> Pod {
+    let scheduled = pod_condition("PodScheduled", "False", "Unschedulable", message);
+    pod("Pending", vec![scheduled], None)
+}
+
+/// Replaces the node's annotations with `pairs`.
+fn annotate(node: &mut Node, pairs: &[(&str, &str)]) {
+    node.metadata.annotations = Some(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
+}
+
+/// The `code` finding, asserting its severity.
+fn finding_at(report: &Report, code: Code, severity: Severity) -> &Finding {
+    let f = finding(report, code);
+    assert_eq!(f.severity, severity, "{code}");
+    f
+}
+
+/// Asserts that `text` starts with `start`, and shows `text` when not.
+fn assert_starts(text: &str, start: &str) {
+    assert!(text.starts_with(start), "{start:?} does not start {text:?}");
+}
+
+/// Asserts that the `code` finding's fix contains every one of `parts`.
+fn fix_has(report: &Report, code: Code, parts: &[&str]) {
+    assert_has(&finding(report, code).fix, parts);
+}
+
+/// Asserts that the `code` finding's message contains every one of `parts`.
+fn message_has(report: &Report, code: Code, parts: &[&str]) {
+    assert_has(&finding(report, code).message, parts);
+}
+
+/// Asserts that `text` contains every one of `parts`, and shows `text` when not.
+fn assert_has(text: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(text.contains(part), "{part:?} is not in {text:?}");
+    }
+}
+
 /// The codes' strings (`-o json`, the text report) and their report order inside one
 /// severity are a stable interface: scripts match on the strings.
 #[test]
@@ -323,10 +368,10 @@ fn seed_scenario_names_the_missing_ccm_and_the_fix() {
     let f = &report.findings[0];
     assert_eq!((f.code, f.severity), (Code::NoCcmRunning, Severity::Error));
     assert!(f.message.starts_with("2 node(s) carry the taint node.cloudprovider.kubernetes.io/uninitialized and no cloud-controller-manager is running"));
-    assert!(f.fix.contains("kubectl apply -f manifests/bare-ccm.yaml"));
-    assert!(
-        f.fix
-            .contains("kubectl taint nodes --all node.cloudprovider.kubernetes.io/uninitialized-")
+    assert_has(&f.fix, &["kubectl apply -f manifests/bare-ccm.yaml"]);
+    assert_has(
+        &f.fix,
+        &["kubectl taint nodes --all node.cloudprovider.kubernetes.io/uninitialized-"],
     );
     assert!(
         report
@@ -335,8 +380,8 @@ fn seed_scenario_names_the_missing_ccm_and_the_fix() {
     );
     let taint = finding(&report, Code::UninitializedTaint);
     assert_eq!(taint.node.as_deref(), Some("n1"));
-    assert!(taint.message.contains("for 2m"), "{}", taint.message);
-    assert!(taint.fix.contains("no-ccm-running"));
+    assert_has(&taint.message, &["for 2m"]);
+    assert_has(&taint.fix, &["no-ccm-running"]);
     // NotReady follows from the taint and is not reported twice.
     assert!(report.findings.iter().all(|f| f.code != Code::NodeNotReady));
     // No Deployment, no ConfigMap: notes only.
@@ -357,10 +402,9 @@ fn taint_older_than_ten_minutes_on_k3s_warns_of_the_shutdown() {
         .find(|f| f.node.as_deref() == Some("old") && f.code == Code::UninitializedTaint)
         .unwrap();
     assert_eq!(old.severity, Severity::Error);
-    assert!(old.message.contains("for 11m"));
-    assert!(
-        old.message
-            .contains("shuts k3s down 15 minutes after start")
+    assert_has(
+        &old.message,
+        &["for 11m", "shuts k3s down 15 minutes after start"],
     );
     let new = report
         .findings
@@ -369,7 +413,7 @@ fn taint_older_than_ten_minutes_on_k3s_warns_of_the_shutdown() {
         .unwrap();
     assert_eq!(new.severity, Severity::Warning);
     assert!(!new.message.contains("15 minutes"));
-    assert!(new.fix.contains("bare-ccm is running"));
+    assert_has(&new.fix, &["bare-ccm is running"]);
     // A leader runs, so there is no no-ccm-running finding.
     assert!(report.findings.iter().all(|f| f.code != Code::NoCcmRunning));
 }
@@ -380,8 +424,7 @@ fn non_k3s_node_gets_no_k3s_deadline_warning() {
     n.metadata.annotations = None;
     n.status.as_mut().unwrap().node_info = None;
     let report = diagnose(&healthy(vec![n]), now());
-    let f = finding(&report, Code::UninitializedTaint);
-    assert_eq!(f.severity, Severity::Warning);
+    let f = finding_at(&report, Code::UninitializedTaint, Severity::Warning);
     assert!(!f.message.contains("k3s"));
 }
 
@@ -420,10 +463,11 @@ fn untainted_node_without_provider_id_means_kubelet_not_external() {
     n.spec.as_mut().unwrap().provider_id = None;
     let report = diagnose(&healthy(vec![n.clone()]), now());
     let f = finding(&report, Code::KubeletNotExternal);
-    assert!(f.fix.contains("--kubelet-arg=cloud-provider=external"));
-    assert!(f.fix.contains(
-        "kubectl taint nodes n1 node.cloudprovider.kubernetes.io/uninitialized=true:NoSchedule"
-    ));
+    assert_has(&f.fix, &["--kubelet-arg=cloud-provider=external"]);
+    assert_has(
+        &f.fix,
+        &["kubectl taint nodes n1 node.cloudprovider.kubernetes.io/uninitialized=true:NoSchedule"],
+    );
     // Without bare-ccm deployed, nobody claims such a node should have a providerID.
     let report = diagnose(&Snapshot::with_nodes(vec![n]), now());
     assert!(report.healthy, "{:#?}", report.findings);
@@ -437,11 +481,7 @@ fn a_node_whose_kubelet_owns_its_addresses_is_named_with_the_fix() {
     let f = finding(&report, Code::KubeletOwnsAddresses);
     assert_eq!(f.node.as_deref(), Some("n1"));
     assert_eq!(f.severity, Severity::Warning);
-    assert!(
-        f.fix.contains("--kubelet-arg=cloud-provider=external"),
-        "{}",
-        f.fix
-    );
+    assert_has(&f.fix, &["--kubelet-arg=cloud-provider=external"]);
     assert_eq!(
         codes(&report)
             .iter()
@@ -469,42 +509,29 @@ fn missing_pod_cidr_not_ready_and_network_unavailable_are_reported() {
             (Code::NodeNotReady, Severity::Warning),
         ]
     );
-    assert!(
-        finding(&report, Code::NodeNotReady)
-            .message
-            .contains("Ready=False (KubeletNotReady: cni plugin not initialized)")
+    message_has(
+        &report,
+        Code::NodeNotReady,
+        &["Ready=False (KubeletNotReady: cni plugin not initialized)"],
     );
-    assert!(
-        finding(&report, Code::NoPodCidr)
-            .fix
-            .contains("--allocate-node-cidrs")
-    );
+    fix_has(&report, Code::NoPodCidr, &["--allocate-node-cidrs"]);
 }
 
 #[test]
 fn provided_node_ip_mismatch_is_reported_with_the_resolver_error() {
     let mut n = stuck("n1", 60);
-    n.metadata.annotations = Some(BTreeMap::from([
-        (
-            "k3s.io/node-args".to_string(),
-            r#"["agent","--node-ip","10.0.0.5"]"#.to_string(),
-        ),
-        (
-            "alpha.kubernetes.io/provided-node-ip".to_string(),
-            "10.9.9.9".to_string(),
-        ),
-    ]));
-    let report = diagnose(&healthy(vec![n]), now());
-    let f = finding(&report, Code::MetadataUnresolved);
-    assert_eq!(f.severity, Severity::Error);
-    assert!(f.message.contains("bare-ccm keeps the taint"));
-    assert!(f.message.contains("10.9.9.9"), "{}", f.message);
-    assert!(f.fix.contains("bare-ccm explain --node n1"));
-    assert!(
-        finding(&report, Code::UninitializedTaint)
-            .fix
-            .contains("metadata-unresolved")
+    annotate(
+        &mut n,
+        &[
+            ("k3s.io/node-args", r#"["agent","--node-ip","10.0.0.5"]"#),
+            ("alpha.kubernetes.io/provided-node-ip", "10.9.9.9"),
+        ],
     );
+    let report = diagnose(&healthy(vec![n]), now());
+    let f = finding_at(&report, Code::MetadataUnresolved, Severity::Error);
+    assert_has(&f.message, &["bare-ccm keeps the taint", "10.9.9.9"]);
+    assert_has(&f.fix, &["bare-ccm explain --node n1"]);
+    fix_has(&report, Code::UninitializedTaint, &["metadata-unresolved"]);
 }
 
 #[test]
@@ -513,11 +540,7 @@ fn no_internal_ip_source_is_reported() {
     n.metadata.annotations = None;
     let report = diagnose(&healthy(vec![n]), now());
     let f = finding(&report, Code::MetadataUnresolved);
-    assert!(
-        f.message.contains("no InternalIP for node n1"),
-        "{}",
-        f.message
-    );
+    assert_has(&f.message, &["no InternalIP for node n1"]);
 }
 
 #[test]
@@ -549,10 +572,9 @@ fn config_map_is_used_by_the_resolver_and_errors_are_reported() {
 
     snap.config_map = cm("bogusKey: 1\n");
     let report = diagnose(&snap, now());
-    let f = finding(&report, Code::ConfigInvalid);
-    assert_eq!(f.severity, Severity::Error);
-    assert!(f.message.contains("bogusKey"), "{}", f.message);
-    assert!(f.fix.contains("bare-ccm check-config"));
+    let f = finding_at(&report, Code::ConfigInvalid, Severity::Error);
+    assert_has(&f.message, &["bogusKey"]);
+    assert_has(&f.fix, &["bare-ccm check-config"]);
 }
 
 #[test]
@@ -560,34 +582,20 @@ fn stale_and_released_leases_are_findings() {
     let mut snap = healthy(vec![node("n1", 60)]);
     snap.lease = lease("cp-1_abc", 600);
     let report = diagnose(&snap, now());
-    let f = finding(&report, Code::LeaseStale);
-    assert_eq!(f.severity, Severity::Warning);
-    assert!(
-        f.message
-            .contains("held by cp-1_abc, last renewed 10m ago (lease duration 15s)")
+    let f = finding_at(&report, Code::LeaseStale, Severity::Warning);
+    assert_has(
+        &f.message,
+        &["held by cp-1_abc, last renewed 10m ago (lease duration 15s)"],
     );
-    assert!(
-        f.fix
-            .contains("kubectl -n kube-system logs daemonset/bare-ccm"),
-        "{}",
-        f.fix
-    );
+    assert_has(&f.fix, &["kubectl -n kube-system logs daemonset/bare-ccm"]);
 
     snap.lease = lease("", 1);
     let report = diagnose(&snap, now());
-    assert!(
-        finding(&report, Code::LeaseNotHeld)
-            .message
-            .contains("released")
-    );
+    message_has(&report, Code::LeaseNotHeld, &["released"]);
 
     snap.lease = Fetched::NotFound;
     let report = diagnose(&snap, now());
-    assert!(
-        finding(&report, Code::LeaseNotHeld)
-            .message
-            .contains("absent")
-    );
+    message_has(&report, Code::LeaseNotHeld, &["absent"]);
     assert_eq!(report.exit_code(), 1);
 }
 
@@ -606,9 +614,8 @@ fn out_of_cluster_run_without_workload_is_healthy() {
     snap.lease = lease("laptop_1", 1);
     let report = diagnose(&snap, now());
     assert!(report.healthy, "{:#?}", report.findings);
-    let f = finding(&report, Code::WorkloadMissing);
-    assert_eq!(f.severity, Severity::Info);
-    assert!(f.message.contains("runs elsewhere"));
+    let f = finding_at(&report, Code::WorkloadMissing, Severity::Info);
+    assert_has(&f.message, &["runs elsewhere"]);
 }
 
 #[test]
@@ -616,8 +623,7 @@ fn config_map_without_workload_is_an_incomplete_install() {
     let mut snap = Snapshot::with_nodes(vec![node("n1", 60)]);
     snap.config_map = Fetched::Found(ConfigMap::default());
     let report = diagnose(&snap, now());
-    let f = finding(&report, Code::WorkloadMissing);
-    assert_eq!(f.severity, Severity::Warning);
+    let f = finding_at(&report, Code::WorkloadMissing, Severity::Warning);
     assert_eq!(
         f.message,
         "no DaemonSet or Deployment kube-system/bare-ccm, although its ConfigMap kube-system/bare-ccm-config exists: the install is incomplete"
@@ -633,38 +639,22 @@ fn deployed_but_not_leading_points_at_the_pods() {
     let mut snap = healthy(vec![stuck("n1", 60)]);
     snap.lease = Fetched::NotFound;
     snap.workload = deployment(&TOLERATED, 0);
-    snap.pods = Fetched::Found(vec![pod(
-        "Pending",
-        vec![pod_condition(
-            "PodScheduled",
-            "False",
-            "Unschedulable",
-            "0/3 nodes are available: 3 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: true}.",
-        )],
-        None,
+    snap.pods = Fetched::Found(vec![unschedulable(
+        "0/3 nodes are available: 3 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: true}.",
     )]);
     let report = diagnose(&snap, now());
     let ccm = finding(&report, Code::NoCcmRunning);
-    assert!(
-        ccm.fix
-            .contains("bare-ccm is deployed but no replica leads")
-    );
+    assert_has(&ccm.fix, &["bare-ccm is deployed but no replica leads"]);
     let pending = finding(&report, Code::PodPending);
-    assert!(
-        pending.message.contains(
-            "kube-system/bare-ccm-abc is Pending: not scheduled (Unschedulable): 0/3 nodes"
-        )
+    assert_has(
+        &pending.message,
+        &["kube-system/bare-ccm-abc is Pending: not scheduled (Unschedulable): 0/3 nodes"],
     );
-    assert!(
-        pending
-            .fix
-            .contains("add the tolerations of manifests/bare-ccm.yaml")
+    assert_has(
+        &pending.fix,
+        &["add the tolerations of manifests/bare-ccm.yaml"],
     );
-    assert!(
-        finding(&report, Code::WorkloadNotReady)
-            .message
-            .contains("0/2 replicas ready")
-    );
+    message_has(&report, Code::WorkloadNotReady, &["0/2 replicas ready"]);
     assert!(finding(&report, Code::LeaseNotHeld).severity == Severity::Warning);
 }
 
@@ -672,15 +662,8 @@ fn deployed_but_not_leading_points_at_the_pods() {
 fn pod_problems_name_their_cause() {
     let cases = [
         (
-            pod(
-                "Pending",
-                vec![pod_condition(
-                    "PodScheduled",
-                    "False",
-                    "Unschedulable",
-                    "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector.",
-                )],
-                None,
+            unschedulable(
+                "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector.",
             ),
             Code::PodPending,
             "node-role.kubernetes.io/control-plane with operator Exists",
@@ -746,16 +729,7 @@ fn standby_pending_only_on_its_host_port_is_a_note_while_another_replica_runs() 
             None,
         );
         leader.metadata.name = Some("bare-ccm-leader".into());
-        let mut standby = pod(
-            "Pending",
-            vec![pod_condition(
-                "PodScheduled",
-                "False",
-                "Unschedulable",
-                message,
-            )],
-            None,
-        );
+        let mut standby = unschedulable(message);
         standby.metadata.name = Some("bare-ccm-standby".into());
         let mut snap = healthy(vec![node("n1", 60)]);
         snap.pods = Fetched::Found(vec![leader, standby]);
@@ -790,16 +764,7 @@ fn standby_pending_only_on_its_host_port_is_a_note_while_another_replica_runs() 
 
     // The single-server install as it runs: one replica leads, the other waits.
     let mut snap = healthy(vec![node("n1", 60)]);
-    let mut standby = pod(
-        "Pending",
-        vec![pod_condition(
-            "PodScheduled",
-            "False",
-            "Unschedulable",
-            PORT,
-        )],
-        None,
-    );
+    let mut standby = unschedulable(PORT);
     standby.metadata.name = Some("bare-ccm-standby".into());
     if let Fetched::Found(pods) = &mut snap.pods {
         pods.push(standby);
@@ -814,24 +779,12 @@ fn standby_pending_only_on_its_host_port_is_a_note_while_another_replica_runs() 
 fn host_port_taken_with_no_replica_running_names_the_port() {
     let mut snap = healthy(vec![node("n1", 60)]);
     snap.lease = Fetched::NotFound;
-    snap.pods = Fetched::Found(vec![pod(
-        "Pending",
-        vec![pod_condition(
-            "PodScheduled",
-            "False",
-            "Unschedulable",
-            "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports.",
-        )],
-        None,
+    snap.pods = Fetched::Found(vec![unschedulable(
+        "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports.",
     )]);
     let report = diagnose(&snap, now());
-    let f = finding(&report, Code::PodPending);
-    assert_eq!(f.severity, Severity::Warning);
-    assert!(
-        f.fix.contains("another pod declares the same host port"),
-        "{}",
-        f.fix
-    );
+    let f = finding_at(&report, Code::PodPending, Severity::Warning);
+    assert_has(&f.fix, &["another pod declares the same host port"]);
     assert_eq!(report.exit_code(), 1);
 }
 
@@ -840,11 +793,10 @@ fn workload_without_the_uninitialized_toleration_is_the_bootstrap_deadlock() {
     let mut snap = healthy(vec![node("n1", 60)]);
     snap.workload = deployment(&["node.kubernetes.io/not-ready"], 2);
     let report = diagnose(&snap, now());
-    let f = finding(&report, Code::MissingToleration);
-    assert_eq!(f.severity, Severity::Error);
-    assert!(
-        f.message
-            .contains("does not tolerate node.cloudprovider.kubernetes.io/uninitialized:")
+    let f = finding_at(&report, Code::MissingToleration, Severity::Error);
+    assert_has(
+        &f.message,
+        &["does not tolerate node.cloudprovider.kubernetes.io/uninitialized:"],
     );
     // An empty key with Exists tolerates everything.
     snap.workload = deployment(&[""], 2);
@@ -854,22 +806,24 @@ fn workload_without_the_uninitialized_toleration_is_the_bootstrap_deadlock() {
 #[test]
 fn k3s_ccm_lease_counts_only_when_its_node_controller_is_on() {
     let mut server = node("server-1", 60);
-    server.metadata.annotations = Some(BTreeMap::from([(
-        "k3s.io/node-args".to_string(),
-        r#"["server","--node-ip","10.0.0.1"]"#.to_string(),
-    )]));
+    annotate(
+        &mut server,
+        &[("k3s.io/node-args", r#"["server","--node-ip","10.0.0.1"]"#)],
+    );
     let mut snap = healthy(vec![server.clone()]);
     snap.k3s_lease = lease("server-1_xyz", 1);
     let report = diagnose(&snap, now());
-    let f = finding(&report, Code::K3sCcmActive);
-    assert_eq!(f.severity, Severity::Warning);
-    assert!(f.fix.contains("--disable-cloud-controller"));
+    let f = finding_at(&report, Code::K3sCcmActive, Severity::Warning);
+    assert_has(&f.fix, &["--disable-cloud-controller"]);
 
     // --disable-cloud-controller: the k3s CCM only runs ServiceLB.
-    server.metadata.annotations = Some(BTreeMap::from([(
-        "k3s.io/node-args".to_string(),
-        r#"["server","--disable-cloud-controller","--node-ip","10.0.0.1"]"#.to_string(),
-    )]));
+    annotate(
+        &mut server,
+        &[(
+            "k3s.io/node-args",
+            r#"["server","--disable-cloud-controller","--node-ip","10.0.0.1"]"#,
+        )],
+    );
     snap.nodes = vec![server.clone()];
     let report = diagnose(&snap, now());
     assert!(report.healthy, "{:#?}", report.findings);
@@ -877,10 +831,10 @@ fn k3s_ccm_lease_counts_only_when_its_node_controller_is_on() {
 
     // k3s's own CCM initialising tainted nodes, without bare-ccm: not "no CCM running".
     let mut server = node("server-1", 60);
-    server.metadata.annotations = Some(BTreeMap::from([(
-        "k3s.io/node-args".to_string(),
-        r#"["server","--node-ip","10.0.0.1"]"#.to_string(),
-    )]));
+    annotate(
+        &mut server,
+        &[("k3s.io/node-args", r#"["server","--node-ip","10.0.0.1"]"#)],
+    );
     let mut snap = Snapshot::with_nodes(vec![server, stuck("agent-1", 60)]);
     snap.k3s_lease = lease("server-1_xyz", 1);
     let report = diagnose(&snap, now());
@@ -889,10 +843,10 @@ fn k3s_ccm_lease_counts_only_when_its_node_controller_is_on() {
         finding(&report, Code::K3sCcmActive).severity,
         Severity::Info
     );
-    assert!(
-        finding(&report, Code::UninitializedTaint)
-            .fix
-            .contains("k3s's embedded cloud controller")
+    fix_has(
+        &report,
+        Code::UninitializedTaint,
+        &["k3s's embedded cloud controller"],
     );
 }
 
@@ -901,18 +855,18 @@ fn k3s_ccm_lease_counts_only_when_its_node_controller_is_on() {
 #[test]
 fn stale_k3s_address_annotations_are_no_proof_of_k3s_node_controller() {
     let mut server = node("server-1", 60);
-    server.metadata.annotations = Some(BTreeMap::from([
-        (
-            "k3s.io/node-args".to_string(),
-            r#"["server","--disable-cloud-controller"]"#.to_string(),
-        ),
-        ("k3s.io/internal-ip".to_string(), "10.0.0.1".to_string()),
-    ]));
+    annotate(
+        &mut server,
+        &[
+            (
+                "k3s.io/node-args",
+                r#"["server","--disable-cloud-controller"]"#,
+            ),
+            ("k3s.io/internal-ip", "10.0.0.1"),
+        ],
+    );
     let mut agent = stuck("agent-1", 60);
-    agent.metadata.annotations = Some(BTreeMap::from([(
-        "k3s.io/internal-ip".to_string(),
-        "10.0.0.2".to_string(),
-    )]));
+    annotate(&mut agent, &[("k3s.io/internal-ip", "10.0.0.2")]);
     let mut snap = Snapshot::with_nodes(vec![server, agent]);
     snap.k3s_lease = lease("server-1_xyz", 1);
     let report = diagnose(&snap, now());
@@ -963,9 +917,9 @@ fn many_nodes_are_grouped_in_the_text_report() {
     assert!(
         text.starts_with("unhealthy (1 error(s), 1000 warning(s)): 1000 node(s) carry the taint")
     );
-    assert!(
-        text.contains("[uninitialized-taint] 1000 nodes, e.g. n0000, n0001, n0002 and 997 more"),
-        "{text}"
+    assert_has(
+        &text,
+        &["[uninitialized-taint] 1000 nodes, e.g. n0000, n0001, n0002 and 997 more"],
     );
     assert!(text.lines().count() < 30, "{text}");
     assert!(text.contains("fix: install bare-ccm: kubectl apply -f manifests/bare-ccm.yaml"));
@@ -978,14 +932,8 @@ fn few_nodes_are_listed_one_by_one() {
         now(),
     );
     let text = report.to_text();
-    assert!(
-        text.contains("[uninitialized-taint] node a: carries the taint"),
-        "{text}"
-    );
-    assert!(
-        text.contains("[uninitialized-taint] node b: carries the taint"),
-        "{text}"
-    );
+    assert_has(&text, &["[uninitialized-taint] node a: carries the taint"]);
+    assert_has(&text, &["[uninitialized-taint] node b: carries the taint"]);
 }
 
 #[test]
@@ -1027,8 +975,7 @@ fn daemon_set_with_no_ready_pod_points_at_its_pods() {
         Some("ErrImageNeverPull"),
     )]);
     let report = diagnose(&snap, now());
-    let f = finding(&report, Code::WorkloadNotReady);
-    assert_eq!(f.severity, Severity::Warning);
+    let f = finding_at(&report, Code::WorkloadNotReady, Severity::Warning);
     assert_eq!(
         f.message,
         "DaemonSet kube-system/bare-ccm has 0/1 pods ready"
@@ -1039,11 +986,7 @@ fn daemon_set_with_no_ready_pod_points_at_its_pods() {
         "{}",
         f.fix
     );
-    assert!(
-        finding(&report, Code::PodPending)
-            .fix
-            .contains("scripts/build-image.sh")
-    );
+    fix_has(&report, Code::PodPending, &["scripts/build-image.sh"]);
     assert!(
         finding(&report, Code::NoCcmRunning)
             .fix
@@ -1059,15 +1002,12 @@ fn daemon_set_that_matches_no_node_is_named() {
     snap.workload = daemon_set(&TOLERATED, 0, 0);
     snap.pods = Fetched::Found(vec![]);
     let report = diagnose(&snap, now());
-    let f = finding(&report, Code::WorkloadNotReady);
-    assert_eq!(f.severity, Severity::Warning);
-    assert!(
-        f.message
-            .starts_with("DaemonSet kube-system/bare-ccm runs on no node: no node matches"),
-        "{}",
-        f.message
+    let f = finding_at(&report, Code::WorkloadNotReady, Severity::Warning);
+    assert_starts(
+        &f.message,
+        "DaemonSet kube-system/bare-ccm runs on no node: no node matches",
     );
-    assert!(f.fix.contains("kubernetes.io/arch"), "{}", f.fix);
+    assert_has(&f.fix, &["kubernetes.io/arch"]);
     assert_eq!(report.exit_code(), 1);
 }
 
@@ -1086,20 +1026,14 @@ fn daemon_set_and_a_leftover_deployment_are_two_installs() {
     let mut snap = healthy(vec![node("n1", 60)]);
     snap.leftover_deployment = Some(deployment_object(&TOLERATED, 0));
     let report = diagnose(&snap, now());
-    let f = finding(&report, Code::WorkloadDuplicate);
-    assert_eq!(f.severity, Severity::Warning);
-    assert!(
-        f.message.starts_with(
-            "both DaemonSet kube-system/bare-ccm and Deployment kube-system/bare-ccm exist"
-        ),
-        "{}",
-        f.message
+    let f = finding_at(&report, Code::WorkloadDuplicate, Severity::Warning);
+    assert_starts(
+        &f.message,
+        "both DaemonSet kube-system/bare-ccm and Deployment kube-system/bare-ccm exist",
     );
-    assert!(
-        f.fix
-            .contains("kubectl -n kube-system delete deployment bare-ccm"),
-        "{}",
-        f.fix
+    assert_has(
+        &f.fix,
+        &["kubectl -n kube-system delete deployment bare-ccm"],
     );
     assert!(!report.healthy);
 }
@@ -1109,14 +1043,10 @@ fn daemon_set_without_the_not_ready_toleration_is_the_bootstrap_deadlock() {
     let mut snap = healthy(vec![node("n1", 60)]);
     snap.workload = daemon_set(&[UNINITIALIZED_TAINT], 1, 1);
     let report = diagnose(&snap, now());
-    let f = finding(&report, Code::MissingToleration);
-    assert_eq!(f.severity, Severity::Error);
-    assert!(
-        f.message.starts_with(
-            "DaemonSet kube-system/bare-ccm does not tolerate node.kubernetes.io/not-ready:"
-        ),
-        "{}",
-        f.message
+    let f = finding_at(&report, Code::MissingToleration, Severity::Error);
+    assert_starts(
+        &f.message,
+        "DaemonSet kube-system/bare-ccm does not tolerate node.kubernetes.io/not-ready:",
     );
 }
 

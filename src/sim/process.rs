@@ -90,9 +90,7 @@ pub(super) async fn wait_for_leader(emulator: &Emulator, limit: Duration) -> any
     let deadline = Instant::now() + limit;
     loop {
         let holder = emulator
-            .get_object("leases", Some(CONTROLLER_NAMESPACE), CONTROLLER_ACCOUNT)
-            .and_then(|l| l.pointer("/spec/holderIdentity").cloned())
-            .and_then(|h| h.as_str().map(str::to_owned))
+            .lease_holder(CONTROLLER_NAMESPACE, CONTROLLER_ACCOUNT)
             .unwrap_or_default();
         if !holder.is_empty() {
             return Ok(());

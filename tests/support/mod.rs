@@ -1,15 +1,16 @@
-//! What the end-to-end test files share: starting `bare-ccm run` against an emulated
-//! cluster, polling until a condition holds, and reading Nodes, Events and accounts the
+//! What the end-to-end test files share: the emulated [`Cluster`], starting `bare-ccm run`
+//! against it, polling until a condition holds ([`eventually`]), and reading Nodes, Events and accounts the
 //! way the controller writes them. Each scenario stays in its own file.
 
 pub mod testbed;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use bare_ccm_emulator::Emulator;
-use bare_ccm_emulator::kubelet::KubeletSpec;
+use bare_ccm_emulator::kubelet::{Fleet, KubeletSpec};
+use bare_ccm_emulator::rbac::RbacPolicy;
+use bare_ccm_emulator::{Emulator, EmulatorOptions};
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
@@ -43,6 +44,28 @@ pub fn sa_user(account: &str) -> String {
     format!("system:serviceaccount:{NS}:{account}")
 }
 
+/// A Node's `status.addresses` as (type, address) pairs, in order.
+pub fn addresses(node: &Value) -> Vec<(String, String)> {
+    node.pointer("/status/addresses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            (
+                a["type"].as_str().unwrap_or_default().to_string(),
+                a["address"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Whether a Node's `status.addresses` has `address` of type `kind`.
+pub fn has_address(node: &Value, kind: &str, address: &str) -> bool {
+    addresses(node)
+        .iter()
+        .any(|(t, a)| t == kind && a == address)
+}
+
 /// Whether `node` carries a taint with `key`.
 pub fn has_taint(node: &Value, key: &str) -> bool {
     node.pointer("/spec/taints")
@@ -58,27 +81,143 @@ pub fn free_port() -> u16 {
         .expect("a free port on 127.0.0.1")
 }
 
-/// Polls `cond` every 50 ms until it holds or `timeout` passes.
-pub async fn eventually(timeout: Duration, what: &str, cond: impl FnMut() -> bool) {
-    eventually_or_show(timeout, what, String::new, cond).await;
+/// Polls `cond` every 50 ms until it holds; panics naming `what` after `timeout`.
+pub async fn eventually(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    eventually_async(timeout, what, String::new, || std::future::ready(cond())).await;
 }
 
-/// Polls `cond` every 50 ms until it holds; after `timeout` panics with `context()`
-/// (a controller's log) in the message.
+/// [`eventually`], with `context()` (a controller's log) in the panic message.
 pub async fn eventually_or_show(
     timeout: Duration,
     what: &str,
     context: impl Fn() -> String,
     mut cond: impl FnMut() -> bool,
 ) {
+    eventually_async(timeout, what, context, || std::future::ready(cond())).await;
+}
+
+/// The one polling loop of the tests, for conditions that need a request (running
+/// `bare-ccm doctor`, say): polls `cond` every 50 ms until it holds; after `timeout`
+/// panics naming `what`, with `context()`.
+pub async fn eventually_async<F, Fut>(
+    timeout: Duration,
+    what: &str,
+    context: impl Fn() -> String,
+    mut cond: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
     let start = Instant::now();
-    while !cond() {
+    while !cond().await {
         assert!(
             start.elapsed() < timeout,
             "timed out after {timeout:?} waiting for {what}{}",
             context()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An in-process emulated cluster: the emulator, an admin client, simulated kubelets and
+/// a directory for kubeconfigs and config files. Every e2e file starts its clusters here
+/// ([`Cluster::builder`]) and adds, in an `impl Cluster` of its own, what its scenarios
+/// read.
+pub struct Cluster {
+    pub emu: Emulator,
+    pub client: kube::Client,
+    pub fleet: Fleet,
+    pub dir: tempfile::TempDir,
+}
+
+/// How a [`Cluster`] starts: without RBAC and with kubelets acting as admin by default.
+#[derive(Default)]
+pub struct ClusterBuilder {
+    rbac: Option<RbacPolicy>,
+    kubelet: Option<(String, Vec<String>)>,
+    retry_budget: Option<Duration>,
+}
+
+impl ClusterBuilder {
+    /// The API server enforces `policy` (the shipped manifest's RBAC, say).
+    pub fn rbac(mut self, policy: RbacPolicy) -> Self {
+        self.rbac = Some(policy);
+        self
+    }
+
+    /// The simulated kubelets authenticate as `user` in `groups` instead of as admin.
+    pub fn kubelets_as(mut self, user: &str, groups: &[&str]) -> Self {
+        self.kubelet = Some((user.into(), groups.iter().map(|g| g.to_string()).collect()));
+        self
+    }
+
+    /// The kubelets retry transient failures for up to `budget` per action (an outage
+    /// scenario needs more than the outage).
+    pub fn kubelet_retry_budget(mut self, budget: Duration) -> Self {
+        self.retry_budget = Some(budget);
+        self
+    }
+
+    pub async fn start(self) -> Cluster {
+        let emu = Emulator::start(EmulatorOptions {
+            rbac: self.rbac,
+            ..EmulatorOptions::default()
+        })
+        .await
+        .unwrap();
+        let client = emu.client(&emu.admin_token()).await.unwrap();
+        let kubelets = match &self.kubelet {
+            None => client.clone(),
+            Some((user, groups)) => {
+                let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+                emu.client(&emu.issue_token(user, &groups)).await.unwrap()
+            }
+        };
+        let fleet = match self.retry_budget {
+            None => Fleet::new(kubelets),
+            Some(budget) => Fleet::with_retry_budget(kubelets, budget),
+        };
+        Cluster {
+            fleet,
+            client,
+            emu,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+}
+
+impl Cluster {
+    pub fn builder() -> ClusterBuilder {
+        ClusterBuilder::default()
+    }
+
+    /// A kubeconfig for ServiceAccount `kube-system/<sa>`, written as `<sa>.kubeconfig`.
+    pub fn kubeconfig(&self, sa: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("{sa}.kubeconfig"));
+        let token = self.emu.service_account_token(NS, sa);
+        self.emu.write_kubeconfig(&token, &path).unwrap();
+        path
+    }
+
+    /// A kubeconfig with the admin token, written as `admin.kubeconfig`.
+    pub fn admin_kubeconfig(&self) -> PathBuf {
+        let path = self.dir.path().join("admin.kubeconfig");
+        self.emu
+            .write_kubeconfig(&self.emu.admin_token(), &path)
+            .unwrap();
+        path
+    }
+
+    /// Whether Node `name` is stored and no longer carries the uninitialized taint.
+    pub fn initialized(&self, name: &str) -> bool {
+        self.emu
+            .get_object("nodes", None, name)
+            .is_some_and(|n| !has_taint(&n, TAINT))
+    }
+
+    /// The holder of bare-ccm's Lease.
+    pub fn lease_holder(&self) -> Option<String> {
+        self.emu.lease_holder(NS, LEASE)
     }
 }
 
@@ -96,14 +235,6 @@ pub fn events_about(emu: &Emulator, namespace: &str, object: &str, reason: &str)
                 && e.get("reason").and_then(Value::as_str) == Some(reason)
         })
         .collect()
-}
-
-/// The holder of bare-ccm's Lease as stored, if anyone holds it.
-pub fn lease_holder(emu: &Emulator) -> Option<String> {
-    emu.get_object("leases", Some(NS), LEASE)?
-        .pointer("/spec/holderIdentity")?
-        .as_str()
-        .map(str::to_string)
 }
 
 /// A kubelet started with `--node-ip 10.0.0.9` that reports no InternalIP, while its

@@ -200,6 +200,17 @@ impl Testbed {
         self.kubectl_with_input(args, None)
     }
 
+    /// Applies the shipped manifest's ServiceAccount, ConfigMap and RBAC (not its
+    /// workload, so that the test starts the controller itself).
+    pub fn apply_manifest_without_workload(&self) {
+        let items: Vec<Value> = super::manifest_documents()
+            .into_iter()
+            .filter(|d| d["kind"] != "Deployment" && d["kind"] != "DaemonSet")
+            .collect();
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+        self.kubectl_with_input(&["apply", "-f", "-"], Some(&list.to_string()));
+    }
+
     /// Runs kubectl as the admin with `input` on stdin.
     pub fn kubectl_with_input(&self, args: &[&str], input: Option<&str>) -> String {
         let out = self.try_kubectl(args, input);
