@@ -7,6 +7,10 @@ use std::process::{Command, Output};
 use bare_ccm_emulator::kubelet::{KubeletSpec, described_node, node_object};
 use serde_json::Value;
 
+#[allow(dead_code)]
+mod support;
+use support::Cluster;
+
 fn bare_ccm(args: &[&str], stdin: Option<&str>) -> Output {
     use std::io::Write as _;
     let mut child = Command::new(env!("CARGO_BIN_EXE_bare-ccm"))
@@ -27,6 +31,12 @@ fn bare_ccm(args: &[&str], stdin: Option<&str>) -> Output {
     }
     drop(input);
     child.wait_with_output().expect("bare-ccm finishes")
+}
+
+/// `bare-ccm check-config` of `text`, written as `name` into `dir`.
+fn check_config_file(dir: &tempfile::TempDir, name: &str, text: &str) -> Output {
+    let path = write(dir, name, text);
+    bare_ccm(&["check-config", path.to_str().expect("utf-8")], None)
 }
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
@@ -239,12 +249,11 @@ fn check_config_accepts_the_documented_example_and_names_bad_keys_with_lines() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let bad = write(
+    let out = check_config_file(
         &dir,
         "bad.yaml",
         "instanceType: k3s\nproviderID: \"k3s://{node}\"\nextraLabels:\n  kubernetes.io/evil: \"x\"\naddressSources: [inventory, dns]\n",
     );
-    let out = bare_ccm(&["check-config", bad.to_str().expect("utf-8")], None);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("extraLabels"), "{err}");
@@ -253,12 +262,11 @@ fn check_config_accepts_the_documented_example_and_names_bad_keys_with_lines() {
 
     // A list written before k3s-annotations and interfaces existed: the implied ranks are
     // printed.
-    let old = write(
+    let out = check_config_file(
         &dir,
         "old.yaml",
         "addressSources: [inventory, annotations, k3s-node-args, provided-node-ip, kubelet]\n",
     );
-    let out = bare_ccm(&["check-config", old.to_str().expect("utf-8")], None);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -266,8 +274,7 @@ fn check_config_accepts_the_documented_example_and_names_bad_keys_with_lines() {
         "{text}"
     );
 
-    let unknown = write(&dir, "unknown.yaml", "zone: a\nzones: b\n");
-    let out = bare_ccm(&["check-config", unknown.to_str().expect("utf-8")], None);
+    let out = check_config_file(&dir, "unknown.yaml", "zone: a\nzones: b\n");
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("zones"));
 }
@@ -317,12 +324,11 @@ fn check_config_refuses_a_bad_interfaces_rule_with_its_path() {
         ["interfaces.rules[1].cidr", "interfaces.rules[2].type"]
     );
 
-    let good = write(
+    let out = check_config_file(
         &dir,
         "good.yaml",
         "interfaces:\n  ignore: [lo, \"veth*\"]\n  rules:\n    - {cidr: 192.168.0.0/16, type: InternalIP}\n    - {cidr: \"fc00::/7\", type: ignore}\n",
     );
-    let out = bare_ccm(&["check-config", good.to_str().expect("utf-8")], None);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
 
@@ -418,30 +424,26 @@ fn check_config_takes_a_config_map_document_and_refuses_a_manifest_without_one()
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn explain_reads_a_node_by_name_from_the_cluster_and_writes_nothing() {
-    use bare_ccm_emulator::{Emulator, EmulatorOptions};
-    let emulator = Emulator::start(EmulatorOptions::default())
-        .await
-        .expect("emulator starts");
-    let client = emulator
-        .client(&emulator.admin_token())
-        .await
-        .expect("client");
-    let node: k8s_openapi::api::core::v1::Node =
-        serde_json::from_value(node_object(&KubeletSpec::k3s_agent("n5", "10.0.0.8", None)))
-            .expect("node object");
-    kube::Api::<k8s_openapi::api::core::v1::Node>::all(client)
+/// An emulated cluster holding the Node a k3s kubelet `name` registers (not yet described
+/// by its agent), and the cluster's admin kubeconfig as an argument.
+async fn cluster_with_node(name: &str, ip: &str) -> (Cluster, String) {
+    use k8s_openapi::api::core::v1::Node;
+    let c = Cluster::builder().start().await;
+    let node: Node = serde_json::from_value(node_object(&KubeletSpec::k3s_agent(name, ip, None)))
+        .expect("node object");
+    kube::Api::<Node>::all(c.client.clone())
         .create(&Default::default(), &node)
         .await
         .expect("node created");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    emulator
-        .write_kubeconfig(&emulator.admin_token(), &kubeconfig)
-        .expect("kubeconfig written");
+    let kubeconfig = c.admin_kubeconfig().to_str().expect("utf-8").to_owned();
+    (c, kubeconfig)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_reads_a_node_by_name_from_the_cluster_and_writes_nothing() {
+    let (c, kubeconfig_arg) = cluster_with_node("n5", "10.0.0.8").await;
+    let emulator = &c.emu;
     let writes_before = emulator.accounting().writes().len();
-    let kubeconfig_arg = kubeconfig.to_str().expect("utf-8").to_owned();
     let out = tokio::task::spawn_blocking(move || {
         bare_ccm(
             &[
@@ -477,28 +479,9 @@ async fn explain_reads_a_node_by_name_from_the_cluster_and_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_of_a_cluster_node_uses_the_controllers_config_map_and_says_so() {
-    use bare_ccm_emulator::{Emulator, EmulatorOptions};
-    use k8s_openapi::api::core::v1::{ConfigMap, Node};
-    let emulator = Emulator::start(EmulatorOptions::default())
-        .await
-        .expect("emulator starts");
-    let client = emulator
-        .client(&emulator.admin_token())
-        .await
-        .expect("client");
-    let node: Node =
-        serde_json::from_value(node_object(&KubeletSpec::k3s_agent("n7", "10.0.0.7", None)))
-            .expect("node object");
-    kube::Api::<Node>::all(client.clone())
-        .create(&Default::default(), &node)
-        .await
-        .expect("node created");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    emulator
-        .write_kubeconfig(&emulator.admin_token(), &kubeconfig)
-        .expect("kubeconfig written");
-    let kubeconfig = kubeconfig.to_str().expect("utf-8").to_owned();
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let (c, kubeconfig) = cluster_with_node("n7", "10.0.0.7").await;
+    let (emulator, client, dir) = (&c.emu, c.client.clone(), &c.dir);
     let explain = |extra: Vec<String>| {
         let kubeconfig = kubeconfig.clone();
         tokio::task::spawn_blocking(move || {
@@ -557,7 +540,7 @@ async fn explain_of_a_cluster_node_uses_the_controllers_config_map_and_says_so()
     assert_eq!(emulator.accounting().writes().len(), writes_before);
 
     // --config wins over the cluster's.
-    let file = write(&dir, "other.yaml", "zone: z2\n");
+    let file = write(dir, "other.yaml", "zone: z2\n");
     let file = file.to_str().expect("utf-8").to_owned();
     let mut args = json_args();
     args.extend(["--config".to_owned(), file.clone()]);

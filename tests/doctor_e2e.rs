@@ -75,6 +75,19 @@ fn finding<'r>(report: &'r Value, code: &str, node: Option<&str>) -> &'r Value {
         .unwrap_or_else(|| panic!("no {code} for {node:?} in {report:#}"))
 }
 
+/// The finding `code` (for `node`), asserting its severity.
+fn finding_at<'r>(report: &'r Value, code: &str, node: Option<&str>, severity: &str) -> &'r Value {
+    let f = finding(report, code, node);
+    assert_eq!(f["severity"], severity, "{f:#}");
+    f
+}
+
+/// Asserts that the finding's `field` (message or fix) contains `part`.
+fn text_has(finding: &Value, field: &str, part: &str) {
+    let text = finding[field].as_str().unwrap_or_default();
+    assert!(text.contains(part), "{part:?} is not in {finding:#}");
+}
+
 /// What the doctor scenarios write to a [`Cluster`] (nodes in given states, Leases, the
 /// ConfigMap), as an admin.
 impl Cluster {
@@ -92,6 +105,14 @@ impl Cluster {
     async fn initialised(&self, name: &str, ip: &str) {
         self.untainted(name, ip, Some(&format!("k3s://{name}")))
             .await;
+    }
+
+    /// A k3s server Node as bare-ccm leaves it: untainted, with a providerID, Ready.
+    async fn initialised_server(&self, name: &str, ip: &str) {
+        self.register(KubeletSpec::k3s_server(name, ip, None)).await;
+        let patch = json!({"spec": {"taints": null, "providerID": format!("k3s://{name}")}});
+        self.patch_node(name, patch).await;
+        set_ready(&self.client, name).await;
     }
 
     /// A registered Node without the uninitialized taint, Ready, with `provider_id` (the
@@ -397,23 +418,14 @@ async fn stale_lease_and_k3s_node_controller_are_diagnosed() {
 
     let (code, report) = doctor_json(&c.admin_kubeconfig()).await;
     assert_eq!(code, 1);
-    let stale = finding(&report, "lease-stale", None);
-    assert_eq!(stale["severity"], "warning");
-    assert!(
-        stale["message"]
-            .as_str()
-            .unwrap()
-            .contains("held by cp-1_gone, last renewed 10m ago (lease duration 15s)"),
-        "{stale:#}"
+    let stale = finding_at(&report, "lease-stale", None, "warning");
+    text_has(
+        stale,
+        "message",
+        "held by cp-1_gone, last renewed 10m ago (lease duration 15s)",
     );
-    let k3s = finding(&report, "k3s-ccm-active", None);
-    assert_eq!(k3s["severity"], "warning");
-    assert!(
-        k3s["fix"]
-            .as_str()
-            .unwrap()
-            .contains("--disable-cloud-controller")
-    );
+    let k3s = finding_at(&report, "k3s-ccm-active", None, "warning");
+    text_has(k3s, "fix", "--disable-cloud-controller");
     // k3s's node controller is on, so the tainted server is not "nothing running".
     assert!(findings(&report).iter().all(|f| f.0 != "no-ccm-running"));
 }
@@ -427,17 +439,9 @@ async fn invalid_config_map_and_incomplete_install_are_diagnosed() {
 
     let (code, report) = doctor_json(&c.admin_kubeconfig()).await;
     assert_eq!(code, 1);
-    let invalid = finding(&report, "config-invalid", None);
-    assert_eq!(invalid["severity"], "error");
-    assert!(
-        invalid["message"]
-            .as_str()
-            .unwrap()
-            .contains("providedNodeIP"),
-        "{invalid:#}"
-    );
-    let missing = finding(&report, "workload-missing", None);
-    assert_eq!(missing["severity"], "warning");
+    let invalid = finding_at(&report, "config-invalid", None, "error");
+    text_has(invalid, "message", "providedNodeIP");
+    let missing = finding_at(&report, "workload-missing", None, "warning");
     assert_eq!(
         missing["fix"],
         "kubectl apply -f manifests/bare-ccm.yaml, or helm install bare-ccm charts/bare-ccm --namespace kube-system (docs/helm.md)"
@@ -606,17 +610,15 @@ async fn deployment_that_cannot_schedule_is_diagnosed_with_the_reason() {
     .map(|(c, s)| (c.to_string(), s.to_string()));
     assert_eq!(problems, expected, "{report:#}");
     let pending = finding(&report, "pod-pending", None);
-    assert!(
-        pending["message"].as_str().unwrap().contains(
-            "bare-ccm pod kube-system/bare-ccm-7d9f-abcde is Pending: not scheduled (Unschedulable): 0/1 nodes are available: 1 node(s) had untolerated taint {node.cloudprovider.kubernetes.io/uninitialized: true}"
-        ),
-        "{pending:#}"
+    text_has(
+        pending,
+        "message",
+        "bare-ccm pod kube-system/bare-ccm-7d9f-abcde is Pending: not scheduled (Unschedulable): 0/1 nodes are available: 1 node(s) had untolerated taint {node.cloudprovider.kubernetes.io/uninitialized: true}",
     );
-    assert!(
-        pending["fix"]
-            .as_str()
-            .unwrap()
-            .contains("add the tolerations of manifests/bare-ccm.yaml")
+    text_has(
+        pending,
+        "fix",
+        "add the tolerations of manifests/bare-ccm.yaml",
     );
     assert!(
         finding(&report, "no-ccm-running", None)["fix"]
@@ -666,14 +668,7 @@ async fn single_server_install_with_its_standby_pending_on_the_host_port_is_heal
     use k8s_openapi::api::apps::v1::Deployment;
     let c = Cluster::start().await;
     // One k3s server (the only control-plane node) and one agent, both initialised.
-    c.register(KubeletSpec::k3s_server("server-1", "10.0.0.1", None))
-        .await;
-    c.patch_node(
-        "server-1",
-        json!({"spec": {"taints": null, "providerID": "k3s://server-1"}}),
-    )
-    .await;
-    set_ready(&c.client, "server-1").await;
+    c.initialised_server("server-1", "10.0.0.1").await;
     c.initialised("agent-1", "10.0.0.2").await;
     c.bare_ccm_leading().await;
 
@@ -728,11 +723,10 @@ async fn single_server_install_with_its_standby_pending_on_the_host_port_is_heal
     assert_eq!(code, 0, "{report:#}");
     let standby = finding(&report, "pod-pending", None);
     assert_eq!(standby["severity"], "info", "{standby:#}");
-    assert!(
-        standby["message"].as_str().unwrap().contains(
-            "bare-ccm pod kube-system/bare-ccm-5c8d-standby is Pending as a standby: every node it may run on already has a bare-ccm replica on the same host port"
-        ),
-        "{standby:#}"
+    text_has(
+        standby,
+        "message",
+        "bare-ccm pod kube-system/bare-ccm-5c8d-standby is Pending as a standby: every node it may run on already has a bare-ccm replica on the same host port",
     );
     assert!(
         standby["message"]
@@ -751,14 +745,7 @@ async fn single_server_install_with_its_standby_pending_on_the_host_port_is_heal
 async fn shipped_daemon_set_on_a_single_server_is_healthy_and_one_on_no_node_is_named() {
     use k8s_openapi::api::apps::v1::DaemonSet;
     let c = Cluster::start().await;
-    c.register(KubeletSpec::k3s_server("server-1", "10.0.0.1", None))
-        .await;
-    c.patch_node(
-        "server-1",
-        json!({"spec": {"taints": null, "providerID": "k3s://server-1"}}),
-    )
-    .await;
-    set_ready(&c.client, "server-1").await;
+    c.initialised_server("server-1", "10.0.0.1").await;
     c.bare_ccm_leading().await;
     let daemon_sets = Api::<DaemonSet>::namespaced(c.client.clone(), "kube-system");
     daemon_sets
@@ -831,8 +818,7 @@ async fn shipped_daemon_set_on_a_single_server_is_healthy_and_one_on_no_node_is_
     .await;
     let (code, report) = doctor_json(&c.admin_kubeconfig()).await;
     assert_eq!(code, 1, "{report:#}");
-    let none = finding(&report, "workload-not-ready", None);
-    assert_eq!(none["severity"], "warning");
+    let none = finding_at(&report, "workload-not-ready", None, "warning");
     assert!(
         none["message"]
             .as_str()
@@ -841,11 +827,9 @@ async fn shipped_daemon_set_on_a_single_server_is_healthy_and_one_on_no_node_is_
         "{none:#}"
     );
     let stale = finding(&report, "lease-stale", None);
-    assert!(
-        stale["fix"]
-            .as_str()
-            .unwrap()
-            .contains("kubectl -n kube-system logs daemonset/bare-ccm"),
-        "{stale:#}"
+    text_has(
+        stale,
+        "fix",
+        "kubectl -n kube-system logs daemonset/bare-ccm",
     );
 }

@@ -254,16 +254,8 @@ impl Testbed {
     /// A kubeconfig for ServiceAccount `namespace/account`, with a token from the
     /// TokenRequest API (`kubectl create token`), written into `dir`.
     pub fn token_kubeconfig(&self, namespace: &str, account: &str, dir: &Path) -> PathBuf {
-        let token = self.kubectl(&[
-            "create",
-            "token",
-            account,
-            "-n",
-            namespace,
-            "--duration",
-            "2h",
-        ]);
-        self.kubeconfig_with_token(&format!("{namespace}-{account}"), token.trim(), dir)
+        let token = self.create_token(namespace, account, &[]);
+        self.kubeconfig_with_token(&format!("{namespace}-{account}"), &token, dir)
     }
 
     /// A kubeconfig for ServiceAccount `namespace/account` with a token bound to Pod
@@ -277,22 +269,19 @@ impl Testbed {
         pod: &str,
         dir: &Path,
     ) -> (PathBuf, String) {
-        let token = self.kubectl(&[
-            "create",
-            "token",
-            account,
-            "-n",
-            namespace,
-            "--bound-object-kind",
-            "Pod",
-            "--bound-object-name",
-            pod,
-            "--duration",
-            "2h",
-        ]);
-        let token = token.trim().to_string();
+        let bound = ["--bound-object-kind", "Pod", "--bound-object-name", pod];
+        let token = self.create_token(namespace, account, &bound);
         let path = self.kubeconfig_with_token(&format!("{namespace}-{pod}"), &token, dir);
         (path, token)
+    }
+
+    /// A 2-hour token of ServiceAccount `namespace/account` from the TokenRequest API
+    /// (`kubectl create token` with `extra` arguments), trimmed.
+    fn create_token(&self, namespace: &str, account: &str, extra: &[&str]) -> String {
+        let mut args = vec!["create", "token", account, "-n", namespace];
+        args.extend_from_slice(extra);
+        args.extend(["--duration", "2h"]);
+        self.kubectl(&args).trim().to_string()
     }
 
     /// A kubeconfig for this test bed's API server authenticating with `token`, written
