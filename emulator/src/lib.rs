@@ -19,6 +19,7 @@ mod gofmt;
 mod kubeconfig;
 pub mod kubelet;
 mod patch;
+pub mod probe;
 pub mod rbac;
 mod registry;
 mod resources;

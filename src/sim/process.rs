@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bare_ccm_emulator::Emulator;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use bare_ccm_emulator::probe::{free_port, http_get};
 use tokio::process::{Child, Command};
 
 use super::{CONTROLLER_ACCOUNT, CONTROLLER_NAMESPACE};
@@ -45,13 +45,6 @@ pub(super) fn spawn_controller(kubeconfig: &Path, extra: &[String]) -> anyhow::R
     Ok(Controller { child, port })
 }
 
-/// A port that was free a moment ago (the kernel picks it; the listener is closed again).
-pub(super) fn free_port() -> std::io::Result<u16> {
-    std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()
-        .map(|a| a.port())
-}
-
 /// Polls the controller's `/readyz` until it answers 200; returns the milliseconds since
 /// `started`.
 pub(super) async fn wait_ready(
@@ -60,7 +53,7 @@ pub(super) async fn wait_ready(
     limit: Duration,
 ) -> anyhow::Result<f64> {
     loop {
-        if readyz_ok(port).await {
+        if let Some((200, _)) = http_get(port, "/readyz").await {
             return Ok(started.elapsed().as_secs_f64() * 1000.0);
         }
         if started.elapsed() > limit {
@@ -70,19 +63,6 @@ pub(super) async fn wait_ready(
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-}
-
-/// One plain HTTP/1.1 GET of `/readyz`; true on a 200 answer.
-pub(super) async fn readyz_ok(port: u16) -> bool {
-    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return false;
-    };
-    let request = b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-    if stream.write_all(request).await.is_err() {
-        return false;
-    }
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).await.is_ok() && head.ends_with(b" 200")
 }
 
 /// The controller is ready to work once it holds the Lease.

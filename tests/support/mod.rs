@@ -9,6 +9,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bare_ccm_emulator::kubelet::{Fleet, KubeletSpec};
+use bare_ccm_emulator::probe;
+pub use bare_ccm_emulator::probe::http_get;
 use bare_ccm_emulator::rbac::RbacPolicy;
 use bare_ccm_emulator::{Emulator, EmulatorOptions};
 use serde_json::Value;
@@ -75,10 +77,7 @@ pub fn has_taint(node: &Value, key: &str) -> bool {
 
 /// A TCP port on 127.0.0.1 that nothing listens on, for a controller's health server.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
+    probe::free_port().expect("a free port on 127.0.0.1")
 }
 
 /// Polls `cond` every 50 ms until it holds; panics naming `what` after `timeout`.
@@ -427,22 +426,6 @@ pub fn sample(scrape: &str, series: &str) -> Option<f64> {
     scrape
         .lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
-/// `GET path` on 127.0.0.1:`port`: the status code and body, or `None` while nothing
-/// answers.
-pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).await.ok()?;
-    let code = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-    Some((code, body))
 }
 
 /// Waits until the controller on `port` answers `/readyz` with 200; panics with `log()`
