@@ -30,16 +30,13 @@ struct Cli {
 enum Command {
     /// Run the node-initialisation controller.
     Run(Box<bare_ccm::run::RunArgs>),
-    /// Publish this node's interface addresses on its Node (one per node: the DaemonSet
-    /// bare-ccm-agent), for the `interfaces` address source.
+    /// Publish this node's interface addresses on its Node (the DaemonSet bare-ccm-agent).
     Agent(bare_ccm::agent::AgentArgs),
     /// Dry run: show what would be written to a node, and why. Never writes.
     Explain(ExplainArgs),
-    /// Validate a config file, its ConfigMap, or the manifest holding it (exit 0 valid, 2
-    /// not: every problem with its key path and line).
+    /// Validate a config file, its ConfigMap, or the manifest holding it (exit 0 valid, 2 not).
     CheckConfig(CheckConfigArgs),
-    /// Diagnose stuck nodes: name the cause and the fix. Read-only (exit 0 healthy, 1
-    /// findings, 2 cannot check).
+    /// Diagnose stuck nodes, naming the cause and the fix; read-only (exit 0 healthy, 1 findings).
     Doctor(bare_ccm::doctor::DoctorArgs),
     /// The real controller against an embedded emulated cluster with simulated kubelets.
     #[cfg(feature = "sim")]

@@ -26,8 +26,8 @@ pub struct FloorArgs {
     /// Kubeconfig of the floor client (give it bare-ccm's ServiceAccount and RBAC).
     #[arg(long)]
     pub kubeconfig: PathBuf,
-    /// bare-ccm's writes: `{"nodes": [{"name", "registered", "after", "wroteStatus",
-    /// "wroteNode", "event"}]}`.
+    /// bare-ccm's writes, as JSON (`{"nodes": [...]}`).
+    // Each node: {"name", "registered", "after", "wroteStatus", "wroteNode", "event"}.
     #[arg(long)]
     pub template: PathBuf,
     /// `FROM=TO`: the floor's nodes are the template's with FROM replaced by TO.
@@ -118,8 +118,8 @@ pub async fn sim_floor(args: FloorArgs) -> anyhow::Result<()> {
 /// The flags of `bare-ccm sim-fleet`.
 #[derive(Debug, clap::Args)]
 pub struct FleetArgs {
-    /// Kubeconfig of the kubelets (an admin: on a real cluster each kubelet would have
-    /// its own identity; one client keeps the fleet light).
+    /// Kubeconfig of the kubelets (an admin).
+    // On a real cluster each kubelet has its own identity; one client keeps the fleet light.
     #[arg(long)]
     pub kubeconfig: PathBuf,
     /// Nodes to register, all at once.
