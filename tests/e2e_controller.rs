@@ -124,6 +124,39 @@ impl Cluster {
         c
     }
 
+    /// Waits up to `secs` seconds (`what`) for an Event about `object` with `reason`;
+    /// returns the first one and its text (events.k8s.io `note` or core `message`).
+    async fn first_event(
+        &self,
+        object: &str,
+        reason: &str,
+        secs: u64,
+        what: &str,
+    ) -> (Value, String) {
+        eventually(Duration::from_secs(secs), what, || {
+            !self.events(object, reason).is_empty()
+        })
+        .await;
+        let event = self.events(object, reason).swap_remove(0);
+        let text = event
+            .get("note")
+            .or_else(|| event.get("message"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        (event, text)
+    }
+
+    /// Registers `spec` and waits up to `secs` seconds until bare-ccm has initialised it.
+    async fn join(&self, spec: &KubeletSpec, secs: u64) {
+        self.fleet.register(spec).await.unwrap();
+        let what = format!("{} initialised", spec.name);
+        eventually(Duration::from_secs(secs), &what, || {
+            self.initialized(&spec.name)
+        })
+        .await;
+    }
+
     /// Kubelets of this cluster whose registrations are followed as `registration` says.
     async fn fleet_with(&self, registration: Registration) -> Fleet {
         Fleet::with_registration(
@@ -224,6 +257,13 @@ impl Ccm {
         Ccm::start_logging_to(kubeconfig, extra, None).await
     }
 
+    /// The controller of `c` with `--config config`, re-read every 200 ms.
+    async fn with_config_file(c: &Cluster, config: &Path) -> Ccm {
+        let config = config.to_str().unwrap();
+        let args = ["--config", config, "--config-poll-interval", "200ms"];
+        Ccm::start(&c.kubeconfig("bare-ccm"), &args).await
+    }
+
     /// Starts with stderr to a pipe whose read end is closed at once, as when the log
     /// collector reading a container's output has gone: every log write fails (EPIPE).
     async fn start_with_stderr_closed(kubeconfig: &Path, extra: &[&str]) -> Ccm {
@@ -312,14 +352,8 @@ fn k3s_agents(prefix: &str, n: usize) -> Vec<KubeletSpec> {
 async fn single_node_gets_addresses_provider_id_labels_and_loses_the_taint() {
     let c = Cluster::start().await;
     let ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
-    c.fleet
-        .register(&KubeletSpec::k3s_agent("n1", "10.0.0.5", None))
-        .await
-        .unwrap();
-    eventually(Duration::from_secs(10), "n1 initialised", || {
-        c.initialized("n1")
-    })
-    .await;
+    c.join(&KubeletSpec::k3s_agent("n1", "10.0.0.5", None), 10)
+        .await;
 
     let node = c.node("n1");
     assert_eq!(
@@ -509,13 +543,10 @@ async fn synced_events_do_not_spend_the_node_writes_rate_limit() {
 async fn dual_stack_node_keeps_both_internal_ips() {
     let c = Cluster::start().await;
     let _ccm = Ccm::start(&c.kubeconfig("bare-ccm"), &[]).await;
-    c.fleet
-        .register(&KubeletSpec::k3s_agent("ds", "10.0.0.7", Some("fd00::7")))
-        .await
-        .unwrap();
-    eventually(Duration::from_secs(10), "ds initialised", || {
-        c.initialized("ds")
-    })
+    c.join(
+        &KubeletSpec::k3s_agent("ds", "10.0.0.7", Some("fd00::7")),
+        10,
+    )
     .await;
     assert_eq!(
         addresses(&c.node("ds")),
@@ -539,11 +570,7 @@ async fn k3s_node_args_give_internal_and_external_ips() {
     if let Some(args) = spec.node_args.as_mut() {
         args.extend(["--node-external-ip".to_string(), "203.0.113.8".to_string()]);
     }
-    c.fleet.register(&spec).await.unwrap();
-    eventually(Duration::from_secs(10), "srv initialised", || {
-        c.initialized("srv")
-    })
-    .await;
+    c.join(&spec, 10).await;
     assert_eq!(
         addresses(&c.node("srv")),
         vec![
@@ -678,12 +705,7 @@ async fn a_k3s_node_never_described_is_initialised_when_the_wait_runs_out_and_ot
     let mut kubeadm = KubeletSpec::new("kubeadm");
     kubeadm.node_ip = vec!["10.0.4.4".into()];
     c.fleet.register(&silent).await.unwrap();
-    c.fleet.register(&kubeadm).await.unwrap();
-
-    eventually(Duration::from_secs(5), "kubeadm initialised", || {
-        c.initialized("kubeadm")
-    })
-    .await;
+    c.join(&kubeadm, 5).await;
     // The creationTimestamp has whole seconds: at least 2 s of the wait remain.
     assert!(
         has_taint(&c.node("silent"), TAINT),
@@ -699,19 +721,15 @@ async fn a_k3s_node_never_described_is_initialised_when_the_wait_runs_out_and_ot
         addresses(&c.node("silent")),
         vec![pair("InternalIP", "10.0.4.3"), pair("Hostname", "silent")]
     );
-    eventually(
-        Duration::from_secs(5),
-        "K3sAgentWaitExpired warning",
-        || !c.events("silent", "K3sAgentWaitExpired").is_empty(),
-    )
-    .await;
-    let warning = &c.events("silent", "K3sAgentWaitExpired")[0];
+    let (warning, text) = c
+        .first_event(
+            "silent",
+            "K3sAgentWaitExpired",
+            5,
+            "K3sAgentWaitExpired warning",
+        )
+        .await;
     assert_eq!(warning["type"], "Warning");
-    let text = warning
-        .get("note")
-        .or_else(|| warning.get("message"))
-        .and_then(Value::as_str)
-        .unwrap_or_default();
     assert!(
         text.contains("annotation k3s.io/node-args") && text.contains("k3sAgentWait (3s)"),
         "{text}"
@@ -727,19 +745,15 @@ async fn provided_node_ip_mismatch_keeps_taint_and_warns_then_fixing_the_annotat
     let spec = support::mismatched_node_ip_kubelet("mm");
     c.fleet.register(&spec).await.unwrap();
 
-    eventually(
-        Duration::from_secs(10),
-        "InitializationFailed warning",
-        || !c.events("mm", "InitializationFailed").is_empty(),
-    )
-    .await;
-    let warning = &c.events("mm", "InitializationFailed")[0];
+    let (warning, text) = c
+        .first_event(
+            "mm",
+            "InitializationFailed",
+            10,
+            "InitializationFailed warning",
+        )
+        .await;
     assert_eq!(warning["type"], "Warning");
-    let text = warning
-        .get("note")
-        .or_else(|| warning.get("message"))
-        .and_then(Value::as_str)
-        .unwrap_or_default();
     assert!(
         text.contains("10.0.0.9"),
         "the warning names the provided IP: {warning}"
@@ -1108,14 +1122,8 @@ async fn nodes_never_initialised_by_a_cloud_controller_are_never_written_nor_war
     )
     .await;
     // A node bare-ccm does initialise, then several full re-checks of every node.
-    c.fleet
-        .register(&KubeletSpec::k3s_agent("fresh", "10.0.0.8", None))
-        .await
-        .unwrap();
-    eventually(Duration::from_secs(10), "fresh initialised", || {
-        c.initialized("fresh")
-    })
-    .await;
+    c.join(&KubeletSpec::k3s_agent("fresh", "10.0.0.8", None), 10)
+        .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let writes = c.node_writes_by(&sa_user("bare-ccm"));
@@ -1270,24 +1278,9 @@ async fn config_reload_applies_valid_files_and_rejects_invalid_ones() {
     let c = Cluster::start().await;
     let config = c.dir.path().join("config.yaml");
     std::fs::write(&config, "extraLabels:\n  example.com/pool: blue\n").unwrap();
-    let _ccm = Ccm::start(
-        &c.kubeconfig("bare-ccm"),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--config-poll-interval",
-            "200ms",
-        ],
-    )
-    .await;
-    c.fleet
-        .register(&KubeletSpec::k3s_agent("r1", "10.0.1.1", None))
-        .await
-        .unwrap();
-    eventually(Duration::from_secs(10), "r1 initialised", || {
-        c.initialized("r1")
-    })
-    .await;
+    let _ccm = Ccm::with_config_file(&c, &config).await;
+    c.join(&KubeletSpec::k3s_agent("r1", "10.0.1.1", None), 10)
+        .await;
     assert_eq!(label(&c.node("r1"), "example.com/pool"), Some("blue"));
 
     std::fs::write(
@@ -1301,14 +1294,8 @@ async fn config_reload_applies_valid_files_and_rejects_invalid_ones() {
         || !c.events(LEASE, "ConfigInvalid").is_empty(),
     )
     .await;
-    c.fleet
-        .register(&KubeletSpec::k3s_agent("r2", "10.0.1.2", None))
-        .await
-        .unwrap();
-    eventually(Duration::from_secs(10), "r2 initialised", || {
-        c.initialized("r2")
-    })
-    .await;
+    c.join(&KubeletSpec::k3s_agent("r2", "10.0.1.2", None), 10)
+        .await;
     assert_eq!(
         label(&c.node("r2"), "example.com/pool"),
         Some("blue"),
@@ -1317,14 +1304,8 @@ async fn config_reload_applies_valid_files_and_rejects_invalid_ones() {
 
     std::fs::write(&config, "extraLabels:\n  example.com/pool: green\n").unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    c.fleet
-        .register(&KubeletSpec::k3s_agent("r3", "10.0.1.3", None))
-        .await
-        .unwrap();
-    eventually(Duration::from_secs(10), "r3 initialised", || {
-        c.initialized("r3")
-    })
-    .await;
+    c.join(&KubeletSpec::k3s_agent("r3", "10.0.1.3", None), 10)
+        .await;
     assert_eq!(label(&c.node("r3"), "example.com/pool"), Some("green"));
     // Labels already on a node are never overwritten by a new config.
     assert_eq!(label(&c.node("r1"), "example.com/pool"), Some("blue"));
@@ -1339,24 +1320,9 @@ async fn a_config_change_adds_missing_labels_to_initialised_nodes_and_overwrites
     let c = Cluster::start().await;
     let config = c.dir.path().join("config.yaml");
     std::fs::write(&config, "extraLabels:\n  example.com/pool: blue\n").unwrap();
-    let _ccm = Ccm::start(
-        &c.kubeconfig("bare-ccm"),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--config-poll-interval",
-            "200ms",
-        ],
-    )
-    .await;
-    c.fleet
-        .register(&KubeletSpec::k3s_agent("l1", "10.0.2.1", None))
-        .await
-        .unwrap();
-    eventually(Duration::from_secs(10), "l1 initialised", || {
-        c.initialized("l1")
-    })
-    .await;
+    let _ccm = Ccm::with_config_file(&c, &config).await;
+    c.join(&KubeletSpec::k3s_agent("l1", "10.0.2.1", None), 10)
+        .await;
     c.fleet
         .set_label("l1", "example.com/rack", Some("r7"))
         .await
@@ -1412,16 +1378,9 @@ async fn a_forbidden_write_backs_off_for_minutes_and_a_warning_names_the_missing
     spec.annotations
         .insert("bare-ccm.io/internal-ip".into(), "10.0.3.1".into());
     fleet.register(&spec).await.unwrap();
-    eventually(Duration::from_secs(10), "WriteForbidden event", || {
-        !c.events("f1", "WriteForbidden").is_empty()
-    })
-    .await;
-    let event = &c.events("f1", "WriteForbidden")[0];
-    let note = event
-        .get("note")
-        .or_else(|| event.get("message"))
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let (_, note) = c
+        .first_event("f1", "WriteForbidden", 10, "WriteForbidden event")
+        .await;
     assert!(
         note.contains("system:serviceaccount:kube-system:bare-ccm may not patch nodes/status"),
         "{note}"
