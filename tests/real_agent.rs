@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 #[allow(dead_code)]
 mod support;
-use support::testbed::{Ccm, Joined, Testbed, exclusive, get_json};
+use support::testbed::{Ccm, Joined, Testbed, get_json, shared_scenario};
 use support::{NS, TAINT, addresses, has_taint, manifest_documents};
 
 const AGENT_MANIFEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/bare-ccm-agent.yaml");
@@ -235,10 +235,7 @@ async fn until_node(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_publish_interfaces_and_bare_ccm_writes_external_ips_no_flag_gave() {
-    let _serial = exclusive().await;
-    let bed = Testbed::shared(&["--hollow-nodes", "0"]);
-    let client = bed.client().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (_serial, bed, client, dir) = shared_scenario(&["--hollow-nodes", "0"]).await;
     install(bed);
     let joined = bed.join(2, &["--prefix", "nic", "--own-netns"]);
     wait_registered(&client, &joined).await;
@@ -412,10 +409,7 @@ const POLICY_DENIED: &str =
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admission_policy_confines_an_agent_token_to_its_own_nodes_annotation() {
-    let _serial = exclusive().await;
-    let bed = Testbed::shared(&["--hollow-nodes", "0"]);
-    let client = bed.client().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (_serial, bed, client, dir) = shared_scenario(&["--hollow-nodes", "0"]).await;
     install(bed);
     let joined = bed.join(2, &["--prefix", "vap"]);
     wait_registered(&client, &joined).await;

@@ -22,7 +22,7 @@ use serde_json::Value;
 
 #[allow(dead_code)]
 mod support;
-use support::testbed::{Ccm, Joined, Testbed, exclusive, get_json};
+use support::testbed::{Ccm, Joined, Testbed, exclusive, get_json, shared_scenario, tainted_nodes};
 use support::{TAINT, addresses, has_taint, manifest_documents, sa_user};
 
 const SA: &str = "bare-ccm";
@@ -132,10 +132,7 @@ fn seed_check(node: &Value, joined: &Joined) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_scenario_on_the_real_control_plane() {
-    let _serial = exclusive().await;
-    let bed = Testbed::shared(&["--hollow-nodes", "1"]);
-    let client = bed.client().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (_serial, bed, client, dir) = shared_scenario(&["--hollow-nodes", "1"]).await;
     apply_manifest(bed, |d| !is_workload(d));
     let ccm = start_ccm(bed, dir.path()).await;
     let context = || format!("bare-ccm log:\n{}", ccm.log_text());
@@ -320,13 +317,7 @@ async fn doctor_names_the_missing_ccm_then_reports_healthy() {
     let client = bed.client().await;
     let deadline = Deadline::new(Duration::from_secs(60), "three tainted nodes");
     loop {
-        let nodes = get_json(&client, "/api/v1/nodes").await.unwrap_or_default();
-        let tainted = nodes["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|n| has_taint(n, TAINT))
-            .count();
+        let tainted = tainted_nodes(&client).await;
         if tainted == 3 {
             break;
         }

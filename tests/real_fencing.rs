@@ -9,8 +9,8 @@ use std::time::Duration;
 
 #[allow(dead_code)]
 mod support;
-use support::testbed::{AuditEvent, Ccm, Testbed, exclusive, get_json};
-use support::{LEASE, NS, TAINT, has_taint, sa_user};
+use support::testbed::{AuditEvent, Ccm, Testbed, exclusive, get_json, tainted_nodes};
+use support::{LEASE, NS, sa_user};
 
 async fn lease_holder(client: &kube::Client) -> Option<String> {
     get_json(
@@ -110,13 +110,7 @@ async fn a_deposed_leader_lands_no_write_after_the_new_leaders_first() {
 
     let mut left = joined.len();
     for _ in 0..600 {
-        let nodes = get_json(&client, "/api/v1/nodes").await.unwrap_or_default();
-        left = nodes["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|n| has_taint(n, TAINT))
-            .count();
+        left = tainted_nodes(&client).await;
         if left == 0 {
             break;
         }

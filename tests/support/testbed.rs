@@ -70,6 +70,33 @@ pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
     LOCK.lock().await
 }
 
+/// The start of a scenario on the shared test bed: the machine to itself (keep the guard),
+/// the bed started with `args`, an admin client and a scratch directory.
+pub async fn shared_scenario(
+    args: &[&str],
+) -> (
+    tokio::sync::MutexGuard<'static, ()>,
+    &'static Testbed,
+    kube::Client,
+    tempfile::TempDir,
+) {
+    let serial = exclusive().await;
+    let bed = Testbed::shared(args);
+    let client = bed.client().await;
+    (serial, bed, client, tempfile::tempdir().unwrap())
+}
+
+/// How many Nodes carry the uninitialized taint now (0 when the list fails).
+pub async fn tainted_nodes(client: &kube::Client) -> usize {
+    let nodes = get_json(client, "/api/v1/nodes").await.unwrap_or_default();
+    nodes["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| super::has_taint(n, super::TAINT))
+        .count()
+}
+
 impl Testbed {
     /// The test bed of this test process, started on first use with `args` (later calls
     /// get the same one, whatever they pass).
