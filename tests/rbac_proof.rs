@@ -31,8 +31,8 @@ use tokio::process::Child;
 #[allow(dead_code)]
 mod support;
 use support::{
-    Cluster, FAST_ELECTION, LEASE, MANIFEST, NS, TAINT, events_about, free_port, has_address,
-    has_taint, manifest,
+    Cluster, FAST_ELECTION, LEASE, MANIFEST, NS, TAINT, events_about, eventually_or_show,
+    free_port, has_address, has_taint, manifest,
 };
 
 const SA: &str = "bare-ccm";
@@ -190,12 +190,6 @@ fn hostname_only_agent(name: &str) -> KubeletSpec {
     spec
 }
 
-/// Polls `cond` every 50 ms until it holds; panics with `ccm`'s log after `timeout`.
-async fn eventually(ccm: &Ccm, timeout: Duration, what: &str, cond: impl FnMut() -> bool) {
-    let log = || format!("; bare-ccm log:\n{}", ccm.log_text());
-    support::eventually_or_show(timeout, what, log, cond).await;
-}
-
 /// One `bare-ccm run` process with the Deployment's flags, killed when dropped.
 struct Ccm {
     child: Child,
@@ -204,6 +198,11 @@ struct Ccm {
 }
 
 impl Ccm {
+    /// The controller's log, for the message of a timed-out wait.
+    fn log(&self) -> impl Fn() -> String + '_ {
+        || format!("; bare-ccm log:\n{}", self.log_text())
+    }
+
     async fn start(kubeconfig: &Path, extra: &[&str]) -> Ccm {
         let (port, secure_port) = (free_port(), free_port());
         let log = kubeconfig.with_extension("log");
@@ -253,12 +252,12 @@ async fn shipped_rbac_grants_everything_the_controller_uses_and_nothing_more() {
     let wait = Duration::from_secs(15);
 
     // Leader election: get (404), create, then renewals (update).
-    eventually(&ccm, wait, "the lease is taken", || {
+    eventually_or_show(wait, "the lease is taken", ccm.log(), || {
         c.lease_holder().is_some()
     })
     .await;
     let acquired = c.renew_time();
-    eventually(&ccm, wait, "the lease is renewed", || {
+    eventually_or_show(wait, "the lease is renewed", ccm.log(), || {
         c.renew_time() != acquired
     })
     .await;
@@ -268,14 +267,14 @@ async fn shipped_rbac_grants_everything_the_controller_uses_and_nothing_more() {
         .faults()
         .fail_next(1, "patch", "nodes/status", InjectedStatus::Conflict);
     c.fleet.register(&hostname_only_agent("n1")).await.unwrap();
-    eventually(&ccm, wait, "n1 initialised", || c.initialized("n1")).await;
+    eventually_or_show(wait, "n1 initialised", ccm.log(), || c.initialized("n1")).await;
 
     // An address change after initialisation is written by the refresh.
     c.fleet
         .set_annotation("n1", "bare-ccm.io/external-ip", Some("203.0.113.5"))
         .await
         .unwrap();
-    eventually(&ccm, wait, "n1 refreshed with its ExternalIP", || {
+    eventually_or_show(wait, "n1 refreshed with its ExternalIP", ccm.log(), || {
         c.node("n1")
             .is_some_and(|n| has_address(&n, "ExternalIP", "203.0.113.5"))
     })
@@ -284,7 +283,7 @@ async fn shipped_rbac_grants_everything_the_controller_uses_and_nothing_more() {
     // provided-node-ip mismatch: a Warning, then (another wrong address) its series.
     let mm = support::mismatched_node_ip_kubelet("mm");
     c.fleet.register(&mm).await.unwrap();
-    eventually(&ccm, wait, "InitializationFailed on mm", || {
+    eventually_or_show(wait, "InitializationFailed on mm", ccm.log(), || {
         !c.events("default", "mm", "InitializationFailed").is_empty()
     })
     .await;
@@ -292,16 +291,19 @@ async fn shipped_rbac_grants_everything_the_controller_uses_and_nothing_more() {
         .set_annotation("mm", "bare-ccm.io/internal-ip", Some("10.0.0.6"))
         .await
         .unwrap();
-    eventually(&ccm, wait, "the warning on mm repeated as a series", || {
-        c.has_series("default", "mm", "InitializationFailed")
-    })
+    eventually_or_show(
+        wait,
+        "the warning on mm repeated as a series",
+        ccm.log(),
+        || c.has_series("default", "mm", "InitializationFailed"),
+    )
     .await;
     assert!(c.node("mm").is_some_and(|n| has_taint(&n, TAINT)));
     c.fleet
         .set_annotation("mm", "bare-ccm.io/internal-ip", Some("10.0.0.9"))
         .await
         .unwrap();
-    eventually(&ccm, wait, "mm initialised once fixed", || {
+    eventually_or_show(wait, "mm initialised once fixed", ccm.log(), || {
         c.initialized("mm")
     })
     .await;
@@ -313,22 +315,22 @@ async fn shipped_rbac_grants_everything_the_controller_uses_and_nothing_more() {
         .register(&KubeletSpec::k3s_agent("w1", "10.0.0.7", None))
         .await
         .unwrap();
-    eventually(&ccm, wait, "w1 initialised after the re-list", || {
+    eventually_or_show(wait, "w1 initialised after the re-list", ccm.log(), || {
         c.initialized("w1")
     })
     .await;
 
     // Rejected config files: a Warning on the Lease, then its series.
     std::fs::write(&config, "noSuchKey: 1\n").unwrap();
-    eventually(&ccm, wait, "ConfigInvalid on the lease", || {
+    eventually_or_show(wait, "ConfigInvalid on the lease", ccm.log(), || {
         !c.events(NS, LEASE, "ConfigInvalid").is_empty()
     })
     .await;
     std::fs::write(&config, "otherUnknownKey: 1\n").unwrap();
-    eventually(
-        &ccm,
+    eventually_or_show(
         wait,
         "the config warning repeated as a series",
+        ccm.log(),
         || c.has_series(NS, LEASE, "ConfigInvalid"),
     )
     .await;
@@ -417,10 +419,10 @@ async fn without_the_nodes_status_grant_the_controller_is_refused_and_the_node_s
             r.code == 403 && r.verb == "patch" && r.resource == "nodes" && r.subresource == "status"
         })
     };
-    eventually(
-        &ccm,
+    eventually_or_show(
         Duration::from_secs(15),
         "a 403 on patch nodes/status",
+        ccm.log(),
         || refused_status_patch().is_some(),
     )
     .await;
