@@ -31,19 +31,6 @@ const KUBELET_USER: &str = "system:node:fleet";
 /// The user the tests read `/metrics` as, allowed by the metrics-reader ClusterRole.
 const SCRAPER: &str = "metrics-scraper";
 
-const SCRAPER_BINDING: &str = "\
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: metrics-scraper
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: bare-ccm-metrics-reader
-subjects:
-  - kind: User
-    name: metrics-scraper
-";
 const KUBELET_GROUP: &str = "system:nodes";
 
 /// The manifest's ClusterRoleBindings and RoleBindings, copied so that they bind the same
@@ -82,8 +69,12 @@ fn manifest_bindings_for(manifest: &[Value], sa: &str) -> Vec<Value> {
 /// grant on `/metrics`.
 fn test_rbac(manifest: &str) -> String {
     format!(
-        "{manifest}\n---\n{NODE_RBAC}\n---\n{}\n---\n{SCRAPER_BINDING}",
-        support::METRICS_READER_ROLE
+        "{manifest}\n---\n{NODE_RBAC}\n---\n{}\n---\n{}",
+        support::METRICS_READER_ROLE,
+        support::metrics_reader_binding(
+            "metrics-scraper",
+            &format!("kind: User\n    name: {SCRAPER}")
+        )
     )
 }
 

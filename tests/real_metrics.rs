@@ -24,21 +24,6 @@ const READER: &str = "metrics-reader";
 /// A ServiceAccount with no grant on `/metrics`.
 const NOBODY: &str = "metrics-nobody";
 
-const READER_BINDING: &str = "\
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: bare-ccm-metrics-reader
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: bare-ccm-metrics-reader
-subjects:
-  - kind: ServiceAccount
-    name: metrics-reader
-    namespace: kube-system
-";
-
 /// The manifest's bindings of `system:auth-delegator` (none until the manifests ship it).
 fn auth_delegator_bindings() -> Vec<Value> {
     manifest_documents()
@@ -108,7 +93,13 @@ async fn metrics_are_served_to_tokens_the_api_server_authorises_and_to_no_one_el
         bed.kubectl(&["delete", "clusterrolebinding", name.unwrap_or_default()]);
     }
     bed.kubectl_with_input(&["apply", "-f", "-"], Some(METRICS_READER_ROLE));
-    bed.kubectl_with_input(&["apply", "-f", "-"], Some(READER_BINDING));
+    bed.kubectl_with_input(
+        &["apply", "-f", "-"],
+        Some(&support::metrics_reader_binding(
+            "bare-ccm-metrics-reader",
+            &format!("kind: ServiceAccount\n    name: {READER}\n    namespace: {NS}"),
+        )),
+    );
     for account in [READER, NOBODY] {
         bed.kubectl(&["create", "serviceaccount", account, "-n", NS]);
     }

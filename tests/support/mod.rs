@@ -305,6 +305,14 @@ rules:
     verbs: [\"get\"]
 ";
 
+/// A ClusterRoleBinding `name` of the chart's `bare-ccm-metrics-reader` ClusterRole to one
+/// subject, given as its YAML fields (`kind: User\n    name: x`).
+pub fn metrics_reader_binding(name: &str, subject: &str) -> String {
+    format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: {name}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: bare-ccm-metrics-reader\nsubjects:\n  - {subject}\n"
+    )
+}
+
 /// Whether the shipped manifest already binds bare-ccm to `system:auth-delegator`.
 pub fn manifest_binds_auth_delegator() -> bool {
     manifest_documents().iter().any(|d| {
