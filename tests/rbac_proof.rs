@@ -132,16 +132,8 @@ fn table(usage: &[(String, u64)]) -> String {
 }
 
 fn describe(request: &AttributedRequest) -> String {
-    let group = if request.api_group.is_empty() {
-        String::new()
-    } else {
-        format!(".{}", request.api_group)
-    };
-    let sub = if request.subresource.is_empty() {
-        String::new()
-    } else {
-        format!("/{}", request.subresource)
-    };
+    let group = support::unless_empty(&request.api_group, |g| format!(".{g}"));
+    let sub = support::unless_empty(&request.subresource, |s| format!("/{s}"));
     format!(
         "{} {}{group}{sub} name={:?} namespace={:?} -> {}",
         request.verb, request.resource, request.name, request.namespace, request.code

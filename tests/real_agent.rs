@@ -336,27 +336,24 @@ async fn agents_publish_interfaces_and_bare_ccm_writes_external_ips_no_flag_gave
         .unwrap_or_default();
     assert_eq!(annotation(&node), Some(expected_annotation(a, &[added])));
 
+    // The agents' writes in the audit log from entry `from` on.
+    let agent_writes = |from: usize| -> Vec<String> {
+        bed.audit()
+            .into_iter()
+            .skip(from)
+            .filter(|e| e.user.username == AGENT_USER && e.is_write())
+            .map(|e| e.describe())
+            .collect()
+    };
     // A steady node costs no writes.
     let before = bed.audit().len();
     tokio::time::sleep(Duration::from_secs(12)).await;
-    let steady: Vec<String> = bed
-        .audit()
-        .into_iter()
-        .skip(before)
-        .filter(|e| e.user.username == AGENT_USER && e.is_write())
-        .map(|e| e.describe())
-        .collect();
+    let steady = agent_writes(before);
     assert!(steady.is_empty(), "writes of steady agents: {steady:?}");
 
     // Every write of the agents: one publish per node, one more for the added address,
     // each a patch of the node itself (never its status), each accepted.
-    let writes: Vec<String> = bed
-        .audit()
-        .into_iter()
-        .skip(audit_start)
-        .filter(|e| e.user.username == AGENT_USER && e.is_write())
-        .map(|e| e.describe())
-        .collect();
+    let writes = agent_writes(audit_start);
     let mut expected: Vec<String> = joined
         .iter()
         .map(|n| format!("patch nodes {} -> 200", n.name))

@@ -68,6 +68,15 @@ pub fn has_address(node: &Value, kind: &str, address: &str) -> bool {
         .any(|(t, a)| t == kind && a == address)
 }
 
+/// `f(part)`, or "" when `part` is empty: the optional pieces of a described request.
+pub fn unless_empty(part: &str, f: impl FnOnce(&str) -> String) -> String {
+    if part.is_empty() {
+        String::new()
+    } else {
+        f(part)
+    }
+}
+
 /// Whether `node` carries a taint with `key`.
 pub fn has_taint(node: &Value, key: &str) -> bool {
     node.pointer("/spec/taints")

@@ -435,21 +435,9 @@ impl AuditEvent {
     /// `verb resource[/subresource][.group] [namespace/]name -> code`, for messages.
     pub fn describe(&self) -> String {
         let o = self.object_ref.clone().unwrap_or_default();
-        let sub = if o.subresource.is_empty() {
-            String::new()
-        } else {
-            format!("/{}", o.subresource)
-        };
-        let group = if o.api_group.is_empty() {
-            String::new()
-        } else {
-            format!(".{}", o.api_group)
-        };
-        let ns = if o.namespace.is_empty() {
-            String::new()
-        } else {
-            format!("{}/", o.namespace)
-        };
+        let sub = super::unless_empty(&o.subresource, |s| format!("/{s}"));
+        let group = super::unless_empty(&o.api_group, |g| format!(".{g}"));
+        let ns = super::unless_empty(&o.namespace, |n| format!("{n}/"));
         format!(
             "{} {}{sub}{group} {ns}{} -> {}",
             self.verb,
