@@ -33,10 +33,12 @@ fn bare_ccm(args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().expect("bare-ccm finishes")
 }
 
-/// `bare-ccm check-config` of `text`, written as `name` into `dir`.
-fn check_config_file(dir: &tempfile::TempDir, name: &str, text: &str) -> Output {
+/// `bare-ccm check-config` of `text`, written as `name` into `dir`; asserts its exit `code`.
+fn check_config_file(dir: &tempfile::TempDir, name: &str, text: &str, code: i32) -> Output {
     let path = write(dir, name, text);
-    bare_ccm(&["check-config", path.to_str().expect("utf-8")], None)
+    let out = bare_ccm(&["check-config", path.to_str().expect("utf-8")], None);
+    assert_eq!(out.status.code(), Some(code), "{out:?}");
+    out
 }
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
@@ -253,8 +255,8 @@ fn check_config_accepts_the_documented_example_and_names_bad_keys_with_lines() {
         &dir,
         "bad.yaml",
         "instanceType: k3s\nproviderID: \"k3s://{node}\"\nextraLabels:\n  kubernetes.io/evil: \"x\"\naddressSources: [inventory, dns]\n",
+        2,
     );
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("extraLabels"), "{err}");
     assert!(err.contains("addressSources[1]"), "{err}");
@@ -266,16 +268,15 @@ fn check_config_accepts_the_documented_example_and_names_bad_keys_with_lines() {
         &dir,
         "old.yaml",
         "addressSources: [inventory, annotations, k3s-node-args, provided-node-ip, kubelet]\n",
+        0,
     );
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("address sources, highest priority first: inventory, annotations, k3s-node-args, interfaces, k3s-annotations, provided-node-ip, kubelet"),
         "{text}"
     );
 
-    let out = check_config_file(&dir, "unknown.yaml", "zone: a\nzones: b\n");
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let out = check_config_file(&dir, "unknown.yaml", "zone: a\nzones: b\n", 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("zones"));
 }
 
@@ -324,12 +325,12 @@ fn check_config_refuses_a_bad_interfaces_rule_with_its_path() {
         ["interfaces.rules[1].cidr", "interfaces.rules[2].type"]
     );
 
-    let out = check_config_file(
+    check_config_file(
         &dir,
         "good.yaml",
         "interfaces:\n  ignore: [lo, \"veth*\"]\n  rules:\n    - {cidr: 192.168.0.0/16, type: InternalIP}\n    - {cidr: \"fc00::/7\", type: ignore}\n",
+        0,
     );
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
 
 #[test]
