@@ -628,9 +628,16 @@ async fn deployment_that_cannot_schedule_is_diagnosed_with_the_reason() {
     );
 }
 
-/// The workload of kind `kind` in the shipped manifest `file` (under manifests/), as
-/// `kubectl apply` would create it.
-fn shipped_workload<K: serde::de::DeserializeOwned>(file: &str, kind: &str) -> K {
+/// Creates the workload of kind `kind` in the shipped manifest `file` (under manifests/)
+/// as `kubectl apply` would; returns the API of that kind in kube-system.
+async fn create_shipped<K>(c: &Cluster, file: &str, kind: &str) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + serde::Serialize,
+{
     let path = format!("{}/manifests/{file}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap();
     let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
@@ -638,7 +645,10 @@ fn shipped_workload<K: serde::de::DeserializeOwned>(file: &str, kind: &str) -> K
         .into_iter()
         .find(|d| d["kind"] == kind)
         .unwrap_or_else(|| panic!("no {kind} in {path}"));
-    serde_json::from_value(workload).unwrap()
+    let api = Api::<K>::namespaced(c.client.clone(), "kube-system");
+    let object: K = serde_json::from_value(workload).unwrap();
+    api.create(&PostParams::default(), &object).await.unwrap();
+    api
 }
 
 /// Creates a bare-ccm pod of the shipped workloads (their selector's labels) and sets its
@@ -675,14 +685,8 @@ async fn single_server_install_with_its_standby_pending_on_the_host_port_is_heal
     // manifests/bare-ccm-deployment.yaml as applied: 2 replicas, one Running on the
     // server, the other Pending because the server's host port is taken and the agent is
     // not a control-plane node.
-    let deployments = Api::<Deployment>::namespaced(c.client.clone(), "kube-system");
-    deployments
-        .create(
-            &PostParams::default(),
-            &shipped_workload::<Deployment>("bare-ccm-deployment.yaml", "Deployment"),
-        )
-        .await
-        .unwrap();
+    let deployments: Api<Deployment> =
+        create_shipped(&c, "bare-ccm-deployment.yaml", "Deployment").await;
     deployments
         .patch_status(
             "bare-ccm",
@@ -747,14 +751,7 @@ async fn shipped_daemon_set_on_a_single_server_is_healthy_and_one_on_no_node_is_
     let c = Cluster::start().await;
     c.initialised_server("server-1", "10.0.0.1").await;
     c.bare_ccm_leading().await;
-    let daemon_sets = Api::<DaemonSet>::namespaced(c.client.clone(), "kube-system");
-    daemon_sets
-        .create(
-            &PostParams::default(),
-            &shipped_workload::<DaemonSet>("bare-ccm.yaml", "DaemonSet"),
-        )
-        .await
-        .unwrap();
+    let daemon_sets: Api<DaemonSet> = create_shipped(&c, "bare-ccm.yaml", "DaemonSet").await;
     let status = |desired: i32, ready: i32| {
         json!({"status": {"desiredNumberScheduled": desired, "currentNumberScheduled": desired,
                           "numberMisscheduled": 0, "numberReady": ready}})
