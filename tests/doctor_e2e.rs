@@ -651,6 +651,15 @@ where
     api
 }
 
+/// A bare-ccm pod of the shipped workloads that runs and is Ready.
+async fn ready_bare_ccm_pod(c: &Cluster, name: &str) {
+    let status = json!({"phase": "Running", "conditions": [
+        {"type": "PodScheduled", "status": "True"},
+        {"type": "Ready", "status": "True"},
+    ]});
+    bare_ccm_pod(c, name, status).await;
+}
+
 /// Creates a bare-ccm pod of the shipped workloads (their selector's labels) and sets its
 /// status.
 async fn bare_ccm_pod(c: &Cluster, name: &str, status: Value) {
@@ -695,15 +704,7 @@ async fn single_server_install_with_its_standby_pending_on_the_host_port_is_heal
         )
         .await
         .unwrap();
-    bare_ccm_pod(
-        &c,
-        "bare-ccm-5c8d-leader",
-        json!({"phase": "Running", "conditions": [
-            {"type": "PodScheduled", "status": "True"},
-            {"type": "Ready", "status": "True"},
-        ]}),
-    )
-    .await;
+    ready_bare_ccm_pod(&c, "bare-ccm-5c8d-leader").await;
     bare_ccm_pod(
         &c,
         "bare-ccm-5c8d-standby",
@@ -752,27 +753,17 @@ async fn shipped_daemon_set_on_a_single_server_is_healthy_and_one_on_no_node_is_
     c.initialised_server("server-1", "10.0.0.1").await;
     c.bare_ccm_leading().await;
     let daemon_sets: Api<DaemonSet> = create_shipped(&c, "bare-ccm.yaml", "DaemonSet").await;
-    let status = |desired: i32, ready: i32| {
-        json!({"status": {"desiredNumberScheduled": desired, "currentNumberScheduled": desired,
-                          "numberMisscheduled": 0, "numberReady": ready}})
+    let set_status = async |desired: i32, ready: i32| {
+        let status = json!({"status": {"desiredNumberScheduled": desired, "currentNumberScheduled": desired,
+                          "numberMisscheduled": 0, "numberReady": ready}});
+        let patch = Patch::Merge(&status);
+        daemon_sets
+            .patch_status("bare-ccm", &PatchParams::default(), &patch)
+            .await
+            .unwrap();
     };
-    daemon_sets
-        .patch_status(
-            "bare-ccm",
-            &PatchParams::default(),
-            &Patch::Merge(&status(1, 1)),
-        )
-        .await
-        .unwrap();
-    bare_ccm_pod(
-        &c,
-        "bare-ccm-x7k2p",
-        json!({"phase": "Running", "conditions": [
-            {"type": "PodScheduled", "status": "True"},
-            {"type": "Ready", "status": "True"},
-        ]}),
-    )
-    .await;
+    set_status(1, 1).await;
+    ready_bare_ccm_pod(&c, "bare-ccm-x7k2p").await;
 
     let (code, report) = doctor_json(&c.admin_kubeconfig()).await;
     assert_eq!(code, 0, "{report:#}");
@@ -790,14 +781,7 @@ async fn shipped_daemon_set_on_a_single_server_is_healthy_and_one_on_no_node_is_
     );
 
     // No node for the DaemonSet: it has no pod, and its Lease has expired.
-    daemon_sets
-        .patch_status(
-            "bare-ccm",
-            &PatchParams::default(),
-            &Patch::Merge(&status(0, 0)),
-        )
-        .await
-        .unwrap();
+    set_status(0, 0).await;
     Api::<k8s_openapi::api::core::v1::Pod>::namespaced(c.client.clone(), "kube-system")
         .delete("bare-ccm-x7k2p", &Default::default())
         .await
