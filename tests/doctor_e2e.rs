@@ -365,23 +365,20 @@ async fn per_node_problems_are_each_diagnosed_with_their_fix() {
         .map(|(c, s, n)| (c.as_str(), s.as_str(), n.as_deref().unwrap_or("")))
         .collect();
     assert_eq!(problems, expected, "{report:#}");
-    assert!(
-        finding(&report, "metadata-unresolved", Some("mismatch"))["message"]
-            .as_str()
-            .unwrap()
-            .contains("10.9.9.9")
+    text_has(
+        finding(&report, "metadata-unresolved", Some("mismatch")),
+        "message",
+        "10.9.9.9",
     );
-    assert!(
-        finding(&report, "kubelet-not-external", Some("internal"))["fix"]
-            .as_str()
-            .unwrap()
-            .contains("--kubelet-arg=cloud-provider=external")
+    text_has(
+        finding(&report, "kubelet-not-external", Some("internal")),
+        "fix",
+        "--kubelet-arg=cloud-provider=external",
     );
-    assert!(
-        finding(&report, "lookalike-taint", Some("lookalike"))["fix"]
-            .as_str()
-            .unwrap()
-            .contains("kubectl taint nodes lookalike node.cluster.x-k8s.io/uninitialized-")
+    text_has(
+        finding(&report, "lookalike-taint", Some("lookalike")),
+        "fix",
+        "kubectl taint nodes lookalike node.cluster.x-k8s.io/uninitialized-",
     );
     assert!(
         report["findings"]
