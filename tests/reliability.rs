@@ -687,50 +687,31 @@ async fn run_profile(profile: Profile) -> Outcome {
     outcome
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn five_percent_server_errors_lose_nothing() {
-    run_profile(Profile::ServerErrors).await;
+/// One test per fault profile: `name => Profile`, each running [`run_profile`].
+macro_rules! profile_tests {
+    ($($name:ident => $profile:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            run_profile(Profile::$profile).await;
+        }
+    )*};
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn throttling_with_retry_after_is_obeyed_and_loses_nothing() {
-    run_profile(Profile::Throttled).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_conflict_on_every_first_write_is_retried_without_losing_concurrent_changes() {
-    run_profile(Profile::ConflictOnFirstWrite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watches_cut_every_two_seconds_miss_no_node() {
-    run_profile(Profile::WatchCuts).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expired_resource_versions_force_a_relist_that_misses_no_node() {
-    run_profile(Profile::ResourceVersionExpiry).await;
+profile_tests! {
+    five_percent_server_errors_lose_nothing => ServerErrors,
+    throttling_with_retry_after_is_obeyed_and_loses_nothing => Throttled,
+    a_conflict_on_every_first_write_is_retried_without_losing_concurrent_changes => ConflictOnFirstWrite,
+    watches_cut_every_two_seconds_miss_no_node => WatchCuts,
+    expired_resource_versions_force_a_relist_that_misses_no_node => ResourceVersionExpiry,
+    the_leader_killed_mid_burst_is_replaced_by_the_standby => LeaderKilled,
+    a_lease_taken_by_another_holder_stops_every_write_until_it_is_regained => LeaseTaken,
+    config_reloads_mid_burst_including_an_invalid_one_keep_the_good_config => ConfigReload,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_server_unreachable_for_fifteen_seconds_is_survived() {
     let outcome = run_profile(Profile::Unreachable).await;
     assert!(outcome.seconds >= 15.0, "the outage lasted 15 s");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_leader_killed_mid_burst_is_replaced_by_the_standby() {
-    run_profile(Profile::LeaderKilled).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lease_taken_by_another_holder_stops_every_write_until_it_is_regained() {
-    run_profile(Profile::LeaseTaken).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn config_reloads_mid_burst_including_an_invalid_one_keep_the_good_config() {
-    run_profile(Profile::ConfigReload).await;
 }
 
 /// `bare-ccm sim --keep-running` stopped by a plain SIGTERM (not only Ctrl-C) must stop
