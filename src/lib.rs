@@ -11,6 +11,7 @@ pub mod config_reload;
 pub mod controller;
 pub mod doctor;
 pub mod explain;
+pub mod facts;
 pub mod http;
 pub mod kubeclient;
 pub mod leader;

@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use crate::facts::UNINITIALIZED_TAINT;
 use crate::node_view::NodeView;
-use crate::resolve::{Resolution, UNINITIALIZED_TAINT};
+use crate::resolve::Resolution;
 
 /// The merge patch for `nodes/status` that replaces `status.addresses` whole, or `None`
 /// when the node already has exactly these addresses, the desired list is empty (the
@@ -47,7 +48,7 @@ pub fn status_addresses_patch(node: &NodeView, res: &Resolution) -> Option<Value
 /// writing them would fight that kubelet forever (reference §2.9 refreshes *initialised*
 /// nodes only).
 pub fn is_refreshable(node: &NodeView) -> bool {
-    !node.provider_id.is_empty() && !node.taints.iter().any(|t| t.key == UNINITIALIZED_TAINT)
+    !node.provider_id.is_empty() && !node.is_uninitialized()
 }
 
 /// The address-refresh write of an initialised node: the [`status_addresses_patch`] when
@@ -66,7 +67,7 @@ pub fn refresh_patch(node: &NodeView, res: &Resolution) -> Option<Value> {
 /// the node has none, and add the missing labels. `None` when the node is not tainted (an
 /// initialised node is never re-initialised), or when the resolution has errors.
 pub fn init_patch(node: &NodeView, res: &Resolution) -> Option<Value> {
-    if !res.errors.is_empty() || !node.taints.iter().any(|t| t.key == UNINITIALIZED_TAINT) {
+    if !res.errors.is_empty() || !node.is_uninitialized() {
         return None;
     }
     let remaining: Vec<_> = node

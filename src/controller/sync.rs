@@ -12,12 +12,14 @@ use kube::api::{Patch, PatchParams};
 use serde_json::Value;
 
 use super::cache::{Entry, LeanNode};
+use super::client;
+use super::context::Context;
+use super::error::{Error, Write};
 use super::events::{
     REASON_ADDRESS_RESOLUTION_FAILED, REASON_INITIALIZATION_FAILED, REASON_K3S_AGENT_WAIT_EXPIRED,
     REASON_KUBELET_OWNS_ADDRESSES, node_ref,
 };
 use super::kubelet_fight::Verdict;
-use super::{Context, Error, client};
 use crate::node_view::NodeView;
 use crate::patch::{
     init_patch, is_refreshable, labels_patch, refresh_patch, status_addresses_patch,
@@ -47,26 +49,6 @@ pub enum Synced {
     /// A k3s node not yet described by k3s: nothing was written; look again after this
     /// long (the watch event of the description usually comes first).
     Waiting(Duration),
-}
-
-/// Which of the two writes a request is, for errors and logs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Write {
-    Addresses,
-    Init,
-    Labels,
-    Read,
-}
-
-impl std::fmt::Display for Write {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Write::Addresses => "writing status.addresses (nodes/status)",
-            Write::Init => "removing the uninitialized taint",
-            Write::Labels => "adding missing labels",
-            Write::Read => "re-reading the node",
-        })
-    }
 }
 
 /// Syncs `name` from the cache, retrying conflicts a bounded number of times.

@@ -1096,7 +1096,7 @@ fn is_tainted(node: &Node) -> bool {
     node.spec
         .as_ref()
         .and_then(|s| s.taints.as_ref())
-        .is_some_and(|ts| ts.iter().any(|t| t.key == UNINITIALIZED_TAINT))
+        .is_some_and(|ts| crate::facts::is_uninitialized(ts))
 }
 
 /// A key that looks like the uninitialized taint but is not it, e.g.

@@ -2,89 +2,12 @@
 //! every source into one `status.addresses` list (issue 3 §1 "Combining sources").
 //! It knows nothing about where candidates come from: the source modules produce them.
 
-use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
 
-use super::{AddressSource, ResolvedAddress};
+pub use crate::facts::address::{AddressType, UnknownAddressType, is_plausible_name, parse_ip};
 
-/// The five `NodeAddress` types, in the order bare-ccm writes them (k3s's order).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum AddressType {
-    /// An IP reachable inside the cluster; kubelet and CNI use it.
-    InternalIP,
-    /// An IP reachable from outside the cluster.
-    ExternalIP,
-    /// A DNS name resolving inside the cluster.
-    InternalDNS,
-    /// A DNS name resolving from outside.
-    ExternalDNS,
-    /// The node's hostname.
-    Hostname,
-}
-
-impl AddressType {
-    /// Every type in write order, so callers iterate types without repeating the list.
-    pub const ALL: [AddressType; 5] = [
-        AddressType::InternalIP,
-        AddressType::ExternalIP,
-        AddressType::InternalDNS,
-        AddressType::ExternalDNS,
-        AddressType::Hostname,
-    ];
-
-    /// The Kubernetes spelling (`NodeAddress.type`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AddressType::InternalIP => "InternalIP",
-            AddressType::ExternalIP => "ExternalIP",
-            AddressType::InternalDNS => "InternalDNS",
-            AddressType::ExternalDNS => "ExternalDNS",
-            AddressType::Hostname => "Hostname",
-        }
-    }
-
-    /// Whether values of this type must be IP addresses (and are parsed strictly).
-    pub fn is_ip(self) -> bool {
-        matches!(self, AddressType::InternalIP | AddressType::ExternalIP)
-    }
-}
-
-impl fmt::Display for AddressType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Error of [`AddressType::from_str`]: names the accepted spellings.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown address type {0:?} (expected one of InternalIP, ExternalIP, InternalDNS, ExternalDNS, Hostname)"
-)]
-pub struct UnknownAddressType(pub String);
-
-impl FromStr for AddressType {
-    type Err = UnknownAddressType;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        AddressType::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| UnknownAddressType(s.to_string()))
-    }
-}
-
-/// Parses one IP strictly (no surrounding spaces, no zone, no prefix length, no leading
-/// zeros in IPv4 octets) and returns it canonical: an IPv4-mapped IPv6 address becomes its
-/// IPv4 address, as Go's `net.IP` treats it (so families compare the way upstream does).
-pub fn parse_ip(value: &str) -> Option<IpAddr> {
-    value.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
-}
-
-/// Checks a DNS name or hostname value: non-empty, no whitespace, no comma.
-pub fn is_plausible_name(value: &str) -> bool {
-    !value.is_empty() && !value.chars().any(|c| c.is_whitespace() || c == ',')
-}
+use super::resolution::ResolvedAddress;
+use crate::config::AddressSource;
 
 /// One address offered by a source, already validated (IPs canonical).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,46 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use super::addresses::{AddressType, Candidate};
+pub use crate::facts::{ADDRESS_ANNOTATIONS, INTERNAL_IP, is_address_annotation};
 
-/// The annotation pairs `(bare-ccm.io key, k3s.io key)` for each address type.
-pub const ADDRESS_ANNOTATIONS: [(AddressType, &str, &str); 5] = [
-    (
-        AddressType::InternalIP,
-        "bare-ccm.io/internal-ip",
-        "k3s.io/internal-ip",
-    ),
-    (
-        AddressType::ExternalIP,
-        "bare-ccm.io/external-ip",
-        "k3s.io/external-ip",
-    ),
-    (
-        AddressType::InternalDNS,
-        "bare-ccm.io/internal-dns",
-        "k3s.io/internal-dns",
-    ),
-    (
-        AddressType::ExternalDNS,
-        "bare-ccm.io/external-dns",
-        "k3s.io/external-dns",
-    ),
-    (
-        AddressType::Hostname,
-        "bare-ccm.io/hostname",
-        "k3s.io/hostname",
-    ),
-];
-
-/// The annotation operators set to give a node its InternalIP (named in error messages).
-pub const INTERNAL_IP: &str = ADDRESS_ANNOTATIONS[0].1;
-
-/// Whether `key` is one of the address annotations.
-pub fn is_address_annotation(key: &str) -> bool {
-    ADDRESS_ANNOTATIONS
-        .iter()
-        .any(|(_, ours, k3s)| key == *ours || key == *k3s)
-}
+use super::addresses::Candidate;
 
 /// Whose keys a source reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,7 +52,7 @@ pub fn candidates(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use AddressType::*;
+    use crate::facts::address::AddressType::{self, *};
 
     fn read(owner: Owner, list: &[(&str, &str)]) -> (Vec<(AddressType, String)>, Vec<String>) {
         let map = list

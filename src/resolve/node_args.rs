@@ -7,10 +7,9 @@
 //! `--node-external-dns` (ExternalDNS). Each may repeat and holds a comma list. k3s writes
 //! `--flag=value` split into two elements; the joined form is accepted too.
 
-use super::addresses::{AddressType, Candidate};
+pub use crate::facts::NODE_ARGS;
 
-/// The annotation k3s writes with its command-line and config-file arguments.
-pub const NODE_ARGS: &str = "k3s.io/node-args";
+use super::addresses::{AddressType, Candidate};
 
 /// What k3s writes instead of a secret value.
 const REDACTED: &str = "********";

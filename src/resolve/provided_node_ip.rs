@@ -10,11 +10,10 @@
 
 use std::net::IpAddr;
 
-use super::ResolvedAddress;
-use super::addresses::{AddressType, Candidate, parse_ip};
+pub use crate::facts::PROVIDED_NODE_IP;
 
-/// The annotation the kubelet sets from `--node-ip` when run with an external cloud provider.
-pub const PROVIDED_NODE_IP: &str = "alpha.kubernetes.io/provided-node-ip";
+use super::addresses::{AddressType, Candidate, parse_ip};
+use super::resolution::ResolvedAddress;
 
 /// Why an annotation value is not a valid node IP (one IP, or a dual-stack pair).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

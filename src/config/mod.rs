@@ -14,10 +14,15 @@ use std::time::Duration;
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::resolve::AddressSource;
-use crate::resolve::addresses::{AddressType, is_plausible_name, parse_ip};
-use crate::resolve::interfaces::{Cidr, InterfaceRule, InterfacesConfig, check_pattern};
-use crate::resolve::labels::{check_label_key, check_label_value, check_settable_label_key};
+use crate::facts::address::{AddressType, Cidr, is_plausible_name, parse_ip};
+use crate::facts::interfaces::check_pattern;
+use crate::facts::labels::{check_label_key, check_label_value, check_settable_label_key};
+
+mod interfaces;
+mod sources;
+
+pub use interfaces::{InterfaceRule, InterfacesConfig, default_rules};
+pub use sources::{AddressSource, UnknownAddressSource};
 
 /// The default providerID template, k3s's own scheme.
 pub const DEFAULT_PROVIDER_ID: &str = "k3s://{node}";
