@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::node_view::NodeView;
 use crate::patch;
+use crate::plan::{Plan, plan};
 use crate::resolve::interfaces::{INTERFACES, Placement, classify};
 use crate::resolve::k3s_agent::{AgentWait, agent_wait};
 use crate::resolve::{AddressSource, Resolution, Sourced, resolve};
@@ -208,36 +209,27 @@ impl ExplainReport {
         let res: Resolution = resolve(view, config);
         let wait = agent_wait(view, config.k3s_agent_wait, now);
         let waiting = wait.waiting_reason(now);
+        let planned = plan(view, &res);
         let mut patches = Vec::new();
-        let status_patch = if waiting.is_some() {
-            None
-        } else if res.tainted {
-            res.would_initialize()
-                .then(|| patch::status_addresses_patch(view, &res))
-                .flatten()
-        } else {
-            patch::refresh_patch(view, &res)
-        };
-        if let Some(p) = status_patch {
-            patches.push(ExplainedPatch {
-                target: "nodes/status".into(),
-                patch_type: "merge",
-                patch: p,
-            });
-        }
-        if let Some(p) = patch::init_patch(view, &res)
-            .or_else(|| patch::labels_patch(view, &res))
-            .filter(|_| waiting.is_none())
-        {
-            patches.push(ExplainedPatch {
-                target: "nodes".into(),
-                patch_type: "json",
-                patch: p,
-            });
+        if waiting.is_none() {
+            if let Some(p) = planned.status() {
+                patches.push(ExplainedPatch {
+                    target: "nodes/status".into(),
+                    patch_type: "merge",
+                    patch: p.clone(),
+                });
+            }
+            if let Some(p) = planned.node() {
+                patches.push(ExplainedPatch {
+                    target: "nodes".into(),
+                    patch_type: "json",
+                    patch: p.clone(),
+                });
+            }
         }
         let notes = match &waiting {
             Some(reason) => vec![reason.clone()],
-            None => status_notes(view, &res, &patches),
+            None => status_notes(&planned, &res, &patches),
         };
         let mut warnings = res.warnings.clone();
         warnings.extend(wait.expired_warning(&res.node, config.k3s_agent_wait));
@@ -466,14 +458,14 @@ fn interface_placements(view: &NodeView, config: &Config) -> Vec<Placement> {
 }
 
 /// Why no `nodes/status` write appears among `patches`, for a node that resolves.
-fn status_notes(view: &NodeView, res: &Resolution, patches: &[ExplainedPatch]) -> Vec<String> {
+fn status_notes(planned: &Plan, res: &Resolution, patches: &[ExplainedPatch]) -> Vec<String> {
     let writes_status = patches.iter().any(|p| p.target == "nodes/status");
     if writes_status || !res.errors.is_empty() {
         return Vec::new();
     }
     let why = if res.addresses.is_empty() {
         "no address source gave an address, so the kubelet's status.addresses are left alone"
-    } else if !res.tainted && !patch::is_refreshable(view) {
+    } else if *planned == Plan::Untouched {
         "the node has no providerID, so no cloud controller initialised it: its kubelet owns status.addresses and bare-ccm does not refresh them"
     } else {
         "status.addresses are already up to date"

@@ -18,6 +18,7 @@ pub mod leader;
 pub mod metrics;
 pub mod node_view;
 pub mod patch;
+pub mod plan;
 pub mod resolve;
 pub mod run;
 #[cfg(feature = "sim")]

@@ -1,0 +1,171 @@
+//! Table tests of [`plan`] on its JSON: one row per kind of node.
+
+use k8s_openapi::api::core::v1::{NodeAddress, Taint};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::facts::UNINITIALIZED_TAINT;
+use crate::resolve::{AddressSource, ResolvedAddress, Sourced};
+
+/// The pairs `(type, address)` of a node's `status.addresses` or of a resolution.
+type Addresses<'a> = &'a [(&'a str, &'a str)];
+
+fn view(
+    tainted: bool,
+    provider_id: &str,
+    addresses: Addresses,
+    labels: &[(&str, &str)],
+) -> NodeView {
+    NodeView {
+        name: "n1".into(),
+        provider_id: provider_id.into(),
+        taints: if tainted {
+            vec![Taint {
+                key: UNINITIALIZED_TAINT.into(),
+                value: Some("true".into()),
+                effect: "NoSchedule".into(),
+                time_added: None,
+            }]
+        } else {
+            Vec::new()
+        },
+        addresses: addresses
+            .iter()
+            .map(|(t, a)| NodeAddress {
+                type_: t.to_string(),
+                address: a.to_string(),
+            })
+            .collect(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..NodeView::default()
+    }
+}
+
+fn sourced(value: &str) -> Sourced {
+    Sourced {
+        value: value.into(),
+        why: "config".into(),
+    }
+}
+
+fn res(
+    tainted: bool,
+    addresses: Addresses,
+    labels: &[(&str, &str)],
+    errors: &[&str],
+) -> Resolution {
+    Resolution {
+        node: "n1".into(),
+        tainted,
+        addresses: addresses
+            .iter()
+            .map(|(t, a)| ResolvedAddress {
+                type_: t.to_string(),
+                address: a.to_string(),
+                source: AddressSource::Annotations,
+            })
+            .collect(),
+        provider_id: sourced("k3s://n1"),
+        set_provider_id: tainted,
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), sourced(v)))
+            .collect(),
+        warnings: Vec::new(),
+        errors: errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+const IP: Addresses = &[("InternalIP", "10.0.0.5")];
+
+fn status_of(addresses: Addresses) -> Value {
+    let list: Vec<Value> = addresses
+        .iter()
+        .map(|(t, a)| json!({"type": t, "address": a}))
+        .collect();
+    json!({"status": {"addresses": list}})
+}
+
+fn init_ops() -> Value {
+    json!([
+        {"op": "test", "path": "/spec/taints", "value": [
+            {"key": UNINITIALIZED_TAINT, "value": "true", "effect": "NoSchedule"}
+        ]},
+        {"op": "remove", "path": "/spec/taints"},
+        {"op": "add", "path": "/spec/providerID", "value": "k3s://n1"},
+    ])
+}
+
+#[test]
+fn each_kind_of_node_gets_its_plan() {
+    let zone = [("topology.kubernetes.io/zone", "a")];
+    let rows: Vec<(&str, NodeView, Resolution, Value)> = vec![
+        (
+            "a node no cloud controller initialised is left to its kubelet",
+            view(false, "", &[], &[]),
+            res(false, IP, &[], &[]),
+            json!({"plan": "untouched"}),
+        ),
+        (
+            "a tainted node that does not resolve keeps its taint",
+            view(true, "", &[], &[]),
+            res(true, IP, &[], &["no InternalIP"]),
+            json!({"plan": "blocked", "tainted": true, "errors": ["no InternalIP"]}),
+        ),
+        (
+            "an initialised node that does not resolve keeps its addresses",
+            view(false, "k3s://n1", &[], &[]),
+            res(false, IP, &[], &["bad provided-node-ip"]),
+            json!({"plan": "blocked", "tainted": false, "errors": ["bad provided-node-ip"]}),
+        ),
+        (
+            "an initialised node with its addresses and labels is unchanged",
+            view(false, "k3s://n1", IP, &zone),
+            res(false, IP, &zone, &[]),
+            json!({"plan": "unchanged"}),
+        ),
+        (
+            "an initialised node with other addresses is refreshed",
+            view(false, "k3s://n1", &[("InternalIP", "10.0.0.4")], &[]),
+            res(false, IP, &[], &[]),
+            json!({"plan": "refresh", "status": status_of(IP), "labels": null}),
+        ),
+        (
+            "an initialised node that lacks a label gets it",
+            view(false, "k3s://n1", IP, &[]),
+            res(false, IP, &zone, &[]),
+            json!({"plan": "refresh", "status": null, "labels": [
+                {"op": "test", "path": "/metadata/labels", "value": null},
+                {"op": "add", "path": "/metadata/labels", "value": {"topology.kubernetes.io/zone": "a"}},
+            ]}),
+        ),
+        (
+            "a tainted node gets its addresses, then its initialisation",
+            view(true, "", &[], &[]),
+            res(true, IP, &[], &[]),
+            json!({"plan": "initialize", "status": status_of(IP), "node": init_ops()}),
+        ),
+        (
+            "a tainted node with its addresses already is only initialised",
+            view(true, "", IP, &[]),
+            res(true, IP, &[], &[]),
+            json!({"plan": "initialize", "status": null, "node": init_ops()}),
+        ),
+    ];
+    for (name, view, res, want) in rows {
+        let got = serde_json::to_value(plan(&view, &res)).unwrap_or_default();
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+#[test]
+fn status_and_node_give_the_writes_in_order() {
+    let p = plan(&view(true, "", &[], &[]), &res(true, IP, &[], &[]));
+    assert_eq!(p.status(), Some(&status_of(IP)));
+    assert_eq!(p.node(), Some(&init_ops()));
+    assert_eq!(Plan::Untouched.status(), None);
+    assert_eq!(Plan::Unchanged.node(), None);
+}
