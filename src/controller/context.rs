@@ -12,20 +12,10 @@ use super::error::{MAX_BACKOFF, SYNC_FAILURE_REASONS};
 use super::events::Events;
 use super::kubelet_fight;
 use super::queue::{self, WorkQueue};
+use super::settings::Settings;
 use crate::config_reload::SharedConfig;
 use crate::leader::LeaderGate;
 use crate::metrics::Metrics;
-
-/// Tunables of the controller (from `run`'s flags).
-#[derive(Clone, Debug)]
-pub struct Settings {
-    /// Concurrent workers (`--concurrent-node-syncs`).
-    pub workers: usize,
-    /// Full re-queue period (`--node-status-update-frequency`).
-    pub resync: Duration,
-    /// Delay before retrying a node refused for lack of leadership.
-    pub not_leader_retry: Duration,
-}
 
 /// Everything a worker needs, shared by all tasks of the controller.
 pub struct Context {

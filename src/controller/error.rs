@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::events::{REASON_WRITE_FORBIDDEN, REASON_WRITE_REJECTED};
 use super::grants::missing_grant;
 use super::queue;
+use super::settings::Settings;
 
 /// Why a node sync failed. Every variant names the node and says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +94,15 @@ impl Error {
         }
     }
 
+    /// What the worker does with the node: the retry policy as a value.
+    pub fn retry(&self, settings: &Settings) -> Retry {
+        match self {
+            Error::NotLeader { .. } => Retry::After(settings.not_leader_retry),
+            Error::Unresolved { .. } => Retry::Park(UNRESOLVED_RETRY),
+            _ => self.rejection().map_or(Retry::Backoff, Retry::Refused),
+        }
+    }
+
     /// A low-cardinality label for `bare_ccm_node_sync_failures_total{reason}`.
     pub fn metric_label(&self) -> &'static str {
         match self {
@@ -107,6 +117,22 @@ impl Error {
             },
         }
     }
+}
+
+/// What the worker does with a node whose sync failed ([`Error::retry`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// This replica does not lead: look again after this long, the backoff untouched.
+    After(Duration),
+    /// Only a change of the node or the config can fix it, and a change re-queues the node
+    /// (watch, config reload): forget the failures and look again after this long, a
+    /// safety net rather than the mechanism.
+    Park(Duration),
+    /// Refused for good until someone fixes the RBAC or the node: back off with
+    /// [`REJECTED_BACKOFF`] and say so in a Warning Event.
+    Refused(Rejection),
+    /// A failure that may heal by itself: the per-node backoff up to [`MAX_BACKOFF`].
+    Backoff,
 }
 
 /// Which of the two writes a request is, for errors and logs.
@@ -155,3 +181,196 @@ pub const REJECTED_BACKOFF: queue::Backoff = queue::Backoff {
 /// and the config reload already do; this bounds a stuck fleet to one WARN line and one
 /// resolution per node per 5 minutes, the pace of the repeated Warning event.
 pub const UNRESOLVED_RETRY: Duration = Duration::from_secs(300);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::grants::{MissingGrant, forbidden_hint, missing_grant};
+
+    fn api(code: u16) -> Error {
+        Error::Api {
+            node: "n".into(),
+            write: Write::Addresses,
+            source: kube::Error::Api(
+                kube::core::Status::failure("x", "y")
+                    .with_code(code)
+                    .boxed(),
+            ),
+        }
+    }
+
+    fn api_with(code: u16, message: &str) -> Error {
+        Error::Api {
+            node: "n1".into(),
+            write: Write::Addresses,
+            source: kube::Error::Api(
+                kube::core::Status::failure(message, "Forbidden")
+                    .with_code(code)
+                    .boxed(),
+            ),
+        }
+    }
+
+    const FORBIDDEN: &str = r#"nodes "n1" is forbidden: User "system:serviceaccount:kube-system:bare-ccm" cannot patch resource "nodes/status" in API group "" at the cluster scope"#;
+
+    #[test]
+    fn a_403_names_the_missing_verb_resource_and_user() {
+        assert_eq!(
+            missing_grant(FORBIDDEN),
+            Some(MissingGrant {
+                user: "system:serviceaccount:kube-system:bare-ccm".into(),
+                verb: "patch".into(),
+                resource: "nodes/status".into(),
+                group: "".into(),
+                scope: "at the cluster scope".into(),
+            })
+        );
+        let lease = r#"leases.coordination.k8s.io "bare-ccm" is forbidden: User "u" cannot update resource "leases" in API group "coordination.k8s.io" in the namespace "kube-system""#;
+        let grant = missing_grant(lease).unwrap();
+        assert_eq!(
+            (
+                grant.verb.as_str(),
+                grant.resource.as_str(),
+                grant.group.as_str()
+            ),
+            ("update", "leases", "coordination.k8s.io")
+        );
+        assert_eq!(grant.scope, r#"in the namespace "kube-system""#);
+        assert_eq!(missing_grant("forbidden"), None);
+
+        let rejection = api_with(403, FORBIDDEN).rejection().unwrap();
+        assert_eq!(rejection.reason, "WriteForbidden");
+        assert_eq!(
+            rejection.note,
+            r#"writing status.addresses (nodes/status) is forbidden: system:serviceaccount:kube-system:bare-ccm may not patch nodes/status in API group "" at the cluster scope: grant it, e.g. re-apply the ClusterRole bare-ccm of manifests/bare-ccm.yaml"#
+        );
+    }
+
+    #[test]
+    fn only_403_and_422_are_rejections() {
+        assert_eq!(
+            api_with(422, "Node \"n1\" is invalid: x")
+                .rejection()
+                .map(|r| r.reason),
+            Some("WriteRejected")
+        );
+        for code in [400, 409, 429, 500, 503] {
+            assert_eq!(api_with(code, "x").rejection(), None, "{code}");
+        }
+        let unreachable = Error::Api {
+            node: "n".into(),
+            write: Write::Init,
+            source: kube::Error::TlsRequired,
+        };
+        assert_eq!(unreachable.rejection(), None);
+    }
+
+    #[test]
+    fn rbac_advice_only_for_a_403() {
+        let forbidden = kube::Error::Api(
+            kube::core::Status::failure(FORBIDDEN, "Forbidden")
+                .with_code(403)
+                .boxed(),
+        );
+        let hint = forbidden_hint(&forbidden).unwrap();
+        assert!(hint.contains("may not patch nodes/status"), "{hint}");
+        let refused = kube::Error::Service(Box::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused",
+        )));
+        assert_eq!(forbidden_hint(&refused), None);
+        let unavailable = kube::Error::Api(
+            kube::core::Status::failure("x", "ServiceUnavailable")
+                .with_code(503)
+                .boxed(),
+        );
+        assert_eq!(forbidden_hint(&unavailable), None);
+    }
+
+    #[test]
+    fn rejections_back_off_from_five_minutes_to_upstreams_1000_seconds() {
+        assert_eq!(REJECTED_BACKOFF.delay(1), Duration::from_secs(300));
+        assert_eq!(REJECTED_BACKOFF.delay(2), Duration::from_secs(600));
+        assert_eq!(REJECTED_BACKOFF.delay(3), Duration::from_secs(1000));
+        assert_eq!(REJECTED_BACKOFF.delay(30), Duration::from_secs(1000));
+    }
+
+    #[test]
+    fn every_failure_label_is_exported_from_the_start() {
+        let errors = [
+            Error::Unresolved {
+                node: "n".into(),
+                errors: vec!["no IP".into()],
+            },
+            Error::Conflict {
+                node: "n".into(),
+                attempts: 6,
+            },
+            Error::NotLeader { node: "n".into() },
+            api(429),
+            api(503),
+            api(422),
+            Error::Api {
+                node: "n".into(),
+                write: Write::Init,
+                source: kube::Error::TlsRequired,
+            },
+        ];
+        let mut labels: Vec<&str> = errors.iter().map(Error::metric_label).collect();
+        labels.sort_unstable();
+        let mut expected = SYNC_FAILURE_REASONS;
+        expected.sort_unstable();
+        assert_eq!(labels, expected);
+    }
+
+    #[test]
+    fn each_failure_has_its_retry() {
+        let settings = Settings {
+            workers: 1,
+            resync: Duration::from_secs(60),
+            not_leader_retry: Duration::from_secs(2),
+        };
+        let forbidden = api_with(403, FORBIDDEN);
+        let rows = [
+            (
+                Error::NotLeader { node: "n".into() },
+                Retry::After(Duration::from_secs(2)),
+            ),
+            (
+                Error::Unresolved {
+                    node: "n".into(),
+                    errors: vec!["no IP".into()],
+                },
+                Retry::Park(UNRESOLVED_RETRY),
+            ),
+            (
+                Error::Conflict {
+                    node: "n".into(),
+                    attempts: 6,
+                },
+                Retry::Backoff,
+            ),
+            (api(503), Retry::Backoff),
+            (api(429), Retry::Backoff),
+            (
+                api(422),
+                Retry::Refused(
+                    api(422)
+                        .rejection()
+                        .unwrap_or_else(|| panic!("422 refuses")),
+                ),
+            ),
+            (
+                api_with(403, FORBIDDEN),
+                Retry::Refused(
+                    forbidden
+                        .rejection()
+                        .unwrap_or_else(|| panic!("403 refuses")),
+                ),
+            ),
+        ];
+        for (error, want) in rows {
+            assert_eq!(error.retry(&settings), want, "{error}");
+        }
+    }
+}

@@ -12,6 +12,7 @@ pub mod events;
 pub mod grants;
 pub mod kubelet_fight;
 pub mod queue;
+mod settings;
 pub mod sync;
 pub mod tasks;
 
@@ -27,12 +28,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::telemetry::Chain;
 use cache::LeanNode;
-pub use context::{Context, Settings};
+pub use context::Context;
 pub use error::{
-    Error, MAX_BACKOFF, REJECTED_BACKOFF, Rejection, SYNC_FAILURE_REASONS, UNRESOLVED_RETRY, Write,
+    Error, MAX_BACKOFF, REJECTED_BACKOFF, Rejection, Retry, SYNC_FAILURE_REASONS, UNRESOLVED_RETRY,
+    Write,
 };
 use events::node_ref;
 pub use grants::{MissingGrant, forbidden_hint, missing_grant};
+pub use settings::Settings;
 use sync::Synced;
 use tasks::TaskFailed;
 
@@ -204,167 +207,29 @@ async fn worker(ctx: Arc<Context>, shutdown: CancellationToken) {
             }
             Err(e) => {
                 ctx.metrics.sync_failed(e.metric_label());
-                if let Error::NotLeader { .. } = e {
-                    ctx.queue.add_after(&name, ctx.settings.not_leader_retry);
-                    tracing::debug!(node = %name, "not leading; node left for later");
-                } else if let Error::Unresolved { .. } = e {
-                    // Only a change can fix it, and a change re-queues the node (watch,
-                    // config reload); the slow retry is a safety net, not the mechanism.
-                    ctx.queue.forget(&name);
-                    ctx.queue.add_after(&name, UNRESOLVED_RETRY);
-                    tracing::warn!(error = %e, retry_in = ?UNRESOLVED_RETRY, "node parked until it or the config changes");
-                } else if let Some(rejection) = e.rejection() {
-                    let delay = ctx.queue.retry_later_with(&name, REJECTED_BACKOFF);
-                    ctx.events
-                        .warn(node_ref(&name), rejection.reason, &rejection.note);
-                    tracing::error!(node = %name, retry_in = ?delay, "{}", rejection.note);
-                } else {
-                    let delay = ctx.queue.retry_later(&name);
-                    tracing::warn!(error = %Chain(&e), retry_in = ?delay, "node sync failed");
+                match e.retry(&ctx.settings) {
+                    Retry::After(delay) => {
+                        ctx.queue.add_after(&name, delay);
+                        tracing::debug!(node = %name, "not leading; node left for later");
+                    }
+                    Retry::Park(delay) => {
+                        ctx.queue.forget(&name);
+                        ctx.queue.add_after(&name, delay);
+                        tracing::warn!(error = %e, retry_in = ?delay, "node parked until it or the config changes");
+                    }
+                    Retry::Refused(rejection) => {
+                        let delay = ctx.queue.retry_later_with(&name, REJECTED_BACKOFF);
+                        ctx.events
+                            .warn(node_ref(&name), rejection.reason, &rejection.note);
+                        tracing::error!(node = %name, retry_in = ?delay, "{}", rejection.note);
+                    }
+                    Retry::Backoff => {
+                        let delay = ctx.queue.retry_later(&name);
+                        tracing::warn!(error = %Chain(&e), retry_in = ?delay, "node sync failed");
+                    }
                 }
             }
         }
         ctx.queue.done(&name);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn api(code: u16) -> Error {
-        Error::Api {
-            node: "n".into(),
-            write: Write::Addresses,
-            source: kube::Error::Api(
-                kube::core::Status::failure("x", "y")
-                    .with_code(code)
-                    .boxed(),
-            ),
-        }
-    }
-
-    fn api_with(code: u16, message: &str) -> Error {
-        Error::Api {
-            node: "n1".into(),
-            write: Write::Addresses,
-            source: kube::Error::Api(
-                kube::core::Status::failure(message, "Forbidden")
-                    .with_code(code)
-                    .boxed(),
-            ),
-        }
-    }
-
-    const FORBIDDEN: &str = r#"nodes "n1" is forbidden: User "system:serviceaccount:kube-system:bare-ccm" cannot patch resource "nodes/status" in API group "" at the cluster scope"#;
-
-    #[test]
-    fn a_403_names_the_missing_verb_resource_and_user() {
-        assert_eq!(
-            missing_grant(FORBIDDEN),
-            Some(MissingGrant {
-                user: "system:serviceaccount:kube-system:bare-ccm".into(),
-                verb: "patch".into(),
-                resource: "nodes/status".into(),
-                group: "".into(),
-                scope: "at the cluster scope".into(),
-            })
-        );
-        let lease = r#"leases.coordination.k8s.io "bare-ccm" is forbidden: User "u" cannot update resource "leases" in API group "coordination.k8s.io" in the namespace "kube-system""#;
-        let grant = missing_grant(lease).unwrap();
-        assert_eq!(
-            (
-                grant.verb.as_str(),
-                grant.resource.as_str(),
-                grant.group.as_str()
-            ),
-            ("update", "leases", "coordination.k8s.io")
-        );
-        assert_eq!(grant.scope, r#"in the namespace "kube-system""#);
-        assert_eq!(missing_grant("forbidden"), None);
-
-        let rejection = api_with(403, FORBIDDEN).rejection().unwrap();
-        assert_eq!(rejection.reason, "WriteForbidden");
-        assert_eq!(
-            rejection.note,
-            r#"writing status.addresses (nodes/status) is forbidden: system:serviceaccount:kube-system:bare-ccm may not patch nodes/status in API group "" at the cluster scope: grant it, e.g. re-apply the ClusterRole bare-ccm of manifests/bare-ccm.yaml"#
-        );
-    }
-
-    #[test]
-    fn only_403_and_422_are_rejections() {
-        assert_eq!(
-            api_with(422, "Node \"n1\" is invalid: x")
-                .rejection()
-                .map(|r| r.reason),
-            Some("WriteRejected")
-        );
-        for code in [400, 409, 429, 500, 503] {
-            assert_eq!(api_with(code, "x").rejection(), None, "{code}");
-        }
-        let unreachable = Error::Api {
-            node: "n".into(),
-            write: Write::Init,
-            source: kube::Error::TlsRequired,
-        };
-        assert_eq!(unreachable.rejection(), None);
-    }
-
-    #[test]
-    fn rbac_advice_only_for_a_403() {
-        let forbidden = kube::Error::Api(
-            kube::core::Status::failure(FORBIDDEN, "Forbidden")
-                .with_code(403)
-                .boxed(),
-        );
-        let hint = forbidden_hint(&forbidden).unwrap();
-        assert!(hint.contains("may not patch nodes/status"), "{hint}");
-        let refused = kube::Error::Service(Box::new(std::io::Error::new(
-            std::io::ErrorKind::ConnectionRefused,
-            "Connection refused",
-        )));
-        assert_eq!(forbidden_hint(&refused), None);
-        let unavailable = kube::Error::Api(
-            kube::core::Status::failure("x", "ServiceUnavailable")
-                .with_code(503)
-                .boxed(),
-        );
-        assert_eq!(forbidden_hint(&unavailable), None);
-    }
-
-    #[test]
-    fn rejections_back_off_from_five_minutes_to_upstreams_1000_seconds() {
-        assert_eq!(REJECTED_BACKOFF.delay(1), Duration::from_secs(300));
-        assert_eq!(REJECTED_BACKOFF.delay(2), Duration::from_secs(600));
-        assert_eq!(REJECTED_BACKOFF.delay(3), Duration::from_secs(1000));
-        assert_eq!(REJECTED_BACKOFF.delay(30), Duration::from_secs(1000));
-    }
-
-    #[test]
-    fn every_failure_label_is_exported_from_the_start() {
-        let errors = [
-            Error::Unresolved {
-                node: "n".into(),
-                errors: vec!["no IP".into()],
-            },
-            Error::Conflict {
-                node: "n".into(),
-                attempts: 6,
-            },
-            Error::NotLeader { node: "n".into() },
-            api(429),
-            api(503),
-            api(422),
-            Error::Api {
-                node: "n".into(),
-                write: Write::Init,
-                source: kube::Error::TlsRequired,
-            },
-        ];
-        let mut labels: Vec<&str> = errors.iter().map(Error::metric_label).collect();
-        labels.sort_unstable();
-        let mut expected = SYNC_FAILURE_REASONS;
-        expected.sort_unstable();
-        assert_eq!(labels, expected);
     }
 }
