@@ -91,3 +91,52 @@ impl FromStr for AddressSource {
             })
     }
 }
+
+/// A listed `addressSources` with the sources added since such lists were written:
+/// [`with_implied_interfaces`], then [`with_implied_k3s_annotations`].
+pub fn with_implied_sources(sources: Vec<AddressSource>) -> Vec<AddressSource> {
+    with_implied_k3s_annotations(with_implied_interfaces(sources))
+}
+
+/// Configs written before `interfaces` existed. A list that reads a node's own account of
+/// its addresses (`k3s-node-args` or `provided-node-ip`) reads the agent's too, which the
+/// same node states: right after `k3s-node-args`, else right before `provided-node-ip`,
+/// as the default ranks it. The agent is opt-in, so without it this adds nothing. A list
+/// naming neither (`[inventory]`: only what the operator wrote) is taken as written, and
+/// so is one naming `interfaces`.
+pub fn with_implied_interfaces(mut sources: Vec<AddressSource>) -> Vec<AddressSource> {
+    let position = |src| sources.iter().position(|s| *s == src);
+    if position(AddressSource::Interfaces).is_some() {
+        return sources;
+    }
+    let at = match (
+        position(AddressSource::K3sNodeArgs),
+        position(AddressSource::ProvidedNodeIp),
+    ) {
+        (Some(node_args), _) => node_args + 1,
+        (None, Some(provided)) => provided,
+        (None, None) => return sources,
+    };
+    sources.insert(at, AddressSource::Interfaces);
+    sources
+}
+
+/// Configs written before `k3s-annotations` existed list `annotations` for both key sets.
+/// Such a list keeps reading the `k3s.io/*` keys, ranked as the default ranks them: right
+/// after `annotations`, `k3s-node-args` or `interfaces`, whichever comes last. A list
+/// naming `k3s-annotations` itself, or not naming `annotations`, is taken as written.
+pub fn with_implied_k3s_annotations(mut sources: Vec<AddressSource>) -> Vec<AddressSource> {
+    let position = |src| sources.iter().position(|s| *s == src);
+    if position(AddressSource::K3sAnnotations).is_some() {
+        return sources;
+    }
+    let Some(annotations) = position(AddressSource::Annotations) else {
+        return sources;
+    };
+    let after = [AddressSource::K3sNodeArgs, AddressSource::Interfaces]
+        .into_iter()
+        .filter_map(position)
+        .fold(annotations, usize::max);
+    sources.insert(after + 1, AddressSource::K3sAnnotations);
+    sources
+}
