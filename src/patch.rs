@@ -29,14 +29,14 @@ pub fn status_addresses_patch(node: &NodeView, res: &Resolution) -> Option<Value
             .addresses
             .iter()
             .zip(&res.addresses)
-            .all(|(have, want)| have.type_ == want.type_ && have.address == want.address);
+            .all(|(have, want)| have.type_ == want.type_.as_str() && have.address == want.address);
     if unchanged {
         return None;
     }
     let addresses: Vec<Value> = res
         .addresses
         .iter()
-        .map(|a| json!({"type": a.type_, "address": a.address}))
+        .map(|a| json!({"type": a.type_.as_str(), "address": a.address}))
         .collect();
     Some(json!({"status": {"addresses": addresses}}))
 }
@@ -200,7 +200,7 @@ mod tests {
             addresses: addresses
                 .iter()
                 .map(|(t, a)| ResolvedAddress {
-                    type_: t.to_string(),
+                    type_: t.parse().unwrap_or_else(|e| panic!("{e}")),
                     address: a.to_string(),
                     source: AddressSource::Annotations,
                 })

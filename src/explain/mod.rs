@@ -278,14 +278,13 @@ impl ExplainReport {
                 .map(|a| {
                     let placed = (a.source == AddressSource::Interfaces)
                         .then(|| {
-                            placements.iter().find(|p| {
-                                p.type_.is_some_and(|t| t.as_str() == a.type_)
-                                    && p.ip.to_string() == a.address
-                            })
+                            placements
+                                .iter()
+                                .find(|p| p.type_ == Some(a.type_) && p.ip.to_string() == a.address)
                         })
                         .flatten();
                     ExplainedAddress {
-                        type_: a.type_.clone(),
+                        type_: a.type_.as_str().to_string(),
                         address: a.address.clone(),
                         source: a.source.as_str().to_string(),
                         interface: placed.map(|p| p.interface.clone()),

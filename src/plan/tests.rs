@@ -63,7 +63,7 @@ fn res(
         addresses: addresses
             .iter()
             .map(|(t, a)| ResolvedAddress {
-                type_: t.to_string(),
+                type_: t.parse().unwrap_or_else(|e| panic!("{e}")),
                 address: a.to_string(),
                 source: AddressSource::Annotations,
             })

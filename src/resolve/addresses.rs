@@ -73,7 +73,7 @@ pub fn combine(
             }
             seen.push(&c.address);
             out.push(ResolvedAddress {
-                type_: type_.as_str().to_string(),
+                type_,
                 address: c.address.clone(),
                 source: *source,
             });
@@ -99,7 +99,7 @@ mod tests {
 
     fn pairs(list: &[ResolvedAddress]) -> Vec<(String, String, &'static str)> {
         list.iter()
-            .map(|a| (a.type_.clone(), a.address.clone(), a.source.as_str()))
+            .map(|a| (a.type_.to_string(), a.address.clone(), a.source.as_str()))
             .collect()
     }
 
@@ -195,7 +195,7 @@ mod tests {
         )];
         let types: Vec<String> = combine(&sources, false)
             .into_iter()
-            .map(|a| a.type_)
+            .map(|a| a.type_.to_string())
             .collect();
         assert_eq!(
             types,

@@ -39,11 +39,7 @@ pub fn resolve(node: &NodeView, config: &Config) -> Resolution {
     let entry = inventory_entry(node, config);
 
     let mut addresses = resolve_addresses(node, config, entry, &mut warnings, &mut errors);
-    if config.require_internal_ip
-        && !addresses
-            .iter()
-            .any(|a| a.type_ == AddressType::InternalIP.as_str())
-    {
+    if config.require_internal_ip && !addresses.iter().any(|a| a.type_ == AddressType::InternalIP) {
         errors.push(format!(
             "no InternalIP for node {}: set --node-ip on the k3s agent, or annotate {}=<ip>{}",
             node.name,
@@ -199,10 +195,7 @@ fn kubelet_candidates(node: &NodeView, warnings: &mut Vec<String>) -> Vec<Candid
 /// Rule 5: when no source gave a Hostname, use the kubelet's, else the node name. Called
 /// only for a non-empty list.
 fn add_hostname_fallback(node: &NodeView, addresses: &mut Vec<ResolvedAddress>) {
-    if addresses
-        .iter()
-        .any(|a| a.type_ == AddressType::Hostname.as_str())
-    {
+    if addresses.iter().any(|a| a.type_ == AddressType::Hostname) {
         return;
     }
     let kubelet: Vec<ResolvedAddress> = node
@@ -210,14 +203,14 @@ fn add_hostname_fallback(node: &NodeView, addresses: &mut Vec<ResolvedAddress>) 
         .iter()
         .filter(|a| a.type_ == AddressType::Hostname.as_str() && !a.address.is_empty())
         .map(|a| ResolvedAddress {
-            type_: a.type_.clone(),
+            type_: AddressType::Hostname,
             address: a.address.clone(),
             source: AddressSource::Kubelet,
         })
         .collect();
     if kubelet.is_empty() {
         addresses.push(ResolvedAddress {
-            type_: AddressType::Hostname.as_str().to_string(),
+            type_: AddressType::Hostname,
             address: node.name.clone(),
             source: AddressSource::NodeName,
         });

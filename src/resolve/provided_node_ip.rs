@@ -66,7 +66,7 @@ pub fn filter(
 ) -> Result<Vec<ResolvedAddress>, FilterError> {
     let ips = parse(value).map_err(FilterError::Invalid)?;
     let mut out = Vec::with_capacity(addresses.len());
-    let mut enforced: Vec<&str> = Vec::new();
+    let mut enforced: Vec<AddressType> = Vec::new();
     for ip in ips {
         let matching: Vec<&ResolvedAddress> = addresses
             .iter()
@@ -76,14 +76,14 @@ pub fn filter(
             return Err(FilterError::Unmatched(ip));
         }
         for a in matching {
-            enforced.push(&a.type_);
+            enforced.push(a.type_);
             out.push(a.clone());
         }
     }
     out.extend(
         addresses
             .iter()
-            .filter(|a| !enforced.contains(&a.type_.as_str()))
+            .filter(|a| !enforced.contains(&a.type_))
             .cloned(),
     );
     Ok(out)
@@ -117,7 +117,7 @@ mod tests {
     fn addrs(list: &[(&str, &str)]) -> Vec<ResolvedAddress> {
         list.iter()
             .map(|(t, a)| ResolvedAddress {
-                type_: t.to_string(),
+                type_: t.parse().unwrap_or_else(|e| panic!("{e}")),
                 address: a.to_string(),
                 source: AddressSource::Kubelet,
             })

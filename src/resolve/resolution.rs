@@ -5,12 +5,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::config::AddressSource;
+use crate::facts::address::AddressType;
 
 /// One address of the desired `status.addresses`, with its provenance.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResolvedAddress {
     /// InternalIP | ExternalIP | InternalDNS | ExternalDNS | Hostname
-    pub type_: String,
+    pub type_: AddressType,
     /// The address as written to the node (IPs canonical).
     pub address: String,
     /// Where it came from, for `explain`.

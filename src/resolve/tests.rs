@@ -52,7 +52,7 @@ fn cfg(yaml: &str) -> Config {
 fn addrs(r: &Resolution) -> Vec<Expected> {
     r.addresses
         .iter()
-        .map(|a| (a.type_.clone(), a.address.clone(), a.source.as_str()))
+        .map(|a| (a.type_.to_string(), a.address.clone(), a.source.as_str()))
         .collect()
 }
 

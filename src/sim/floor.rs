@@ -79,10 +79,12 @@ impl NodeWrites {
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .map(|a| ResolvedAddress {
-                type_: text(a, "/type"),
-                address: text(a, "/address"),
-                source: AddressSource::Kubelet,
+            .filter_map(|a| {
+                Some(ResolvedAddress {
+                    type_: text(a, "/type").parse().ok()?,
+                    address: text(a, "/address"),
+                    source: AddressSource::Kubelet,
+                })
             })
             .collect();
         let provider_id = text(after, "/spec/providerID");
