@@ -24,3 +24,5 @@ pub mod run;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod telemetry;
+#[cfg(test)]
+mod test_support;

@@ -1,10 +1,11 @@
 //! Tests of explain: the report's fields, patches, notes and text for each kind of node.
 
-use k8s_openapi::api::core::v1::{NodeAddress, Taint};
+use k8s_openapi::api::core::v1::Taint;
 use serde_json::json;
 
 use super::*;
 use crate::resolve::UNINITIALIZED_TAINT;
+use crate::test_support::node_addresses;
 
 fn node(tainted: bool, provider_id: &str, addresses: &[(&str, &str)]) -> NodeView {
     NodeView {
@@ -20,13 +21,7 @@ fn node(tainted: bool, provider_id: &str, addresses: &[(&str, &str)]) -> NodeVie
         } else {
             vec![]
         },
-        addresses: addresses
-            .iter()
-            .map(|(t, a)| NodeAddress {
-                type_: t.to_string(),
-                address: a.to_string(),
-            })
-            .collect(),
+        addresses: node_addresses(addresses),
         ..NodeView::default()
     }
 }

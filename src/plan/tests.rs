@@ -1,11 +1,11 @@
 //! Table tests of [`plan`] on its JSON: one row per kind of node.
 
-use k8s_openapi::api::core::v1::{NodeAddress, Taint};
 use serde_json::{Value, json};
 
 use super::*;
 use crate::facts::UNINITIALIZED_TAINT;
-use crate::resolve::{AddressSource, ResolvedAddress, Sourced};
+use crate::resolve::AddressSource;
+use crate::test_support::{node_addresses, resolved, sourced, string_map, uninitialized};
 
 /// The pairs `(type, address)` of a node's `status.addresses` or of a resolution.
 type Addresses<'a> = &'a [(&'a str, &'a str)];
@@ -20,34 +20,13 @@ fn view(
         name: "n1".into(),
         provider_id: provider_id.into(),
         taints: if tainted {
-            vec![Taint {
-                key: UNINITIALIZED_TAINT.into(),
-                value: Some("true".into()),
-                effect: "NoSchedule".into(),
-                time_added: None,
-            }]
+            vec![uninitialized()]
         } else {
             Vec::new()
         },
-        addresses: addresses
-            .iter()
-            .map(|(t, a)| NodeAddress {
-                type_: t.to_string(),
-                address: a.to_string(),
-            })
-            .collect(),
-        labels: labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        addresses: node_addresses(addresses),
+        labels: string_map(labels),
         ..NodeView::default()
-    }
-}
-
-fn sourced(value: &str) -> Sourced {
-    Sourced {
-        value: value.into(),
-        why: "config".into(),
     }
 }
 
@@ -60,14 +39,7 @@ fn res(
     Resolution {
         node: "n1".into(),
         tainted,
-        addresses: addresses
-            .iter()
-            .map(|(t, a)| ResolvedAddress {
-                type_: t.parse().unwrap_or_else(|e| panic!("{e}")),
-                address: a.to_string(),
-                source: AddressSource::Annotations,
-            })
-            .collect(),
+        addresses: resolved(addresses, AddressSource::Annotations),
         provider_id: sourced("k3s://n1"),
         set_provider_id: tainted,
         labels: labels

@@ -159,10 +159,8 @@ impl AgentWait {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::core::v1::Taint;
-
     use super::*;
-    use crate::facts::UNINITIALIZED_TAINT;
+    use crate::test_support::{string_map, uninitialized};
 
     const T0: i64 = 1_800_000_000;
 
@@ -170,29 +168,15 @@ mod tests {
         Timestamp::from_second(T0 + secs).unwrap_or(Timestamp::UNIX_EPOCH)
     }
 
-    fn tainted() -> Vec<Taint> {
-        vec![Taint {
-            key: UNINITIALIZED_TAINT.into(),
-            effect: "NoSchedule".into(),
-            ..Taint::default()
-        }]
-    }
-
     /// A node registered at T0 by a k3s kubelet, with the given annotations and labels.
     fn k3s_node(annotations: &[(&str, &str)], labels: &[(&str, &str)]) -> NodeView {
         NodeView {
             name: "n1".into(),
-            taints: tainted(),
+            taints: vec![uninitialized()],
             created: Some(at(0)),
             k3s: true,
-            annotations: annotations
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            annotations: string_map(annotations),
+            labels: string_map(labels),
             ..NodeView::default()
         }
     }

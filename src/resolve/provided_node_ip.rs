@@ -111,17 +111,12 @@ pub fn candidates(value: &str, warnings: &mut Vec<String>) -> Vec<Candidate> {
 mod tests {
     use super::*;
     use crate::resolve::AddressSource;
+    use crate::test_support::resolved;
 
     const HOST: &str = "hostname";
 
     fn addrs(list: &[(&str, &str)]) -> Vec<ResolvedAddress> {
-        list.iter()
-            .map(|(t, a)| ResolvedAddress {
-                type_: t.parse().unwrap_or_else(|e| panic!("{e}")),
-                address: a.to_string(),
-                source: AddressSource::Kubelet,
-            })
-            .collect()
+        resolved(list, AddressSource::Kubelet)
     }
 
     /// The 14 cases of `TestGetNodeAddressesFromNodeIP` in kubernetes/cloud-provider

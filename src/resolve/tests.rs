@@ -1,21 +1,17 @@
 //! Table tests of `resolve` as a whole: sources, combining, provided-node-ip modes,
 //! providerID and labels, including the upstream `syncNode` scenarios.
 
-use k8s_openapi::api::core::v1::{NodeAddress, Taint};
+use k8s_openapi::api::core::v1::Taint;
 
 use super::*;
 use crate::config::Config;
+use crate::test_support::{node_addresses, uninitialized};
 
 fn node(name: &str) -> NodeView {
     NodeView {
         name: name.to_string(),
         resource_version: "1".to_string(),
-        taints: vec![Taint {
-            key: UNINITIALIZED_TAINT.to_string(),
-            value: Some("true".to_string()),
-            effect: "NoSchedule".to_string(),
-            time_added: None,
-        }],
+        taints: vec![uninitialized()],
         ..NodeView::default()
     }
 }
@@ -31,13 +27,7 @@ fn label(mut n: NodeView, key: &str, value: &str) -> NodeView {
 }
 
 fn kubelet(mut n: NodeView, list: &[(&str, &str)]) -> NodeView {
-    n.addresses = list
-        .iter()
-        .map(|(t, a)| NodeAddress {
-            type_: t.to_string(),
-            address: a.to_string(),
-        })
-        .collect();
+    n.addresses = node_addresses(list);
     n
 }
 
