@@ -432,36 +432,47 @@ pub(super) fn read_interfaces(base: &str, v: &Spanned<Yaml>, p: &mut Problems) -
     out
 }
 
-/// One `interfaces.rules` entry: both `cidr` and `type` are required.
-pub(super) fn read_rule(path: &str, v: &Spanned<Yaml>, p: &mut Problems) -> Option<RawRule> {
+/// The two required text keys `keys` of a map entry, or `None` when one is missing or
+/// refused (each problem reported once: a value refused for its type is not also missing).
+fn required_pair(
+    path: &str,
+    v: &Spanned<Yaml>,
+    p: &mut Problems,
+    keys: [&str; 2],
+    missing_message: &str,
+) -> Option<(Spanned<String>, Spanned<String>)> {
     let entries = map_entries(path, v, p)?;
-    let (mut cidr, mut type_) = (None, None);
+    let mut slots: [Option<Spanned<String>>; 2] = [None, None];
     let mut refused = false;
     for (key, value) in entries {
-        let slot = match key.value.as_str() {
-            "cidr" => &mut cidr,
-            "type" => &mut type_,
-            _ => {
-                unknown_key(path, &key, &["cidr", "type"], p);
-                continue;
-            }
+        let Some(i) = keys.iter().position(|k| *k == key.value) else {
+            unknown_key(path, &key, &keys, p);
+            continue;
         };
-        *slot = text_value(&join(path, &key.value), value, p);
-        refused |= slot.is_none() && value.value != Yaml::Null;
+        slots[i] = text_value(&join(path, &key.value), value, p);
+        refused |= slots[i].is_none() && value.value != Yaml::Null;
     }
-    match (cidr, type_) {
-        (Some(cidr), Some(type_)) => Some(RawRule { cidr, type_ }),
+    match slots {
+        [Some(first), Some(second)] => Some((first, second)),
         _ if refused => None,
-        (c, _) => {
-            let missing = if c.is_none() { "cidr" } else { "type" };
-            p.push(
-                join(path, missing),
-                v.line,
-                "missing: a rule needs a cidr and a type",
-            );
+        [first, _] => {
+            let missing = if first.is_none() { keys[0] } else { keys[1] };
+            p.push(join(path, missing), v.line, missing_message);
             None
         }
     }
+}
+
+/// One `interfaces.rules` entry: both `cidr` and `type` are required.
+pub(super) fn read_rule(path: &str, v: &Spanned<Yaml>, p: &mut Problems) -> Option<RawRule> {
+    let (cidr, type_) = required_pair(
+        path,
+        v,
+        p,
+        ["cidr", "type"],
+        "missing: a rule needs a cidr and a type",
+    )?;
+    Some(RawRule { cidr, type_ })
 }
 
 pub(super) fn read_address(
@@ -469,39 +480,18 @@ pub(super) fn read_address(
     v: &Spanned<Yaml>,
     p: &mut Problems,
 ) -> Option<Spanned<RawAddress>> {
-    let entries = map_entries(path, v, p)?;
-    let (mut type_, mut address) = (None, None);
-    let mut refused = false;
-    for (key, value) in entries {
-        let slot = match key.value.as_str() {
-            "type" => &mut type_,
-            "address" => &mut address,
-            _ => {
-                unknown_key(path, &key, &["type", "address"], p);
-                continue;
-            }
-        };
-        *slot = text_value(&join(path, &key.value), value, p);
-        refused |= slot.is_none() && value.value != Yaml::Null;
-    }
-    match (type_, address) {
-        (Some(t), Some(a)) => Some(Spanned {
-            value: RawAddress {
-                type_: t.value,
-                address: a.value,
-            },
-            line: v.line,
-        }),
-        // A value refused above is not also reported missing.
-        _ if refused => None,
-        (t, _) => {
-            let missing = if t.is_none() { "type" } else { "address" };
-            p.push(
-                join(path, missing),
-                v.line,
-                "missing: an address needs a type and an address",
-            );
-            None
-        }
-    }
+    let (t, a) = required_pair(
+        path,
+        v,
+        p,
+        ["type", "address"],
+        "missing: an address needs a type and an address",
+    )?;
+    Some(Spanned {
+        value: RawAddress {
+            type_: t.value,
+            address: a.value,
+        },
+        line: v.line,
+    })
 }

@@ -42,6 +42,21 @@ impl Candidate {
             ))
         }
     }
+
+    /// [`Candidate::parse`] into `out`, or its warning into `warnings`: how every source
+    /// reads a list of values.
+    pub fn parse_into(
+        type_: AddressType,
+        value: &str,
+        origin: &str,
+        out: &mut Vec<Candidate>,
+        warnings: &mut Vec<String>,
+    ) {
+        match Candidate::parse(type_, value, origin) {
+            Ok(c) => out.push(c),
+            Err(w) => warnings.push(w),
+        }
+    }
 }
 
 /// Combines the candidates of each source (given in priority order) into the desired list:

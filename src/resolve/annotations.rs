@@ -40,10 +40,7 @@ pub fn candidates(
         };
         let origin = format!("annotation {key}");
         for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            match Candidate::parse(type_, part, &origin) {
-                Ok(c) => out.push(c),
-                Err(w) => warnings.push(w),
-            }
+            Candidate::parse_into(type_, part, &origin, &mut out, warnings);
         }
     }
     out

@@ -75,10 +75,7 @@ pub fn candidates(value: &str, warnings: &mut Vec<String>) -> Vec<Candidate> {
                 continue;
             }
             let origin = format!("{flag} in annotation {NODE_ARGS}");
-            match Candidate::parse(type_, part, &origin) {
-                Ok(c) => out.push(c),
-                Err(w) => warnings.push(w),
-            }
+            Candidate::parse_into(type_, part, &origin, &mut out, warnings);
         }
     }
     out
