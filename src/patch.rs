@@ -167,7 +167,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     use super::*;
-    use crate::resolve::AddressSource;
+    use crate::resolve::{AddressSource, ResolveError};
     use crate::test_support::{resolved, sourced, uninitialized};
 
     fn taint(key: &str, value: Option<&str>, effect: &str) -> Taint {
@@ -176,6 +176,13 @@ mod tests {
             value: value.map(str::to_string),
             effect: effect.to_string(),
             time_added: None,
+        }
+    }
+
+    fn no_internal_ip() -> ResolveError {
+        ResolveError::NoInternalIp {
+            node: "n1".into(),
+            inventory: false,
         }
     }
 
@@ -256,7 +263,7 @@ mod tests {
         let node = view(vec![uninitialized()]);
         assert_eq!(status_addresses_patch(&node, &res(&[], &[])), None);
         let mut failed = res(&[("Hostname", "n1")], &[]);
-        failed.errors.push("no InternalIP".into());
+        failed.errors.push(no_internal_ip());
         assert_eq!(status_addresses_patch(&node, &failed), None);
     }
 
@@ -387,7 +394,7 @@ mod tests {
     #[test]
     fn unresolvable_node_keeps_its_taint() {
         let mut r = res(&[], &[]);
-        r.errors.push("no InternalIP for node n1".into());
+        r.errors.push(no_internal_ip());
         assert_eq!(init_patch(&view(vec![uninitialized()]), &r), None);
     }
 
@@ -478,7 +485,7 @@ mod tests {
         tainted.taints.push(uninitialized());
         assert_eq!(labels_patch(&tainted, &r), None, "init_patch does it");
         let mut failed = r.clone();
-        failed.errors.push("no InternalIP".into());
+        failed.errors.push(no_internal_ip());
         assert_eq!(labels_patch(&initialised("k3s://n1"), &failed), None);
     }
 }

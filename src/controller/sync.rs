@@ -124,6 +124,7 @@ async fn attempt(ctx: &Context, entry: Entry) -> Result<Synced, Error> {
             } else {
                 REASON_ADDRESS_RESOLUTION_FAILED
             };
+            let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
             let note = errors.join("; ");
             ctx.events.warn(node_ref(&name), reason, &note);
             Err(Error::Unresolved { node: name, errors })

@@ -967,7 +967,12 @@ fn node_findings(ctx: &Context<'_>, node: &Node, findings: &mut Vec<Finding>) {
             code::METADATA_UNRESOLVED,
             format!(
                 "metadata does not resolve ({effect}): {}",
-                resolution.errors.join("; ")
+                resolution
+                    .errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ),
             format!(
                 "do what the error says; check the result with `bare-ccm explain --node {name} --config config.yaml` (config.yaml from ConfigMap {}/{})",

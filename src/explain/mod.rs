@@ -305,7 +305,7 @@ impl ExplainReport {
             patches,
             notes,
             warnings,
-            errors: res.errors.clone(),
+            errors: res.errors.iter().map(ToString::to_string).collect(),
             k3s_agent_wait: ExplainedWait::of(&wait),
             reasons,
         }

@@ -1,5 +1,6 @@
 //! Kubernetes facts about node addresses: the five `NodeAddress` types, strict IP parsing,
-//! the shape of a DNS/hostname value, and CIDR networks. Imports nothing of ours.
+//! the shape of a DNS/hostname value, CIDR networks and the syntax of the kubelet's
+//! provided-node-ip annotation. Imports nothing of ours.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -167,5 +168,38 @@ fn network_of(ip: IpAddr, prefix: u8) -> IpAddr {
             let keep = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
             IpAddr::V6((v & keep).into())
         }
+    }
+}
+
+/// Why an annotation value is not a valid node IP (one IP, or a dual-stack pair).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProvidedNodeIpError {
+    /// A comma-separated part is not an IP.
+    #[error("could not parse {0:?} as an IP address")]
+    NotAnIp(String),
+    /// More than two IPs, or two of the same family.
+    #[error("must contain either a single IP or a dual-stack pair of IPs")]
+    NotSingleOrPair,
+    /// A dual-stack pair containing 0.0.0.0 or ::.
+    #[error("dual-stack node IP cannot include '0.0.0.0' or '::'")]
+    UnspecifiedInPair,
+}
+
+/// Parses the kubelet's provided-node-ip annotation as upstream's `ParseNodeIPAnnotation`: split on `,` without
+/// trimming, every part an IP, at most two of different families, no unspecified address
+/// in a pair.
+pub fn parse_node_ips(value: &str) -> Result<Vec<IpAddr>, ProvidedNodeIpError> {
+    let ips = value
+        .split(',')
+        .map(|part| parse_ip(part).ok_or_else(|| ProvidedNodeIpError::NotAnIp(part.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    match ips.as_slice() {
+        [_] => Ok(ips),
+        [a, b] if a.is_ipv6() == b.is_ipv6() => Err(ProvidedNodeIpError::NotSingleOrPair),
+        [a, b] if a.is_unspecified() || b.is_unspecified() => {
+            Err(ProvidedNodeIpError::UnspecifiedInPair)
+        }
+        [_, _] => Ok(ips),
+        _ => Err(ProvidedNodeIpError::NotSingleOrPair),
     }
 }

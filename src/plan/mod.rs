@@ -10,7 +10,7 @@ use crate::node_view::NodeView;
 use crate::patch::{
     init_patch, is_refreshable, labels_patch, refresh_patch, status_addresses_patch,
 };
-use crate::resolve::Resolution;
+use crate::resolve::{Resolution, ResolveError};
 
 /// The writes one node needs, in the order they are sent (`status` first).
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -23,8 +23,8 @@ pub enum Plan {
     Blocked {
         /// Whether the node waits for initialisation (else it is a failed refresh).
         tainted: bool,
-        /// The resolver's errors, each an actionable sentence.
-        errors: Vec<String>,
+        /// The resolver's errors, each written as its actionable sentence.
+        errors: Vec<ResolveError>,
     },
     /// Everything is as resolved already.
     Unchanged,

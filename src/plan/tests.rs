@@ -34,7 +34,7 @@ fn res(
     tainted: bool,
     addresses: Addresses,
     labels: &[(&str, &str)],
-    errors: &[&str],
+    errors: &[ResolveError],
 ) -> Resolution {
     Resolution {
         node: "n1".into(),
@@ -47,9 +47,19 @@ fn res(
             .map(|(k, v)| (k.to_string(), sourced(v)))
             .collect(),
         warnings: Vec::new(),
-        errors: errors.iter().map(ToString::to_string).collect(),
+        errors: errors.to_vec(),
     }
 }
+
+fn no_internal_ip() -> ResolveError {
+    ResolveError::NoInternalIp {
+        node: "n1".into(),
+        inventory: false,
+    }
+}
+
+/// How [`no_internal_ip`] is written in the plan's JSON.
+const NO_INTERNAL_IP: &str = "no InternalIP for node n1: set --node-ip on the k3s agent, or annotate bare-ccm.io/internal-ip=<ip>";
 
 const IP: Addresses = &[("InternalIP", "10.0.0.5")];
 
@@ -84,14 +94,14 @@ fn each_kind_of_node_gets_its_plan() {
         (
             "a tainted node that does not resolve keeps its taint",
             view(true, "", &[], &[]),
-            res(true, IP, &[], &["no InternalIP"]),
-            json!({"plan": "blocked", "tainted": true, "errors": ["no InternalIP"]}),
+            res(true, IP, &[], &[no_internal_ip()]),
+            json!({"plan": "blocked", "tainted": true, "errors": [NO_INTERNAL_IP]}),
         ),
         (
             "an initialised node that does not resolve keeps its addresses",
             view(false, "k3s://n1", &[], &[]),
-            res(false, IP, &[], &["bad provided-node-ip"]),
-            json!({"plan": "blocked", "tainted": false, "errors": ["bad provided-node-ip"]}),
+            res(false, IP, &[], &[no_internal_ip()]),
+            json!({"plan": "blocked", "tainted": false, "errors": [NO_INTERNAL_IP]}),
         ),
         (
             "an initialised node with its addresses and labels is unchanged",

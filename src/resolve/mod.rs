@@ -13,7 +13,7 @@ mod resolution;
 
 pub use crate::config::{AddressSource, UnknownAddressSource};
 pub use crate::facts::{UNINITIALIZED_TAINT, is_relevant_annotation};
-pub use resolution::{Resolution, ResolvedAddress, Sourced};
+pub use resolution::{ProvidedNodeIpProblem, Resolution, ResolveError, ResolvedAddress, Sourced};
 
 use crate::config::{Config, InventoryEntry, ProvidedNodeIpMode, expand_provider_id};
 use crate::node_view::NodeView;
@@ -40,16 +40,10 @@ pub fn resolve(node: &NodeView, config: &Config) -> Resolution {
 
     let mut addresses = resolve_addresses(node, config, entry, &mut warnings, &mut errors);
     if config.require_internal_ip && !addresses.iter().any(|a| a.type_ == AddressType::InternalIP) {
-        errors.push(format!(
-            "no InternalIP for node {}: set --node-ip on the k3s agent, or annotate {}=<ip>{}",
-            node.name,
-            annotations::INTERNAL_IP,
-            if config.address_sources.contains(&AddressSource::Inventory) {
-                ", or add an inventory entry with an InternalIP"
-            } else {
-                ""
-            }
-        ));
+        errors.push(ResolveError::NoInternalIp {
+            node: node.name.clone(),
+            inventory: config.address_sources.contains(&AddressSource::Inventory),
+        });
     }
     // Upstream leaves the kubelet's addresses alone when the cloud gives none (reference
     // §2.7), so the Hostname fallback only completes a list that has something in it.
@@ -79,7 +73,7 @@ fn resolve_addresses(
     config: &Config,
     entry: Option<(usize, &InventoryEntry)>,
     warnings: &mut Vec<String>,
-    errors: &mut Vec<String>,
+    errors: &mut Vec<ResolveError>,
 ) -> Vec<ResolvedAddress> {
     let provided = node
         .annotations
@@ -136,28 +130,20 @@ fn resolve_addresses(
     };
     let problem = match provided_node_ip::filter(value, &combined) {
         Ok(filtered) => return filtered,
-        Err(provided_node_ip::FilterError::Invalid(e)) => format!(
-            "provided-node-ip {value:?} ({}) is invalid: {e}: fix the kubelet --node-ip",
-            provided_node_ip::PROVIDED_NODE_IP
-        ),
-        Err(provided_node_ip::FilterError::Unmatched(ip)) => format!(
-            "provided-node-ip {ip} ({}) matches none of the resolved addresses [{}]: fix the kubelet --node-ip or add the address via --node-ip on the k3s agent, annotation {}, or the inventory",
-            provided_node_ip::PROVIDED_NODE_IP,
-            combined
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-            annotations::INTERNAL_IP
-        ),
+        Err(provided_node_ip::FilterError::Invalid(error)) => ProvidedNodeIpProblem::Invalid {
+            value: value.clone(),
+            error,
+        },
+        Err(provided_node_ip::FilterError::Unmatched(ip)) => ProvidedNodeIpProblem::Unmatched {
+            ip,
+            resolved: combined.clone(),
+        },
     };
     match config.provided_node_ip {
         ProvidedNodeIpMode::Prefer => warnings.push(format!(
             "{problem} (providedNodeIP: prefer, so the addresses are left unfiltered)"
         )),
-        _ => errors.push(format!(
-            "{problem} (or set providedNodeIP: prefer in the config)"
-        )),
+        _ => errors.push(ResolveError::ProvidedNodeIp(problem)),
     }
     combined
 }

@@ -11,42 +11,10 @@
 use std::net::IpAddr;
 
 pub use crate::facts::PROVIDED_NODE_IP;
+pub use crate::facts::address::{ProvidedNodeIpError, parse_node_ips as parse};
 
 use super::addresses::{AddressType, Candidate, parse_ip};
 use super::resolution::ResolvedAddress;
-
-/// Why an annotation value is not a valid node IP (one IP, or a dual-stack pair).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ProvidedNodeIpError {
-    /// A comma-separated part is not an IP.
-    #[error("could not parse {0:?} as an IP address")]
-    NotAnIp(String),
-    /// More than two IPs, or two of the same family.
-    #[error("must contain either a single IP or a dual-stack pair of IPs")]
-    NotSingleOrPair,
-    /// A dual-stack pair containing 0.0.0.0 or ::.
-    #[error("dual-stack node IP cannot include '0.0.0.0' or '::'")]
-    UnspecifiedInPair,
-}
-
-/// Parses the annotation as upstream's `ParseNodeIPAnnotation`: split on `,` without
-/// trimming, every part an IP, at most two of different families, no unspecified address
-/// in a pair.
-pub fn parse(value: &str) -> Result<Vec<IpAddr>, ProvidedNodeIpError> {
-    let ips = value
-        .split(',')
-        .map(|part| parse_ip(part).ok_or_else(|| ProvidedNodeIpError::NotAnIp(part.to_string())))
-        .collect::<Result<Vec<_>, _>>()?;
-    match ips.as_slice() {
-        [_] => Ok(ips),
-        [a, b] if a.is_ipv6() == b.is_ipv6() => Err(ProvidedNodeIpError::NotSingleOrPair),
-        [a, b] if a.is_unspecified() || b.is_unspecified() => {
-            Err(ProvidedNodeIpError::UnspecifiedInPair)
-        }
-        [_, _] => Ok(ips),
-        _ => Err(ProvidedNodeIpError::NotSingleOrPair),
-    }
-}
 
 /// The outcome of applying the rule when it cannot be satisfied.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,8 +4,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use std::net::IpAddr;
+
+use serde::{Serialize, Serializer};
+
 use crate::config::AddressSource;
-use crate::facts::address::AddressType;
+use crate::facts::address::{AddressType, ProvidedNodeIpError};
+use crate::facts::{INTERNAL_IP, PROVIDED_NODE_IP};
 
 /// One address of the desired `status.addresses`, with its provenance.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,8 +56,8 @@ pub struct Resolution {
     pub labels: BTreeMap<String, Sourced>,
     /// Inputs skipped or overridden; the node still initialises.
     pub warnings: Vec<String>,
-    /// Reasons the node must not be initialised; each is an actionable sentence.
-    pub errors: Vec<String>,
+    /// Reasons the node must not be initialised; each displays as an actionable sentence.
+    pub errors: Vec<ResolveError>,
 }
 
 impl Resolution {
@@ -60,4 +65,57 @@ impl Resolution {
     pub fn would_initialize(&self) -> bool {
         self.tainted && self.errors.is_empty()
     }
+}
+
+/// Why a node must not be initialised (or its addresses refreshed). The Display text is
+/// the actionable sentence that Events, logs and `explain` show.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// `requireInternalIP` is set and no source gave an InternalIP.
+    #[error(
+        "no InternalIP for node {node}: set --node-ip on the k3s agent, or annotate {INTERNAL_IP}=<ip>{}",
+        if *inventory { ", or add an inventory entry with an InternalIP" } else { "" }
+    )]
+    NoInternalIp {
+        /// The node name.
+        node: String,
+        /// Whether the `inventory` source is configured (then it is named as a fix).
+        inventory: bool,
+    },
+    /// The kubelet's provided-node-ip cannot be honoured (`providedNodeIP: require`).
+    #[error("{0} (or set providedNodeIP: prefer in the config)")]
+    ProvidedNodeIp(ProvidedNodeIpProblem),
+}
+
+/// `explain -o json` and the plan's JSON write an error as its sentence.
+impl Serialize for ResolveError {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Why the kubelet's provided-node-ip cannot filter the resolved addresses.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProvidedNodeIpProblem {
+    /// The annotation is not one IP or a dual-stack pair.
+    #[error(
+        "provided-node-ip {value:?} ({PROVIDED_NODE_IP}) is invalid: {error}: fix the kubelet --node-ip"
+    )]
+    Invalid {
+        /// The annotation value.
+        value: String,
+        /// What is wrong with it.
+        error: ProvidedNodeIpError,
+    },
+    /// An IP of the annotation is none of the resolved addresses.
+    #[error(
+        "provided-node-ip {ip} ({PROVIDED_NODE_IP}) matches none of the resolved addresses [{}]: fix the kubelet --node-ip or add the address via --node-ip on the k3s agent, annotation {INTERNAL_IP}, or the inventory",
+        resolved.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    Unmatched {
+        /// The annotation IP.
+        ip: IpAddr,
+        /// The addresses it was looked for in.
+        resolved: Vec<ResolvedAddress>,
+    },
 }

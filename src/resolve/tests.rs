@@ -46,6 +46,11 @@ fn addrs(r: &Resolution) -> Vec<Expected> {
         .collect()
 }
 
+/// The errors as the sentences Events and `explain` show.
+fn errors(r: &Resolution) -> Vec<String> {
+    r.errors.iter().map(ToString::to_string).collect()
+}
+
 /// One expected address: `(type, address, source name)`.
 type Expected = (String, String, &'static str);
 
@@ -96,7 +101,7 @@ fn no_internal_ip_keeps_the_node_uninitialised_with_an_actionable_error() {
     let n = kubelet(node("n1"), &[("Hostname", "n1")]);
     let r = resolve(&n, &Config::default());
     assert_eq!(
-        r.errors,
+        errors(&r),
         vec![
             "no InternalIP for node n1: set --node-ip on the k3s agent, or annotate bare-ccm.io/internal-ip=<ip>, or add an inventory entry with an InternalIP"
         ]
@@ -517,7 +522,7 @@ fn mismatching_node() -> NodeView {
 fn provided_node_ip_mismatch_keeps_taint_in_strict_mode() {
     let r = resolve(&mismatching_node(), &Config::default());
     assert_eq!(
-        r.errors,
+        errors(&r),
         vec![
             "provided-node-ip 10.0.0.9 (alpha.kubernetes.io/provided-node-ip) matches none of the resolved addresses [InternalIP 10.0.0.5 (annotations)]: fix the kubelet --node-ip or add the address via --node-ip on the k3s agent, annotation bare-ccm.io/internal-ip, or the inventory (or set providedNodeIP: prefer in the config)"
         ]
@@ -578,7 +583,7 @@ fn malformed_provided_node_ip_is_an_error_in_strict_mode() {
         let r = resolve(&n, &cfg("addressSources: [annotations]\n"));
         assert_eq!(r.errors.len(), 1, "{value}: {r:?}");
         assert!(
-            r.errors[0].starts_with(&format!("provided-node-ip {value:?} (alpha.kubernetes.io/provided-node-ip) is invalid: {reason}")),
+            r.errors[0].to_string().starts_with(&format!("provided-node-ip {value:?} (alpha.kubernetes.io/provided-node-ip) is invalid: {reason}")),
             "{value}: {}",
             r.errors[0]
         );
@@ -745,7 +750,11 @@ fn upstream_provided_node_ip_address_scenario() {
 fn upstream_provided_node_ip_address_is_not_valid_scenario() {
     let r = resolve(&upstream_node0("invalid-ip"), &cfg(UPSTREAM_INVENTORY));
     assert_eq!(r.errors.len(), 1, "{r:?}");
-    assert!(r.errors[0].contains("\"invalid-ip\""), "{}", r.errors[0]);
+    assert!(
+        r.errors[0].to_string().contains("\"invalid-ip\""),
+        "{}",
+        r.errors[0]
+    );
     assert!(!r.would_initialize());
 }
 
@@ -1070,7 +1079,7 @@ fn provided_node_ip_missing_from_the_interfaces_keeps_the_node_tainted_in_strict
     assert!(!r.would_initialize());
     assert_eq!(r.errors.len(), 1, "{r:?}");
     assert!(
-        r.errors[0].starts_with("provided-node-ip 10.42.0.1 (alpha.kubernetes.io/provided-node-ip) matches none of the resolved addresses [InternalIP 10.0.0.5 (interfaces), InternalIP fd00::5 (interfaces)"),
+        r.errors[0].to_string().starts_with("provided-node-ip 10.42.0.1 (alpha.kubernetes.io/provided-node-ip) matches none of the resolved addresses [InternalIP 10.0.0.5 (interfaces), InternalIP fd00::5 (interfaces)"),
         "{:?}",
         r.errors
     );
