@@ -131,7 +131,7 @@ async fn attempt(ctx: &Context, entry: Entry) -> Result<Synced, Error> {
         }
         planned => {
             for warning in &res.warnings {
-                tracing::debug!(node = %name, warning, "resolver warning");
+                tracing::debug!(node = %name, %warning, "resolver warning");
             }
             match planned {
                 Plan::Initialize { status, node } => {

@@ -231,7 +231,7 @@ impl ExplainReport {
             Some(reason) => vec![reason.clone()],
             None => status_notes(&planned, &res, &patches),
         };
-        let mut warnings = res.warnings.clone();
+        let mut warnings: Vec<String> = res.warnings.iter().map(ToString::to_string).collect();
         warnings.extend(wait.expired_warning(&res.node, config.k3s_agent_wait));
         let would_initialize = res.would_initialize() && waiting.is_none();
         let (provider_id, set_provider_id, labels) = if res.tainted {

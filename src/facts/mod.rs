@@ -24,6 +24,9 @@ pub fn is_uninitialized(taints: &[Taint]) -> bool {
 /// The annotation k3s writes with its command-line and config-file arguments.
 pub const NODE_ARGS: &str = "k3s.io/node-args";
 
+/// What k3s writes in `k3s.io/node-args` in place of a secret value.
+pub const NODE_ARGS_REDACTED: &str = "********";
+
 /// The annotation the kubelet sets from `--node-ip` when run with an external cloud provider.
 pub const PROVIDED_NODE_IP: &str = "alpha.kubernetes.io/provided-node-ip";
 

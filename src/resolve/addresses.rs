@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 pub use crate::facts::address::{AddressType, UnknownAddressType, is_plausible_name, parse_ip};
 
-use super::resolution::ResolvedAddress;
+use super::resolution::{ResolvedAddress, Warning};
 use crate::config::AddressSource;
 
 /// One address offered by a source, already validated (IPs canonical).
@@ -19,17 +19,15 @@ pub struct Candidate {
 }
 
 impl Candidate {
-    /// Validates `value` for `type_`; the error is the warning text naming `origin`.
-    pub fn parse(type_: AddressType, value: &str, origin: &str) -> Result<Candidate, String> {
+    /// Validates `value` for `type_`; the error is the warning naming `origin`.
+    pub fn parse(type_: AddressType, value: &str, origin: &str) -> Result<Candidate, Warning> {
         if type_.is_ip() {
             match parse_ip(value) {
                 Some(ip) => Ok(Candidate {
                     type_,
                     address: ip.to_string(),
                 }),
-                None => Err(format!(
-                    "ignoring invalid {type_} {value:?} from {origin}: not an IP address"
-                )),
+                None => Err(Warning::invalid_address(type_, value, origin)),
             }
         } else if is_plausible_name(value) {
             Ok(Candidate {
@@ -37,9 +35,7 @@ impl Candidate {
                 address: value.to_string(),
             })
         } else {
-            Err(format!(
-                "ignoring invalid {type_} {value:?} from {origin}: empty or contains whitespace or commas"
-            ))
+            Err(Warning::invalid_address(type_, value, origin))
         }
     }
 
@@ -50,7 +46,7 @@ impl Candidate {
         value: &str,
         origin: &str,
         out: &mut Vec<Candidate>,
-        warnings: &mut Vec<String>,
+        warnings: &mut Vec<Warning>,
     ) {
         match Candidate::parse(type_, value, origin) {
             Ok(c) => out.push(c),
@@ -156,7 +152,7 @@ mod tests {
         let err = Candidate::parse(InternalIP, "10.0.0.x", "annotation bare-ccm.io/internal-ip")
             .unwrap_err();
         assert_eq!(
-            err,
+            err.to_string(),
             "ignoring invalid InternalIP \"10.0.0.x\" from annotation bare-ccm.io/internal-ip: not an IP address"
         );
         assert!(Candidate::parse(Hostname, "has space", "x").is_err());

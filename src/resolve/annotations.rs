@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 pub use crate::facts::{ADDRESS_ANNOTATIONS, INTERNAL_IP, is_address_annotation};
 
 use super::addresses::Candidate;
+use super::resolution::Warning;
 
 /// Whose keys a source reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,7 +28,7 @@ pub enum Owner {
 pub fn candidates(
     annotations: &BTreeMap<String, String>,
     owner: Owner,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Vec<Candidate> {
     let mut out = Vec::new();
     for (type_, ours, k3s) in ADDRESS_ANNOTATIONS {
@@ -61,7 +62,7 @@ mod tests {
             .into_iter()
             .map(|c| (c.type_, c.address))
             .collect();
-        (got, warnings)
+        (got, warnings.iter().map(ToString::to_string).collect())
     }
 
     /// Both sources' keys read together, the k3s.io ones first.
@@ -70,7 +71,7 @@ mod tests {
         let (ours, more) = read(Owner::BareCcm, list);
         got.extend(ours);
         warnings.extend(more);
-        (got, warnings)
+        (got, warnings.iter().map(ToString::to_string).collect())
     }
 
     fn c(t: AddressType, a: &str) -> (AddressType, String) {

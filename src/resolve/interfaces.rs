@@ -17,6 +17,7 @@ pub use crate::facts::interfaces::{DEFAULT_IGNORE, check_pattern, ignored_by};
 use crate::config::{InterfacesConfig, default_rules};
 
 use super::addresses::{AddressType, Candidate, parse_ip};
+use super::resolution::Warning;
 
 /// One interface of the annotation: its name and its addresses as `IP/PREFIX`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,14 +80,14 @@ pub struct Placement {
 pub fn classify(
     value: &str,
     config: &InterfacesConfig,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Vec<Placement> {
     let interfaces: Vec<Interface> = match serde_json::from_str(value) {
         Ok(list) => list,
         Err(e) => {
-            warnings.push(format!(
-                "ignoring annotation {INTERFACES}: not a JSON list of {{\"name\", \"addresses\"}} ({e})"
-            ));
+            warnings.push(Warning::InterfacesNotList {
+                reason: e.to_string(),
+            });
             return Vec::new();
         }
     };
@@ -103,10 +104,10 @@ pub fn classify(
         let skipped_iface = ignored_by(&iface.name, &config.ignore);
         for written in &iface.addresses {
             let Some(ip) = parse_with_prefix(written) else {
-                warnings.push(format!(
-                    "ignoring address {written:?} of interface {:?} in annotation {INTERFACES}: not IP/PREFIX",
-                    iface.name
-                ));
+                warnings.push(Warning::InterfaceAddress {
+                    written: written.clone(),
+                    interface: iface.name.clone(),
+                });
                 continue;
             };
             let (type_, why) = if let Some(pattern) = skipped_iface {
@@ -139,7 +140,7 @@ pub fn classify(
 pub fn candidates(
     value: &str,
     config: &InterfacesConfig,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Vec<Candidate> {
     classify(value, config, warnings)
         .into_iter()
@@ -212,7 +213,7 @@ mod tests {
                 )
             })
             .collect();
-        (got, warnings)
+        (got, warnings.iter().map(ToString::to_string).collect())
     }
 
     fn row(i: &str, a: &str, t: &str) -> (String, String, String) {

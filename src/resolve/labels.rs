@@ -17,7 +17,7 @@ pub use crate::facts::labels::{
 
 use crate::config::{Config, InventoryEntry};
 
-use super::resolution::Sourced;
+use super::resolution::{Sourced, Warning};
 
 /// GA instance-type label.
 pub const INSTANCE_TYPE: &str = "node.kubernetes.io/instance-type";
@@ -38,7 +38,7 @@ pub fn desired(
     existing: &BTreeMap<String, String>,
     config: &Config,
     entry: Option<(usize, &InventoryEntry)>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> BTreeMap<String, Sourced> {
     let mut out = BTreeMap::new();
     let pick = |field: &str, inv: Option<&str>, cfg: &str| -> Option<Sourced> {
@@ -98,9 +98,12 @@ pub fn desired(
             continue;
         }
         match existing.get(key) {
-            Some(have) if have != value => warnings.push(format!(
-                "label {key}={have} already on the node is kept; {why} wants {value:?}"
-            )),
+            Some(have) if have != value => warnings.push(Warning::LabelKept {
+                key: key.clone(),
+                have: have.clone(),
+                why,
+                want: value.clone(),
+            }),
             Some(_) => {}
             None => {
                 out.insert(
@@ -122,7 +125,7 @@ fn add_pair(
     beta: &str,
     want: Option<Sourced>,
     out: &mut BTreeMap<String, Sourced>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) {
     let mirror = |from: &str, v: &str| Sourced {
         value: v.to_string(),
@@ -134,10 +137,12 @@ fn add_pair(
                 out.insert(beta.to_string(), mirror(ga, g));
             }
             if let Some(w) = want.filter(|w| &w.value != g) {
-                warnings.push(format!(
-                    "label {ga}={g} already on the node is kept; {} wants {:?}",
-                    w.why, w.value
-                ));
+                warnings.push(Warning::LabelKept {
+                    key: ga.to_string(),
+                    have: g.clone(),
+                    why: w.why,
+                    want: w.value,
+                });
             }
         }
         (None, Some(b)) => {

@@ -13,7 +13,9 @@ mod resolution;
 
 pub use crate::config::{AddressSource, UnknownAddressSource};
 pub use crate::facts::{UNINITIALIZED_TAINT, is_relevant_annotation};
-pub use resolution::{ProvidedNodeIpProblem, Resolution, ResolveError, ResolvedAddress, Sourced};
+pub use resolution::{
+    ProvidedNodeIpProblem, Resolution, ResolveError, ResolvedAddress, Sourced, Warning,
+};
 
 use crate::config::{Config, InventoryEntry, ProvidedNodeIpMode, expand_provider_id};
 use crate::node_view::NodeView;
@@ -72,7 +74,7 @@ fn resolve_addresses(
     node: &NodeView,
     config: &Config,
     entry: Option<(usize, &InventoryEntry)>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
     errors: &mut Vec<ResolveError>,
 ) -> Vec<ResolvedAddress> {
     let provided = node
@@ -140,9 +142,7 @@ fn resolve_addresses(
         },
     };
     match config.provided_node_ip {
-        ProvidedNodeIpMode::Prefer => warnings.push(format!(
-            "{problem} (providedNodeIP: prefer, so the addresses are left unfiltered)"
-        )),
+        ProvidedNodeIpMode::Prefer => warnings.push(Warning::ProvidedNodeIpIgnored(problem)),
         _ => errors.push(ResolveError::ProvidedNodeIp(problem)),
     }
     combined
@@ -159,7 +159,7 @@ const KUBELET_REPORTED: [AddressType; 2] = [AddressType::InternalIP, AddressType
 
 /// The node's current `status.addresses` as candidates, limited to the types a kubelet
 /// reports ([`KUBELET_REPORTED`]); malformed entries are warnings.
-fn kubelet_candidates(node: &NodeView, warnings: &mut Vec<String>) -> Vec<Candidate> {
+fn kubelet_candidates(node: &NodeView, warnings: &mut Vec<Warning>) -> Vec<Candidate> {
     node.addresses
         .iter()
         .filter_map(|a| {
@@ -167,7 +167,7 @@ fn kubelet_candidates(node: &NodeView, warnings: &mut Vec<String>) -> Vec<Candid
                 Ok(t) if KUBELET_REPORTED.contains(&t) => t,
                 Ok(_) => return None,
                 Err(e) => {
-                    warnings.push(format!("ignoring node status address: {e}"));
+                    warnings.push(Warning::KubeletAddressType(e));
                     return None;
                 }
             };

@@ -14,7 +14,7 @@ pub use crate::facts::PROVIDED_NODE_IP;
 pub use crate::facts::address::{ProvidedNodeIpError, parse_node_ips as parse};
 
 use super::addresses::{AddressType, Candidate, parse_ip};
-use super::resolution::ResolvedAddress;
+use super::resolution::{ResolvedAddress, Warning};
 
 /// The outcome of applying the rule when it cannot be satisfied.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,7 +59,7 @@ pub fn filter(
 
 /// The annotation read as an address *source*: every valid part is an InternalIP; invalid
 /// parts become warnings. (Whether it is a valid pair matters only for [`filter`].)
-pub fn candidates(value: &str, warnings: &mut Vec<String>) -> Vec<Candidate> {
+pub fn candidates(value: &str, warnings: &mut Vec<Warning>) -> Vec<Candidate> {
     let origin = format!("annotation {PROVIDED_NODE_IP}");
     value
         .split(',')
@@ -354,6 +354,7 @@ mod tests {
             ["10.0.0.1", "fd00::1"]
         );
         assert_eq!(warnings.len(), 1);
-        assert!(warnings[0].contains("\"bogus\"") && warnings[0].contains(PROVIDED_NODE_IP));
+        let warning = warnings[0].to_string();
+        assert!(warning.contains("\"bogus\"") && warning.contains(PROVIDED_NODE_IP));
     }
 }

@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use serde::{Serialize, Serializer};
 
 use crate::config::AddressSource;
-use crate::facts::address::{AddressType, ProvidedNodeIpError};
-use crate::facts::{INTERNAL_IP, PROVIDED_NODE_IP};
+use crate::facts::address::{AddressType, ProvidedNodeIpError, UnknownAddressType};
+use crate::facts::{INTERFACES, INTERNAL_IP, NODE_ARGS, NODE_ARGS_REDACTED, PROVIDED_NODE_IP};
 
 /// One address of the desired `status.addresses`, with its provenance.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,7 +55,7 @@ pub struct Resolution {
     /// Only the labels that would be added.
     pub labels: BTreeMap<String, Sourced>,
     /// Inputs skipped or overridden; the node still initialises.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
     /// Reasons the node must not be initialised; each displays as an actionable sentence.
     pub errors: Vec<ResolveError>,
 }
@@ -118,4 +118,96 @@ pub enum ProvidedNodeIpProblem {
         /// The addresses it was looked for in.
         resolved: Vec<ResolvedAddress>,
     },
+}
+
+/// An input the resolver skipped or overrode; the node still resolves. The Display text is
+/// what `explain` and the controller's log show.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Warning {
+    /// A value that is not an address of its type.
+    #[error(
+        "ignoring invalid {type_} {value:?} from {origin}: {}",
+        if type_.is_ip() { "not an IP address" } else { "empty or contains whitespace or commas" }
+    )]
+    InvalidAddress {
+        /// The address type the source gave it.
+        type_: AddressType,
+        /// The value as written.
+        value: String,
+        /// Where it was written (annotation, flag, status).
+        origin: String,
+    },
+    /// `status.addresses` holds a type Kubernetes does not define.
+    #[error("ignoring node status address: {0}")]
+    KubeletAddressType(UnknownAddressType),
+    /// `k3s.io/node-args` is not a JSON array.
+    #[error("ignoring annotation {NODE_ARGS}: not a JSON array ({reason})")]
+    NodeArgsNotArray {
+        /// The JSON parser's message.
+        reason: String,
+    },
+    /// An element of `k3s.io/node-args` is not a string.
+    #[error("ignoring element {index} ({element}) of annotation {NODE_ARGS}: not a string")]
+    NodeArgsNotString {
+        /// Its index in the array.
+        index: usize,
+        /// The element as JSON.
+        element: String,
+    },
+    /// An address flag of `k3s.io/node-args` is the last argument.
+    #[error("ignoring {flag} in annotation {NODE_ARGS}: it has no value")]
+    NodeArgsNoValue {
+        /// The flag.
+        flag: String,
+    },
+    /// k3s redacted the value of an address flag.
+    #[error("ignoring redacted value {NODE_ARGS_REDACTED} of {flag} in annotation {NODE_ARGS}")]
+    NodeArgsRedacted {
+        /// The flag.
+        flag: String,
+    },
+    /// `bare-ccm.io/interfaces` is not what `bare-ccm agent` writes.
+    #[error(
+        "ignoring annotation {INTERFACES}: not a JSON list of {{\"name\", \"addresses\"}} ({reason})"
+    )]
+    InterfacesNotList {
+        /// The JSON parser's message.
+        reason: String,
+    },
+    /// An address of `bare-ccm.io/interfaces` is not `IP/PREFIX`.
+    #[error(
+        "ignoring address {written:?} of interface {interface:?} in annotation {INTERFACES}: not IP/PREFIX"
+    )]
+    InterfaceAddress {
+        /// The address as written.
+        written: String,
+        /// The interface that carries it.
+        interface: String,
+    },
+    /// A label bare-ccm would set is already on the node with another value (never changed).
+    #[error("label {key}={have} already on the node is kept; {why} wants {want:?}")]
+    LabelKept {
+        /// The label key.
+        key: String,
+        /// The value on the node.
+        have: String,
+        /// Where the wanted value comes from.
+        why: String,
+        /// The wanted value.
+        want: String,
+    },
+    /// `providedNodeIP: prefer` and the kubelet's provided-node-ip cannot be honoured.
+    #[error("{0} (providedNodeIP: prefer, so the addresses are left unfiltered)")]
+    ProvidedNodeIpIgnored(ProvidedNodeIpProblem),
+}
+
+impl Warning {
+    /// [`Warning::InvalidAddress`].
+    pub fn invalid_address(type_: AddressType, value: &str, origin: &str) -> Warning {
+        Warning::InvalidAddress {
+            type_,
+            value: value.to_string(),
+            origin: origin.to_string(),
+        }
+    }
 }

@@ -51,6 +51,11 @@ fn errors(r: &Resolution) -> Vec<String> {
     r.errors.iter().map(ToString::to_string).collect()
 }
 
+/// The warnings as `explain` shows them.
+fn warnings(r: &Resolution) -> Vec<String> {
+    r.warnings.iter().map(ToString::to_string).collect()
+}
+
 /// One expected address: `(type, address, source name)`.
 type Expected = (String, String, &'static str);
 
@@ -536,7 +541,7 @@ fn provided_node_ip_mismatch_is_a_warning_in_prefer_mode() {
     assert!(r.errors.is_empty());
     assert_eq!(r.warnings.len(), 1);
     assert!(
-        r.warnings[0].contains("left unfiltered"),
+        r.warnings[0].to_string().contains("left unfiltered"),
         "{:?}",
         r.warnings
     );
@@ -614,11 +619,17 @@ fn invalid_inputs_are_skipped_with_warnings_never_accepted() {
     );
     assert_eq!(r.warnings.len(), 4, "{:#?}", r.warnings);
     assert!(
-        r.warnings[0].contains("\"10.0.0.x\"") && r.warnings[0].contains("bare-ccm.io/internal-ip")
+        r.warnings[0].to_string().contains("\"10.0.0.x\"")
+            && r.warnings[0]
+                .to_string()
+                .contains("bare-ccm.io/internal-ip")
     );
-    assert!(r.warnings[1].contains(node_args::NODE_ARGS) && r.warnings[1].contains("JSON"));
-    assert!(r.warnings[2].contains("\"not-an-ip\""));
-    assert!(r.warnings[3].contains("\"Bogus\""));
+    assert!(
+        r.warnings[1].to_string().contains(node_args::NODE_ARGS)
+            && r.warnings[1].to_string().contains("JSON")
+    );
+    assert!(r.warnings[2].to_string().contains("\"not-an-ip\""));
+    assert!(r.warnings[3].to_string().contains("\"Bogus\""));
 }
 
 #[test]
@@ -835,7 +846,7 @@ fn existing_labels_are_never_overwritten_and_pairs_are_mirrored() {
         "mirrored from existing label failure-domain.beta.kubernetes.io/zone"
     );
     assert_eq!(
-        r.warnings,
+        warnings(&r),
         vec![
             "label node.kubernetes.io/instance-type=metal-xl already on the node is kept; config instanceType wants \"k3s\"",
             "label example.com/team=blue already on the node is kept; config extraLabels wants \"red\"",
@@ -917,7 +928,7 @@ fn node_role_labels_are_added_and_never_overwritten() {
         vec![("node-role.kubernetes.io/worker", "true")]
     );
     assert_eq!(
-        r.warnings,
+        warnings(&r),
         [
             "label node-role.kubernetes.io/control-plane=true already on the node is kept; config extraLabels wants \"\""
         ]
@@ -1103,7 +1114,9 @@ fn an_unreadable_interfaces_annotation_warns_and_other_sources_still_serve() {
     assert!(r.would_initialize());
     assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
     assert!(
-        r.warnings[0].starts_with("ignoring annotation bare-ccm.io/interfaces: not a JSON list"),
+        r.warnings[0]
+            .to_string()
+            .starts_with("ignoring annotation bare-ccm.io/interfaces: not a JSON list"),
         "{:?}",
         r.warnings
     );
