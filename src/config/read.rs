@@ -174,6 +174,20 @@ pub(super) fn bool_value(path: &str, v: &Spanned<Yaml>, p: &mut Problems) -> Opt
     }
 }
 
+/// The text items of a list with their indexes; an item that is not text is a problem
+/// and left out.
+fn text_items(
+    path: &str,
+    items: &[Spanned<Yaml>],
+    p: &mut Problems,
+) -> Vec<(usize, Spanned<String>)> {
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| text_value(&format!("{path}[{i}]"), item, p).map(|s| (i, s)))
+        .collect()
+}
+
 /// A list setting: its items, or an empty list when null.
 pub(super) fn list_items<'y>(
     path: &str,
@@ -270,15 +284,7 @@ pub(super) fn read_config(root: &Spanned<Yaml>, p: &mut Problems) -> RawConfig {
                 if items.is_empty() {
                     raw.address_sources_empty = Some(v.line);
                 }
-                raw.address_sources = Some(
-                    items
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, item)| {
-                            text_value(&format!("{path}[{i}]"), item, p).map(|s| (i, s))
-                        })
-                        .collect(),
-                );
+                raw.address_sources = Some(text_items(path, items, p));
             }
             "addressSources" => {}
             "providedNodeIP" => {
@@ -399,15 +405,7 @@ pub(super) fn read_interfaces(base: &str, v: &Spanned<Yaml>, p: &mut Problems) -
                 let Some(items) = list_items(&path, value, p) else {
                     continue;
                 };
-                out.ignore = Some(
-                    items
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, item)| {
-                            text_value(&format!("{path}[{i}]"), item, p).map(|s| (i, s))
-                        })
-                        .collect(),
-                );
+                out.ignore = Some(text_items(&path, items, p));
             }
             "rules" => {
                 let Some(items) = list_items(&path, value, p) else {

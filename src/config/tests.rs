@@ -25,17 +25,10 @@ fn empty_file_gives_k3s_compatible_defaults() {
     assert_eq!(c.provider_id, "k3s://{node}");
     assert_eq!(c.instance_type, "k3s");
     assert_eq!(c.zone, "");
+    let names: Vec<&str> = c.address_sources.iter().map(|s| s.as_str()).collect();
     assert_eq!(
-        c.address_sources,
-        vec![
-            AddressSource::Inventory,
-            AddressSource::Annotations,
-            AddressSource::K3sNodeArgs,
-            AddressSource::Interfaces,
-            AddressSource::K3sAnnotations,
-            AddressSource::ProvidedNodeIp,
-            AddressSource::Kubelet
-        ]
+        names.join(", "),
+        "inventory, annotations, k3s-node-args, interfaces, k3s-annotations, provided-node-ip, kubelet"
     );
     assert_eq!(c.interfaces, InterfacesConfig::default());
     assert_eq!(c.provided_node_ip, ProvidedNodeIpMode::Strict);
