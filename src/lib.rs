@@ -16,6 +16,8 @@ pub mod http;
 pub mod kubeclient;
 pub mod leader;
 pub mod metrics;
+#[cfg(test)]
+mod module_graph;
 pub mod node_view;
 pub mod patch;
 pub mod plan;
