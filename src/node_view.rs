@@ -18,7 +18,7 @@ pub struct NodeView {
     pub resource_version: String,
     /// All labels (inventory selectors and the never-overwrite rule read them).
     pub labels: BTreeMap<String, String>,
-    /// Only the annotations the resolver reads (see `resolve::is_relevant_annotation`).
+    /// Only the annotations the resolver reads (see `facts::is_relevant_annotation`).
     pub annotations: BTreeMap<String, String>,
     /// `spec.providerID`, "" when unset.
     pub provider_id: String,

@@ -2,7 +2,7 @@
 //! queue the node's name; workers sync queued nodes (see `sync`) while this replica leads.
 //! Every node is re-queued on gaining the lease, on a config change and every
 //! `--node-status-update-frequency`, so nothing depends on a single event being seen.
-//! It owns no metadata logic: that is `resolve` and `patch`.
+//! It owns no metadata logic: that is `resolve`, `patch` and `plan`.
 
 pub mod cache;
 pub mod client;

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-pub use crate::facts::address::{AddressType, UnknownAddressType, is_plausible_name, parse_ip};
+pub use crate::facts::address::{AddressType, is_plausible_name, parse_ip};
 
 use super::resolution::{ResolvedAddress, Warning};
 use crate::config::AddressSource;

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-pub use crate::facts::{ADDRESS_ANNOTATIONS, INTERNAL_IP, is_address_annotation};
+pub use crate::facts::ADDRESS_ANNOTATIONS;
 
 use super::addresses::Candidate;
 use super::resolution::Warning;
@@ -51,6 +51,7 @@ pub fn candidates(
 mod tests {
     use super::*;
     use crate::facts::address::AddressType::{self, *};
+    use crate::facts::is_address_annotation;
 
     fn read(owner: Owner, list: &[(&str, &str)]) -> (Vec<(AddressType, String)>, Vec<String>) {
         let map = list

@@ -11,7 +11,6 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 pub use crate::facts::INTERFACES;
-pub use crate::facts::address::Cidr;
 pub use crate::facts::interfaces::{DEFAULT_IGNORE, check_pattern, ignored_by};
 
 use crate::config::{InterfacesConfig, default_rules};
@@ -170,6 +169,7 @@ fn parse_with_prefix(written: &str) -> Option<IpAddr> {
 mod tests {
     use super::*;
     use crate::config::InterfaceRule;
+    use crate::facts::address::Cidr;
     use AddressType::*;
 
     fn iface(name: &str, addresses: &[&str]) -> Interface {

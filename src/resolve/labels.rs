@@ -11,9 +11,7 @@
 
 use std::collections::BTreeMap;
 
-pub use crate::facts::labels::{
-    NODE_ROLE_PREFIX, check_label_key, check_label_value, check_settable_label_key,
-};
+pub use crate::facts::labels::{check_label_key, check_label_value};
 
 use crate::config::{Config, InventoryEntry};
 
@@ -160,6 +158,7 @@ fn add_pair(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::facts::labels::check_settable_label_key;
 
     #[test]
     fn label_keys_follow_kubernetes_syntax() {

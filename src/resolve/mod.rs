@@ -11,8 +11,8 @@ pub mod node_args;
 pub mod provided_node_ip;
 mod resolution;
 
-pub use crate::config::{AddressSource, UnknownAddressSource};
-pub use crate::facts::{UNINITIALIZED_TAINT, is_relevant_annotation};
+pub use crate::config::AddressSource;
+pub use crate::facts::UNINITIALIZED_TAINT;
 pub use resolution::{
     ProvidedNodeIpProblem, Resolution, ResolveError, ResolvedAddress, Sourced, Warning,
 };

@@ -5,6 +5,7 @@ use k8s_openapi::api::core::v1::Taint;
 
 use super::*;
 use crate::config::Config;
+use crate::facts::is_relevant_annotation;
 use crate::test_support::{node_addresses, uninitialized};
 
 fn node(name: &str) -> NodeView {
