@@ -39,12 +39,17 @@ fn cfg(yaml: &str) -> Config {
     }
 }
 
-/// `(type, address, source)` triples, for compact expectations.
-fn addrs(r: &Resolution) -> Vec<Expected> {
-    r.addresses
-        .iter()
-        .map(|a| (a.type_.to_string(), a.address.clone(), a.source.as_str()))
-        .collect()
+/// The addresses as `explain` lists them, `TYPE ADDRESS (SOURCE)` joined by `, `, so an
+/// expectation is one line.
+fn addrs(r: &Resolution) -> String {
+    shown(&r.addresses)
+}
+
+fn shown(list: &[ResolvedAddress]) -> String {
+    list.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The errors as the sentences Events and `explain` show.
@@ -55,13 +60,6 @@ fn errors(r: &Resolution) -> Vec<String> {
 /// The warnings as `explain` shows them.
 fn warnings(r: &Resolution) -> Vec<String> {
     r.warnings.iter().map(ToString::to_string).collect()
-}
-
-/// One expected address: `(type, address, source name)`.
-type Expected = (String, String, &'static str);
-
-fn a(t: &str, addr: &str, src: &'static str) -> Expected {
-    (t.to_string(), addr.to_string(), src)
 }
 
 fn label_values(r: &Resolution) -> Vec<(&str, &str)> {
@@ -82,12 +80,7 @@ fn k3s_agent_with_node_args_initialises_like_the_embedded_ccm() {
     let r = resolve(&n, &Config::default());
     assert_eq!(
         addrs(&r),
-        vec![
-            a("InternalIP", "10.0.0.5", "k3s-node-args"),
-            a("InternalIP", "fd00::5", "k3s-node-args"),
-            a("ExternalIP", "203.0.113.5", "k3s-node-args"),
-            a("Hostname", "n1", "kubelet"),
-        ]
+        "InternalIP 10.0.0.5 (k3s-node-args), InternalIP fd00::5 (k3s-node-args), ExternalIP 203.0.113.5 (k3s-node-args), Hostname n1 (kubelet)"
     );
     assert_eq!(r.provider_id.value, "k3s://n1");
     assert!(r.set_provider_id);
@@ -114,14 +107,14 @@ fn no_internal_ip_keeps_the_node_uninitialised_with_an_actionable_error() {
     );
     assert!(!r.would_initialize());
     // The Hostname is still resolved, for `explain`.
-    assert_eq!(addrs(&r), vec![a("Hostname", "n1", "kubelet")]);
+    assert_eq!(addrs(&r), "Hostname n1 (kubelet)");
 }
 
 #[test]
 fn without_require_internal_ip_a_node_with_no_address_initialises_and_keeps_its_list() {
     let r = resolve(&node("n1"), &cfg("requireInternalIP: false\n"));
     assert!(r.errors.is_empty());
-    assert_eq!(addrs(&r), vec![]);
+    assert_eq!(addrs(&r), "");
     assert!(r.would_initialize());
 }
 
@@ -135,7 +128,7 @@ fn hostname_fallback_never_turns_an_empty_list_into_a_write() {
         &cfg("addressSources: [annotations]\nrequireInternalIP: false\n"),
     );
     assert!(r.errors.is_empty(), "{:?}", r.errors);
-    assert_eq!(addrs(&r), vec![]);
+    assert_eq!(addrs(&r), "");
     assert_eq!(crate::patch::status_addresses_patch(&n, &r), None);
     // Once a source gives something, the Hostname is completed as before.
     let n = ann(n, "bare-ccm.io/external-ip", "203.0.113.9");
@@ -145,10 +138,7 @@ fn hostname_fallback_never_turns_an_empty_list_into_a_write() {
     );
     assert_eq!(
         addrs(&r),
-        vec![
-            a("ExternalIP", "203.0.113.9", "annotations"),
-            a("Hostname", "h", "kubelet"),
-        ]
+        "ExternalIP 203.0.113.9 (annotations), Hostname h (kubelet)"
     );
 }
 
@@ -170,7 +160,7 @@ fn kubelet_source_reads_only_what_a_kubelet_reports() {
         ("ExternalDNS", "n1.example.com"),
         ("Hostname", "n1"),
     ];
-    let cases: Vec<(&str, NodeView, Vec<Expected>)> = vec![
+    let cases: Vec<(&str, NodeView, &str)> = vec![
         (
             "--node-external-ip removed from node-args: the stale ExternalIP goes",
             ann(
@@ -178,10 +168,7 @@ fn kubelet_source_reads_only_what_a_kubelet_reports() {
                 node_args::NODE_ARGS,
                 r#"["agent","--node-ip","10.0.0.5"]"#,
             ),
-            vec![
-                a("InternalIP", "10.0.0.5", "k3s-node-args"),
-                a("Hostname", "n1", "kubelet"),
-            ],
+            "InternalIP 10.0.0.5 (k3s-node-args), Hostname n1 (kubelet)",
         ),
         (
             "DNS annotations removed: the stale DNS names go",
@@ -190,18 +177,12 @@ fn kubelet_source_reads_only_what_a_kubelet_reports() {
                 "bare-ccm.io/internal-ip",
                 "10.0.0.5",
             ),
-            vec![
-                a("InternalIP", "10.0.0.5", "annotations"),
-                a("Hostname", "n1", "kubelet"),
-            ],
+            "InternalIP 10.0.0.5 (annotations), Hostname n1 (kubelet)",
         ),
         (
             "an InternalIP only the kubelet knows is kept",
             initialised(node("n1"), &written),
-            vec![
-                a("InternalIP", "10.0.0.5", "kubelet"),
-                a("Hostname", "n1", "kubelet"),
-            ],
+            "InternalIP 10.0.0.5 (kubelet), Hostname n1 (kubelet)",
         ),
     ];
     for (name, n, expected) in cases {
@@ -232,10 +213,7 @@ fn hostname_falls_back_to_the_kubelet_even_when_kubelet_is_not_a_source() {
     let r = resolve(&n, &cfg("addressSources: [annotations]\n"));
     assert_eq!(
         addrs(&r),
-        vec![
-            a("InternalIP", "10.0.0.5", "annotations"),
-            a("Hostname", "host-1", "kubelet"),
-        ]
+        "InternalIP 10.0.0.5 (annotations), Hostname host-1 (kubelet)"
     );
 }
 
@@ -252,35 +230,25 @@ fn hostname_from_a_source_wins_over_the_fallback() {
     let r = resolve(&n, &Config::default());
     assert_eq!(
         addrs(&r),
-        vec![
-            a("InternalIP", "10.0.0.5", "annotations"),
-            a("Hostname", "custom", "annotations"),
-        ]
+        "InternalIP 10.0.0.5 (annotations), Hostname custom (annotations)"
     );
 }
 
 #[test]
 fn each_source_alone_supplies_addresses() {
     let inv = "inventory:\n  - name: n1\n    addresses: [{type: InternalIP, address: 10.1.0.1}, {type: InternalDNS, address: n1.lan}]\n";
-    let cases: Vec<(&str, String, NodeView, Vec<Expected>)> = vec![
+    let cases: Vec<(&str, String, NodeView, &str)> = vec![
         (
             "inventory",
             format!("addressSources: [inventory]\n{inv}"),
             node("n1"),
-            vec![
-                a("InternalIP", "10.1.0.1", "inventory"),
-                a("InternalDNS", "n1.lan", "inventory"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.1.0.1 (inventory), InternalDNS n1.lan (inventory), Hostname n1 (node-name)",
         ),
         (
             "annotations",
             "addressSources: [annotations]\n".into(),
             ann(node("n1"), "bare-ccm.io/internal-ip", "10.2.0.9"),
-            vec![
-                a("InternalIP", "10.2.0.9", "annotations"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.2.0.9 (annotations), Hostname n1 (node-name)",
         ),
         (
             "k3s-annotations",
@@ -290,11 +258,7 @@ fn each_source_alone_supplies_addresses() {
                 "k3s.io/external-ip",
                 "198.51.100.2",
             ),
-            vec![
-                a("InternalIP", "10.2.0.1", "k3s-annotations"),
-                a("ExternalIP", "198.51.100.2", "k3s-annotations"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.2.0.1 (k3s-annotations), ExternalIP 198.51.100.2 (k3s-annotations), Hostname n1 (node-name)",
         ),
         (
             "k3s-node-args",
@@ -304,10 +268,7 @@ fn each_source_alone_supplies_addresses() {
                 node_args::NODE_ARGS,
                 r#"["agent","-i","10.3.0.1"]"#,
             ),
-            vec![
-                a("InternalIP", "10.3.0.1", "k3s-node-args"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.3.0.1 (k3s-node-args), Hostname n1 (node-name)",
         ),
         (
             "provided-node-ip",
@@ -317,11 +278,7 @@ fn each_source_alone_supplies_addresses() {
                 provided_node_ip::PROVIDED_NODE_IP,
                 "10.4.0.1,fd00::4",
             ),
-            vec![
-                a("InternalIP", "10.4.0.1", "provided-node-ip"),
-                a("InternalIP", "fd00::4", "provided-node-ip"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.4.0.1 (provided-node-ip), InternalIP fd00::4 (provided-node-ip), Hostname n1 (node-name)",
         ),
         (
             "kubelet",
@@ -330,10 +287,7 @@ fn each_source_alone_supplies_addresses() {
                 node("n1"),
                 &[("InternalIP", "10.5.0.1"), ("Hostname", "h1")],
             ),
-            vec![
-                a("InternalIP", "10.5.0.1", "kubelet"),
-                a("Hostname", "h1", "kubelet"),
-            ],
+            "InternalIP 10.5.0.1 (kubelet), Hostname h1 (kubelet)",
         ),
     ];
     for (name, yaml, n, expected) in cases {
@@ -350,7 +304,7 @@ fn sources_not_listed_are_not_read() {
         &[("InternalIP", "10.0.0.9")],
     );
     let r = resolve(&n, &cfg("addressSources: [kubelet]\n"));
-    assert_eq!(addrs(&r)[0], a("InternalIP", "10.0.0.9", "kubelet"));
+    assert_eq!(shown(&r.addresses[..1]), "InternalIP 10.0.0.9 (kubelet)");
 }
 
 #[test]
@@ -367,12 +321,7 @@ fn priority_is_per_type_and_follows_the_configured_order() {
     let r = resolve(&n, &Config::default());
     assert_eq!(
         addrs(&r),
-        vec![
-            a("InternalIP", "10.0.0.5", "k3s-node-args"),
-            a("InternalIP", "fd00::5", "k3s-node-args"),
-            a("ExternalIP", "198.51.100.7", "annotations"),
-            a("Hostname", "n1", "kubelet"),
-        ]
+        "InternalIP 10.0.0.5 (k3s-node-args), InternalIP fd00::5 (k3s-node-args), ExternalIP 198.51.100.7 (annotations), Hostname n1 (kubelet)"
     );
     // Kubelet first: its InternalIP wins; ExternalIP still from the next source that has one.
     let r = resolve(
@@ -381,11 +330,7 @@ fn priority_is_per_type_and_follows_the_configured_order() {
     );
     assert_eq!(
         addrs(&r),
-        vec![
-            a("InternalIP", "10.0.0.9", "kubelet"),
-            a("ExternalIP", "203.0.113.5", "k3s-node-args"),
-            a("Hostname", "n1", "kubelet"),
-        ]
+        "InternalIP 10.0.0.9 (kubelet), ExternalIP 203.0.113.5 (k3s-node-args), Hostname n1 (kubelet)"
     );
 }
 
@@ -399,13 +344,7 @@ fn prefer_ipv6_puts_ipv6_first_in_every_ip_type() {
     let r = resolve(&n, &cfg("preferIPv6: true\n"));
     assert_eq!(
         addrs(&r),
-        vec![
-            a("InternalIP", "fd00::5", "k3s-node-args"),
-            a("InternalIP", "10.0.0.5", "k3s-node-args"),
-            a("ExternalIP", "2001:db8::5", "k3s-node-args"),
-            a("ExternalIP", "203.0.113.5", "k3s-node-args"),
-            a("Hostname", "n1", "node-name"),
-        ]
+        "InternalIP fd00::5 (k3s-node-args), InternalIP 10.0.0.5 (k3s-node-args), ExternalIP 2001:db8::5 (k3s-node-args), ExternalIP 203.0.113.5 (k3s-node-args), Hostname n1 (node-name)"
     );
     let r = resolve(&n, &Config::default());
     assert_eq!(r.addresses[0].address, "10.0.0.5");
@@ -416,11 +355,8 @@ fn dual_stack_annotation_written_as_one_value_keeps_both_families() {
     let n = ann(node("n1"), "k3s.io/internal-ip", "fd00::5,10.0.0.5");
     let r = resolve(&n, &Config::default());
     assert_eq!(
-        addrs(&r)[..2],
-        [
-            a("InternalIP", "10.0.0.5", "k3s-annotations"),
-            a("InternalIP", "fd00::5", "k3s-annotations")
-        ]
+        shown(&r.addresses[..2]),
+        "InternalIP 10.0.0.5 (k3s-annotations), InternalIP fd00::5 (k3s-annotations)"
     );
     assert!(r.warnings.is_empty(), "{:?}", r.warnings);
 }
@@ -443,47 +379,31 @@ fn stale_k3s_address_annotations_lose_to_node_args_and_to_our_annotations() {
         provided_node_ip::PROVIDED_NODE_IP,
         "10.0.1.5",
     );
-    let cases: Vec<(&str, NodeView, &str, Vec<Expected>)> = vec![
+    let cases: Vec<(&str, NodeView, &str, &str)> = vec![
         (
             "node-args outranks the stale k3s.io/internal-ip",
             reip.clone(),
             "",
-            vec![
-                a("InternalIP", "10.0.1.5", "k3s-node-args"),
-                // No other source has an ExternalIP: the k3s.io key still fills the gap.
-                a("ExternalIP", "203.0.113.5", "k3s-annotations"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            // No other source has an ExternalIP: the k3s.io key still fills the gap.
+            "InternalIP 10.0.1.5 (k3s-node-args), ExternalIP 203.0.113.5 (k3s-annotations), Hostname n1 (node-name)",
         ),
         (
             "a config written before k3s-annotations existed ranks them the same way",
             reip.clone(),
             "addressSources: [inventory, annotations, k3s-node-args, provided-node-ip, kubelet]\n",
-            vec![
-                a("InternalIP", "10.0.1.5", "k3s-node-args"),
-                a("ExternalIP", "203.0.113.5", "k3s-annotations"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.0.1.5 (k3s-node-args), ExternalIP 203.0.113.5 (k3s-annotations), Hostname n1 (node-name)",
         ),
         (
             "our own annotation stays first",
             ann(reip.clone(), "bare-ccm.io/external-ip", "198.51.100.5"),
             "",
-            vec![
-                a("InternalIP", "10.0.1.5", "k3s-node-args"),
-                a("ExternalIP", "198.51.100.5", "annotations"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.0.1.5 (k3s-node-args), ExternalIP 198.51.100.5 (annotations), Hostname n1 (node-name)",
         ),
         (
             "listing k3s-annotations first restores the old rank",
             ann(reip.clone(), provided_node_ip::PROVIDED_NODE_IP, "10.0.0.5"),
             "addressSources: [annotations, k3s-annotations, k3s-node-args]\n",
-            vec![
-                a("InternalIP", "10.0.0.5", "k3s-annotations"),
-                a("ExternalIP", "203.0.113.5", "k3s-annotations"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.0.0.5 (k3s-annotations), ExternalIP 203.0.113.5 (k3s-annotations), Hostname n1 (node-name)",
         ),
     ];
     for (name, n, yaml, expected) in cases {
@@ -508,10 +428,7 @@ fn provided_node_ip_filters_the_combined_list_in_strict_mode() {
     let r = resolve(&n, &Config::default());
     assert_eq!(
         addrs(&r),
-        vec![
-            a("InternalIP", "10.0.0.6", "k3s-node-args"),
-            a("Hostname", "n1", "node-name")
-        ]
+        "InternalIP 10.0.0.6 (k3s-node-args), Hostname n1 (node-name)"
     );
     assert!(r.errors.is_empty());
 }
@@ -546,7 +463,10 @@ fn provided_node_ip_mismatch_is_a_warning_in_prefer_mode() {
         "{:?}",
         r.warnings
     );
-    assert_eq!(addrs(&r)[0], a("InternalIP", "10.0.0.5", "annotations"));
+    assert_eq!(
+        shown(&r.addresses[..1]),
+        "InternalIP 10.0.0.5 (annotations)"
+    );
     assert!(r.would_initialize());
 }
 
@@ -554,7 +474,10 @@ fn provided_node_ip_mismatch_is_a_warning_in_prefer_mode() {
 fn provided_node_ip_is_not_consulted_in_ignore_mode() {
     let r = resolve(&mismatching_node(), &cfg("providedNodeIP: ignore\n"));
     assert!(r.errors.is_empty() && r.warnings.is_empty());
-    assert_eq!(addrs(&r)[0], a("InternalIP", "10.0.0.5", "annotations"));
+    assert_eq!(
+        shown(&r.addresses[..1]),
+        "InternalIP 10.0.0.5 (annotations)"
+    );
 }
 
 #[test]
@@ -613,10 +536,7 @@ fn invalid_inputs_are_skipped_with_warnings_never_accepted() {
     let r = resolve(&n, &Config::default());
     assert_eq!(
         addrs(&r),
-        vec![
-            a("InternalIP", "10.0.0.7", "kubelet"),
-            a("Hostname", "n1", "node-name")
-        ]
+        "InternalIP 10.0.0.7 (kubelet), Hostname n1 (node-name)"
     );
     assert_eq!(r.warnings.len(), 4, "{:#?}", r.warnings);
     assert!(
@@ -652,11 +572,7 @@ inventory:
     let r = resolve(&kubelet(node("db-1"), &[("Hostname", "db-1")]), &c);
     assert_eq!(
         addrs(&r),
-        vec![
-            a("InternalIP", "10.7.0.1", "inventory"),
-            a("ExternalIP", "203.0.113.7", "inventory"),
-            a("Hostname", "db-1", "kubelet"),
-        ]
+        "InternalIP 10.7.0.1 (inventory), ExternalIP 203.0.113.7 (inventory), Hostname db-1 (kubelet)"
     );
     assert_eq!(r.provider_id.value, "metal://db-1");
     assert!(
@@ -747,11 +663,7 @@ fn upstream_provided_node_ip_address_scenario() {
     let r = resolve(&upstream_node0("10.0.0.1"), &cfg(UPSTREAM_INVENTORY));
     assert_eq!(
         addrs(&r),
-        vec![
-            a("InternalIP", "10.0.0.1", "inventory"),
-            a("ExternalIP", "132.143.154.163", "inventory"),
-            a("Hostname", "node0.cloud.internal", "kubelet"),
-        ]
+        "InternalIP 10.0.0.1 (inventory), ExternalIP 132.143.154.163 (inventory), Hostname node0.cloud.internal (kubelet)"
     );
     assert_eq!(r.provider_id.value, "node0.aws.12345");
     assert!(!r.set_provider_id);
@@ -946,29 +858,18 @@ const TWO_NICS: &str = r#"[{"name":"cni0","addresses":["10.42.0.1/24"]},{"name":
 fn interfaces_source_table() {
     let args_v4 = r#"["agent","--node-ip","10.0.0.5"]"#;
     let with = |n: NodeView| ann(n, interfaces::INTERFACES, TWO_NICS);
-    let cases: Vec<(&str, &str, NodeView, Vec<Expected>)> = vec![
+    let cases: Vec<(&str, &str, NodeView, &str)> = vec![
         (
             "defaults: private InternalIP, public ExternalIP, both families; cni0, lo, link-local skipped",
             "",
             with(node("n1")),
-            vec![
-                a("InternalIP", "10.0.0.5", "interfaces"),
-                a("InternalIP", "fd00::5", "interfaces"),
-                a("ExternalIP", "203.0.113.5", "interfaces"),
-                a("ExternalIP", "2001:db8::5", "interfaces"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.0.0.5 (interfaces), InternalIP fd00::5 (interfaces), ExternalIP 203.0.113.5 (interfaces), ExternalIP 2001:db8::5 (interfaces), Hostname n1 (node-name)",
         ),
         (
             "k3s --node-ip only: node-args keeps InternalIP, the agent adds the ExternalIPs no flag gave",
             "",
             with(ann(node("n1"), node_args::NODE_ARGS, args_v4)),
-            vec![
-                a("InternalIP", "10.0.0.5", "k3s-node-args"),
-                a("ExternalIP", "203.0.113.5", "interfaces"),
-                a("ExternalIP", "2001:db8::5", "interfaces"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.0.0.5 (k3s-node-args), ExternalIP 203.0.113.5 (interfaces), ExternalIP 2001:db8::5 (interfaces), Hostname n1 (node-name)",
         ),
         (
             "k3s --node-external-ip wins over the agent for ExternalIP",
@@ -978,11 +879,7 @@ fn interfaces_source_table() {
                 node_args::NODE_ARGS,
                 r#"["agent","--node-ip","10.0.0.5","--node-external-ip","198.51.100.9"]"#,
             )),
-            vec![
-                a("InternalIP", "10.0.0.5", "k3s-node-args"),
-                a("ExternalIP", "198.51.100.9", "k3s-node-args"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.0.0.5 (k3s-node-args), ExternalIP 198.51.100.9 (k3s-node-args), Hostname n1 (node-name)",
         ),
         (
             "provided-node-ip keeps the kubelet's InternalIP of the agent's two",
@@ -992,12 +889,7 @@ fn interfaces_source_table() {
                 provided_node_ip::PROVIDED_NODE_IP,
                 "10.0.0.5",
             )),
-            vec![
-                a("InternalIP", "10.0.0.5", "interfaces"),
-                a("ExternalIP", "203.0.113.5", "interfaces"),
-                a("ExternalIP", "2001:db8::5", "interfaces"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.0.0.5 (interfaces), ExternalIP 203.0.113.5 (interfaces), ExternalIP 2001:db8::5 (interfaces), Hostname n1 (node-name)",
         ),
         (
             "a dual-stack provided-node-ip keeps both families",
@@ -1007,66 +899,38 @@ fn interfaces_source_table() {
                 provided_node_ip::PROVIDED_NODE_IP,
                 "fd00::5,10.0.0.5",
             )),
-            vec![
-                a("InternalIP", "fd00::5", "interfaces"),
-                a("InternalIP", "10.0.0.5", "interfaces"),
-                a("ExternalIP", "203.0.113.5", "interfaces"),
-                a("ExternalIP", "2001:db8::5", "interfaces"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP fd00::5 (interfaces), InternalIP 10.0.0.5 (interfaces), ExternalIP 203.0.113.5 (interfaces), ExternalIP 2001:db8::5 (interfaces), Hostname n1 (node-name)",
         ),
         (
             "custom rules: first match wins, unmatched addresses unused",
             "interfaces:\n  rules:\n    - {cidr: 10.0.0.0/8, type: InternalIP}\n    - {cidr: 203.0.113.0/24, type: ignore}\n    - {cidr: 0.0.0.0/0, type: ExternalIP}\n",
             with(node("n1")),
-            vec![
-                a("InternalIP", "10.0.0.5", "interfaces"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.0.0.5 (interfaces), Hostname n1 (node-name)",
         ),
         (
             "a custom ignore list replaces the default one",
             "interfaces:\n  ignore: [eth1, lo]\n",
             with(node("n1")),
             // Annotation order: interfaces by name, so cni0's address comes first.
-            vec![
-                a("InternalIP", "10.42.0.1", "interfaces"),
-                a("InternalIP", "10.0.0.5", "interfaces"),
-                a("InternalIP", "fd00::5", "interfaces"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.42.0.1 (interfaces), InternalIP 10.0.0.5 (interfaces), InternalIP fd00::5 (interfaces), Hostname n1 (node-name)",
         ),
         (
             "preferIPv6 orders the agent's addresses IPv6 first",
             "preferIPv6: true\n",
             with(node("n1")),
-            vec![
-                a("InternalIP", "fd00::5", "interfaces"),
-                a("InternalIP", "10.0.0.5", "interfaces"),
-                a("ExternalIP", "2001:db8::5", "interfaces"),
-                a("ExternalIP", "203.0.113.5", "interfaces"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP fd00::5 (interfaces), InternalIP 10.0.0.5 (interfaces), ExternalIP 2001:db8::5 (interfaces), ExternalIP 203.0.113.5 (interfaces), Hostname n1 (node-name)",
         ),
         (
             "a list of only what operators wrote reads no interfaces",
             "addressSources: [inventory, annotations]\nrequireInternalIP: false\n",
             with(ann(node("n1"), "bare-ccm.io/external-ip", "198.51.100.1")),
-            vec![
-                a("ExternalIP", "198.51.100.1", "annotations"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "ExternalIP 198.51.100.1 (annotations), Hostname n1 (node-name)",
         ),
         (
             "an annotation outranks the agent",
             "",
             with(ann(node("n1"), "bare-ccm.io/external-ip", "198.51.100.1")),
-            vec![
-                a("InternalIP", "10.0.0.5", "interfaces"),
-                a("InternalIP", "fd00::5", "interfaces"),
-                a("ExternalIP", "198.51.100.1", "annotations"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.0.0.5 (interfaces), InternalIP fd00::5 (interfaces), ExternalIP 198.51.100.1 (annotations), Hostname n1 (node-name)",
         ),
     ];
     for (name, yaml, n, expected) in cases {
@@ -1107,10 +971,7 @@ fn an_unreadable_interfaces_annotation_warns_and_other_sources_still_serve() {
     let r = resolve(&n, &Config::default());
     assert_eq!(
         addrs(&r),
-        vec![
-            a("InternalIP", "10.0.0.7", "k3s-node-args"),
-            a("Hostname", "n1", "node-name"),
-        ]
+        "InternalIP 10.0.0.7 (k3s-node-args), Hostname n1 (node-name)"
     );
     assert!(r.would_initialize());
     assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
