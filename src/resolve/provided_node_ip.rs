@@ -81,230 +81,122 @@ mod tests {
     use crate::resolve::AddressSource;
     use crate::test_support::resolved;
 
-    const HOST: &str = "hostname";
-
     fn addrs(list: &[(&str, &str)]) -> Vec<ResolvedAddress> {
         resolved(list, AddressSource::Kubelet)
+    }
+
+    /// `TYPE ADDRESS, …` as kubelet addresses.
+    fn listed(list: &str) -> Vec<ResolvedAddress> {
+        let pairs: Vec<(&str, &str)> = list
+            .split(", ")
+            .filter_map(|item| item.split_once(' '))
+            .collect();
+        addrs(&pairs)
     }
 
     /// The 14 cases of `TestGetNodeAddressesFromNodeIP` in kubernetes/cloud-provider
     /// `node/helpers/address_test.go`, with the same names, inputs and expectations.
     #[test]
     fn upstream_get_node_addresses_from_node_ip_cases() {
-        type Case<'a> = (
-            &'a str,
-            &'a str,
-            Vec<(&'a str, &'a str)>,
-            Option<Vec<(&'a str, &'a str)>>,
-        );
-        let cases: Vec<Case> = vec![
+        // (name, provided-node-ip, addresses, filtered addresses or None for an error)
+        let cases: Vec<(&str, &str, &str, Option<&str>)> = vec![
             (
                 "A single InternalIP",
                 "10.1.1.1",
-                vec![("InternalIP", "10.1.1.1"), ("Hostname", HOST)],
-                Some(vec![("InternalIP", "10.1.1.1"), ("Hostname", HOST)]),
+                "InternalIP 10.1.1.1, Hostname hostname",
+                Some("InternalIP 10.1.1.1, Hostname hostname"),
             ),
             (
                 "NodeIP is external",
                 "55.55.55.55",
-                vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("Hostname", HOST),
-                ],
-                Some(vec![
-                    ("ExternalIP", "55.55.55.55"),
-                    ("InternalIP", "10.1.1.1"),
-                    ("Hostname", HOST),
-                ]),
+                "InternalIP 10.1.1.1, ExternalIP 55.55.55.55, Hostname hostname",
+                Some("ExternalIP 55.55.55.55, InternalIP 10.1.1.1, Hostname hostname"),
             ),
             (
                 "InternalIP and ExternalIP are the same",
                 "55.55.55.55",
-                vec![
-                    ("InternalIP", "44.44.44.44"),
-                    ("ExternalIP", "44.44.44.44"),
-                    ("InternalIP", "55.55.55.55"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("Hostname", HOST),
-                ],
-                Some(vec![
-                    ("InternalIP", "55.55.55.55"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("Hostname", HOST),
-                ]),
+                "InternalIP 44.44.44.44, ExternalIP 44.44.44.44, InternalIP 55.55.55.55, ExternalIP 55.55.55.55, Hostname hostname",
+                Some("InternalIP 55.55.55.55, ExternalIP 55.55.55.55, Hostname hostname"),
             ),
             (
                 "An Internal/ExternalIP, an Internal/ExternalDNS",
                 "10.1.1.1",
-                vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("InternalDNS", "ip-10-1-1-1.us-west-2.compute.internal"),
-                    (
-                        "ExternalDNS",
-                        "ec2-55-55-55-55.us-west-2.compute.amazonaws.com",
-                    ),
-                    ("Hostname", HOST),
-                ],
-                Some(vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("InternalDNS", "ip-10-1-1-1.us-west-2.compute.internal"),
-                    (
-                        "ExternalDNS",
-                        "ec2-55-55-55-55.us-west-2.compute.amazonaws.com",
-                    ),
-                    ("Hostname", HOST),
-                ]),
+                "InternalIP 10.1.1.1, ExternalIP 55.55.55.55, InternalDNS ip-10-1-1-1.us-west-2.compute.internal, ExternalDNS ec2-55-55-55-55.us-west-2.compute.amazonaws.com, Hostname hostname",
+                Some(
+                    "InternalIP 10.1.1.1, ExternalIP 55.55.55.55, InternalDNS ip-10-1-1-1.us-west-2.compute.internal, ExternalDNS ec2-55-55-55-55.us-west-2.compute.amazonaws.com, Hostname hostname",
+                ),
             ),
             (
                 "An Internal with multiple internal IPs",
                 "10.1.1.1",
-                vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("InternalIP", "10.2.2.2"),
-                    ("InternalIP", "10.3.3.3"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("Hostname", HOST),
-                ],
-                Some(vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("Hostname", HOST),
-                ]),
+                "InternalIP 10.1.1.1, InternalIP 10.2.2.2, InternalIP 10.3.3.3, ExternalIP 55.55.55.55, Hostname hostname",
+                Some("InternalIP 10.1.1.1, ExternalIP 55.55.55.55, Hostname hostname"),
             ),
             (
                 "An InternalIP that isn't valid: should error",
                 "10.2.2.2",
-                vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("Hostname", HOST),
-                ],
+                "InternalIP 10.1.1.1, ExternalIP 55.55.55.55, Hostname hostname",
                 None,
             ),
             (
                 "Dual-stack cloud, with nodeIP, different IPv6 formats",
                 "2600:1f14:1d4:d101::ba3d",
-                vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("InternalIP", "2600:1f14:1d4:d101:0:0:0:ba3d"),
-                    ("Hostname", HOST),
-                ],
-                Some(vec![
-                    ("InternalIP", "2600:1f14:1d4:d101:0:0:0:ba3d"),
-                    ("Hostname", HOST),
-                ]),
+                "InternalIP 10.1.1.1, InternalIP 2600:1f14:1d4:d101:0:0:0:ba3d, Hostname hostname",
+                Some("InternalIP 2600:1f14:1d4:d101:0:0:0:ba3d, Hostname hostname"),
             ),
             (
                 "Single-stack cloud, dual-stack request",
                 "10.1.1.1,fc01:1234::5678",
-                vec![("InternalIP", "10.1.1.1"), ("Hostname", HOST)],
+                "InternalIP 10.1.1.1, Hostname hostname",
                 None,
             ),
             (
                 "Dual-stack cloud, IPv4 first, IPv4-primary request",
                 "10.1.1.1,fc01:1234::5678",
-                vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("InternalIP", "fc01:1234::5678"),
-                    ("Hostname", HOST),
-                ],
-                Some(vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("InternalIP", "fc01:1234::5678"),
-                    ("Hostname", HOST),
-                ]),
+                "InternalIP 10.1.1.1, InternalIP fc01:1234::5678, Hostname hostname",
+                Some("InternalIP 10.1.1.1, InternalIP fc01:1234::5678, Hostname hostname"),
             ),
             (
                 "Dual-stack cloud, IPv6 first, IPv4-primary request",
                 "10.1.1.1,fc01:1234::5678",
-                vec![
-                    ("InternalIP", "fc01:1234::5678"),
-                    ("InternalIP", "10.1.1.1"),
-                    ("Hostname", HOST),
-                ],
-                Some(vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("InternalIP", "fc01:1234::5678"),
-                    ("Hostname", HOST),
-                ]),
+                "InternalIP fc01:1234::5678, InternalIP 10.1.1.1, Hostname hostname",
+                Some("InternalIP 10.1.1.1, InternalIP fc01:1234::5678, Hostname hostname"),
             ),
             (
                 "Dual-stack cloud, dual-stack request, multiple IPs",
                 "10.1.1.1,fc01:1234::5678",
-                vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("InternalIP", "10.1.1.2"),
-                    ("InternalIP", "fc01:1234::1234"),
-                    ("InternalIP", "fc01:1234::5678"),
-                    ("Hostname", HOST),
-                ],
-                Some(vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("InternalIP", "fc01:1234::5678"),
-                    ("Hostname", HOST),
-                ]),
+                "InternalIP 10.1.1.1, InternalIP 10.1.1.2, InternalIP fc01:1234::1234, InternalIP fc01:1234::5678, Hostname hostname",
+                Some("InternalIP 10.1.1.1, InternalIP fc01:1234::5678, Hostname hostname"),
             ),
             (
                 "Dual-stack cloud, dual-stack request, extra ExternalIP",
                 "10.1.1.1,fc01:1234::5678",
-                vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("InternalIP", "fc01:1234::1234"),
-                    ("InternalIP", "fc01:1234::5678"),
-                    ("Hostname", HOST),
-                ],
-                Some(vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("InternalIP", "fc01:1234::5678"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("Hostname", HOST),
-                ]),
+                "InternalIP 10.1.1.1, ExternalIP 55.55.55.55, InternalIP fc01:1234::1234, InternalIP fc01:1234::5678, Hostname hostname",
+                Some(
+                    "InternalIP 10.1.1.1, InternalIP fc01:1234::5678, ExternalIP 55.55.55.55, Hostname hostname",
+                ),
             ),
             (
                 "Dual-stack cloud, dual-stack request, multiple ExternalIPs",
                 "fc01:1234::5678,10.1.1.1",
-                vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("InternalIP", "fc01:1234::5678"),
-                    ("ExternalIP", "2001:db1::1"),
-                    ("Hostname", HOST),
-                ],
-                Some(vec![
-                    ("InternalIP", "fc01:1234::5678"),
-                    ("InternalIP", "10.1.1.1"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("ExternalIP", "2001:db1::1"),
-                    ("Hostname", HOST),
-                ]),
+                "InternalIP 10.1.1.1, ExternalIP 55.55.55.55, InternalIP fc01:1234::5678, ExternalIP 2001:db1::1, Hostname hostname",
+                Some(
+                    "InternalIP fc01:1234::5678, InternalIP 10.1.1.1, ExternalIP 55.55.55.55, ExternalIP 2001:db1::1, Hostname hostname",
+                ),
             ),
             (
                 "Dual-stack cloud, dual-stack request, mixed InternalIP/ExternalIP match",
                 "55.55.55.55,fc01:1234::5678",
-                vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("InternalIP", "fc01:1234::5678"),
-                    ("ExternalIP", "2001:db1::1"),
-                    ("Hostname", HOST),
-                ],
-                Some(vec![
-                    ("ExternalIP", "55.55.55.55"),
-                    ("InternalIP", "fc01:1234::5678"),
-                    ("Hostname", HOST),
-                ]),
+                "InternalIP 10.1.1.1, ExternalIP 55.55.55.55, InternalIP fc01:1234::5678, ExternalIP 2001:db1::1, Hostname hostname",
+                Some("ExternalIP 55.55.55.55, InternalIP fc01:1234::5678, Hostname hostname"),
             ),
         ];
         assert_eq!(cases.len(), 14);
         for (name, node_ip, input, expected) in cases {
-            let got = filter(node_ip, &addrs(&input));
+            let got = filter(node_ip, &listed(input));
             match expected {
                 Some(exp) => {
-                    assert_eq!(got.as_deref().ok(), Some(addrs(&exp).as_slice()), "{name}")
+                    assert_eq!(got.as_deref().ok(), Some(listed(exp).as_slice()), "{name}")
                 }
                 None => assert!(got.is_err(), "{name}: expected an error, got {got:?}"),
             }
