@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::Taint;
 use super::*;
 use crate::config::Config;
 use crate::facts::is_relevant_annotation;
-use crate::test_support::{node_addresses, uninitialized};
+use crate::test_support::{node_addresses, string_map, uninitialized};
 
 fn node(name: &str) -> NodeView {
     NodeView {
@@ -366,19 +366,13 @@ fn dual_stack_annotation_written_as_one_value_keeps_both_families() {
 /// at every agent start) must win, or strict mode refuses the node for good.
 #[test]
 fn stale_k3s_address_annotations_lose_to_node_args_and_to_our_annotations() {
-    let reip = ann(
-        ann(
-            ann(
-                ann(node("n1"), "k3s.io/internal-ip", "10.0.0.5"),
-                "k3s.io/external-ip",
-                "203.0.113.5",
-            ),
-            node_args::NODE_ARGS,
-            r#"["agent","--node-ip","10.0.1.5"]"#,
-        ),
-        provided_node_ip::PROVIDED_NODE_IP,
-        "10.0.1.5",
-    );
+    let mut reip = node("n1");
+    reip.annotations = string_map(&[
+        ("k3s.io/internal-ip", "10.0.0.5"),
+        ("k3s.io/external-ip", "203.0.113.5"),
+        (node_args::NODE_ARGS, r#"["agent","--node-ip","10.0.1.5"]"#),
+        (provided_node_ip::PROVIDED_NODE_IP, "10.0.1.5"),
+    ]);
     let cases: Vec<(&str, NodeView, &str, &str)> = vec![
         (
             "node-args outranks the stale k3s.io/internal-ip",
@@ -725,19 +719,12 @@ fn taint_is_matched_by_key_whatever_its_value_and_effect() {
 
 #[test]
 fn existing_labels_are_never_overwritten_and_pairs_are_mirrored() {
-    let n = label(
-        label(
-            label(
-                ann(node("n1"), "bare-ccm.io/internal-ip", "10.0.0.1"),
-                "node.kubernetes.io/instance-type",
-                "metal-xl",
-            ),
-            "failure-domain.beta.kubernetes.io/zone",
-            "old-zone",
-        ),
-        "example.com/team",
-        "blue",
-    );
+    let mut n = ann(node("n1"), "bare-ccm.io/internal-ip", "10.0.0.1");
+    n.labels = string_map(&[
+        ("node.kubernetes.io/instance-type", "metal-xl"),
+        ("failure-domain.beta.kubernetes.io/zone", "old-zone"),
+        ("example.com/team", "blue"),
+    ]);
     let c = cfg("zone: z1\nregion: r1\nextraLabels: {example.com/team: red, example.com/new: x}\n");
     let r = resolve(&n, &c);
     assert_eq!(
