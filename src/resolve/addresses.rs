@@ -1,5 +1,6 @@
-//! Address types, strict IP parsing, and the rule that combines the addresses offered by
-//! every source into one `status.addresses` list (issue 3 §1 "Combining sources").
+//! Validated address candidates, and the rule that combines the addresses offered by every
+//! source into one `status.addresses` list (issue 3 §1 "Combining sources"). Address types
+//! and IP syntax are Kubernetes facts (`facts::address`), re-exported here.
 //! It knows nothing about where candidates come from: the source modules produce them.
 
 use std::net::IpAddr;

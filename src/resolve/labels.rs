@@ -1,6 +1,6 @@
-//! Node labels: Kubernetes label syntax, the reserved-domain rule, and the labels bare-ccm
-//! adds (instance type, zone and region under both GA and beta keys, inventory labels,
-//! extra labels). A label already on the node is never changed.
+//! Node labels: the labels bare-ccm adds (instance type, zone and region under both GA and
+//! beta keys, inventory labels, extra labels). A label already on the node is never
+//! changed. Label syntax and the reserved-domain rule are in `facts::labels`.
 //!
 //! Pairs of GA and beta keys stay consistent: when one key of a pair exists, its value is
 //! mirrored to the missing one; only when neither exists is the configured value written.
