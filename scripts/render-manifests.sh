@@ -4,7 +4,9 @@
 #
 #   manifests/NAME.yaml        manifests/src/NAME.header (the file's opening comment), then
 #                              `helm template bare-ccm charts/bare-ccm --namespace
-#                              kube-system -f manifests/src/NAME.values.yaml`
+#                              kube-system -f manifests/src/NAME.values.yaml`, only the
+#                              templates listed in manifests/src/NAME.templates when it
+#                              exists (--show-only: the agent's manifest)
 #   manifests/helmchart/bare-ccm-helmchart.yaml
 #                              a helm.cattle.io/v1 HelmChart for k3s's helm-controller with
 #                              the packaged chart inline (spec.chartContent, base64)
@@ -76,9 +78,15 @@ for values in manifests/src/*.values.yaml; do
     name=$(basename "$values" .values.yaml)
     header=manifests/src/$name.header
     [ -f "$header" ] || { echo "render-manifests: $header is missing" >&2; exit 2; }
+    only=()
+    if [ -f "manifests/src/$name.templates" ]; then
+        while read -r template; do
+            [ -n "$template" ] && only+=(--show-only "$template")
+        done < "manifests/src/$name.templates"
+    fi
     {
         cat "$header"
-        "$helm" template bare-ccm "$chart" --namespace kube-system -f "$values"
+        "$helm" template bare-ccm "$chart" --namespace kube-system -f "$values" "${only[@]}"
     } > "$work/$name.yaml"
     emit "$work/$name.yaml" "manifests/$name.yaml" "$chart with $values"
     count=$((count + 1))

@@ -363,7 +363,7 @@ pub async fn run_election(
             }
             Ok(Err(e)) => {
                 if !stop_if_overdue(&gate, &renewals, renew_deadline) {
-                    if let Some(hint) = crate::controller::forbidden_hint(&e) {
+                    if let Some(hint) = crate::controller::grants::forbidden_hint(&e) {
                         tracing::warn!(%lease, error = %crate::telemetry::Chain(&e), "cannot read or renew the leader lease ({hint}); retrying");
                     } else {
                         tracing::warn!(%lease, error = %crate::telemetry::Chain(&e), "cannot read or renew the leader lease; retrying");

@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Node, NodeAddress, Taint};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::resolve::is_relevant_annotation;
-use crate::resolve::k3s_agent::is_k3s_node;
+use crate::facts::{is_k3s_node, is_relevant_annotation, is_uninitialized};
 
 /// What bare-ccm knows about one Node.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -19,7 +18,7 @@ pub struct NodeView {
     pub resource_version: String,
     /// All labels (inventory selectors and the never-overwrite rule read them).
     pub labels: BTreeMap<String, String>,
-    /// Only the annotations the resolver reads (see `resolve::is_relevant_annotation`).
+    /// Only the annotations the resolver reads (see `facts::is_relevant_annotation`).
     pub annotations: BTreeMap<String, String>,
     /// `spec.providerID`, "" when unset.
     pub provider_id: String,
@@ -68,6 +67,11 @@ impl NodeView {
             created: meta.creation_timestamp.map(|t| t.0),
             k3s,
         }
+    }
+
+    /// Whether the node still carries the uninitialized taint (the one test every layer uses).
+    pub fn is_uninitialized(&self) -> bool {
+        is_uninitialized(&self.taints)
     }
 
     /// Whether `other` differs from `self` in anything the resolver or the patch builders

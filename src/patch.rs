@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use crate::facts::UNINITIALIZED_TAINT;
 use crate::node_view::NodeView;
-use crate::resolve::{Resolution, UNINITIALIZED_TAINT};
+use crate::resolve::Resolution;
 
 /// The merge patch for `nodes/status` that replaces `status.addresses` whole, or `None`
 /// when the node already has exactly these addresses, the desired list is empty (the
@@ -28,14 +29,14 @@ pub fn status_addresses_patch(node: &NodeView, res: &Resolution) -> Option<Value
             .addresses
             .iter()
             .zip(&res.addresses)
-            .all(|(have, want)| have.type_ == want.type_ && have.address == want.address);
+            .all(|(have, want)| have.type_ == want.type_.as_str() && have.address == want.address);
     if unchanged {
         return None;
     }
     let addresses: Vec<Value> = res
         .addresses
         .iter()
-        .map(|a| json!({"type": a.type_, "address": a.address}))
+        .map(|a| json!({"type": a.type_.as_str(), "address": a.address}))
         .collect();
     Some(json!({"status": {"addresses": addresses}}))
 }
@@ -47,7 +48,7 @@ pub fn status_addresses_patch(node: &NodeView, res: &Resolution) -> Option<Value
 /// writing them would fight that kubelet forever (reference §2.9 refreshes *initialised*
 /// nodes only).
 pub fn is_refreshable(node: &NodeView) -> bool {
-    !node.provider_id.is_empty() && !node.taints.iter().any(|t| t.key == UNINITIALIZED_TAINT)
+    !node.provider_id.is_empty() && !node.is_uninitialized()
 }
 
 /// The address-refresh write of an initialised node: the [`status_addresses_patch`] when
@@ -66,7 +67,7 @@ pub fn refresh_patch(node: &NodeView, res: &Resolution) -> Option<Value> {
 /// the node has none, and add the missing labels. `None` when the node is not tainted (an
 /// initialised node is never re-initialised), or when the resolution has errors.
 pub fn init_patch(node: &NodeView, res: &Resolution) -> Option<Value> {
-    if !res.errors.is_empty() || !node.taints.iter().any(|t| t.key == UNINITIALIZED_TAINT) {
+    if !res.errors.is_empty() || !node.is_uninitialized() {
         return None;
     }
     let remaining: Vec<_> = node
@@ -162,13 +163,12 @@ pub fn pointer_token(key: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use k8s_openapi::api::core::v1::{NodeAddress, Taint};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     use super::*;
-    use crate::resolve::{AddressSource, ResolvedAddress, Sourced};
+    use crate::resolve::{AddressSource, ResolveError};
+    use crate::test_support::{resolved, sourced, uninitialized};
 
     fn taint(key: &str, value: Option<&str>, effect: &str) -> Taint {
         Taint {
@@ -179,8 +179,11 @@ mod tests {
         }
     }
 
-    fn uninit() -> Taint {
-        taint(UNINITIALIZED_TAINT, Some("true"), "NoSchedule")
+    fn no_internal_ip() -> ResolveError {
+        ResolveError::NoInternalIp {
+            node: "n1".into(),
+            inventory: false,
+        }
     }
 
     fn view(taints: Vec<Taint>) -> NodeView {
@@ -196,31 +199,13 @@ mod tests {
         Resolution {
             node: "n1".into(),
             tainted: true,
-            addresses: addresses
-                .iter()
-                .map(|(t, a)| ResolvedAddress {
-                    type_: t.to_string(),
-                    address: a.to_string(),
-                    source: AddressSource::Annotations,
-                })
-                .collect(),
-            provider_id: Sourced {
-                value: "k3s://n1".into(),
-                why: "config".into(),
-            },
+            addresses: resolved(addresses, AddressSource::Annotations),
+            provider_id: sourced("k3s://n1"),
             set_provider_id: true,
             labels: labels
                 .iter()
-                .map(|(k, v)| {
-                    (
-                        k.to_string(),
-                        Sourced {
-                            value: v.to_string(),
-                            why: "config".into(),
-                        },
-                    )
-                })
-                .collect::<BTreeMap<_, _>>(),
+                .map(|(k, v)| (k.to_string(), sourced(v)))
+                .collect(),
             warnings: vec![],
             errors: vec![],
         }
@@ -228,7 +213,7 @@ mod tests {
 
     #[test]
     fn status_patch_replaces_the_whole_address_list_without_a_precondition() {
-        let mut node = view(vec![uninit()]);
+        let mut node = view(vec![uninitialized()]);
         node.addresses = vec![NodeAddress {
             type_: "Hostname".into(),
             address: "n1".into(),
@@ -275,10 +260,10 @@ mod tests {
 
     #[test]
     fn status_patch_leaves_kubelet_addresses_when_nothing_resolved_or_on_error() {
-        let node = view(vec![uninit()]);
+        let node = view(vec![uninitialized()]);
         assert_eq!(status_addresses_patch(&node, &res(&[], &[])), None);
         let mut failed = res(&[("Hostname", "n1")], &[]);
-        failed.errors.push("no InternalIP".into());
+        failed.errors.push(no_internal_ip());
         assert_eq!(status_addresses_patch(&node, &failed), None);
     }
 
@@ -289,7 +274,7 @@ mod tests {
         keep.time_added = Some(added);
         let node = view(vec![
             taint("node.kubernetes.io/not-ready", None, "NoSchedule"),
-            uninit(),
+            uninitialized(),
             keep,
             taint(UNINITIALIZED_TAINT, None, "NoExecute"),
         ]);
@@ -314,7 +299,7 @@ mod tests {
 
     #[test]
     fn init_patch_full_shape_tests_labels_and_adds_only_missing_ones_with_escaped_paths() {
-        let mut node = view(vec![uninit()]);
+        let mut node = view(vec![uninitialized()]);
         node.labels
             .insert("node.kubernetes.io/instance-type".into(), "big".into());
         let r = res(
@@ -342,7 +327,7 @@ mod tests {
 
     #[test]
     fn a_node_without_labels_gets_the_whole_map_after_a_test_for_absence() {
-        let node = view(vec![uninit()]);
+        let node = view(vec![uninitialized()]);
         let patch = init_patch(&node, &res(&[], &[("example.com/a", "1"), ("b", "2")])).unwrap();
         let ops = patch.as_array().unwrap();
         assert!(
@@ -359,7 +344,7 @@ mod tests {
 
     #[test]
     fn init_patch_adding_no_label_does_not_test_the_labels() {
-        let mut node = view(vec![uninit()]);
+        let mut node = view(vec![uninitialized()]);
         node.labels.insert("example.com/a".into(), "1".into());
         let patch = init_patch(&node, &res(&[], &[])).unwrap();
         assert!(
@@ -370,19 +355,19 @@ mod tests {
 
     #[test]
     fn init_patch_never_sets_a_provider_id_the_node_already_has() {
-        let mut node = view(vec![uninit()]);
+        let mut node = view(vec![uninitialized()]);
         node.provider_id = "k3s://other".into();
         let patch = init_patch(&node, &res(&[], &[])).unwrap();
         assert!(!patch.to_string().contains("providerID"), "{patch}");
         let mut r = res(&[], &[]);
         r.set_provider_id = false;
-        let patch = init_patch(&view(vec![uninit()]), &r).unwrap();
+        let patch = init_patch(&view(vec![uninitialized()]), &r).unwrap();
         assert!(!patch.to_string().contains("providerID"), "{patch}");
     }
 
     #[test]
     fn no_patch_carries_the_resource_version() {
-        let node = view(vec![uninit()]);
+        let node = view(vec![uninitialized()]);
         let r = res(&[("InternalIP", "10.0.0.5")], &[("example.com/a", "b")]);
         for patch in [status_addresses_patch(&node, &r), init_patch(&node, &r)] {
             let text = patch.unwrap().to_string();
@@ -409,8 +394,8 @@ mod tests {
     #[test]
     fn unresolvable_node_keeps_its_taint() {
         let mut r = res(&[], &[]);
-        r.errors.push("no InternalIP for node n1".into());
-        assert_eq!(init_patch(&view(vec![uninit()]), &r), None);
+        r.errors.push(no_internal_ip());
+        assert_eq!(init_patch(&view(vec![uninitialized()]), &r), None);
     }
 
     fn initialised(provider_id: &str) -> NodeView {
@@ -462,7 +447,7 @@ mod tests {
     #[test]
     fn refresh_never_touches_a_tainted_node() {
         let mut node = initialised("k3s://n1");
-        node.taints.push(uninit());
+        node.taints.push(uninitialized());
         let r = res(&[("InternalIP", "10.0.0.6")], &[]);
         assert!(!is_refreshable(&node));
         assert_eq!(refresh_patch(&node, &r), None);
@@ -497,10 +482,10 @@ mod tests {
         let r = res(&[], &[("example.com/a", "b")]);
         assert_eq!(labels_patch(&initialised(""), &r), None, "no providerID");
         let mut tainted = initialised("k3s://n1");
-        tainted.taints.push(uninit());
+        tainted.taints.push(uninitialized());
         assert_eq!(labels_patch(&tainted, &r), None, "init_patch does it");
         let mut failed = r.clone();
-        failed.errors.push("no InternalIP".into());
+        failed.errors.push(no_internal_ip());
         assert_eq!(labels_patch(&initialised("k3s://n1"), &failed), None);
     }
 }

@@ -10,6 +10,8 @@
 //!   carries the uninitialized and not-ready taints (the bootstrap the chart must survive);
 //! - bare-ccm itself (the real binary, on the host, with a token of the chart's
 //!   ServiceAccount and the chart's RBAC) takes the chart's Lease;
+//! - with `agent.enabled`, the agent's DaemonSet, RBAC and admission policy are installed
+//!   too, and the agent's pod is bound to the tainted server beside bare-ccm's;
 //! - `helm upgrade` from the DaemonSet to the Deployment layout replaces the workload and
 //!   leaves the holder of the Lease alone;
 //! - `helm uninstall` leaves nothing of bare-ccm behind: no object with the chart's
@@ -52,12 +54,24 @@ const OBJECTS: [(&str, &str, &str); 10] = [
     ("lease.coordination.k8s.io", NAMESPACE, "bare-ccm"),
 ];
 
+/// The objects `agent.enabled` adds.
+const AGENT_OBJECTS: [(&str, &str, &str); 6] = [
+    ("serviceaccount", NAMESPACE, "bare-ccm-agent"),
+    ("clusterrole", "", "bare-ccm-agent"),
+    ("clusterrolebinding", "", "bare-ccm-agent"),
+    ("validatingadmissionpolicy", "", "bare-ccm-agent"),
+    ("validatingadmissionpolicybinding", "", "bare-ccm-agent"),
+    ("daemonset.apps", NAMESPACE, "bare-ccm-agent"),
+];
+
 /// The kinds searched for leftovers by label, in every namespace.
 const KINDS: &str = "serviceaccounts,configmaps,secrets,services,pods,daemonsets.apps,\
 deployments.apps,replicasets.apps,controllerrevisions.apps,roles.rbac.authorization.k8s.io,\
 rolebindings.rbac.authorization.k8s.io,leases.coordination.k8s.io";
-const CLUSTER_KINDS: &str =
-    "clusterroles.rbac.authorization.k8s.io,clusterrolebindings.rbac.authorization.k8s.io";
+const CLUSTER_KINDS: &str = "clusterroles.rbac.authorization.k8s.io,\
+clusterrolebindings.rbac.authorization.k8s.io,\
+validatingadmissionpolicies.admissionregistration.k8s.io,\
+validatingadmissionpolicybindings.admissionregistration.k8s.io";
 
 /// The helm binary `scripts/testbed.sh build` makes (Testbed::start runs that build).
 fn helm_binary() -> PathBuf {
@@ -158,7 +172,7 @@ fn leftovers(bed: &Testbed, workload: (&str, &str, &str)) -> Vec<String> {
         &["secrets", "-A", "-l", &format!("owner=helm,name={RELEASE}")],
     ));
     // By name too: an object that lost its labels is still bare-ccm's.
-    for object in OBJECTS.into_iter().chain([workload]) {
+    for object in OBJECTS.into_iter().chain(AGENT_OBJECTS).chain([workload]) {
         if exists(bed, object) {
             found.push(format!("{}/{} in {:?}", object.0, object.2, object.1));
         }
@@ -223,13 +237,21 @@ fn install(bed: &Testbed, home: &Path, layout: &str, values: &[&str]) {
 /// Waits until a pod of the layout's workload is bound, and checks that the real scheduler
 /// bound it to the server; with `tainted`, while the server still carried both taints.
 async fn bound_to_the_server(client: &kube::Client, layout: &str, tainted: bool) {
+    pod_bound_to_the_server(client, "bare-ccm", layout, tainted).await;
+}
+
+/// Waits until a pod labelled app.kubernetes.io/name=`app` and owned by the layout's kind
+/// is bound, and checks that the real scheduler bound it to the server; with `tainted`,
+/// while the server still carried both taints.
+async fn pod_bound_to_the_server(client: &kube::Client, app: &str, layout: &str, tainted: bool) {
     let (_, owner) = layout_objects(layout);
     let pods_path = format!(
-        "/api/v1/namespaces/{NAMESPACE}/pods?labelSelector=app.kubernetes.io%2Finstance%3D{RELEASE}"
+        "/api/v1/namespaces/{NAMESPACE}/pods?labelSelector=app.kubernetes.io%2Finstance%3D{RELEASE}\
+         %2Capp.kubernetes.io%2Fname%3D{app}"
     );
     let bound = poll(
         Duration::from_secs(90),
-        "a bare-ccm pod of the layout bound to a node",
+        &format!("a {app} pod bound to a node"),
         async || {
             let pods = get_json(client, &pods_path).await.unwrap_or_default();
             pods["items"]
@@ -247,7 +269,7 @@ async fn bound_to_the_server(client: &kube::Client, layout: &str, tainted: bool)
         },
     )
     .await;
-    assert_eq!(bound, SERVER, "the pod of the {layout} layout");
+    assert_eq!(bound, SERVER, "the {app} pod of the {layout} layout");
     if !tainted {
         return;
     }
@@ -359,6 +381,34 @@ async fn helm_installs_the_daemon_set_on_the_tainted_server_and_uninstalls_witho
 async fn helm_installs_the_deployment_on_the_tainted_server_and_uninstalls_without_a_trace() {
     let _serial = exclusive().await;
     install_schedule_uninstall("Deployment", &["--set", "layout=Deployment"]).await;
+}
+
+/// `agent.enabled`: the agent's objects besides the chart's, both pods bound to the tainted
+/// server (the agent tolerates every taint), and an uninstall that removes them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_installs_the_agent_when_enabled_and_uninstalls_without_a_trace() {
+    let _serial = exclusive().await;
+    let (bed, client, home) = fresh_cluster().await;
+    install(
+        &bed,
+        home.path(),
+        "DaemonSet",
+        &["--set", "agent.enabled=true"],
+    );
+    let missing: Vec<_> = AGENT_OBJECTS
+        .into_iter()
+        .filter(|o| !exists(&bed, *o))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "agent.enabled did not create {missing:?}"
+    );
+    pod_bound_to_the_server(&client, "bare-ccm-agent", "DaemonSet", true).await;
+    bound_to_the_server(&client, "DaemonSet", true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ccm = start_ccm(&bed, dir.path()).await;
+    lease_holder(&client, &ccm).await;
+    uninstall_without_a_trace(&bed, home.path(), "DaemonSet", ccm).await;
 }
 
 /// `helm upgrade --reuse-values --set layout=Deployment` on a DaemonSet install: the

@@ -125,7 +125,7 @@ proptest! {
         let addresses: Vec<_> = list
             .iter()
             .map(|(t, ip)| bare_ccm::resolve::ResolvedAddress {
-                type_: AddressType::ALL[*t].as_str().to_string(),
+                type_: AddressType::ALL[*t],
                 address: ip_string(ip),
                 source: AddressSource::Kubelet,
             })
@@ -353,9 +353,9 @@ proptest! {
         };
         let r = resolve(&node, &config);
         // Either nothing (the kubelet's list is left alone) or a list with a Hostname.
-        prop_assert!(r.addresses.is_empty() || r.addresses.iter().any(|a| a.type_ == "Hostname"));
+        prop_assert!(r.addresses.is_empty() || r.addresses.iter().any(|a| a.type_ == AddressType::Hostname));
         for a in &r.addresses {
-            let t: AddressType = a.type_.parse().unwrap();
+            let t: AddressType = a.type_;
             if t.is_ip() {
                 prop_assert!(parse_ip(&a.address).is_some(), "{:?}", a);
             }
@@ -365,14 +365,14 @@ proptest! {
             }
         }
         if r.errors.is_empty() && require {
-            prop_assert!(r.addresses.iter().any(|a| a.type_ == "InternalIP"));
+            prop_assert!(r.addresses.iter().any(|a| a.type_ == AddressType::InternalIP));
         }
         let mut seen = std::collections::HashSet::new();
         for a in &r.addresses {
-            prop_assert!(seen.insert((a.type_.clone(), a.address.clone())), "duplicate {:?}", a);
+            prop_assert!(seen.insert((a.type_, a.address.clone())), "duplicate {:?}", a);
         }
         if mode == "ignore" {
-            let order: Vec<AddressType> = r.addresses.iter().map(|a| a.type_.parse().unwrap()).collect();
+            let order: Vec<AddressType> = r.addresses.iter().map(|a| a.type_).collect();
             prop_assert!(order.windows(2).all(|w| w[0] <= w[1]), "{:?}", order);
         }
         prop_assert_eq!(init_patch(&node, &r).is_some(), r.would_initialize());

@@ -13,8 +13,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use serde::{Deserialize, Deserializer};
 
+use crate::facts::is_uninitialized;
 use crate::node_view::NodeView;
-use crate::resolve::UNINITIALIZED_TAINT;
 
 /// A Node as bare-ccm reads it from the API: watch events and write responses.
 #[derive(Clone, Debug, Deserialize)]
@@ -197,7 +197,7 @@ impl Slot {
         Slot {
             resource_version: resource_version.as_str().into(),
             created: *created,
-            awaiting: taints.iter().any(|t| t.key == UNINITIALIZED_TAINT),
+            awaiting: is_uninitialized(taints),
             inputs: inputs.into_boxed_slice(),
         }
     }

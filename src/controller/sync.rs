@@ -4,7 +4,8 @@
 //! node a cloud controller initialised it is the refresh (its addresses, then the labels it
 //! lacks, e.g. after a config change: a write each, or none when nothing changed); any
 //! other node is left to its kubelet.
-//! The metadata itself comes only from `resolve` and the patch builders.
+//! Which writes a node needs is decided by `crate::plan`; this module only executes the
+//! plan. The metadata itself comes only from `resolve` and the patch builders.
 
 use std::time::Duration;
 
@@ -12,18 +13,19 @@ use kube::api::{Patch, PatchParams};
 use serde_json::Value;
 
 use super::cache::{Entry, LeanNode};
+use super::client;
+use super::context::Context;
+use super::error::{Error, Write};
 use super::events::{
     REASON_ADDRESS_RESOLUTION_FAILED, REASON_INITIALIZATION_FAILED, REASON_K3S_AGENT_WAIT_EXPIRED,
     REASON_KUBELET_OWNS_ADDRESSES, node_ref,
 };
 use super::kubelet_fight::Verdict;
-use super::{Context, Error, client};
 use crate::node_view::NodeView;
-use crate::patch::{
-    init_patch, is_refreshable, labels_patch, refresh_patch, status_addresses_patch,
-};
+use crate::patch::{init_patch, labels_patch};
+use crate::plan::{Plan, plan};
 use crate::resolve::k3s_agent::agent_wait;
-use crate::resolve::resolve;
+use crate::resolve::{Resolution, resolve};
 
 /// Field manager of every bare-ccm write.
 pub const FIELD_MANAGER: &str = "bare-ccm";
@@ -47,26 +49,6 @@ pub enum Synced {
     /// A k3s node not yet described by k3s: nothing was written; look again after this
     /// long (the watch event of the description usually comes first).
     Waiting(Duration),
-}
-
-/// Which of the two writes a request is, for errors and logs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Write {
-    Addresses,
-    Init,
-    Labels,
-    Read,
-}
-
-impl std::fmt::Display for Write {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Write::Addresses => "writing status.addresses (nodes/status)",
-            Write::Init => "removing the uninitialized taint",
-            Write::Labels => "adding missing labels",
-            Write::Read => "re-reading the node",
-        })
-    }
 }
 
 /// Syncs `name` from the cache, retrying conflicts a bounded number of times.
@@ -132,69 +114,65 @@ async fn attempt(ctx: &Context, entry: Entry) -> Result<Synced, Error> {
             .warn(node_ref(&name), REASON_K3S_AGENT_WAIT_EXPIRED, &note);
     }
     let res = resolve(&entry.view, &config);
-    if !res.tainted && !is_refreshable(&entry.view) {
+    match plan(&entry.view, &res) {
         // Never initialised by a cloud controller: its kubelet owns the addresses, so
         // bare-ccm neither writes them nor warns about them (see `is_refreshable`).
-        return Ok(Synced::Unchanged);
+        Plan::Untouched => Ok(Synced::Unchanged),
+        Plan::Blocked { tainted, errors } => {
+            let reason = if tainted {
+                REASON_INITIALIZATION_FAILED
+            } else {
+                REASON_ADDRESS_RESOLUTION_FAILED
+            };
+            let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            let note = errors.join("; ");
+            ctx.events.warn(node_ref(&name), reason, &note);
+            Err(Error::Unresolved { node: name, errors })
+        }
+        planned => {
+            for warning in &res.warnings {
+                tracing::debug!(node = %name, %warning, "resolver warning");
+            }
+            match planned {
+                Plan::Initialize { status, node } => {
+                    initialize(ctx, entry.view, &res, status, node, created).await
+                }
+                Plan::Refresh { status, labels } => {
+                    refresh(ctx, entry.view, &res, status, labels).await
+                }
+                _ => Ok(Synced::Unchanged),
+            }
+        }
     }
-    if !res.errors.is_empty() {
-        let reason = if res.tainted {
-            REASON_INITIALIZATION_FAILED
-        } else {
-            REASON_ADDRESS_RESOLUTION_FAILED
-        };
-        let note = res.errors.join("; ");
-        ctx.events.warn(node_ref(&name), reason, &note);
-        return Err(Error::Unresolved {
-            node: name,
-            errors: res.errors,
-        });
-    }
-    for warning in &res.warnings {
-        tracing::debug!(node = %name, warning, "resolver warning");
-    }
+}
 
-    let mut view = entry.view;
-    let mut wrote_addresses = false;
-    let addresses = if res.tainted {
-        status_addresses_patch(&view, &res)
-    } else {
-        refresh_patch(&view, &res)
+/// Executes [`Plan::Initialize`]: the status write, then the node patch. After a status
+/// write the node patch is built again from the node the server returned, so its `test`s
+/// check the taints and labels there now.
+async fn initialize(
+    ctx: &Context,
+    view: NodeView,
+    res: &Resolution,
+    status: Option<Value>,
+    node: Value,
+    created: Option<k8s_openapi::jiff::Timestamp>,
+) -> Result<Synced, Error> {
+    let name = view.name.clone();
+    let node = match status {
+        Some(patch) => {
+            let fresh = write(ctx, &name, Write::Addresses, &patch)
+                .await?
+                .into_entry();
+            let rebuilt = init_patch(&fresh.view, res);
+            ctx.cache.observe(fresh);
+            match rebuilt {
+                Some(node) => node,
+                None => return Ok(Synced::Unchanged),
+            }
+        }
+        None => node,
     };
-    let addresses = addresses.filter(|_| res.tainted || kubelet_leaves_addresses(ctx, &view));
-    if let Some(patch) = addresses {
-        let before = view.addresses.clone();
-        let node = write(ctx, &name, Write::Addresses, &patch).await?;
-        wrote_addresses = true;
-        let fresh = node.into_entry();
-        view = fresh.view.clone();
-        if !res.tainted {
-            ctx.reverts.wrote(&name, before, view.addresses.clone());
-        }
-        ctx.cache.observe(fresh);
-    }
-    if !res.tainted {
-        if wrote_addresses {
-            tracing::info!(node = %name, "addresses refreshed");
-        }
-        let mut added_labels = false;
-        if let Some(patch) = labels_patch(&view, &res) {
-            let node = write(ctx, &name, Write::Labels, &patch).await?;
-            ctx.cache.observe(node.into_entry());
-            added_labels = true;
-            tracing::info!(node = %name, labels = res.labels.len(), "missing labels added");
-        }
-        return Ok(if wrote_addresses || added_labels {
-            Synced::Refreshed
-        } else {
-            Synced::Unchanged
-        });
-    }
-    let Some(patch) = init_patch(&view, &res) else {
-        return Ok(Synced::Unchanged);
-    };
-    let node = write(ctx, &name, Write::Init, &patch).await?;
-    let fresh = node.into_entry();
+    let fresh = write(ctx, &name, Write::Init, &node).await?.into_entry();
     ctx.cache.observe(fresh);
     let since_creation = since(created);
     ctx.metrics.node_initialized(since_creation);
@@ -210,6 +188,44 @@ async fn attempt(ctx: &Context, entry: Entry) -> Result<Synced, Error> {
         .initial_sync_delay
         .observe(since(created).as_secs_f64());
     Ok(Synced::Initialized)
+}
+
+/// Executes [`Plan::Refresh`]: the addresses (unless the node's kubelet writes its own
+/// back, see `kubelet_fight`), then the missing labels, built again from the node the
+/// status write returned when there was one.
+async fn refresh(
+    ctx: &Context,
+    mut view: NodeView,
+    res: &Resolution,
+    status: Option<Value>,
+    mut labels: Option<Value>,
+) -> Result<Synced, Error> {
+    let name = view.name.clone();
+    let mut wrote_addresses = false;
+    if let Some(patch) = status.filter(|_| kubelet_leaves_addresses(ctx, &view)) {
+        let before = view.addresses.clone();
+        let fresh = write(ctx, &name, Write::Addresses, &patch)
+            .await?
+            .into_entry();
+        wrote_addresses = true;
+        view = fresh.view.clone();
+        ctx.reverts.wrote(&name, before, view.addresses.clone());
+        ctx.cache.observe(fresh);
+        labels = labels_patch(&view, res);
+        tracing::info!(node = %name, "addresses refreshed");
+    }
+    let mut added_labels = false;
+    if let Some(patch) = labels {
+        let node = write(ctx, &name, Write::Labels, &patch).await?;
+        ctx.cache.observe(node.into_entry());
+        added_labels = true;
+        tracing::info!(node = %name, labels = res.labels.len(), "missing labels added");
+    }
+    Ok(if wrote_addresses || added_labels {
+        Synced::Refreshed
+    } else {
+        Synced::Unchanged
+    })
 }
 
 /// Whether an initialised node's addresses may be refreshed: not when its kubelet has put

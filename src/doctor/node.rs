@@ -56,7 +56,12 @@ pub(super) fn node_findings(ctx: &Context<'_>, node: &Node, findings: &mut Vec<F
             Code::MetadataUnresolved,
             format!(
                 "metadata does not resolve ({effect}): {}",
-                resolution.errors.join("; ")
+                resolution
+                    .errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ),
             format!(
                 "do what the error says; check the result with `bare-ccm explain --node {name} --config config.yaml` (config.yaml from ConfigMap {}/{})",
@@ -185,7 +190,7 @@ pub(super) fn is_tainted(node: &Node) -> bool {
     node.spec
         .as_ref()
         .and_then(|s| s.taints.as_ref())
-        .is_some_and(|ts| ts.iter().any(|t| t.key == UNINITIALIZED_TAINT))
+        .is_some_and(|ts| crate::facts::is_uninitialized(ts))
 }
 
 /// A key that looks like the uninitialized taint but is not it, e.g.

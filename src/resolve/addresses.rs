@@ -1,90 +1,14 @@
-//! Address types, strict IP parsing, and the rule that combines the addresses offered by
-//! every source into one `status.addresses` list (issue 3 §1 "Combining sources").
+//! Validated address candidates, and the rule that combines the addresses offered by every
+//! source into one `status.addresses` list (issue 3 §1 "Combining sources"). Address types
+//! and IP syntax are Kubernetes facts (`facts::address`), re-exported here.
 //! It knows nothing about where candidates come from: the source modules produce them.
 
-use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
 
-use super::{AddressSource, ResolvedAddress};
+pub use crate::facts::address::{AddressType, is_plausible_name, parse_ip};
 
-/// The five `NodeAddress` types, in the order bare-ccm writes them (k3s's order).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum AddressType {
-    /// An IP reachable inside the cluster; kubelet and CNI use it.
-    InternalIP,
-    /// An IP reachable from outside the cluster.
-    ExternalIP,
-    /// A DNS name resolving inside the cluster.
-    InternalDNS,
-    /// A DNS name resolving from outside.
-    ExternalDNS,
-    /// The node's hostname.
-    Hostname,
-}
-
-impl AddressType {
-    /// Every type in write order, so callers iterate types without repeating the list.
-    pub const ALL: [AddressType; 5] = [
-        AddressType::InternalIP,
-        AddressType::ExternalIP,
-        AddressType::InternalDNS,
-        AddressType::ExternalDNS,
-        AddressType::Hostname,
-    ];
-
-    /// The Kubernetes spelling (`NodeAddress.type`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AddressType::InternalIP => "InternalIP",
-            AddressType::ExternalIP => "ExternalIP",
-            AddressType::InternalDNS => "InternalDNS",
-            AddressType::ExternalDNS => "ExternalDNS",
-            AddressType::Hostname => "Hostname",
-        }
-    }
-
-    /// Whether values of this type must be IP addresses (and are parsed strictly).
-    pub fn is_ip(self) -> bool {
-        matches!(self, AddressType::InternalIP | AddressType::ExternalIP)
-    }
-}
-
-impl fmt::Display for AddressType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Error of [`AddressType::from_str`]: names the accepted spellings.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown address type {0:?} (expected one of InternalIP, ExternalIP, InternalDNS, ExternalDNS, Hostname)"
-)]
-pub struct UnknownAddressType(pub String);
-
-impl FromStr for AddressType {
-    type Err = UnknownAddressType;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        AddressType::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| UnknownAddressType(s.to_string()))
-    }
-}
-
-/// Parses one IP strictly (no surrounding spaces, no zone, no prefix length, no leading
-/// zeros in IPv4 octets) and returns it canonical: an IPv4-mapped IPv6 address becomes its
-/// IPv4 address, as Go's `net.IP` treats it (so families compare the way upstream does).
-pub fn parse_ip(value: &str) -> Option<IpAddr> {
-    value.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
-}
-
-/// Checks a DNS name or hostname value: non-empty, no whitespace, no comma.
-pub fn is_plausible_name(value: &str) -> bool {
-    !value.is_empty() && !value.chars().any(|c| c.is_whitespace() || c == ',')
-}
+use super::resolution::{ResolvedAddress, Warning};
+use crate::config::AddressSource;
 
 /// One address offered by a source, already validated (IPs canonical).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,17 +20,15 @@ pub struct Candidate {
 }
 
 impl Candidate {
-    /// Validates `value` for `type_`; the error is the warning text naming `origin`.
-    pub fn parse(type_: AddressType, value: &str, origin: &str) -> Result<Candidate, String> {
+    /// Validates `value` for `type_`; the error is the warning naming `origin`.
+    pub fn parse(type_: AddressType, value: &str, origin: &str) -> Result<Candidate, Warning> {
         if type_.is_ip() {
             match parse_ip(value) {
                 Some(ip) => Ok(Candidate {
                     type_,
                     address: ip.to_string(),
                 }),
-                None => Err(format!(
-                    "ignoring invalid {type_} {value:?} from {origin}: not an IP address"
-                )),
+                None => Err(Warning::invalid_address(type_, value, origin)),
             }
         } else if is_plausible_name(value) {
             Ok(Candidate {
@@ -114,9 +36,22 @@ impl Candidate {
                 address: value.to_string(),
             })
         } else {
-            Err(format!(
-                "ignoring invalid {type_} {value:?} from {origin}: empty or contains whitespace or commas"
-            ))
+            Err(Warning::invalid_address(type_, value, origin))
+        }
+    }
+
+    /// [`Candidate::parse`] into `out`, or its warning into `warnings`: how every source
+    /// reads a list of values.
+    pub fn parse_into(
+        type_: AddressType,
+        value: &str,
+        origin: &str,
+        out: &mut Vec<Candidate>,
+        warnings: &mut Vec<Warning>,
+    ) {
+        match Candidate::parse(type_, value, origin) {
+            Ok(c) => out.push(c),
+            Err(w) => warnings.push(w),
         }
     }
 }
@@ -150,7 +85,7 @@ pub fn combine(
             }
             seen.push(&c.address);
             out.push(ResolvedAddress {
-                type_: type_.as_str().to_string(),
+                type_,
                 address: c.address.clone(),
                 source: *source,
             });
@@ -176,7 +111,7 @@ mod tests {
 
     fn pairs(list: &[ResolvedAddress]) -> Vec<(String, String, &'static str)> {
         list.iter()
-            .map(|a| (a.type_.clone(), a.address.clone(), a.source.as_str()))
+            .map(|a| (a.type_.to_string(), a.address.clone(), a.source.as_str()))
             .collect()
     }
 
@@ -218,7 +153,7 @@ mod tests {
         let err = Candidate::parse(InternalIP, "10.0.0.x", "annotation bare-ccm.io/internal-ip")
             .unwrap_err();
         assert_eq!(
-            err,
+            err.to_string(),
             "ignoring invalid InternalIP \"10.0.0.x\" from annotation bare-ccm.io/internal-ip: not an IP address"
         );
         assert!(Candidate::parse(Hostname, "has space", "x").is_err());
@@ -272,7 +207,7 @@ mod tests {
         )];
         let types: Vec<String> = combine(&sources, false)
             .into_iter()
-            .map(|a| a.type_)
+            .map(|a| a.type_.to_string())
             .collect();
         assert_eq!(
             types,

@@ -8,46 +8,10 @@
 
 use std::collections::BTreeMap;
 
-use super::addresses::{AddressType, Candidate};
+pub use crate::facts::ADDRESS_ANNOTATIONS;
 
-/// The annotation pairs `(bare-ccm.io key, k3s.io key)` for each address type.
-pub const ADDRESS_ANNOTATIONS: [(AddressType, &str, &str); 5] = [
-    (
-        AddressType::InternalIP,
-        "bare-ccm.io/internal-ip",
-        "k3s.io/internal-ip",
-    ),
-    (
-        AddressType::ExternalIP,
-        "bare-ccm.io/external-ip",
-        "k3s.io/external-ip",
-    ),
-    (
-        AddressType::InternalDNS,
-        "bare-ccm.io/internal-dns",
-        "k3s.io/internal-dns",
-    ),
-    (
-        AddressType::ExternalDNS,
-        "bare-ccm.io/external-dns",
-        "k3s.io/external-dns",
-    ),
-    (
-        AddressType::Hostname,
-        "bare-ccm.io/hostname",
-        "k3s.io/hostname",
-    ),
-];
-
-/// The annotation operators set to give a node its InternalIP (named in error messages).
-pub const INTERNAL_IP: &str = ADDRESS_ANNOTATIONS[0].1;
-
-/// Whether `key` is one of the address annotations.
-pub fn is_address_annotation(key: &str) -> bool {
-    ADDRESS_ANNOTATIONS
-        .iter()
-        .any(|(_, ours, k3s)| key == *ours || key == *k3s)
-}
+use super::addresses::Candidate;
+use super::resolution::Warning;
 
 /// Whose keys a source reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +28,7 @@ pub enum Owner {
 pub fn candidates(
     annotations: &BTreeMap<String, String>,
     owner: Owner,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Vec<Candidate> {
     let mut out = Vec::new();
     for (type_, ours, k3s) in ADDRESS_ANNOTATIONS {
@@ -77,10 +41,7 @@ pub fn candidates(
         };
         let origin = format!("annotation {key}");
         for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            match Candidate::parse(type_, part, &origin) {
-                Ok(c) => out.push(c),
-                Err(w) => warnings.push(w),
-            }
+            Candidate::parse_into(type_, part, &origin, &mut out, warnings);
         }
     }
     out
@@ -89,7 +50,8 @@ pub fn candidates(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use AddressType::*;
+    use crate::facts::address::AddressType::{self, *};
+    use crate::facts::is_address_annotation;
 
     fn read(owner: Owner, list: &[(&str, &str)]) -> (Vec<(AddressType, String)>, Vec<String>) {
         let map = list
@@ -101,7 +63,7 @@ mod tests {
             .into_iter()
             .map(|c| (c.type_, c.address))
             .collect();
-        (got, warnings)
+        (got, warnings.iter().map(ToString::to_string).collect())
     }
 
     /// Both sources' keys read together, the k3s.io ones first.
@@ -110,7 +72,7 @@ mod tests {
         let (ours, more) = read(Owner::BareCcm, list);
         got.extend(ours);
         warnings.extend(more);
-        (got, warnings)
+        (got, warnings.iter().map(ToString::to_string).collect())
     }
 
     fn c(t: AddressType, a: &str) -> (AddressType, String) {

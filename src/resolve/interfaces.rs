@@ -6,36 +6,17 @@
 //! what it read with [`encode`] and skips what [`skip_reason`] names; the resolver decodes
 //! with [`classify`]. Pure: no I/O.
 
-use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::facts::INTERFACES;
+pub use crate::facts::interfaces::{DEFAULT_IGNORE, check_pattern, ignored_by};
+
+use crate::config::{InterfacesConfig, default_rules};
+
 use super::addresses::{AddressType, Candidate, parse_ip};
-
-/// The annotation `bare-ccm agent` writes on its own Node.
-pub const INTERFACES: &str = "bare-ccm.io/interfaces";
-
-/// Interface names skipped unless configured otherwise: loopback, and the virtual links of
-/// CNIs (flannel, Calico, Cilium), container runtimes (docker, bridges, veth pairs),
-/// kube-proxy's IPVS dummy, IP-in-IP tunnels, NodeLocal DNSCache and libvirt. Their
-/// addresses are not how anyone reaches the node.
-pub const DEFAULT_IGNORE: [&str; 13] = [
-    "lo",
-    "cni*",
-    "flannel*",
-    "cali*",
-    "cilium*",
-    "docker*",
-    "br-*",
-    "veth*",
-    "vxlan*",
-    "kube-ipvs0",
-    "tunl0",
-    "nodelocaldns",
-    "virbr*",
-];
+use super::resolution::Warning;
 
 /// One interface of the annotation: its name and its addresses as `IP/PREFIX`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,36 +32,6 @@ pub struct Interface {
 pub fn encode(interfaces: &[Interface]) -> String {
     // Serialising strings and vectors cannot fail.
     serde_json::to_string(interfaces).unwrap_or_else(|_| "[]".to_string())
-}
-
-/// Whether interface `name` matches a pattern of `patterns`; `*` matches any run of
-/// characters (as `ip link` users write `veth*`), every other character itself.
-pub fn ignored_by<'p>(name: &str, patterns: &'p [String]) -> Option<&'p str> {
-    patterns
-        .iter()
-        .find(|p| glob_match(p.as_bytes(), name.as_bytes()))
-        .map(String::as_str)
-}
-
-fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some((b'*', rest)) => (0..=name.len()).any(|i| glob_match(rest, &name[i..])),
-        Some((c, rest)) => name
-            .split_first()
-            .is_some_and(|(n, tail)| n == c && glob_match(rest, tail)),
-    }
-}
-
-/// Checks an `ignore` pattern: non-empty, no whitespace and no `/` (an interface name has
-/// neither).
-pub fn check_pattern(pattern: &str) -> Result<(), String> {
-    if pattern.is_empty() || pattern.chars().any(|c| c.is_whitespace() || c == '/') {
-        return Err(format!(
-            "{pattern:?} is not an interface name pattern (a name, where * matches any characters, e.g. veth*)"
-        ));
-    }
-    Ok(())
 }
 
 /// Why an address is never used, whatever the rules say: it does not reach the node from
@@ -103,152 +54,6 @@ pub fn skip_reason(ip: IpAddr) -> Option<&'static str> {
     } else {
         None
     }
-}
-
-/// An IP network, `ADDRESS/PREFIX` with the host bits zero.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cidr {
-    /// The network address.
-    pub network: IpAddr,
-    /// The prefix length.
-    pub prefix: u8,
-}
-
-impl Cidr {
-    /// Whether `ip` is in the network (same family, same leading `prefix` bits).
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.network, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                mask(u128::from(u32::from(net)), 32, self.prefix)
-                    == mask(u128::from(u32::from(ip)), 32, self.prefix)
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                mask(u128::from(net), 128, self.prefix) == mask(u128::from(ip), 128, self.prefix)
-            }
-            _ => false,
-        }
-    }
-}
-
-/// The leading `prefix` bits of a `bits`-wide address.
-fn mask(value: u128, bits: u8, prefix: u8) -> u128 {
-    let host = u32::from(bits.saturating_sub(prefix));
-    value.checked_shr(host).unwrap_or(0)
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
-    }
-}
-
-impl FromStr for Cidr {
-    type Err = String;
-
-    /// Strict: the prefix length is required, and host bits must be zero (a typo such as
-    /// `10.1.0.0/8` is refused with the network it would mean).
-    fn from_str(s: &str) -> Result<Cidr, String> {
-        let bad = || {
-            format!(
-                "{s:?} is not a CIDR (an address and a prefix length, e.g. 10.0.0.0/8 or fc00::/7)"
-            )
-        };
-        let (ip, prefix) = s.split_once('/').ok_or_else(bad)?;
-        let network: IpAddr = ip.parse().map_err(|_| bad())?;
-        let bits = if network.is_ipv4() { 32 } else { 128 };
-        let prefix: u8 = prefix
-            .parse()
-            .ok()
-            .filter(|p| {
-                *p <= bits
-                    && !prefix.starts_with('+')
-                    && !(prefix.len() > 1 && prefix.starts_with('0'))
-            })
-            .ok_or_else(bad)?;
-        let cidr = Cidr { network, prefix };
-        let base = network_of(network, prefix);
-        if base != network {
-            return Err(format!(
-                "{s:?} has host bits set: the network is {base}/{prefix}"
-            ));
-        }
-        Ok(cidr)
-    }
-}
-
-/// `ip` with every bit after `prefix` cleared.
-fn network_of(ip: IpAddr, prefix: u8) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => {
-            let v = u32::from(v4);
-            let keep = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V4((v & keep).into())
-        }
-        IpAddr::V6(v6) => {
-            let v = u128::from(v6);
-            let keep = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V6((v & keep).into())
-        }
-    }
-}
-
-/// One `interfaces.rules` entry: addresses in `cidr` become `type_`, or are not used when
-/// `type_` is `None` (`type: ignore`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InterfaceRule {
-    /// The network the rule applies to.
-    pub cidr: Cidr,
-    /// InternalIP or ExternalIP; `None` for `ignore`.
-    pub type_: Option<AddressType>,
-}
-
-impl fmt::Display for InterfaceRule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.type_ {
-            Some(t) => write!(f, "{} -> {t}", self.cidr),
-            None => write!(f, "{} -> ignore", self.cidr),
-        }
-    }
-}
-
-/// The `interfaces` section of the config.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InterfacesConfig {
-    /// Interface name patterns whose addresses are not used.
-    pub ignore: Vec<String>,
-    /// The rules, in order; `None` for the built-in [`default_rules`].
-    pub rules: Option<Vec<InterfaceRule>>,
-}
-
-impl Default for InterfacesConfig {
-    fn default() -> Self {
-        InterfacesConfig {
-            ignore: DEFAULT_IGNORE.iter().map(ToString::to_string).collect(),
-            rules: None,
-        }
-    }
-}
-
-/// The rules without `interfaces.rules`: the private ranges (RFC 1918), shared address
-/// space (RFC 6598, carrier-grade NAT and Tailscale) and unique local IPv6 (RFC 4193) are
-/// InternalIP; every other usable address is ExternalIP.
-pub fn default_rules() -> Vec<InterfaceRule> {
-    let rule = |cidr: &str, t| InterfaceRule {
-        cidr: cidr.parse().unwrap_or(Cidr {
-            network: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-            prefix: 0,
-        }),
-        type_: Some(t),
-    };
-    vec![
-        rule("10.0.0.0/8", AddressType::InternalIP),
-        rule("172.16.0.0/12", AddressType::InternalIP),
-        rule("192.168.0.0/16", AddressType::InternalIP),
-        rule("100.64.0.0/10", AddressType::InternalIP),
-        rule("fc00::/7", AddressType::InternalIP),
-        rule("0.0.0.0/0", AddressType::ExternalIP),
-        rule("::/0", AddressType::ExternalIP),
-    ]
 }
 
 /// What became of one address of the annotation.
@@ -274,14 +79,14 @@ pub struct Placement {
 pub fn classify(
     value: &str,
     config: &InterfacesConfig,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Vec<Placement> {
     let interfaces: Vec<Interface> = match serde_json::from_str(value) {
         Ok(list) => list,
         Err(e) => {
-            warnings.push(format!(
-                "ignoring annotation {INTERFACES}: not a JSON list of {{\"name\", \"addresses\"}} ({e})"
-            ));
+            warnings.push(Warning::InterfacesNotList {
+                reason: e.to_string(),
+            });
             return Vec::new();
         }
     };
@@ -298,10 +103,10 @@ pub fn classify(
         let skipped_iface = ignored_by(&iface.name, &config.ignore);
         for written in &iface.addresses {
             let Some(ip) = parse_with_prefix(written) else {
-                warnings.push(format!(
-                    "ignoring address {written:?} of interface {:?} in annotation {INTERFACES}: not IP/PREFIX",
-                    iface.name
-                ));
+                warnings.push(Warning::InterfaceAddress {
+                    written: written.clone(),
+                    interface: iface.name.clone(),
+                });
                 continue;
             };
             let (type_, why) = if let Some(pattern) = skipped_iface {
@@ -334,7 +139,7 @@ pub fn classify(
 pub fn candidates(
     value: &str,
     config: &InterfacesConfig,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Vec<Candidate> {
     classify(value, config, warnings)
         .into_iter()
@@ -363,6 +168,8 @@ fn parse_with_prefix(written: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::InterfaceRule;
+    use crate::facts::address::Cidr;
     use AddressType::*;
 
     fn iface(name: &str, addresses: &[&str]) -> Interface {
@@ -406,7 +213,7 @@ mod tests {
                 )
             })
             .collect();
-        (got, warnings)
+        (got, warnings.iter().map(ToString::to_string).collect())
     }
 
     fn row(i: &str, a: &str, t: &str) -> (String, String, String) {

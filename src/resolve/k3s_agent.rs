@@ -23,27 +23,14 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use super::UNINITIALIZED_TAINT;
-use super::node_args::NODE_ARGS;
+pub use crate::facts::is_k3s_node;
+
+use crate::facts::NODE_ARGS;
 use crate::node_view::NodeView;
 
 /// The label the k3s server gives its own node, value "true" (k3s `pkg/util`,
 /// `ControlPlaneRoleLabelKey`).
 pub const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
-
-/// What k3s appends to the kubelet version it embeds (`v1.33.4+k3s1`).
-const K3S_KUBELET_MARKER: &str = "+k3s";
-/// What k3s appends to the containerd version it bundles (`containerd://2.0.5-k3s1`).
-const K3S_RUNTIME_MARKER: &str = "-k3s";
-
-/// Whether a node runs k3s, from `status.nodeInfo` as the kubelet reports it at
-/// registration (kubernetes `pkg/kubelet/nodestatus/setters.go`, `VersionInfo`): either
-/// k3s's kubelet version or its bundled containerd suffices (a k3s agent may use another
-/// container runtime, and a distribution may rebuild the kubelet).
-pub fn is_k3s_node(kubelet_version: &str, container_runtime_version: &str) -> bool {
-    kubelet_version.contains(K3S_KUBELET_MARKER)
-        || container_runtime_version.contains(K3S_RUNTIME_MARKER)
-}
 
 /// The part of k3s's description a node still lacks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,7 +79,7 @@ pub enum AgentWait {
 /// node's creationTimestamp (the API server's clock; on k3s, bare-ccm runs on a server, so
 /// both clocks are the same host's).
 pub fn agent_wait(node: &NodeView, wait: Duration, now: Timestamp) -> AgentWait {
-    let tainted = node.taints.iter().any(|t| t.key == UNINITIALIZED_TAINT);
+    let tainted = node.is_uninitialized();
     if !tainted || !node.k3s || wait.is_zero() {
         return AgentWait::NotApplicable;
     }
@@ -172,9 +159,8 @@ impl AgentWait {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::core::v1::Taint;
-
     use super::*;
+    use crate::test_support::{string_map, uninitialized};
 
     const T0: i64 = 1_800_000_000;
 
@@ -182,29 +168,15 @@ mod tests {
         Timestamp::from_second(T0 + secs).unwrap_or(Timestamp::UNIX_EPOCH)
     }
 
-    fn tainted() -> Vec<Taint> {
-        vec![Taint {
-            key: UNINITIALIZED_TAINT.into(),
-            effect: "NoSchedule".into(),
-            ..Taint::default()
-        }]
-    }
-
     /// A node registered at T0 by a k3s kubelet, with the given annotations and labels.
     fn k3s_node(annotations: &[(&str, &str)], labels: &[(&str, &str)]) -> NodeView {
         NodeView {
             name: "n1".into(),
-            taints: tainted(),
+            taints: vec![uninitialized()],
             created: Some(at(0)),
             k3s: true,
-            annotations: annotations
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            annotations: string_map(annotations),
+            labels: string_map(labels),
             ..NodeView::default()
         }
     }

@@ -1,6 +1,6 @@
-//! Node labels: Kubernetes label syntax, the reserved-domain rule, and the labels bare-ccm
-//! adds (instance type, zone and region under both GA and beta keys, inventory labels,
-//! extra labels). A label already on the node is never changed.
+//! Node labels: the labels bare-ccm adds (instance type, zone and region under both GA and
+//! beta keys, inventory labels, extra labels). A label already on the node is never
+//! changed. Label syntax and the reserved-domain rule are in `facts::labels`.
 //!
 //! Pairs of GA and beta keys stay consistent: when one key of a pair exists, its value is
 //! mirrored to the missing one; only when neither exists is the configured value written.
@@ -11,9 +11,11 @@
 
 use std::collections::BTreeMap;
 
+pub use crate::facts::labels::{check_label_key, check_label_value};
+
 use crate::config::{Config, InventoryEntry};
 
-use super::Sourced;
+use super::resolution::{Sourced, Warning};
 
 /// GA instance-type label.
 pub const INSTANCE_TYPE: &str = "node.kubernetes.io/instance-type";
@@ -28,107 +30,13 @@ pub const REGION: &str = "topology.kubernetes.io/region";
 /// Beta region label.
 pub const REGION_BETA: &str = "failure-domain.beta.kubernetes.io/region";
 
-const MAX_NAME: usize = 63;
-const MAX_PREFIX: usize = 253;
-
-/// Checks a label key: an optional DNS-subdomain prefix and `/`, then a name of at most 63
-/// characters of `[A-Za-z0-9._-]` starting and ending alphanumeric (Kubernetes
-/// `IsQualifiedName`).
-pub fn check_label_key(key: &str) -> Result<(), String> {
-    let (prefix, name) = match key.split_once('/') {
-        Some((prefix, name)) => (Some(prefix), name),
-        None => (None, key),
-    };
-    if let Some(prefix) = prefix
-        && !is_dns_subdomain(prefix)
-    {
-        return Err(format!(
-            "label key {key:?}: prefix {prefix:?} must be a lowercase DNS subdomain of at most {MAX_PREFIX} characters"
-        ));
-    }
-    if !is_label_name(name) {
-        return Err(format!(
-            "label key {key:?}: name part must be 1-{MAX_NAME} characters of [A-Za-z0-9._-], starting and ending alphanumeric"
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a label value: empty, or at most 63 characters of `[A-Za-z0-9._-]` starting and
-/// ending alphanumeric.
-pub fn check_label_value(value: &str) -> Result<(), String> {
-    if value.is_empty() || is_label_name(value) {
-        Ok(())
-    } else {
-        Err(format!(
-            "label value {value:?} must be empty or 1-{MAX_NAME} characters of [A-Za-z0-9._-], starting and ending alphanumeric"
-        ))
-    }
-}
-
-/// The prefix of node-role labels (`kubectl get nodes` shows their names as ROLES).
-pub const NODE_ROLE_PREFIX: &str = "node-role.kubernetes.io";
-
-/// Refuses keys under `kubernetes.io/` or `k8s.io/` (and subdomains), as upstream refuses
-/// such additional labels from a cloud provider: they are reserved for Kubernetes itself.
-/// One exception, on purpose: `node-role.kubernetes.io/*`. The NodeRestriction admission
-/// plugin forbids a kubelet to set these on itself (k8s.io/kubernetes
-/// `plugin/pkg/admission/noderestriction/admission.go` `getForbiddenLabels`; they are not
-/// among k8s.io/kubelet's `IsKubeletLabel`), so some controller has to. Kubernetes itself
-/// only displays them (kubectl's ROLES column, `pkg/printers/internalversion`).
-pub fn check_settable_label_key(key: &str) -> Result<(), String> {
-    let Some((prefix, _)) = key.split_once('/') else {
-        return Ok(());
-    };
-    if prefix == NODE_ROLE_PREFIX {
-        return Ok(());
-    }
-    let reserved = ["kubernetes.io", "k8s.io"]
-        .iter()
-        .any(|d| prefix == *d || prefix.ends_with(&format!(".{d}")));
-    if reserved {
-        Err(format!(
-            "label key {key:?}: keys under kubernetes.io/ or k8s.io/ (and subdomains) are refused, except node-role.kubernetes.io/; use your own prefix, or the instanceType/zone/region settings"
-        ))
-    } else {
-        Ok(())
-    }
-}
-
-fn is_label_name(s: &str) -> bool {
-    let bytes = s.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= MAX_NAME
-        && bytes[0].is_ascii_alphanumeric()
-        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-}
-
-fn is_dns_subdomain(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_PREFIX
-        && s.split('.').all(|part| {
-            let b = part.as_bytes();
-            !b.is_empty()
-                && is_lower_alnum(b[0])
-                && is_lower_alnum(b[b.len() - 1])
-                && b.iter().all(|c| is_lower_alnum(*c) || *c == b'-')
-        })
-}
-
-fn is_lower_alnum(b: u8) -> bool {
-    b.is_ascii_lowercase() || b.is_ascii_digit()
-}
-
 /// Computes the labels to add to a node with `existing` labels, plus warnings where a
 /// configured value is not applied because the node already has a different one.
 pub fn desired(
     existing: &BTreeMap<String, String>,
     config: &Config,
     entry: Option<(usize, &InventoryEntry)>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> BTreeMap<String, Sourced> {
     let mut out = BTreeMap::new();
     let pick = |field: &str, inv: Option<&str>, cfg: &str| -> Option<Sourced> {
@@ -188,9 +96,12 @@ pub fn desired(
             continue;
         }
         match existing.get(key) {
-            Some(have) if have != value => warnings.push(format!(
-                "label {key}={have} already on the node is kept; {why} wants {value:?}"
-            )),
+            Some(have) if have != value => warnings.push(Warning::LabelKept {
+                key: key.clone(),
+                have: have.clone(),
+                why,
+                want: value.clone(),
+            }),
             Some(_) => {}
             None => {
                 out.insert(
@@ -212,7 +123,7 @@ fn add_pair(
     beta: &str,
     want: Option<Sourced>,
     out: &mut BTreeMap<String, Sourced>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) {
     let mirror = |from: &str, v: &str| Sourced {
         value: v.to_string(),
@@ -224,10 +135,12 @@ fn add_pair(
                 out.insert(beta.to_string(), mirror(ga, g));
             }
             if let Some(w) = want.filter(|w| &w.value != g) {
-                warnings.push(format!(
-                    "label {ga}={g} already on the node is kept; {} wants {:?}",
-                    w.why, w.value
-                ));
+                warnings.push(Warning::LabelKept {
+                    key: ga.to_string(),
+                    have: g.clone(),
+                    why: w.why,
+                    want: w.value,
+                });
             }
         }
         (None, Some(b)) => {
@@ -245,6 +158,7 @@ fn add_pair(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::facts::labels::check_settable_label_key;
 
     #[test]
     fn label_keys_follow_kubernetes_syntax() {

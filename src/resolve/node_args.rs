@@ -7,13 +7,11 @@
 //! `--node-external-dns` (ExternalDNS). Each may repeat and holds a comma list. k3s writes
 //! `--flag=value` split into two elements; the joined form is accepted too.
 
+pub use crate::facts::NODE_ARGS;
+
 use super::addresses::{AddressType, Candidate};
-
-/// The annotation k3s writes with its command-line and config-file arguments.
-pub const NODE_ARGS: &str = "k3s.io/node-args";
-
-/// What k3s writes instead of a secret value.
-const REDACTED: &str = "********";
+use super::resolution::Warning;
+use crate::facts::NODE_ARGS_REDACTED;
 
 /// The address type a flag of interest gives, or `None` for any other flag.
 fn flag_type(flag: &str) -> Option<AddressType> {
@@ -29,13 +27,13 @@ fn flag_type(flag: &str) -> Option<AddressType> {
 /// Parses the annotation value into address candidates, in argument order. Malformed JSON,
 /// non-string elements, redacted values, missing values and invalid addresses are skipped,
 /// each with a warning; the rest of the array is still read.
-pub fn candidates(value: &str, warnings: &mut Vec<String>) -> Vec<Candidate> {
+pub fn candidates(value: &str, warnings: &mut Vec<Warning>) -> Vec<Candidate> {
     let elements: Vec<serde_json::Value> = match serde_json::from_str(value) {
         Ok(elements) => elements,
         Err(e) => {
-            warnings.push(format!(
-                "ignoring annotation {NODE_ARGS}: not a JSON array ({e})"
-            ));
+            warnings.push(Warning::NodeArgsNotArray {
+                reason: e.to_string(),
+            });
             return Vec::new();
         }
     };
@@ -45,9 +43,10 @@ pub fn candidates(value: &str, warnings: &mut Vec<String>) -> Vec<Candidate> {
         .filter_map(|(i, element)| match element {
             serde_json::Value::String(arg) => Some(arg),
             other => {
-                warnings.push(format!(
-                    "ignoring element {i} ({other}) of annotation {NODE_ARGS}: not a string"
-                ));
+                warnings.push(Warning::NodeArgsNotString {
+                    index: i,
+                    element: other.to_string(),
+                });
                 None
             }
         })
@@ -63,23 +62,20 @@ pub fn candidates(value: &str, warnings: &mut Vec<String>) -> Vec<Candidate> {
             continue;
         };
         let Some(list) = inline.or_else(|| iter.next().map(String::as_str)) else {
-            warnings.push(format!(
-                "ignoring {flag} in annotation {NODE_ARGS}: it has no value"
-            ));
+            warnings.push(Warning::NodeArgsNoValue {
+                flag: flag.to_string(),
+            });
             continue;
         };
         for part in list.split(',') {
-            if part == REDACTED {
-                warnings.push(format!(
-                    "ignoring redacted value {REDACTED} of {flag} in annotation {NODE_ARGS}"
-                ));
+            if part == NODE_ARGS_REDACTED {
+                warnings.push(Warning::NodeArgsRedacted {
+                    flag: flag.to_string(),
+                });
                 continue;
             }
             let origin = format!("{flag} in annotation {NODE_ARGS}");
-            match Candidate::parse(type_, part, &origin) {
-                Ok(c) => out.push(c),
-                Err(w) => warnings.push(w),
-            }
+            Candidate::parse_into(type_, part, &origin, &mut out, warnings);
         }
     }
     out
@@ -96,7 +92,7 @@ mod tests {
             .into_iter()
             .map(|c| (c.type_, c.address))
             .collect();
-        (got, warnings)
+        (got, warnings.iter().map(ToString::to_string).collect())
     }
 
     fn c(t: AddressType, a: &str) -> (AddressType, String) {

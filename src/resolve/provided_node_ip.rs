@@ -10,44 +10,11 @@
 
 use std::net::IpAddr;
 
-use super::ResolvedAddress;
+pub use crate::facts::PROVIDED_NODE_IP;
+pub use crate::facts::address::{ProvidedNodeIpError, parse_node_ips as parse};
+
 use super::addresses::{AddressType, Candidate, parse_ip};
-
-/// The annotation the kubelet sets from `--node-ip` when run with an external cloud provider.
-pub const PROVIDED_NODE_IP: &str = "alpha.kubernetes.io/provided-node-ip";
-
-/// Why an annotation value is not a valid node IP (one IP, or a dual-stack pair).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ProvidedNodeIpError {
-    /// A comma-separated part is not an IP.
-    #[error("could not parse {0:?} as an IP address")]
-    NotAnIp(String),
-    /// More than two IPs, or two of the same family.
-    #[error("must contain either a single IP or a dual-stack pair of IPs")]
-    NotSingleOrPair,
-    /// A dual-stack pair containing 0.0.0.0 or ::.
-    #[error("dual-stack node IP cannot include '0.0.0.0' or '::'")]
-    UnspecifiedInPair,
-}
-
-/// Parses the annotation as upstream's `ParseNodeIPAnnotation`: split on `,` without
-/// trimming, every part an IP, at most two of different families, no unspecified address
-/// in a pair.
-pub fn parse(value: &str) -> Result<Vec<IpAddr>, ProvidedNodeIpError> {
-    let ips = value
-        .split(',')
-        .map(|part| parse_ip(part).ok_or_else(|| ProvidedNodeIpError::NotAnIp(part.to_string())))
-        .collect::<Result<Vec<_>, _>>()?;
-    match ips.as_slice() {
-        [_] => Ok(ips),
-        [a, b] if a.is_ipv6() == b.is_ipv6() => Err(ProvidedNodeIpError::NotSingleOrPair),
-        [a, b] if a.is_unspecified() || b.is_unspecified() => {
-            Err(ProvidedNodeIpError::UnspecifiedInPair)
-        }
-        [_, _] => Ok(ips),
-        _ => Err(ProvidedNodeIpError::NotSingleOrPair),
-    }
-}
+use super::resolution::{ResolvedAddress, Warning};
 
 /// The outcome of applying the rule when it cannot be satisfied.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,7 +34,7 @@ pub fn filter(
 ) -> Result<Vec<ResolvedAddress>, FilterError> {
     let ips = parse(value).map_err(FilterError::Invalid)?;
     let mut out = Vec::with_capacity(addresses.len());
-    let mut enforced: Vec<&str> = Vec::new();
+    let mut enforced: Vec<AddressType> = Vec::new();
     for ip in ips {
         let matching: Vec<&ResolvedAddress> = addresses
             .iter()
@@ -77,14 +44,14 @@ pub fn filter(
             return Err(FilterError::Unmatched(ip));
         }
         for a in matching {
-            enforced.push(&a.type_);
+            enforced.push(a.type_);
             out.push(a.clone());
         }
     }
     out.extend(
         addresses
             .iter()
-            .filter(|a| !enforced.contains(&a.type_.as_str()))
+            .filter(|a| !enforced.contains(&a.type_))
             .cloned(),
     );
     Ok(out)
@@ -92,7 +59,7 @@ pub fn filter(
 
 /// The annotation read as an address *source*: every valid part is an InternalIP; invalid
 /// parts become warnings. (Whether it is a valid pair matters only for [`filter`].)
-pub fn candidates(value: &str, warnings: &mut Vec<String>) -> Vec<Candidate> {
+pub fn candidates(value: &str, warnings: &mut Vec<Warning>) -> Vec<Candidate> {
     let origin = format!("annotation {PROVIDED_NODE_IP}");
     value
         .split(',')
@@ -112,237 +79,124 @@ pub fn candidates(value: &str, warnings: &mut Vec<String>) -> Vec<Candidate> {
 mod tests {
     use super::*;
     use crate::resolve::AddressSource;
-
-    const HOST: &str = "hostname";
+    use crate::test_support::resolved;
 
     fn addrs(list: &[(&str, &str)]) -> Vec<ResolvedAddress> {
-        list.iter()
-            .map(|(t, a)| ResolvedAddress {
-                type_: t.to_string(),
-                address: a.to_string(),
-                source: AddressSource::Kubelet,
-            })
-            .collect()
+        resolved(list, AddressSource::Kubelet)
+    }
+
+    /// `TYPE ADDRESS, …` as kubelet addresses.
+    fn listed(list: &str) -> Vec<ResolvedAddress> {
+        let pairs: Vec<(&str, &str)> = list
+            .split(", ")
+            .filter_map(|item| item.split_once(' '))
+            .collect();
+        addrs(&pairs)
     }
 
     /// The 14 cases of `TestGetNodeAddressesFromNodeIP` in kubernetes/cloud-provider
     /// `node/helpers/address_test.go`, with the same names, inputs and expectations.
     #[test]
     fn upstream_get_node_addresses_from_node_ip_cases() {
-        type Case<'a> = (
-            &'a str,
-            &'a str,
-            Vec<(&'a str, &'a str)>,
-            Option<Vec<(&'a str, &'a str)>>,
-        );
-        let cases: Vec<Case> = vec![
+        // (name, provided-node-ip, addresses, filtered addresses or None for an error)
+        let cases: Vec<(&str, &str, &str, Option<&str>)> = vec![
             (
                 "A single InternalIP",
                 "10.1.1.1",
-                vec![("InternalIP", "10.1.1.1"), ("Hostname", HOST)],
-                Some(vec![("InternalIP", "10.1.1.1"), ("Hostname", HOST)]),
+                "InternalIP 10.1.1.1, Hostname hostname",
+                Some("InternalIP 10.1.1.1, Hostname hostname"),
             ),
             (
                 "NodeIP is external",
                 "55.55.55.55",
-                vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("Hostname", HOST),
-                ],
-                Some(vec![
-                    ("ExternalIP", "55.55.55.55"),
-                    ("InternalIP", "10.1.1.1"),
-                    ("Hostname", HOST),
-                ]),
+                "InternalIP 10.1.1.1, ExternalIP 55.55.55.55, Hostname hostname",
+                Some("ExternalIP 55.55.55.55, InternalIP 10.1.1.1, Hostname hostname"),
             ),
             (
                 "InternalIP and ExternalIP are the same",
                 "55.55.55.55",
-                vec![
-                    ("InternalIP", "44.44.44.44"),
-                    ("ExternalIP", "44.44.44.44"),
-                    ("InternalIP", "55.55.55.55"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("Hostname", HOST),
-                ],
-                Some(vec![
-                    ("InternalIP", "55.55.55.55"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("Hostname", HOST),
-                ]),
+                "InternalIP 44.44.44.44, ExternalIP 44.44.44.44, InternalIP 55.55.55.55, ExternalIP 55.55.55.55, Hostname hostname",
+                Some("InternalIP 55.55.55.55, ExternalIP 55.55.55.55, Hostname hostname"),
             ),
             (
                 "An Internal/ExternalIP, an Internal/ExternalDNS",
                 "10.1.1.1",
-                vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("InternalDNS", "ip-10-1-1-1.us-west-2.compute.internal"),
-                    (
-                        "ExternalDNS",
-                        "ec2-55-55-55-55.us-west-2.compute.amazonaws.com",
-                    ),
-                    ("Hostname", HOST),
-                ],
-                Some(vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("InternalDNS", "ip-10-1-1-1.us-west-2.compute.internal"),
-                    (
-                        "ExternalDNS",
-                        "ec2-55-55-55-55.us-west-2.compute.amazonaws.com",
-                    ),
-                    ("Hostname", HOST),
-                ]),
+                "InternalIP 10.1.1.1, ExternalIP 55.55.55.55, InternalDNS ip-10-1-1-1.us-west-2.compute.internal, ExternalDNS ec2-55-55-55-55.us-west-2.compute.amazonaws.com, Hostname hostname",
+                Some(
+                    "InternalIP 10.1.1.1, ExternalIP 55.55.55.55, InternalDNS ip-10-1-1-1.us-west-2.compute.internal, ExternalDNS ec2-55-55-55-55.us-west-2.compute.amazonaws.com, Hostname hostname",
+                ),
             ),
             (
                 "An Internal with multiple internal IPs",
                 "10.1.1.1",
-                vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("InternalIP", "10.2.2.2"),
-                    ("InternalIP", "10.3.3.3"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("Hostname", HOST),
-                ],
-                Some(vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("Hostname", HOST),
-                ]),
+                "InternalIP 10.1.1.1, InternalIP 10.2.2.2, InternalIP 10.3.3.3, ExternalIP 55.55.55.55, Hostname hostname",
+                Some("InternalIP 10.1.1.1, ExternalIP 55.55.55.55, Hostname hostname"),
             ),
             (
                 "An InternalIP that isn't valid: should error",
                 "10.2.2.2",
-                vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("Hostname", HOST),
-                ],
+                "InternalIP 10.1.1.1, ExternalIP 55.55.55.55, Hostname hostname",
                 None,
             ),
             (
                 "Dual-stack cloud, with nodeIP, different IPv6 formats",
                 "2600:1f14:1d4:d101::ba3d",
-                vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("InternalIP", "2600:1f14:1d4:d101:0:0:0:ba3d"),
-                    ("Hostname", HOST),
-                ],
-                Some(vec![
-                    ("InternalIP", "2600:1f14:1d4:d101:0:0:0:ba3d"),
-                    ("Hostname", HOST),
-                ]),
+                "InternalIP 10.1.1.1, InternalIP 2600:1f14:1d4:d101:0:0:0:ba3d, Hostname hostname",
+                Some("InternalIP 2600:1f14:1d4:d101:0:0:0:ba3d, Hostname hostname"),
             ),
             (
                 "Single-stack cloud, dual-stack request",
                 "10.1.1.1,fc01:1234::5678",
-                vec![("InternalIP", "10.1.1.1"), ("Hostname", HOST)],
+                "InternalIP 10.1.1.1, Hostname hostname",
                 None,
             ),
             (
                 "Dual-stack cloud, IPv4 first, IPv4-primary request",
                 "10.1.1.1,fc01:1234::5678",
-                vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("InternalIP", "fc01:1234::5678"),
-                    ("Hostname", HOST),
-                ],
-                Some(vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("InternalIP", "fc01:1234::5678"),
-                    ("Hostname", HOST),
-                ]),
+                "InternalIP 10.1.1.1, InternalIP fc01:1234::5678, Hostname hostname",
+                Some("InternalIP 10.1.1.1, InternalIP fc01:1234::5678, Hostname hostname"),
             ),
             (
                 "Dual-stack cloud, IPv6 first, IPv4-primary request",
                 "10.1.1.1,fc01:1234::5678",
-                vec![
-                    ("InternalIP", "fc01:1234::5678"),
-                    ("InternalIP", "10.1.1.1"),
-                    ("Hostname", HOST),
-                ],
-                Some(vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("InternalIP", "fc01:1234::5678"),
-                    ("Hostname", HOST),
-                ]),
+                "InternalIP fc01:1234::5678, InternalIP 10.1.1.1, Hostname hostname",
+                Some("InternalIP 10.1.1.1, InternalIP fc01:1234::5678, Hostname hostname"),
             ),
             (
                 "Dual-stack cloud, dual-stack request, multiple IPs",
                 "10.1.1.1,fc01:1234::5678",
-                vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("InternalIP", "10.1.1.2"),
-                    ("InternalIP", "fc01:1234::1234"),
-                    ("InternalIP", "fc01:1234::5678"),
-                    ("Hostname", HOST),
-                ],
-                Some(vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("InternalIP", "fc01:1234::5678"),
-                    ("Hostname", HOST),
-                ]),
+                "InternalIP 10.1.1.1, InternalIP 10.1.1.2, InternalIP fc01:1234::1234, InternalIP fc01:1234::5678, Hostname hostname",
+                Some("InternalIP 10.1.1.1, InternalIP fc01:1234::5678, Hostname hostname"),
             ),
             (
                 "Dual-stack cloud, dual-stack request, extra ExternalIP",
                 "10.1.1.1,fc01:1234::5678",
-                vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("InternalIP", "fc01:1234::1234"),
-                    ("InternalIP", "fc01:1234::5678"),
-                    ("Hostname", HOST),
-                ],
-                Some(vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("InternalIP", "fc01:1234::5678"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("Hostname", HOST),
-                ]),
+                "InternalIP 10.1.1.1, ExternalIP 55.55.55.55, InternalIP fc01:1234::1234, InternalIP fc01:1234::5678, Hostname hostname",
+                Some(
+                    "InternalIP 10.1.1.1, InternalIP fc01:1234::5678, ExternalIP 55.55.55.55, Hostname hostname",
+                ),
             ),
             (
                 "Dual-stack cloud, dual-stack request, multiple ExternalIPs",
                 "fc01:1234::5678,10.1.1.1",
-                vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("InternalIP", "fc01:1234::5678"),
-                    ("ExternalIP", "2001:db1::1"),
-                    ("Hostname", HOST),
-                ],
-                Some(vec![
-                    ("InternalIP", "fc01:1234::5678"),
-                    ("InternalIP", "10.1.1.1"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("ExternalIP", "2001:db1::1"),
-                    ("Hostname", HOST),
-                ]),
+                "InternalIP 10.1.1.1, ExternalIP 55.55.55.55, InternalIP fc01:1234::5678, ExternalIP 2001:db1::1, Hostname hostname",
+                Some(
+                    "InternalIP fc01:1234::5678, InternalIP 10.1.1.1, ExternalIP 55.55.55.55, ExternalIP 2001:db1::1, Hostname hostname",
+                ),
             ),
             (
                 "Dual-stack cloud, dual-stack request, mixed InternalIP/ExternalIP match",
                 "55.55.55.55,fc01:1234::5678",
-                vec![
-                    ("InternalIP", "10.1.1.1"),
-                    ("ExternalIP", "55.55.55.55"),
-                    ("InternalIP", "fc01:1234::5678"),
-                    ("ExternalIP", "2001:db1::1"),
-                    ("Hostname", HOST),
-                ],
-                Some(vec![
-                    ("ExternalIP", "55.55.55.55"),
-                    ("InternalIP", "fc01:1234::5678"),
-                    ("Hostname", HOST),
-                ]),
+                "InternalIP 10.1.1.1, ExternalIP 55.55.55.55, InternalIP fc01:1234::5678, ExternalIP 2001:db1::1, Hostname hostname",
+                Some("ExternalIP 55.55.55.55, InternalIP fc01:1234::5678, Hostname hostname"),
             ),
         ];
         assert_eq!(cases.len(), 14);
         for (name, node_ip, input, expected) in cases {
-            let got = filter(node_ip, &addrs(&input));
+            let got = filter(node_ip, &listed(input));
             match expected {
                 Some(exp) => {
-                    assert_eq!(got.as_deref().ok(), Some(addrs(&exp).as_slice()), "{name}")
+                    assert_eq!(got.as_deref().ok(), Some(listed(exp).as_slice()), "{name}")
                 }
                 None => assert!(got.is_err(), "{name}: expected an error, got {got:?}"),
             }
@@ -392,6 +246,7 @@ mod tests {
             ["10.0.0.1", "fd00::1"]
         );
         assert_eq!(warnings.len(), 1);
-        assert!(warnings[0].contains("\"bogus\"") && warnings[0].contains(PROVIDED_NODE_IP));
+        let warning = warnings[0].to_string();
+        assert!(warning.contains("\"bogus\"") && warning.contains(PROVIDED_NODE_IP));
     }
 }

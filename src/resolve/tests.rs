@@ -1,21 +1,18 @@
 //! Table tests of `resolve` as a whole: sources, combining, provided-node-ip modes,
 //! providerID and labels, including the upstream `syncNode` scenarios.
 
-use k8s_openapi::api::core::v1::{NodeAddress, Taint};
+use k8s_openapi::api::core::v1::Taint;
 
 use super::*;
 use crate::config::Config;
+use crate::facts::is_relevant_annotation;
+use crate::test_support::{node_addresses, string_map, uninitialized};
 
 fn node(name: &str) -> NodeView {
     NodeView {
         name: name.to_string(),
         resource_version: "1".to_string(),
-        taints: vec![Taint {
-            key: UNINITIALIZED_TAINT.to_string(),
-            value: Some("true".to_string()),
-            effect: "NoSchedule".to_string(),
-            time_added: None,
-        }],
+        taints: vec![uninitialized()],
         ..NodeView::default()
     }
 }
@@ -31,13 +28,7 @@ fn label(mut n: NodeView, key: &str, value: &str) -> NodeView {
 }
 
 fn kubelet(mut n: NodeView, list: &[(&str, &str)]) -> NodeView {
-    n.addresses = list
-        .iter()
-        .map(|(t, a)| NodeAddress {
-            type_: t.to_string(),
-            address: a.to_string(),
-        })
-        .collect();
+    n.addresses = node_addresses(list);
     n
 }
 
@@ -48,19 +39,27 @@ fn cfg(yaml: &str) -> Config {
     }
 }
 
-/// `(type, address, source)` triples, for compact expectations.
-fn addrs(r: &Resolution) -> Vec<Expected> {
-    r.addresses
-        .iter()
-        .map(|a| (a.type_.clone(), a.address.clone(), a.source.as_str()))
-        .collect()
+/// The addresses as `explain` lists them, `TYPE ADDRESS (SOURCE)` joined by `, `, so an
+/// expectation is one line.
+fn addrs(r: &Resolution) -> String {
+    shown(&r.addresses)
 }
 
-/// One expected address: `(type, address, source name)`.
-type Expected = (String, String, &'static str);
+fn shown(list: &[ResolvedAddress]) -> String {
+    list.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
-fn a(t: &str, addr: &str, src: &'static str) -> Expected {
-    (t.to_string(), addr.to_string(), src)
+/// The errors as the sentences Events and `explain` show.
+fn errors(r: &Resolution) -> Vec<String> {
+    r.errors.iter().map(ToString::to_string).collect()
+}
+
+/// The warnings as `explain` shows them.
+fn warnings(r: &Resolution) -> Vec<String> {
+    r.warnings.iter().map(ToString::to_string).collect()
 }
 
 fn label_values(r: &Resolution) -> Vec<(&str, &str)> {
@@ -81,12 +80,7 @@ fn k3s_agent_with_node_args_initialises_like_the_embedded_ccm() {
     let r = resolve(&n, &Config::default());
     assert_eq!(
         addrs(&r),
-        vec![
-            a("InternalIP", "10.0.0.5", "k3s-node-args"),
-            a("InternalIP", "fd00::5", "k3s-node-args"),
-            a("ExternalIP", "203.0.113.5", "k3s-node-args"),
-            a("Hostname", "n1", "kubelet"),
-        ]
+        "InternalIP 10.0.0.5 (k3s-node-args), InternalIP fd00::5 (k3s-node-args), ExternalIP 203.0.113.5 (k3s-node-args), Hostname n1 (kubelet)"
     );
     assert_eq!(r.provider_id.value, "k3s://n1");
     assert!(r.set_provider_id);
@@ -106,21 +100,21 @@ fn no_internal_ip_keeps_the_node_uninitialised_with_an_actionable_error() {
     let n = kubelet(node("n1"), &[("Hostname", "n1")]);
     let r = resolve(&n, &Config::default());
     assert_eq!(
-        r.errors,
+        errors(&r),
         vec![
             "no InternalIP for node n1: set --node-ip on the k3s agent, or annotate bare-ccm.io/internal-ip=<ip>, or add an inventory entry with an InternalIP"
         ]
     );
     assert!(!r.would_initialize());
     // The Hostname is still resolved, for `explain`.
-    assert_eq!(addrs(&r), vec![a("Hostname", "n1", "kubelet")]);
+    assert_eq!(addrs(&r), "Hostname n1 (kubelet)");
 }
 
 #[test]
 fn without_require_internal_ip_a_node_with_no_address_initialises_and_keeps_its_list() {
     let r = resolve(&node("n1"), &cfg("requireInternalIP: false\n"));
     assert!(r.errors.is_empty());
-    assert_eq!(addrs(&r), vec![]);
+    assert_eq!(addrs(&r), "");
     assert!(r.would_initialize());
 }
 
@@ -134,7 +128,7 @@ fn hostname_fallback_never_turns_an_empty_list_into_a_write() {
         &cfg("addressSources: [annotations]\nrequireInternalIP: false\n"),
     );
     assert!(r.errors.is_empty(), "{:?}", r.errors);
-    assert_eq!(addrs(&r), vec![]);
+    assert_eq!(addrs(&r), "");
     assert_eq!(crate::patch::status_addresses_patch(&n, &r), None);
     // Once a source gives something, the Hostname is completed as before.
     let n = ann(n, "bare-ccm.io/external-ip", "203.0.113.9");
@@ -144,10 +138,7 @@ fn hostname_fallback_never_turns_an_empty_list_into_a_write() {
     );
     assert_eq!(
         addrs(&r),
-        vec![
-            a("ExternalIP", "203.0.113.9", "annotations"),
-            a("Hostname", "h", "kubelet"),
-        ]
+        "ExternalIP 203.0.113.9 (annotations), Hostname h (kubelet)"
     );
 }
 
@@ -169,7 +160,7 @@ fn kubelet_source_reads_only_what_a_kubelet_reports() {
         ("ExternalDNS", "n1.example.com"),
         ("Hostname", "n1"),
     ];
-    let cases: Vec<(&str, NodeView, Vec<Expected>)> = vec![
+    let cases: Vec<(&str, NodeView, &str)> = vec![
         (
             "--node-external-ip removed from node-args: the stale ExternalIP goes",
             ann(
@@ -177,10 +168,7 @@ fn kubelet_source_reads_only_what_a_kubelet_reports() {
                 node_args::NODE_ARGS,
                 r#"["agent","--node-ip","10.0.0.5"]"#,
             ),
-            vec![
-                a("InternalIP", "10.0.0.5", "k3s-node-args"),
-                a("Hostname", "n1", "kubelet"),
-            ],
+            "InternalIP 10.0.0.5 (k3s-node-args), Hostname n1 (kubelet)",
         ),
         (
             "DNS annotations removed: the stale DNS names go",
@@ -189,18 +177,12 @@ fn kubelet_source_reads_only_what_a_kubelet_reports() {
                 "bare-ccm.io/internal-ip",
                 "10.0.0.5",
             ),
-            vec![
-                a("InternalIP", "10.0.0.5", "annotations"),
-                a("Hostname", "n1", "kubelet"),
-            ],
+            "InternalIP 10.0.0.5 (annotations), Hostname n1 (kubelet)",
         ),
         (
             "an InternalIP only the kubelet knows is kept",
             initialised(node("n1"), &written),
-            vec![
-                a("InternalIP", "10.0.0.5", "kubelet"),
-                a("Hostname", "n1", "kubelet"),
-            ],
+            "InternalIP 10.0.0.5 (kubelet), Hostname n1 (kubelet)",
         ),
     ];
     for (name, n, expected) in cases {
@@ -231,10 +213,7 @@ fn hostname_falls_back_to_the_kubelet_even_when_kubelet_is_not_a_source() {
     let r = resolve(&n, &cfg("addressSources: [annotations]\n"));
     assert_eq!(
         addrs(&r),
-        vec![
-            a("InternalIP", "10.0.0.5", "annotations"),
-            a("Hostname", "host-1", "kubelet"),
-        ]
+        "InternalIP 10.0.0.5 (annotations), Hostname host-1 (kubelet)"
     );
 }
 
@@ -251,35 +230,25 @@ fn hostname_from_a_source_wins_over_the_fallback() {
     let r = resolve(&n, &Config::default());
     assert_eq!(
         addrs(&r),
-        vec![
-            a("InternalIP", "10.0.0.5", "annotations"),
-            a("Hostname", "custom", "annotations"),
-        ]
+        "InternalIP 10.0.0.5 (annotations), Hostname custom (annotations)"
     );
 }
 
 #[test]
 fn each_source_alone_supplies_addresses() {
     let inv = "inventory:\n  - name: n1\n    addresses: [{type: InternalIP, address: 10.1.0.1}, {type: InternalDNS, address: n1.lan}]\n";
-    let cases: Vec<(&str, String, NodeView, Vec<Expected>)> = vec![
+    let cases: Vec<(&str, String, NodeView, &str)> = vec![
         (
             "inventory",
             format!("addressSources: [inventory]\n{inv}"),
             node("n1"),
-            vec![
-                a("InternalIP", "10.1.0.1", "inventory"),
-                a("InternalDNS", "n1.lan", "inventory"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.1.0.1 (inventory), InternalDNS n1.lan (inventory), Hostname n1 (node-name)",
         ),
         (
             "annotations",
             "addressSources: [annotations]\n".into(),
             ann(node("n1"), "bare-ccm.io/internal-ip", "10.2.0.9"),
-            vec![
-                a("InternalIP", "10.2.0.9", "annotations"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.2.0.9 (annotations), Hostname n1 (node-name)",
         ),
         (
             "k3s-annotations",
@@ -289,11 +258,7 @@ fn each_source_alone_supplies_addresses() {
                 "k3s.io/external-ip",
                 "198.51.100.2",
             ),
-            vec![
-                a("InternalIP", "10.2.0.1", "k3s-annotations"),
-                a("ExternalIP", "198.51.100.2", "k3s-annotations"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.2.0.1 (k3s-annotations), ExternalIP 198.51.100.2 (k3s-annotations), Hostname n1 (node-name)",
         ),
         (
             "k3s-node-args",
@@ -303,10 +268,7 @@ fn each_source_alone_supplies_addresses() {
                 node_args::NODE_ARGS,
                 r#"["agent","-i","10.3.0.1"]"#,
             ),
-            vec![
-                a("InternalIP", "10.3.0.1", "k3s-node-args"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.3.0.1 (k3s-node-args), Hostname n1 (node-name)",
         ),
         (
             "provided-node-ip",
@@ -316,11 +278,7 @@ fn each_source_alone_supplies_addresses() {
                 provided_node_ip::PROVIDED_NODE_IP,
                 "10.4.0.1,fd00::4",
             ),
-            vec![
-                a("InternalIP", "10.4.0.1", "provided-node-ip"),
-                a("InternalIP", "fd00::4", "provided-node-ip"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.4.0.1 (provided-node-ip), InternalIP fd00::4 (provided-node-ip), Hostname n1 (node-name)",
         ),
         (
             "kubelet",
@@ -329,10 +287,7 @@ fn each_source_alone_supplies_addresses() {
                 node("n1"),
                 &[("InternalIP", "10.5.0.1"), ("Hostname", "h1")],
             ),
-            vec![
-                a("InternalIP", "10.5.0.1", "kubelet"),
-                a("Hostname", "h1", "kubelet"),
-            ],
+            "InternalIP 10.5.0.1 (kubelet), Hostname h1 (kubelet)",
         ),
     ];
     for (name, yaml, n, expected) in cases {
@@ -349,7 +304,7 @@ fn sources_not_listed_are_not_read() {
         &[("InternalIP", "10.0.0.9")],
     );
     let r = resolve(&n, &cfg("addressSources: [kubelet]\n"));
-    assert_eq!(addrs(&r)[0], a("InternalIP", "10.0.0.9", "kubelet"));
+    assert_eq!(shown(&r.addresses[..1]), "InternalIP 10.0.0.9 (kubelet)");
 }
 
 #[test]
@@ -366,12 +321,7 @@ fn priority_is_per_type_and_follows_the_configured_order() {
     let r = resolve(&n, &Config::default());
     assert_eq!(
         addrs(&r),
-        vec![
-            a("InternalIP", "10.0.0.5", "k3s-node-args"),
-            a("InternalIP", "fd00::5", "k3s-node-args"),
-            a("ExternalIP", "198.51.100.7", "annotations"),
-            a("Hostname", "n1", "kubelet"),
-        ]
+        "InternalIP 10.0.0.5 (k3s-node-args), InternalIP fd00::5 (k3s-node-args), ExternalIP 198.51.100.7 (annotations), Hostname n1 (kubelet)"
     );
     // Kubelet first: its InternalIP wins; ExternalIP still from the next source that has one.
     let r = resolve(
@@ -380,11 +330,7 @@ fn priority_is_per_type_and_follows_the_configured_order() {
     );
     assert_eq!(
         addrs(&r),
-        vec![
-            a("InternalIP", "10.0.0.9", "kubelet"),
-            a("ExternalIP", "203.0.113.5", "k3s-node-args"),
-            a("Hostname", "n1", "kubelet"),
-        ]
+        "InternalIP 10.0.0.9 (kubelet), ExternalIP 203.0.113.5 (k3s-node-args), Hostname n1 (kubelet)"
     );
 }
 
@@ -398,13 +344,7 @@ fn prefer_ipv6_puts_ipv6_first_in_every_ip_type() {
     let r = resolve(&n, &cfg("preferIPv6: true\n"));
     assert_eq!(
         addrs(&r),
-        vec![
-            a("InternalIP", "fd00::5", "k3s-node-args"),
-            a("InternalIP", "10.0.0.5", "k3s-node-args"),
-            a("ExternalIP", "2001:db8::5", "k3s-node-args"),
-            a("ExternalIP", "203.0.113.5", "k3s-node-args"),
-            a("Hostname", "n1", "node-name"),
-        ]
+        "InternalIP fd00::5 (k3s-node-args), InternalIP 10.0.0.5 (k3s-node-args), ExternalIP 2001:db8::5 (k3s-node-args), ExternalIP 203.0.113.5 (k3s-node-args), Hostname n1 (node-name)"
     );
     let r = resolve(&n, &Config::default());
     assert_eq!(r.addresses[0].address, "10.0.0.5");
@@ -415,11 +355,8 @@ fn dual_stack_annotation_written_as_one_value_keeps_both_families() {
     let n = ann(node("n1"), "k3s.io/internal-ip", "fd00::5,10.0.0.5");
     let r = resolve(&n, &Config::default());
     assert_eq!(
-        addrs(&r)[..2],
-        [
-            a("InternalIP", "10.0.0.5", "k3s-annotations"),
-            a("InternalIP", "fd00::5", "k3s-annotations")
-        ]
+        shown(&r.addresses[..2]),
+        "InternalIP 10.0.0.5 (k3s-annotations), InternalIP fd00::5 (k3s-annotations)"
     );
     assert!(r.warnings.is_empty(), "{:?}", r.warnings);
 }
@@ -429,60 +366,38 @@ fn dual_stack_annotation_written_as_one_value_keeps_both_families() {
 /// at every agent start) must win, or strict mode refuses the node for good.
 #[test]
 fn stale_k3s_address_annotations_lose_to_node_args_and_to_our_annotations() {
-    let reip = ann(
-        ann(
-            ann(
-                ann(node("n1"), "k3s.io/internal-ip", "10.0.0.5"),
-                "k3s.io/external-ip",
-                "203.0.113.5",
-            ),
-            node_args::NODE_ARGS,
-            r#"["agent","--node-ip","10.0.1.5"]"#,
-        ),
-        provided_node_ip::PROVIDED_NODE_IP,
-        "10.0.1.5",
-    );
-    let cases: Vec<(&str, NodeView, &str, Vec<Expected>)> = vec![
+    let mut reip = node("n1");
+    reip.annotations = string_map(&[
+        ("k3s.io/internal-ip", "10.0.0.5"),
+        ("k3s.io/external-ip", "203.0.113.5"),
+        (node_args::NODE_ARGS, r#"["agent","--node-ip","10.0.1.5"]"#),
+        (provided_node_ip::PROVIDED_NODE_IP, "10.0.1.5"),
+    ]);
+    let cases: Vec<(&str, NodeView, &str, &str)> = vec![
         (
             "node-args outranks the stale k3s.io/internal-ip",
             reip.clone(),
             "",
-            vec![
-                a("InternalIP", "10.0.1.5", "k3s-node-args"),
-                // No other source has an ExternalIP: the k3s.io key still fills the gap.
-                a("ExternalIP", "203.0.113.5", "k3s-annotations"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            // No other source has an ExternalIP: the k3s.io key still fills the gap.
+            "InternalIP 10.0.1.5 (k3s-node-args), ExternalIP 203.0.113.5 (k3s-annotations), Hostname n1 (node-name)",
         ),
         (
             "a config written before k3s-annotations existed ranks them the same way",
             reip.clone(),
             "addressSources: [inventory, annotations, k3s-node-args, provided-node-ip, kubelet]\n",
-            vec![
-                a("InternalIP", "10.0.1.5", "k3s-node-args"),
-                a("ExternalIP", "203.0.113.5", "k3s-annotations"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.0.1.5 (k3s-node-args), ExternalIP 203.0.113.5 (k3s-annotations), Hostname n1 (node-name)",
         ),
         (
             "our own annotation stays first",
             ann(reip.clone(), "bare-ccm.io/external-ip", "198.51.100.5"),
             "",
-            vec![
-                a("InternalIP", "10.0.1.5", "k3s-node-args"),
-                a("ExternalIP", "198.51.100.5", "annotations"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.0.1.5 (k3s-node-args), ExternalIP 198.51.100.5 (annotations), Hostname n1 (node-name)",
         ),
         (
             "listing k3s-annotations first restores the old rank",
             ann(reip.clone(), provided_node_ip::PROVIDED_NODE_IP, "10.0.0.5"),
             "addressSources: [annotations, k3s-annotations, k3s-node-args]\n",
-            vec![
-                a("InternalIP", "10.0.0.5", "k3s-annotations"),
-                a("ExternalIP", "203.0.113.5", "k3s-annotations"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.0.0.5 (k3s-annotations), ExternalIP 203.0.113.5 (k3s-annotations), Hostname n1 (node-name)",
         ),
     ];
     for (name, n, yaml, expected) in cases {
@@ -507,10 +422,7 @@ fn provided_node_ip_filters_the_combined_list_in_strict_mode() {
     let r = resolve(&n, &Config::default());
     assert_eq!(
         addrs(&r),
-        vec![
-            a("InternalIP", "10.0.0.6", "k3s-node-args"),
-            a("Hostname", "n1", "node-name")
-        ]
+        "InternalIP 10.0.0.6 (k3s-node-args), Hostname n1 (node-name)"
     );
     assert!(r.errors.is_empty());
 }
@@ -527,7 +439,7 @@ fn mismatching_node() -> NodeView {
 fn provided_node_ip_mismatch_keeps_taint_in_strict_mode() {
     let r = resolve(&mismatching_node(), &Config::default());
     assert_eq!(
-        r.errors,
+        errors(&r),
         vec![
             "provided-node-ip 10.0.0.9 (alpha.kubernetes.io/provided-node-ip) matches none of the resolved addresses [InternalIP 10.0.0.5 (annotations)]: fix the kubelet --node-ip or add the address via --node-ip on the k3s agent, annotation bare-ccm.io/internal-ip, or the inventory (or set providedNodeIP: prefer in the config)"
         ]
@@ -541,11 +453,14 @@ fn provided_node_ip_mismatch_is_a_warning_in_prefer_mode() {
     assert!(r.errors.is_empty());
     assert_eq!(r.warnings.len(), 1);
     assert!(
-        r.warnings[0].contains("left unfiltered"),
+        r.warnings[0].to_string().contains("left unfiltered"),
         "{:?}",
         r.warnings
     );
-    assert_eq!(addrs(&r)[0], a("InternalIP", "10.0.0.5", "annotations"));
+    assert_eq!(
+        shown(&r.addresses[..1]),
+        "InternalIP 10.0.0.5 (annotations)"
+    );
     assert!(r.would_initialize());
 }
 
@@ -553,7 +468,10 @@ fn provided_node_ip_mismatch_is_a_warning_in_prefer_mode() {
 fn provided_node_ip_is_not_consulted_in_ignore_mode() {
     let r = resolve(&mismatching_node(), &cfg("providedNodeIP: ignore\n"));
     assert!(r.errors.is_empty() && r.warnings.is_empty());
-    assert_eq!(addrs(&r)[0], a("InternalIP", "10.0.0.5", "annotations"));
+    assert_eq!(
+        shown(&r.addresses[..1]),
+        "InternalIP 10.0.0.5 (annotations)"
+    );
 }
 
 #[test]
@@ -588,7 +506,7 @@ fn malformed_provided_node_ip_is_an_error_in_strict_mode() {
         let r = resolve(&n, &cfg("addressSources: [annotations]\n"));
         assert_eq!(r.errors.len(), 1, "{value}: {r:?}");
         assert!(
-            r.errors[0].starts_with(&format!("provided-node-ip {value:?} (alpha.kubernetes.io/provided-node-ip) is invalid: {reason}")),
+            r.errors[0].to_string().starts_with(&format!("provided-node-ip {value:?} (alpha.kubernetes.io/provided-node-ip) is invalid: {reason}")),
             "{value}: {}",
             r.errors[0]
         );
@@ -612,18 +530,21 @@ fn invalid_inputs_are_skipped_with_warnings_never_accepted() {
     let r = resolve(&n, &Config::default());
     assert_eq!(
         addrs(&r),
-        vec![
-            a("InternalIP", "10.0.0.7", "kubelet"),
-            a("Hostname", "n1", "node-name")
-        ]
+        "InternalIP 10.0.0.7 (kubelet), Hostname n1 (node-name)"
     );
     assert_eq!(r.warnings.len(), 4, "{:#?}", r.warnings);
     assert!(
-        r.warnings[0].contains("\"10.0.0.x\"") && r.warnings[0].contains("bare-ccm.io/internal-ip")
+        r.warnings[0].to_string().contains("\"10.0.0.x\"")
+            && r.warnings[0]
+                .to_string()
+                .contains("bare-ccm.io/internal-ip")
     );
-    assert!(r.warnings[1].contains(node_args::NODE_ARGS) && r.warnings[1].contains("JSON"));
-    assert!(r.warnings[2].contains("\"not-an-ip\""));
-    assert!(r.warnings[3].contains("\"Bogus\""));
+    assert!(
+        r.warnings[1].to_string().contains(node_args::NODE_ARGS)
+            && r.warnings[1].to_string().contains("JSON")
+    );
+    assert!(r.warnings[2].to_string().contains("\"not-an-ip\""));
+    assert!(r.warnings[3].to_string().contains("\"Bogus\""));
 }
 
 #[test]
@@ -645,11 +566,7 @@ inventory:
     let r = resolve(&kubelet(node("db-1"), &[("Hostname", "db-1")]), &c);
     assert_eq!(
         addrs(&r),
-        vec![
-            a("InternalIP", "10.7.0.1", "inventory"),
-            a("ExternalIP", "203.0.113.7", "inventory"),
-            a("Hostname", "db-1", "kubelet"),
-        ]
+        "InternalIP 10.7.0.1 (inventory), ExternalIP 203.0.113.7 (inventory), Hostname db-1 (kubelet)"
     );
     assert_eq!(r.provider_id.value, "metal://db-1");
     assert!(
@@ -740,11 +657,7 @@ fn upstream_provided_node_ip_address_scenario() {
     let r = resolve(&upstream_node0("10.0.0.1"), &cfg(UPSTREAM_INVENTORY));
     assert_eq!(
         addrs(&r),
-        vec![
-            a("InternalIP", "10.0.0.1", "inventory"),
-            a("ExternalIP", "132.143.154.163", "inventory"),
-            a("Hostname", "node0.cloud.internal", "kubelet"),
-        ]
+        "InternalIP 10.0.0.1 (inventory), ExternalIP 132.143.154.163 (inventory), Hostname node0.cloud.internal (kubelet)"
     );
     assert_eq!(r.provider_id.value, "node0.aws.12345");
     assert!(!r.set_provider_id);
@@ -755,7 +668,11 @@ fn upstream_provided_node_ip_address_scenario() {
 fn upstream_provided_node_ip_address_is_not_valid_scenario() {
     let r = resolve(&upstream_node0("invalid-ip"), &cfg(UPSTREAM_INVENTORY));
     assert_eq!(r.errors.len(), 1, "{r:?}");
-    assert!(r.errors[0].contains("\"invalid-ip\""), "{}", r.errors[0]);
+    assert!(
+        r.errors[0].to_string().contains("\"invalid-ip\""),
+        "{}",
+        r.errors[0]
+    );
     assert!(!r.would_initialize());
 }
 
@@ -802,19 +719,12 @@ fn taint_is_matched_by_key_whatever_its_value_and_effect() {
 
 #[test]
 fn existing_labels_are_never_overwritten_and_pairs_are_mirrored() {
-    let n = label(
-        label(
-            label(
-                ann(node("n1"), "bare-ccm.io/internal-ip", "10.0.0.1"),
-                "node.kubernetes.io/instance-type",
-                "metal-xl",
-            ),
-            "failure-domain.beta.kubernetes.io/zone",
-            "old-zone",
-        ),
-        "example.com/team",
-        "blue",
-    );
+    let mut n = ann(node("n1"), "bare-ccm.io/internal-ip", "10.0.0.1");
+    n.labels = string_map(&[
+        ("node.kubernetes.io/instance-type", "metal-xl"),
+        ("failure-domain.beta.kubernetes.io/zone", "old-zone"),
+        ("example.com/team", "blue"),
+    ]);
     let c = cfg("zone: z1\nregion: r1\nextraLabels: {example.com/team: red, example.com/new: x}\n");
     let r = resolve(&n, &c);
     assert_eq!(
@@ -836,7 +746,7 @@ fn existing_labels_are_never_overwritten_and_pairs_are_mirrored() {
         "mirrored from existing label failure-domain.beta.kubernetes.io/zone"
     );
     assert_eq!(
-        r.warnings,
+        warnings(&r),
         vec![
             "label node.kubernetes.io/instance-type=metal-xl already on the node is kept; config instanceType wants \"k3s\"",
             "label example.com/team=blue already on the node is kept; config extraLabels wants \"red\"",
@@ -918,7 +828,7 @@ fn node_role_labels_are_added_and_never_overwritten() {
         vec![("node-role.kubernetes.io/worker", "true")]
     );
     assert_eq!(
-        r.warnings,
+        warnings(&r),
         [
             "label node-role.kubernetes.io/control-plane=true already on the node is kept; config extraLabels wants \"\""
         ]
@@ -935,29 +845,18 @@ const TWO_NICS: &str = r#"[{"name":"cni0","addresses":["10.42.0.1/24"]},{"name":
 fn interfaces_source_table() {
     let args_v4 = r#"["agent","--node-ip","10.0.0.5"]"#;
     let with = |n: NodeView| ann(n, interfaces::INTERFACES, TWO_NICS);
-    let cases: Vec<(&str, &str, NodeView, Vec<Expected>)> = vec![
+    let cases: Vec<(&str, &str, NodeView, &str)> = vec![
         (
             "defaults: private InternalIP, public ExternalIP, both families; cni0, lo, link-local skipped",
             "",
             with(node("n1")),
-            vec![
-                a("InternalIP", "10.0.0.5", "interfaces"),
-                a("InternalIP", "fd00::5", "interfaces"),
-                a("ExternalIP", "203.0.113.5", "interfaces"),
-                a("ExternalIP", "2001:db8::5", "interfaces"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.0.0.5 (interfaces), InternalIP fd00::5 (interfaces), ExternalIP 203.0.113.5 (interfaces), ExternalIP 2001:db8::5 (interfaces), Hostname n1 (node-name)",
         ),
         (
             "k3s --node-ip only: node-args keeps InternalIP, the agent adds the ExternalIPs no flag gave",
             "",
             with(ann(node("n1"), node_args::NODE_ARGS, args_v4)),
-            vec![
-                a("InternalIP", "10.0.0.5", "k3s-node-args"),
-                a("ExternalIP", "203.0.113.5", "interfaces"),
-                a("ExternalIP", "2001:db8::5", "interfaces"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.0.0.5 (k3s-node-args), ExternalIP 203.0.113.5 (interfaces), ExternalIP 2001:db8::5 (interfaces), Hostname n1 (node-name)",
         ),
         (
             "k3s --node-external-ip wins over the agent for ExternalIP",
@@ -967,11 +866,7 @@ fn interfaces_source_table() {
                 node_args::NODE_ARGS,
                 r#"["agent","--node-ip","10.0.0.5","--node-external-ip","198.51.100.9"]"#,
             )),
-            vec![
-                a("InternalIP", "10.0.0.5", "k3s-node-args"),
-                a("ExternalIP", "198.51.100.9", "k3s-node-args"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.0.0.5 (k3s-node-args), ExternalIP 198.51.100.9 (k3s-node-args), Hostname n1 (node-name)",
         ),
         (
             "provided-node-ip keeps the kubelet's InternalIP of the agent's two",
@@ -981,12 +876,7 @@ fn interfaces_source_table() {
                 provided_node_ip::PROVIDED_NODE_IP,
                 "10.0.0.5",
             )),
-            vec![
-                a("InternalIP", "10.0.0.5", "interfaces"),
-                a("ExternalIP", "203.0.113.5", "interfaces"),
-                a("ExternalIP", "2001:db8::5", "interfaces"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.0.0.5 (interfaces), ExternalIP 203.0.113.5 (interfaces), ExternalIP 2001:db8::5 (interfaces), Hostname n1 (node-name)",
         ),
         (
             "a dual-stack provided-node-ip keeps both families",
@@ -996,66 +886,38 @@ fn interfaces_source_table() {
                 provided_node_ip::PROVIDED_NODE_IP,
                 "fd00::5,10.0.0.5",
             )),
-            vec![
-                a("InternalIP", "fd00::5", "interfaces"),
-                a("InternalIP", "10.0.0.5", "interfaces"),
-                a("ExternalIP", "203.0.113.5", "interfaces"),
-                a("ExternalIP", "2001:db8::5", "interfaces"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP fd00::5 (interfaces), InternalIP 10.0.0.5 (interfaces), ExternalIP 203.0.113.5 (interfaces), ExternalIP 2001:db8::5 (interfaces), Hostname n1 (node-name)",
         ),
         (
             "custom rules: first match wins, unmatched addresses unused",
             "interfaces:\n  rules:\n    - {cidr: 10.0.0.0/8, type: InternalIP}\n    - {cidr: 203.0.113.0/24, type: ignore}\n    - {cidr: 0.0.0.0/0, type: ExternalIP}\n",
             with(node("n1")),
-            vec![
-                a("InternalIP", "10.0.0.5", "interfaces"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.0.0.5 (interfaces), Hostname n1 (node-name)",
         ),
         (
             "a custom ignore list replaces the default one",
             "interfaces:\n  ignore: [eth1, lo]\n",
             with(node("n1")),
             // Annotation order: interfaces by name, so cni0's address comes first.
-            vec![
-                a("InternalIP", "10.42.0.1", "interfaces"),
-                a("InternalIP", "10.0.0.5", "interfaces"),
-                a("InternalIP", "fd00::5", "interfaces"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.42.0.1 (interfaces), InternalIP 10.0.0.5 (interfaces), InternalIP fd00::5 (interfaces), Hostname n1 (node-name)",
         ),
         (
             "preferIPv6 orders the agent's addresses IPv6 first",
             "preferIPv6: true\n",
             with(node("n1")),
-            vec![
-                a("InternalIP", "fd00::5", "interfaces"),
-                a("InternalIP", "10.0.0.5", "interfaces"),
-                a("ExternalIP", "2001:db8::5", "interfaces"),
-                a("ExternalIP", "203.0.113.5", "interfaces"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP fd00::5 (interfaces), InternalIP 10.0.0.5 (interfaces), ExternalIP 2001:db8::5 (interfaces), ExternalIP 203.0.113.5 (interfaces), Hostname n1 (node-name)",
         ),
         (
             "a list of only what operators wrote reads no interfaces",
             "addressSources: [inventory, annotations]\nrequireInternalIP: false\n",
             with(ann(node("n1"), "bare-ccm.io/external-ip", "198.51.100.1")),
-            vec![
-                a("ExternalIP", "198.51.100.1", "annotations"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "ExternalIP 198.51.100.1 (annotations), Hostname n1 (node-name)",
         ),
         (
             "an annotation outranks the agent",
             "",
             with(ann(node("n1"), "bare-ccm.io/external-ip", "198.51.100.1")),
-            vec![
-                a("InternalIP", "10.0.0.5", "interfaces"),
-                a("InternalIP", "fd00::5", "interfaces"),
-                a("ExternalIP", "198.51.100.1", "annotations"),
-                a("Hostname", "n1", "node-name"),
-            ],
+            "InternalIP 10.0.0.5 (interfaces), InternalIP fd00::5 (interfaces), ExternalIP 198.51.100.1 (annotations), Hostname n1 (node-name)",
         ),
     ];
     for (name, yaml, n, expected) in cases {
@@ -1080,7 +942,7 @@ fn provided_node_ip_missing_from_the_interfaces_keeps_the_node_tainted_in_strict
     assert!(!r.would_initialize());
     assert_eq!(r.errors.len(), 1, "{r:?}");
     assert!(
-        r.errors[0].starts_with("provided-node-ip 10.42.0.1 (alpha.kubernetes.io/provided-node-ip) matches none of the resolved addresses [InternalIP 10.0.0.5 (interfaces), InternalIP fd00::5 (interfaces)"),
+        r.errors[0].to_string().starts_with("provided-node-ip 10.42.0.1 (alpha.kubernetes.io/provided-node-ip) matches none of the resolved addresses [InternalIP 10.0.0.5 (interfaces), InternalIP fd00::5 (interfaces)"),
         "{:?}",
         r.errors
     );
@@ -1096,15 +958,14 @@ fn an_unreadable_interfaces_annotation_warns_and_other_sources_still_serve() {
     let r = resolve(&n, &Config::default());
     assert_eq!(
         addrs(&r),
-        vec![
-            a("InternalIP", "10.0.0.7", "k3s-node-args"),
-            a("Hostname", "n1", "node-name"),
-        ]
+        "InternalIP 10.0.0.7 (k3s-node-args), Hostname n1 (node-name)"
     );
     assert!(r.would_initialize());
     assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
     assert!(
-        r.warnings[0].starts_with("ignoring annotation bare-ccm.io/interfaces: not a JSON list"),
+        r.warnings[0]
+            .to_string()
+            .starts_with("ignoring annotation bare-ccm.io/interfaces: not a JSON list"),
         "{:?}",
         r.warnings
     );

@@ -31,7 +31,7 @@ use crate::node_view::NodeView;
 use crate::patch::{init_patch, status_addresses_patch};
 use crate::resolve::k3s_agent::{CONTROL_PLANE_LABEL, missing_from};
 use crate::resolve::node_args::NODE_ARGS;
-use crate::resolve::{AddressSource, Resolution, ResolvedAddress, Sourced, UNINITIALIZED_TAINT};
+use crate::resolve::{AddressSource, Resolution, ResolvedAddress, Sourced};
 
 /// Service account of the floor client, so its requests are told apart from bare-ccm's.
 pub const FLOOR_ACCOUNT: &str = "bare-ccm-floor";
@@ -79,10 +79,12 @@ impl NodeWrites {
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .map(|a| ResolvedAddress {
-                type_: text(a, "/type"),
-                address: text(a, "/address"),
-                source: AddressSource::Kubelet,
+            .filter_map(|a| {
+                Some(ResolvedAddress {
+                    type_: text(a, "/type").parse().ok()?,
+                    address: text(a, "/address"),
+                    source: AddressSource::Kubelet,
+                })
             })
             .collect();
         let provider_id = text(after, "/spec/providerID");
@@ -180,8 +182,7 @@ fn replace_strings(value: &Value, from: &str, to: &str) -> Value {
 /// Whether bare-ccm would initialise the node now, but for its metadata: tainted, and
 /// for a k3s node described by k3s.
 fn ready_for_init(node: &NodeView) -> bool {
-    let tainted = node.taints.iter().any(|t| t.key == UNINITIALIZED_TAINT);
-    tainted
+    node.is_uninitialized()
         && (!node.k3s
             || missing_from(
                 node.annotations.get(NODE_ARGS).map(String::as_str),

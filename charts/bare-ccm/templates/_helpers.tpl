@@ -60,3 +60,19 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- printf "%s:%v" $host .Values.apiServer.port -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The labels that select the agent's pods (agent.enabled). */}}
+{{- define "bare-ccm.agentSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-agent" (include "bare-ccm.name" .) }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* The labels of the agent's objects. */}}
+{{- define "bare-ccm.agentLabels" -}}
+{{ include "bare-ccm.agentSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- if not .Values.plainManifest }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end }}
+{{- end -}}

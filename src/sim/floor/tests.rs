@@ -4,6 +4,7 @@ use k8s_openapi::api::core::v1::{NodeAddress, Taint};
 use serde_json::json;
 
 use super::*;
+use crate::facts::UNINITIALIZED_TAINT;
 
 fn view(k3s: bool, node_args: Option<&str>, control_plane: bool) -> NodeView {
     let mut view = NodeView {
