@@ -9,6 +9,7 @@
 //! - [`diagnose`] is pure: snapshot + current time -> [`Report`].
 
 mod cluster;
+mod context;
 mod diagnose;
 mod finding;
 mod node;

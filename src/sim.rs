@@ -14,7 +14,7 @@ mod measure;
 mod process;
 mod summary;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -33,30 +33,21 @@ use crate::node_view::NodeView;
 use crate::output::Output;
 use crate::run::parse_duration;
 use floor::{FLOOR_ACCOUNT, Floor, NodeWrites, warm_up};
-use measure::{measure, requests_by, summarize, wait_initialised, wait_quiet};
+use measure::{measure, requests_by, wait_initialised, wait_quiet};
 use process::{
-    Controller, proc_status_bytes, spawn_controller, stop_controller, wait_for_leader, wait_ready,
+    CONTROLLER_ACCOUNT, CONTROLLER_NAMESPACE, Controller, proc_status_bytes, spawn_controller,
+    stop_controller, wait_for_leader, wait_ready,
 };
 use summary::ratio;
 pub use summary::{FloorSummary, Latency, Ratio, SteadyState, Summary, latency, render_text};
-
-/// The service account the controller runs as, as in the shipped manifest.
-const CONTROLLER_NAMESPACE: &str = "kube-system";
-const CONTROLLER_ACCOUNT: &str = "bare-ccm";
 
 /// Name prefixes of the three sets of nodes, so that each phase measures only its own.
 const JOIN_PREFIX: &str = "sim-node-";
 const EXISTING_PREFIX: &str = "existing-node-";
 const FLOOR_PREFIX: &str = "floor-node-";
 
-/// The simulated kubelets' user.
-const KUBELET_USER: &str = "system:node:sim";
-
 /// How long the fleet retries a request through transient failures.
 const RETRY_BUDGET: Duration = Duration::from_secs(60);
-
-/// How long the controller must have been silent before a steady state is measured.
-const QUIET: Duration = Duration::from_secs(1);
 
 /// Registrations in flight at once, for every phase (the floor gets the same).
 const REGISTRATION_CONCURRENCY: usize = 256;
@@ -389,6 +380,58 @@ async fn add_initialised_nodes(
         })
         .await
         .context("cannot initialise the existing nodes")
+}
+
+/// The summary of the burst: `measure` of the joining nodes and the controller's
+/// requests and writes per node up to `until`.
+fn summarize(
+    emulator: &Emulator,
+    args: &SimArgs,
+    user: &str,
+    requests: &BTreeMap<(String, u16), u64>,
+    until: Instant,
+) -> Summary {
+    let measured = measure(emulator, JOIN_PREFIX);
+    let per_node = |n: u64| n as f64 / args.nodes.max(1) as f64;
+    let mut requests_per_node = BTreeMap::new();
+    let mut conflicts = 0;
+    for ((verb, code), n) in requests {
+        *requests_per_node.entry(verb.clone()).or_insert(0.0) += per_node(*n);
+        if *code == 409 {
+            conflicts += n;
+        }
+    }
+    let mut writes_per_node = BTreeMap::new();
+    for w in emulator.accounting().writes() {
+        if w.user != user || w.at > until || !(200..300).contains(&w.code) {
+            continue;
+        }
+        let key = if w.subresource.is_empty() {
+            w.resource.clone()
+        } else {
+            format!("{}/{}", w.resource, w.subresource)
+        };
+        *writes_per_node.entry(key).or_insert(0.0) += per_node(1);
+    }
+    Summary {
+        nodes: args.nodes,
+        initialized: measured.initialized,
+        latency_ms: measured.latency,
+        described_latency_ms: measured.described_latency,
+        makespan_ms: measured.makespan_ms,
+        requests_per_node,
+        writes_per_node,
+        conflicts,
+        controller_rss_bytes: 0,
+        controller_rss_anon_bytes: 0,
+        heartbeats_sent: 0,
+        controller: !args.no_controller,
+        existing_nodes: args.existing_nodes,
+        ready_ms: None,
+        steady_state: None,
+        floor: None,
+        ratio: None,
+    }
 }
 
 /// Derives bare-ccm's writes for every node of the burst, then registers the same burst

@@ -2,7 +2,7 @@
 //! the seed problem (tainted nodes with no node controller running).
 
 use super::K3S_CCM_LEASE;
-use super::diagnose::{Context, LeaseState};
+use super::context::{Context, LeaseState};
 use super::finding::{Code, Finding, Severity};
 use crate::resolve::UNINITIALIZED_TAINT;
 

@@ -5,7 +5,7 @@
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Node;
 
-use super::diagnose::{Context, seconds_between};
+use super::context::{Context, seconds_between};
 use super::finding::{Code, Finding, Severity, human_age};
 use crate::node_view::NodeView;
 use crate::resolve::k3s_agent::is_k3s_node;

@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1::{Pod, Toleration};
 
-use super::diagnose::Context;
+use super::context::Context;
 use super::finding::{Code, Finding, Severity};
 use super::{Fetched, Workload};
 use crate::resolve::UNINITIALIZED_TAINT;

@@ -7,8 +7,13 @@ use std::time::{Duration, Instant};
 
 use bare_ccm_emulator::Emulator;
 
-use super::summary::{Latency, Summary, latency};
-use super::{JOIN_PREFIX, KUBELET_USER, QUIET, SimArgs};
+use super::summary::{Latency, latency};
+
+/// The simulated kubelets' user.
+const KUBELET_USER: &str = "system:node:sim";
+
+/// How long the controller must have been silent before a steady state is measured.
+const QUIET: Duration = Duration::from_secs(1);
 
 /// Waits until the controller has written nothing but its Lease for [`QUIET`] (the Events
 /// of the burst may trail the initialisations), or `limit`; returns when the quiet began.
@@ -121,54 +126,4 @@ pub(super) fn requests_by(emulator: &Emulator, user: &str) -> BTreeMap<(String, 
         }
     }
     out
-}
-
-pub(super) fn summarize(
-    emulator: &Emulator,
-    args: &SimArgs,
-    user: &str,
-    requests: &BTreeMap<(String, u16), u64>,
-    until: Instant,
-) -> Summary {
-    let measured = measure(emulator, JOIN_PREFIX);
-    let per_node = |n: u64| n as f64 / args.nodes.max(1) as f64;
-    let mut requests_per_node = BTreeMap::new();
-    let mut conflicts = 0;
-    for ((verb, code), n) in requests {
-        *requests_per_node.entry(verb.clone()).or_insert(0.0) += per_node(*n);
-        if *code == 409 {
-            conflicts += n;
-        }
-    }
-    let mut writes_per_node = BTreeMap::new();
-    for w in emulator.accounting().writes() {
-        if w.user != user || w.at > until || !(200..300).contains(&w.code) {
-            continue;
-        }
-        let key = if w.subresource.is_empty() {
-            w.resource.clone()
-        } else {
-            format!("{}/{}", w.resource, w.subresource)
-        };
-        *writes_per_node.entry(key).or_insert(0.0) += per_node(1);
-    }
-    Summary {
-        nodes: args.nodes,
-        initialized: measured.initialized,
-        latency_ms: measured.latency,
-        described_latency_ms: measured.described_latency,
-        makespan_ms: measured.makespan_ms,
-        requests_per_node,
-        writes_per_node,
-        conflicts,
-        controller_rss_bytes: 0,
-        controller_rss_anon_bytes: 0,
-        heartbeats_sent: 0,
-        controller: !args.no_controller,
-        existing_nodes: args.existing_nodes,
-        ready_ms: None,
-        steady_state: None,
-        floor: None,
-        ratio: None,
-    }
 }

@@ -10,7 +10,9 @@ use bare_ccm_emulator::Emulator;
 use bare_ccm_emulator::probe::{free_port, http_get};
 use tokio::process::{Child, Command};
 
-use super::{CONTROLLER_ACCOUNT, CONTROLLER_NAMESPACE};
+/// The service account the controller runs as, as in the shipped manifest.
+pub(super) const CONTROLLER_NAMESPACE: &str = "kube-system";
+pub(super) const CONTROLLER_ACCOUNT: &str = "bare-ccm";
 
 /// The glibc allocator setting of the container image (the Dockerfile's
 /// `ENV MALLOC_MMAP_THRESHOLD_`), given to the controller process so that `sim` measures
