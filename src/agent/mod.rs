@@ -58,18 +58,19 @@ pub struct AgentArgs {
     #[arg(long, env = "NODE_NAME")]
     pub node_name: String,
 
-    /// Kubeconfig file; default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account.
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
 
-    /// Interfaces whose addresses are not published, comma-separated; `*` matches any
-    /// characters. Replaces the default list; an empty value publishes every interface.
+    // `*` matches any characters; the list replaces the default one, and an empty value
+    // publishes every interface (docs/addresses.md).
+    /// Interfaces whose addresses are not published, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_IGNORE.map(String::from))]
     pub ignore_interfaces: Vec<String>,
 
-    /// How often the interfaces and the Node's annotation are read without a change
-    /// notification: a backstop for notifications the kernel dropped, and it restores an
-    /// annotation someone removed.
+    // A backstop for notifications the kernel dropped; it also restores an annotation
+    // someone removed.
+    /// How often interfaces and the Node's annotation are re-read without a notification.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub resync_interval: Duration,
 
