@@ -242,6 +242,12 @@ async fn shipped_rbac_grants_everything_the_controller_uses_and_nothing_more() {
     )
     .await;
     let wait = Duration::from_secs(15);
+    let annotate = async |node: &str, key: &str, value: &str| {
+        c.fleet
+            .set_annotation(node, key, Some(value))
+            .await
+            .unwrap();
+    };
 
     // Leader election: get (404), create, then renewals (update).
     eventually_or_show(wait, "the lease is taken", ccm.log(), || {
@@ -262,10 +268,7 @@ async fn shipped_rbac_grants_everything_the_controller_uses_and_nothing_more() {
     eventually_or_show(wait, "n1 initialised", ccm.log(), || c.initialized("n1")).await;
 
     // An address change after initialisation is written by the refresh.
-    c.fleet
-        .set_annotation("n1", "bare-ccm.io/external-ip", Some("203.0.113.5"))
-        .await
-        .unwrap();
+    annotate("n1", "bare-ccm.io/external-ip", "203.0.113.5").await;
     eventually_or_show(wait, "n1 refreshed with its ExternalIP", ccm.log(), || {
         c.node("n1")
             .is_some_and(|n| has_address(&n, "ExternalIP", "203.0.113.5"))
@@ -279,10 +282,7 @@ async fn shipped_rbac_grants_everything_the_controller_uses_and_nothing_more() {
         !c.events("default", "mm", "InitializationFailed").is_empty()
     })
     .await;
-    c.fleet
-        .set_annotation("mm", "bare-ccm.io/internal-ip", Some("10.0.0.6"))
-        .await
-        .unwrap();
+    annotate("mm", "bare-ccm.io/internal-ip", "10.0.0.6").await;
     eventually_or_show(
         wait,
         "the warning on mm repeated as a series",
@@ -291,10 +291,7 @@ async fn shipped_rbac_grants_everything_the_controller_uses_and_nothing_more() {
     )
     .await;
     assert!(c.node("mm").is_some_and(|n| has_taint(&n, TAINT)));
-    c.fleet
-        .set_annotation("mm", "bare-ccm.io/internal-ip", Some("10.0.0.9"))
-        .await
-        .unwrap();
+    annotate("mm", "bare-ccm.io/internal-ip", "10.0.0.9").await;
     eventually_or_show(wait, "mm initialised once fixed", ccm.log(), || {
         c.initialized("mm")
     })

@@ -119,15 +119,30 @@ async fn poll<T>(
     }
 }
 
+/// [`poll`]s the object at `path` (read as `null` while it cannot be read) until `check`
+/// accepts it.
+async fn poll_json<T>(
+    client: &kube::Client,
+    path: &str,
+    limit: Duration,
+    what: &str,
+    check: impl Fn(Value) -> Result<T, String>,
+) -> T {
+    poll(limit, what, async || {
+        check(get_json(client, path).await.unwrap_or_default())
+    })
+    .await
+}
+
 /// Waits until the server is registered, a control-plane node, and carries both the
 /// uninitialized and the not-ready taint.
 async fn tainted_not_ready_server(bed: &Testbed, client: &kube::Client) {
-    let path = format!("/api/v1/nodes/{SERVER}");
-    poll(
+    poll_json(
+        client,
+        &format!("/api/v1/nodes/{SERVER}"),
         Duration::from_secs(90),
         "a tainted, NotReady control-plane node",
-        async || {
-            let node = get_json(client, &path).await.unwrap_or_default();
+        |node| {
             let control_plane = node
                 .pointer("/metadata/labels/node-role.kubernetes.io~1control-plane")
                 .is_some();
@@ -249,11 +264,12 @@ async fn pod_bound_to_the_server(client: &kube::Client, app: &str, layout: &str,
         "/api/v1/namespaces/{NAMESPACE}/pods?labelSelector=app.kubernetes.io%2Finstance%3D{RELEASE}\
          %2Capp.kubernetes.io%2Fname%3D{app}"
     );
-    let bound = poll(
+    let bound = poll_json(
+        client,
+        &pods_path,
         Duration::from_secs(90),
         &format!("a {app} pod bound to a node"),
-        async || {
-            let pods = get_json(client, &pods_path).await.unwrap_or_default();
+        |pods| {
             pods["items"]
                 .as_array()
                 .into_iter()
@@ -285,18 +301,17 @@ async fn pod_bound_to_the_server(client: &kube::Client, app: &str, layout: &str,
 /// The holder of the chart's Lease, once it has one.
 async fn lease_holder(client: &kube::Client, ccm: &Ccm) -> String {
     let lease_path = format!("/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/bare-ccm");
-    poll(
+    poll_json(
+        client,
+        &lease_path,
         Duration::from_secs(30),
         "bare-ccm to hold the chart's Lease",
-        async || {
-            let lease = get_json(client, &lease_path).await.unwrap_or_default();
-            match lease
-                .pointer("/spec/holderIdentity")
-                .and_then(Value::as_str)
-            {
-                Some(holder) if !holder.is_empty() => Ok(holder.to_string()),
-                _ => Err(format!("{lease}\n{}", ccm.log_text())),
-            }
+        |lease| match lease
+            .pointer("/spec/holderIdentity")
+            .and_then(Value::as_str)
+        {
+            Some(holder) if !holder.is_empty() => Ok(holder.to_string()),
+            _ => Err(format!("{lease}\n{}", ccm.log_text())),
         },
     )
     .await

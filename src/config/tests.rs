@@ -15,6 +15,12 @@ fn problems(yaml: &str) -> Vec<String> {
     }
 }
 
+/// Asserts that `text` starts with `prefix`, showing the text when it does not.
+#[track_caller]
+fn assert_starts_with(text: &str, prefix: &str) {
+    assert!(text.starts_with(prefix), "{text}");
+}
+
 #[test]
 fn empty_file_gives_k3s_compatible_defaults() {
     for text in ["", "\n# only a comment\n", "---\n"] {
@@ -505,26 +511,17 @@ fn instance_type_zone_and_region_must_be_label_values() {
     let yaml = "instanceType: \"bare metal\"\nzone: z1\nregion: \"-r\"\ninventory:\n  - name: a\n    zone: \"rack/7\"\n";
     let got = problems(yaml);
     assert_eq!(got.len(), 3, "{got:#?}");
-    assert!(
-        got[0].starts_with("instanceType: label value \"bare metal\" must be empty or"),
-        "{}",
-        got[0]
+    assert_starts_with(
+        &got[0],
+        "instanceType: label value \"bare metal\" must be empty or",
     );
     assert!(
         got[0].ends_with("(it becomes a label value) (line 1)"),
         "{}",
         got[0]
     );
-    assert!(
-        got[1].starts_with("region: label value \"-r\""),
-        "{}",
-        got[1]
-    );
-    assert!(
-        got[2].starts_with("inventory[0].zone: label value \"rack/7\""),
-        "{}",
-        got[2]
-    );
+    assert_starts_with(&got[1], "region: label value \"-r\"");
+    assert_starts_with(&got[2], "inventory[0].zone: label value \"rack/7\"");
 }
 
 #[test]
@@ -656,9 +653,9 @@ fn empty_name_is_refused() {
 fn invalid_config_error_lists_every_problem() {
     let err = Config::from_yaml("addressSources: [a, b]\n").unwrap_err();
     let text = err.to_string();
-    assert!(
-        text.starts_with("invalid config:\n  addressSources[0]: unknown source \"a\""),
-        "{text}"
+    assert_starts_with(
+        &text,
+        "invalid config:\n  addressSources[0]: unknown source \"a\"",
     );
     assert!(
         text.contains("\n  addressSources[1]: unknown source \"b\""),

@@ -398,6 +398,21 @@ mod tests {
             .into_entry()
     }
 
+    /// A cache that has observed node n1 at `rv` with the label `team`.
+    fn cache_with_team(rv: &str) -> NodeCache {
+        let cache = NodeCache::default();
+        cache.observe(entry(rv, Some("team")));
+        cache
+    }
+
+    /// Asserts that the cache holds n1 at `rv`, with the label `team` or without it.
+    #[track_caller]
+    fn assert_n1_cached(cache: &NodeCache, rv: &str, team: bool) {
+        let cached = cache.get("n1").unwrap();
+        assert_eq!(cached.view.resource_version, rv);
+        assert_eq!(cached.view.labels.contains_key("team"), team);
+    }
+
     #[test]
     fn heartbeat_is_unchanged_and_a_label_change_is_changed() {
         let cache = NodeCache::default();
@@ -422,23 +437,17 @@ mod tests {
     #[test]
     fn a_relist_replaces_even_a_newer_cached_entry() {
         // After an etcd restore the list carries lower resourceVersions than the cache.
-        let cache = NodeCache::default();
-        cache.observe(entry("900", Some("team")));
+        let cache = cache_with_team("900");
         assert_eq!(cache.observe_listed(entry("40", None)), Observed::Changed);
-        let cached = cache.get("n1").unwrap();
-        assert_eq!(cached.view.resource_version, "40");
-        assert!(!cached.view.labels.contains_key("team"));
+        assert_n1_cached(&cache, "40", false);
         // Watch events after the re-list are newer than it again.
         assert_eq!(cache.observe(entry("41", Some("team"))), Observed::Changed);
     }
 
     #[test]
     fn an_older_observation_never_replaces_a_newer_one() {
-        let cache = NodeCache::default();
-        cache.observe(entry("9", Some("team")));
+        let cache = cache_with_team("9");
         assert_eq!(cache.observe(entry("8", None)), Observed::Unchanged);
-        let cached = cache.get("n1").unwrap();
-        assert_eq!(cached.view.resource_version, "9");
-        assert!(cached.view.labels.contains_key("team"));
+        assert_n1_cached(&cache, "9", true);
     }
 }

@@ -115,11 +115,8 @@ pub struct EventWriter {
 /// kubelet uses and `kubectl describe node` searches for.
 pub fn node_ref(name: &str) -> ObjectReference {
     ObjectReference {
-        api_version: Some("v1".into()),
-        kind: Some("Node".into()),
-        name: Some(name.into()),
         uid: Some(name.into()),
-        ..ObjectReference::default()
+        ..object_ref("v1", "Node", name)
     }
 }
 
@@ -127,9 +124,16 @@ pub fn node_ref(name: &str) -> ObjectReference {
 /// controller, not a node).
 pub fn lease_ref(namespace: &str, name: &str) -> ObjectReference {
     ObjectReference {
-        api_version: Some("coordination.k8s.io/v1".into()),
-        kind: Some("Lease".into()),
         namespace: Some(namespace.into()),
+        ..object_ref("coordination.k8s.io/v1", "Lease", name)
+    }
+}
+
+/// The reference of the object of `kind` named `name`, with the other fields empty.
+fn object_ref(api_version: &str, kind: &str, name: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(api_version.into()),
+        kind: Some(kind.into()),
         name: Some(name.into()),
         ..ObjectReference::default()
     }

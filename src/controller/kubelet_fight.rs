@@ -120,6 +120,16 @@ mod tests {
             .collect()
     }
 
+    /// A fresh watch, a kubelet that reports only its hostname, and our list, which adds
+    /// an InternalIP.
+    fn hostname_only_kubelet() -> (RevertWatch, Vec<NodeAddress>, Vec<NodeAddress>) {
+        (
+            RevertWatch::default(),
+            list(&[("Hostname", "n1")]),
+            list(&[("InternalIP", "10.0.0.5"), ("Hostname", "n1")]),
+        )
+    }
+
     #[test]
     fn a_kubelet_that_reverts_twice_owns_the_addresses_and_a_re_check_counts_nothing() {
         let watch = RevertWatch::default();
@@ -143,9 +153,7 @@ mod tests {
 
     #[test]
     fn our_own_list_echoed_back_is_no_revert() {
-        let watch = RevertWatch::default();
-        let kubelet = list(&[("Hostname", "n1")]);
-        let ours = list(&[("InternalIP", "10.0.0.5"), ("Hostname", "n1")]);
+        let (watch, kubelet, ours) = hostname_only_kubelet();
         watch.wrote("n1", kubelet.clone(), ours.clone());
         assert_eq!(watch.before_write("n1", &ours), Verdict::Write);
         assert_eq!(watch.before_write("n1", &kubelet), Verdict::Write);
@@ -158,9 +166,7 @@ mod tests {
 
     #[test]
     fn a_third_list_starts_afresh() {
-        let watch = RevertWatch::default();
-        let kubelet = list(&[("Hostname", "n1")]);
-        let ours = list(&[("InternalIP", "10.0.0.5"), ("Hostname", "n1")]);
+        let (watch, kubelet, ours) = hostname_only_kubelet();
         watch.wrote("n1", kubelet.clone(), ours.clone());
         assert_eq!(watch.before_write("n1", &kubelet), Verdict::Write);
         watch.wrote("n1", kubelet.clone(), ours.clone());

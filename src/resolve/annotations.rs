@@ -79,6 +79,14 @@ mod tests {
         (t, a.to_string())
     }
 
+    /// Asserts that both sources read from `list` give `want`, with no warning.
+    #[track_caller]
+    fn assert_reads(list: &[(&str, &str)], want: &[(AddressType, String)]) {
+        let (got, warnings) = run(list);
+        assert_eq!(got, want);
+        assert!(warnings.is_empty());
+    }
+
     #[test]
     fn each_source_reads_only_its_own_keys() {
         let list = [
@@ -111,22 +119,18 @@ mod tests {
     #[test]
     fn comma_separated_dual_stack_value_is_two_addresses_not_one() {
         // Reference §6: other CCMs parse "v4,v6" as one IP and fail with "too many colons".
-        let (got, warnings) = run(&[("k3s.io/internal-ip", "10.0.0.1,fd00::1")]);
-        assert_eq!(
-            got,
-            vec![c(InternalIP, "10.0.0.1"), c(InternalIP, "fd00::1")]
+        assert_reads(
+            &[("k3s.io/internal-ip", "10.0.0.1,fd00::1")],
+            &[c(InternalIP, "10.0.0.1"), c(InternalIP, "fd00::1")],
         );
-        assert!(warnings.is_empty());
     }
 
     #[test]
     fn spaces_around_commas_are_tolerated() {
-        let (got, warnings) = run(&[("bare-ccm.io/internal-ip", "10.0.0.1, fd00::1 ,")]);
-        assert_eq!(
-            got,
-            vec![c(InternalIP, "10.0.0.1"), c(InternalIP, "fd00::1")]
+        assert_reads(
+            &[("bare-ccm.io/internal-ip", "10.0.0.1, fd00::1 ,")],
+            &[c(InternalIP, "10.0.0.1"), c(InternalIP, "fd00::1")],
         );
-        assert!(warnings.is_empty());
     }
 
     #[test]

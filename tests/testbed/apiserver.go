@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"k8s.io/component-base/cli"
 	_ "k8s.io/component-base/logs/json/register"
 	_ "k8s.io/component-base/metrics/prometheus/clientgo"
 	_ "k8s.io/component-base/metrics/prometheus/version"
@@ -69,7 +68,5 @@ func apiServerFlags(l *layout, etcdServers string) ([]string, error) {
 }
 
 func runAPIServer(args []string) int {
-	cmd := apiserver.NewAPIServerCommand()
-	cmd.SetArgs(args)
-	return cli.Run(cmd)
+	return runUpstream(apiserver.NewAPIServerCommand(), args)
 }

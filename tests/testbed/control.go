@@ -201,6 +201,14 @@ func controlRequest(stateDir, method, path string, body any) ([]byte, error) {
 	return out, nil
 }
 
+// controlFlags starts the flags of a command that talks to the running test bed with
+// its --state-dir.
+func controlFlags(name string) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	stateDir := fs.String("state-dir", "", "state directory of the running test bed (default $TESTBED_STATE)")
+	return fs, stateDir
+}
+
 // call is controlRequest for the command line: the answer goes to stdout.
 func call(stateDir, method, path string, body any) int {
 	if stateDir == "" {
@@ -220,8 +228,7 @@ func call(stateDir, method, path string, body any) int {
 }
 
 func runJoin(args []string) int {
-	fs := flag.NewFlagSet("join", flag.ContinueOnError)
-	stateDir := fs.String("state-dir", "", "state directory of the running test bed (default $TESTBED_STATE)")
+	fs, stateDir := controlFlags("join")
 	var req JoinRequest
 	fs.IntVar(&req.Count, "nodes", 1, "how many nodes join")
 	fs.IntVar(&req.AddressIndex, "address-index", 0, "number the addresses from this index (default: after the last node's)")
@@ -241,8 +248,7 @@ func runJoin(args []string) int {
 }
 
 func runAddress(args []string) int {
-	fs := flag.NewFlagSet("address", flag.ContinueOnError)
-	stateDir := fs.String("state-dir", "", "state directory of the running test bed (default $TESTBED_STATE)")
+	fs, stateDir := controlFlags("address")
 	var req AddressRequest
 	fs.StringVar(&req.Node, "node", "", "the node whose interface gets the addresses")
 	fs.StringVar(&req.Link, "link", externalLink, "eth0 (internal) or eth1 (external)")
@@ -256,8 +262,7 @@ func runAddress(args []string) int {
 }
 
 func runLeave(args []string) int {
-	fs := flag.NewFlagSet("leave", flag.ContinueOnError)
-	stateDir := fs.String("state-dir", "", "state directory of the running test bed (default $TESTBED_STATE)")
+	fs, stateDir := controlFlags("leave")
 	groups := fs.String("groups", "", "comma-separated hollow groups to stop (default: all)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -270,8 +275,7 @@ func runLeave(args []string) int {
 }
 
 func runSignal(args []string) int {
-	fs := flag.NewFlagSet("signal", flag.ContinueOnError)
-	stateDir := fs.String("state-dir", "", "state directory of the running test bed (default $TESTBED_STATE)")
+	fs, stateDir := controlFlags("signal")
 	var req SignalRequest
 	fs.StringVar(&req.Component, "component", "apiserver", "datastore, apiserver, controller-manager, scheduler, peer-ccm")
 	fs.StringVar(&req.Signal, "signal", "", "STOP, CONT, TERM, KILL or RESTART")
@@ -283,8 +287,7 @@ func runSignal(args []string) int {
 }
 
 func runStatus(args []string) int {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	stateDir := fs.String("state-dir", "", "state directory of the running test bed (default $TESTBED_STATE)")
+	fs, stateDir := controlFlags("status")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

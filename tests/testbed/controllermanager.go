@@ -13,7 +13,6 @@ package main
 import (
 	"strings"
 
-	"k8s.io/component-base/cli"
 	_ "k8s.io/component-base/logs/json/register"
 	_ "k8s.io/component-base/metrics/prometheus/clientgo"
 	_ "k8s.io/component-base/metrics/prometheus/version"
@@ -45,7 +44,5 @@ func controllerManagerFlags(l *layout) []string {
 }
 
 func runControllerManager(args []string) int {
-	cmd := controllermanager.NewControllerManagerCommand()
-	cmd.SetArgs(args)
-	return cli.Run(cmd)
+	return runUpstream(controllermanager.NewControllerManagerCommand(), args)
 }

@@ -14,6 +14,9 @@ import (
 	"fmt"
 	"os"
 	"sort"
+
+	"github.com/spf13/cobra"
+	"k8s.io/component-base/cli"
 )
 
 // subcommands maps each subcommand to its entry point; each returns the exit code.
@@ -46,6 +49,12 @@ func main() {
 		os.Exit(2)
 	}
 	os.Exit(run(os.Args[2:]))
+}
+
+// runUpstream runs an upstream component's command on args, as its own main does.
+func runUpstream(cmd *cobra.Command, args []string) int {
+	cmd.SetArgs(args)
+	return cli.Run(cmd)
 }
 
 func usage() {

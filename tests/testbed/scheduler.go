@@ -5,7 +5,6 @@ package main
 // a tainted, NotReady control-plane node.
 
 import (
-	"k8s.io/component-base/cli"
 	_ "k8s.io/component-base/logs/json/register"
 	_ "k8s.io/component-base/metrics/prometheus/clientgo"
 	_ "k8s.io/component-base/metrics/prometheus/version"
@@ -22,7 +21,5 @@ func schedulerFlags(l *layout) []string {
 }
 
 func runScheduler(args []string) int {
-	cmd := scheduler.NewSchedulerCommand()
-	cmd.SetArgs(args)
-	return cli.Run(cmd)
+	return runUpstream(scheduler.NewSchedulerCommand(), args)
 }

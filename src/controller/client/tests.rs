@@ -8,29 +8,24 @@ fn verb(method: Method, uri: &str) -> &'static str {
 
 #[test]
 fn verbs_follow_the_api_server_request_info_rules() {
-    assert_eq!(verb(Method::GET, "/api/v1/nodes"), "list");
-    assert_eq!(verb(Method::GET, "/api/v1/nodes?limit=500"), "list");
-    assert_eq!(
-        verb(Method::GET, "/api/v1/nodes?watch=true&resourceVersion=5"),
-        "watch"
-    );
-    assert_eq!(verb(Method::GET, "/api/v1/nodes/n1"), "get");
-    assert_eq!(verb(Method::GET, "/api/v1/nodes/n1/status"), "get");
-    assert_eq!(
-        verb(
-            Method::GET,
-            "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/bare-ccm"
+    for (uri, want) in [
+        ("/api/v1/nodes", "list"),
+        ("/api/v1/nodes?limit=500", "list"),
+        ("/api/v1/nodes?watch=true&resourceVersion=5", "watch"),
+        ("/api/v1/nodes/n1", "get"),
+        ("/api/v1/nodes/n1/status", "get"),
+        (
+            "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/bare-ccm",
+            "get",
         ),
-        "get"
-    );
-    assert_eq!(
-        verb(
-            Method::GET,
-            "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases"
+        (
+            "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases",
+            "list",
         ),
-        "list"
-    );
-    assert_eq!(verb(Method::GET, "/api/v1/namespaces/kube-system"), "get");
+        ("/api/v1/namespaces/kube-system", "get"),
+    ] {
+        assert_eq!(verb(Method::GET, uri), want, "GET {uri}");
+    }
     assert_eq!(verb(Method::PATCH, "/api/v1/nodes/n1/status"), "patch");
     assert_eq!(
         verb(
