@@ -82,9 +82,24 @@ async fn a_deposed_leader_lands_no_write_after_the_new_leaders_first() {
     let b = Ccm::start(&bed, &dir.path().join("b"), &config, &[]);
     b.wait_ready().await;
 
-    // A burst joins; in the middle of it the API server stops, and A freezes with it.
+    // A burst joins; in the middle of it, once A has begun to write (a fixed pause was too
+    // short on a loaded machine, where k3s's node-args arrived later), the API server
+    // stops, and A freezes with it.
     let mut joined = bed.join(30, &["--prefix", "fence"]);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut a_began = false;
+    for _ in 0..600 {
+        let requests: Vec<AuditEvent> = bed.audit();
+        if !node_writes(&requests, &credential_a).is_empty() {
+            a_began = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        a_began,
+        "A wrote nothing within 60 s of the burst; A's log:\n{}",
+        a.log_text()
+    );
     bed.signal("apiserver", "STOP");
     tokio::time::sleep(Duration::from_secs(1)).await;
     kill(a.pid(), "-STOP");

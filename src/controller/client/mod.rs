@@ -274,9 +274,26 @@ where
         }
         let method = req.method().clone();
         let layer = self.layer.clone();
-        let fut = self.inner.call(req);
+        let mut fut = Box::pin(self.inner.call(req));
         Box::pin(async move {
-            let result = fut.await;
+            // The gate is checked again before every poll of a write until it is answered:
+            // a write still connecting or waiting for its connection when this replica
+            // stops leading (a frozen process, a paused API server) is dropped, not sent
+            // late. What the API server has already received cannot be called back.
+            let fenced = method != Method::GET && layer.fence.is_some();
+            let mut dropped = false;
+            let result = std::future::poll_fn(|cx| {
+                if fenced && !layer.may_send(&method) {
+                    dropped = true;
+                    return Poll::Ready(Err(Fenced.into()));
+                }
+                fut.as_mut().poll(cx)
+            })
+            .await;
+            if dropped {
+                layer.metrics.api_request(verb, "fenced");
+                return result;
+            }
             let metrics = &layer.metrics;
             // client-go observes no latency for watches (`Request.Watch` has no
             // RequestLatency), only their result.

@@ -240,3 +240,87 @@ fn token_bucket_allows_burst_then_spaces_requests_at_qps() {
     }
     assert!(bucket.reserve(later) > Duration::ZERO);
 }
+
+/// An API server that answers after `delay`, counting the requests it answered.
+struct Slow(std::time::Duration, Arc<std::sync::atomic::AtomicUsize>);
+
+impl Service<Request<()>> for Slow {
+    type Response = Response<Box<DynBody>>;
+    type Error = tower::BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<()>) -> Self::Future {
+        let (delay, answered) = (self.0, self.1.clone());
+        let mut answer = Answer {
+            status: http::StatusCode::OK,
+            body: "{}",
+        };
+        let resp = answer.call(req);
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            resp.await
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_write_still_in_flight_when_the_lease_is_lost_is_dropped() {
+    use crate::leader::RenewClock;
+    let renewals = Arc::new(RenewClock::default());
+    let gate = Arc::new(LeaderGate::elected(
+        renewals.clone(),
+        Duration::from_secs(10),
+    ));
+    renewals.tick();
+    gate.set_leading(true);
+    let fence = Fence::new(
+        gate.clone(),
+        Duration::from_secs(15),
+        Duration::from_secs(10),
+    );
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let layer = ApiLayer::new(0.0, 0, Arc::new(Metrics::new())).fenced(fence);
+    let mut service = layer.layer(Slow(Duration::from_millis(300), answered.clone()));
+    let patch = || Request::patch("/api/v1/nodes/n1").body(()).unwrap();
+
+    // Leading throughout: the slow write is answered.
+    std::future::poll_fn(|cx| service.poll_ready(cx))
+        .await
+        .unwrap();
+    service.call(patch()).await.unwrap();
+    assert_eq!(answered.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // The lease is lost while the next write is on its way: it is dropped, not completed.
+    std::future::poll_fn(|cx| service.poll_ready(cx))
+        .await
+        .unwrap();
+    let write = service.call(patch());
+    let lose = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        gate.set_leading(false);
+    };
+    let (result, ()) = tokio::join!(
+        async {
+            // Polled again after the loss, as an in-flight request is when its connection
+            // makes progress.
+            tokio::pin!(write);
+            loop {
+                tokio::select! {
+                    r = &mut write => break r,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        },
+        lose
+    );
+    match result {
+        Err(refused) => assert!(refused.is::<Fenced>(), "{refused}"),
+        Ok(_) => panic!("a write in flight when the lease was lost was completed"),
+    }
+    assert_eq!(answered.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
