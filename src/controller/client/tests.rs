@@ -148,10 +148,10 @@ impl Service<Request<()>> for Counting {
     }
 }
 
-#[tokio::test]
-async fn a_write_that_waited_while_the_lease_was_lost_is_not_sent() {
-    use crate::leader::RenewClock;
-    let renewals = Arc::new(RenewClock::default());
+/// A gate of a replica that leads with a fresh renewal (lease 15 s, renew deadline 10 s),
+/// and the fence of its writes.
+fn leading_gate() -> (Arc<LeaderGate>, Fence) {
+    let renewals = Arc::new(crate::leader::RenewClock::default());
     let gate = Arc::new(LeaderGate::elected(
         renewals.clone(),
         Duration::from_secs(10),
@@ -163,6 +163,12 @@ async fn a_write_that_waited_while_the_lease_was_lost_is_not_sent() {
         Duration::from_secs(15),
         Duration::from_secs(10),
     );
+    (gate, fence)
+}
+
+#[tokio::test]
+async fn a_write_that_waited_while_the_lease_was_lost_is_not_sent() {
+    let (gate, fence) = leading_gate();
     // Five tokens a second: the second write waits 200 ms for its token.
     let layer = ApiLayer::new(5.0, 1, Arc::new(Metrics::new())).fenced(fence);
     let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -270,19 +276,7 @@ impl Service<Request<()>> for Slow {
 
 #[tokio::test]
 async fn a_write_still_in_flight_when_the_lease_is_lost_is_dropped() {
-    use crate::leader::RenewClock;
-    let renewals = Arc::new(RenewClock::default());
-    let gate = Arc::new(LeaderGate::elected(
-        renewals.clone(),
-        Duration::from_secs(10),
-    ));
-    renewals.tick();
-    gate.set_leading(true);
-    let fence = Fence::new(
-        gate.clone(),
-        Duration::from_secs(15),
-        Duration::from_secs(10),
-    );
+    let (gate, fence) = leading_gate();
     let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let layer = ApiLayer::new(0.0, 0, Arc::new(Metrics::new())).fenced(fence);
     let mut service = layer.layer(Slow(Duration::from_millis(300), answered.clone()));
