@@ -53,9 +53,14 @@ const MAX_RATE: f64 = 500.0;
 const SECOND_HALF_RATE: f64 = 15.0;
 /// Length of the window in which every request fails (in the server-errors profile).
 const OUTAGE: Duration = Duration::from_secs(5);
-/// Requests per second above which retries during [`OUTAGE`] are a hot loop. Far below
-/// the client-side limits: the per-node backoff, not the limiter, must bound them.
-const MAX_OUTAGE_RATE: f64 = 250.0;
+/// Requests to one Node above which retries during [`OUTAGE`] are a hot loop. The
+/// per-node backoff (5 ms doubling) allows 10 attempts in 5 s, one request each when every
+/// request fails; k3s's own writes to a node during the window may add an immediate retry
+/// each. Twice the backoff's 10 leaves room for those. The replicas' total rate depends on
+/// how many nodes are waiting when the window opens (65–260/s on this machine), so it is
+/// reported, and bounded by `MAX_RATE` like any other window, but the per-node count is
+/// what tells a hot loop.
+const MAX_OUTAGE_REQUESTS_PER_NODE: u64 = 20;
 /// Window of the request-rate bound.
 const RATE_WINDOW: Duration = Duration::from_secs(5);
 /// Requests per node over a whole profile above which retries are a hot loop: a clean
@@ -246,6 +251,18 @@ fn replica_requests_where(emu: &Emulator, keep: impl Fn(&AttributedRequest) -> b
         .filter(|(r, _)| users.contains(&r.user) && keep(r))
         .map(|(_, n)| n)
         .sum()
+}
+
+/// The replicas' requests to each Node (and its status) so far.
+fn replica_requests_per_node(emu: &Emulator) -> BTreeMap<String, u64> {
+    let users: Vec<String> = REPLICAS.iter().map(|a| sa_user(a)).collect();
+    let mut out = BTreeMap::new();
+    for (r, n) in emu.accounting().attributed_requests() {
+        if users.contains(&r.user) && r.resource == "nodes" && !r.name.is_empty() {
+            *out.entry(r.name).or_default() += n;
+        }
+    }
+    out
 }
 
 /// Sends `sig` to every process in `pids`, ignoring those that are gone.
@@ -486,18 +503,24 @@ async fn run_profile(profile: Profile) -> Outcome {
 
     // Mid-burst.
     let mut outage_rate = None;
+    let mut outage_busiest_node = None;
     match profile {
         Profile::ServerErrors => {
             // Within the 5% profile, a window where every request of the replicas fails.
             // The kubelets and k3s get through, so that the nodes of the first half are
             // described by k3s during the window and the replicas have work to retry.
             let before = replica_requests(&emu);
+            let per_node_before = replica_requests_per_node(&emu);
             let replicas = "system:serviceaccount:";
             let unavailable = vec![InjectedStatus::ServiceUnavailable];
             faults.fail_ratio_by(replicas, 1.0, "*", "*", unavailable);
             tokio::time::sleep(OUTAGE).await;
             let sent = replica_requests(&emu) - before;
             outage_rate = Some(sent as f64 / OUTAGE.as_secs_f64());
+            outage_busiest_node = replica_requests_per_node(&emu)
+                .into_iter()
+                .map(|(name, n)| (n - per_node_before.get(&name).copied().unwrap_or(0), name))
+                .max();
             faults.fail_ratio_by(replicas, 0.0, "*", "*", vec![]);
         }
         Profile::Unreachable => faults.refuse_connections_for(Duration::from_secs(15)),
@@ -652,10 +675,15 @@ async fn run_profile(profile: Profile) -> Outcome {
     );
     // The fault happened while nodes were joining, and the replicas went through it.
     assert_fault_was_met(profile, &emu);
-    if let Some(rate) = outage_rate {
+    if let Some((requests, node)) = &outage_busiest_node {
+        eprintln!(
+            "{profile:?}: outage: {:.0} requests/s in all, at most {requests} to one node ({node})",
+            outage_rate.unwrap_or(0.0)
+        );
         assert!(
-            rate < MAX_OUTAGE_RATE,
-            "{profile:?}: {rate:.0} requests/s while every request failed: a hot loop"
+            *requests <= MAX_OUTAGE_REQUESTS_PER_NODE,
+            "{profile:?}: {requests} requests to {node} in {OUTAGE:?} while every request \
+             failed: a hot loop (its backoff allows 10)"
         );
     }
     let requests_per_node = replica_requests(&emu) as f64 / NODES as f64;
