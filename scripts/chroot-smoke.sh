@@ -10,7 +10,8 @@
 #      exits 0 and resolves the node's InternalIP from its k3s node-args;
 #   3. the kubeconfig of manifests/bare-ccm-kubeadm.yaml works from the empty root: with
 #      the service-account CA and token files added where Kubernetes mounts them,
-#      `bare-ccm explain --node NAME` reads the node over TLS from a loopback server whose
+#      `bare-ccm explain --node NAME` reads the node (and the manifest's ConfigMap, the
+#      config explain then uses) over TLS from a loopback server whose
 #      certificate, like kubeadm's, names "kubernetes" but not 127.0.0.1. This proves TLS,
 #      tls-server-name and tokenFile handling in the static binary without DNS or libc
 #      files, and the control run without tls-server-name must fail.
@@ -102,17 +103,32 @@ openssl x509 -req -days 1 -in "$work/srv.csr" -CA "$work/ca.crt" -CAkey "$work/c
 token=smoke-token-$$
 printf '%s' "$token" > "$work/token"
 
-# A loopback HTTPS server that answers GET /api/v1/nodes/k3s-agent-1 for the right token
-# only; it stops by itself after 60 s.
-python3 - "$work" "$token" "$node_json" > "$work/server.log" 2>&1 <<'PY' &
-import http.server, ssl, sys, time
-work, token, node_json = sys.argv[1], sys.argv[2], sys.argv[3]
+# A loopback HTTPS server that answers, for the right token only, GET of the node
+# k3s-agent-1 and of the ConfigMap kube-system/bare-ccm-config (explain --node NAME reads
+# the running controller's config from it: here the kubeadm manifest's own ConfigMap); it
+# stops by itself after 60 s.
+python3 - "$work" "$token" "$node_json" manifests/bare-ccm-kubeadm.yaml > "$work/server.log" 2>&1 <<'PY' &
+import http.server, json, ssl, sys, time
+work, token, node_json, manifest = sys.argv[1:5]
 node = open(node_json, "rb").read()
+# config.yaml of the manifest's ConfigMap: the block under "  config.yaml: |", indented 4.
+lines = open(manifest).read().split("\n")
+config = []
+for line in lines[lines.index("  config.yaml: |") + 1:]:
+    if line.startswith("    ") or line == "":
+        config.append(line[4:])
+    else:
+        break
+config_map = json.dumps({"kind": "ConfigMap", "apiVersion": "v1",
+    "metadata": {"name": "bare-ccm-config", "namespace": "kube-system"},
+    "data": {"config.yaml": "\n".join(config).strip() + "\n"}}).encode()
+objects = {"/api/v1/nodes/k3s-agent-1": node,
+           "/api/v1/namespaces/kube-system/configmaps/bare-ccm-config": config_map}
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        ok = (self.path.split("?")[0] == "/api/v1/nodes/k3s-agent-1"
-              and self.headers.get("Authorization") == "Bearer " + token)
-        body = node if ok else b'{"kind":"Status","apiVersion":"v1","status":"Failure","code":401,"reason":"Unauthorized"}'
+        found = objects.get(self.path.split("?")[0])
+        ok = found is not None and self.headers.get("Authorization") == "Bearer " + token
+        body = found if ok else b'{"kind":"Status","apiVersion":"v1","status":"Failure","code":401,"reason":"Unauthorized"}'
         self.send_response(200 if ok else 401)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
