@@ -27,17 +27,21 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// When this replica last renewed (or acquired) its lease.
+/// When this replica last renewed (or acquired) its lease, counted from when the renewal
+/// was *sent*: the API server stored it no earlier, so a standby cannot have seen it before
+/// then. Counting from the answer instead would reopen the gate for a whole renew deadline
+/// when an old answer is read late (a process frozen with the answer waiting in its
+/// socket, while another replica took the lease).
 #[derive(Debug, Default)]
 pub struct RenewClock {
     last: Mutex<Option<Instant>>,
 }
 
 impl RenewClock {
-    /// Notes a successful renewal now.
-    pub fn tick(&self) {
+    /// Notes a successful renewal whose request left at `sent`.
+    pub fn renewed(&self, sent: Instant) {
         if let Ok(mut last) = self.last.lock() {
-            *last = Some(Instant::now());
+            *last = Some(last.map_or(sent, |t| t.max(sent)));
         }
     }
 
@@ -343,13 +347,14 @@ pub async fn run_election(
         // (leaderelection.go, `renew`: context.WithTimeout(ctx, RenewDeadline)): a hung
         // API server must not keep this replica reporting leadership, or a standby
         // waiting, forever.
+        let sent = Instant::now();
         let attempt = tokio::select! {
             _ = shutdown.cancelled() => break,
             attempt = tokio::time::timeout(renew_deadline, elector.try_acquire_or_renew()) => attempt,
         };
         match attempt {
             Ok(Ok(Attempt::Leading)) => {
-                renewals.tick();
+                renewals.renewed(sent);
                 if !gate.is_leading() {
                     tracing::info!(%identity, %lease, "became the leader");
                     gate.set_leading(true);
@@ -477,16 +482,104 @@ mod tests {
         let clock = Arc::new(RenewClock::default());
         let gate = LeaderGate::elected(clock.clone(), Duration::from_millis(50));
         assert!(!gate.may_write(), "not leading yet");
-        clock.tick();
+        clock.renewed(Instant::now());
         gate.set_leading(true);
         assert!(gate.may_write());
         std::thread::sleep(Duration::from_millis(60));
         assert!(gate.is_leading());
         assert!(!gate.may_write(), "renewal too old");
-        clock.tick();
+        clock.renewed(Instant::now());
         assert!(gate.may_write());
         gate.set_leading(false);
         assert!(!gate.may_write(), "lease lost");
+    }
+
+    /// A stand-in API server for the Lease: no Lease yet, then every create or update is
+    /// stored. The answer to the create is only read `late` after it was sent, as when this
+    /// process was frozen (SIGSTOP) with the answer waiting in its socket: the thread is
+    /// blocked, so the renew-deadline timer and the answer are ready at the same poll.
+    fn lease_server(
+        late: Duration,
+    ) -> impl tower::Service<
+        http::Request<kube::client::Body>,
+        Response = http::Response<http_body_util::Full<axum::body::Bytes>>,
+        Error = std::convert::Infallible,
+        Future = impl Send,
+    > + Send
+    + 'static {
+        let creates = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        tower::service_fn(move |req: http::Request<kube::client::Body>| {
+            let creates = creates.clone();
+            async move {
+                let lease = r#"{"apiVersion":"coordination.k8s.io/v1","kind":"Lease",
+                    "metadata":{"name":"bare-ccm","namespace":"kube-system","resourceVersion":"1"},
+                    "spec":{"holderIdentity":"me","leaseDurationSeconds":1}}"#;
+                let (status, body) = match *req.method() {
+                    http::Method::GET => (
+                        http::StatusCode::NOT_FOUND,
+                        r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#,
+                    ),
+                    http::Method::POST => {
+                        if creates.fetch_add(1, Ordering::SeqCst) == 0 {
+                            std::thread::sleep(late);
+                        }
+                        (http::StatusCode::CREATED, lease)
+                    }
+                    _ => (http::StatusCode::OK, lease),
+                };
+                let mut resp = http::Response::new(http_body_util::Full::new(
+                    axum::body::Bytes::from_static(body.as_bytes()),
+                ));
+                *resp.status_mut() = status;
+                Ok(resp)
+            }
+        })
+    }
+
+    /// A token of workers that have already stopped.
+    fn stopped() -> CancellationToken {
+        let token = CancellationToken::new();
+        token.cancel();
+        token
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_answer_read_after_the_renew_deadline_does_not_open_the_gate() {
+        let renew_deadline = Duration::from_millis(200);
+        let client = kube::Client::new(lease_server(renew_deadline * 2), "default");
+        let clock = Arc::new(RenewClock::default());
+        let gate = Arc::new(LeaderGate::elected(clock.clone(), renew_deadline));
+        let mut changes = gate.subscribe();
+        let shutdown = CancellationToken::new();
+        let election = tokio::spawn(run_election(
+            client,
+            ElectionSettings {
+                lease_duration: Duration::from_secs(1),
+                renew_deadline,
+                retry_period: Duration::from_millis(100),
+                ..settings(15, 10, 2)
+            },
+            gate.clone(),
+            clock,
+            shutdown.clone(),
+            stopped(),
+            Gauge::default(),
+        ));
+        changes.wait_for(|leading| *leading).await.unwrap();
+        assert!(
+            !gate.may_write(),
+            "the lease was won by a request sent a renew deadline ago, yet the gate opened"
+        );
+        // The next renewal is answered at once and opens the gate.
+        let opened = tokio::time::timeout(Duration::from_secs(2), async {
+            while !gate.may_write() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(opened.is_ok(), "a prompt renewal did not open the gate");
+        shutdown.cancel();
+        election.await.unwrap().unwrap();
     }
 
     #[test]

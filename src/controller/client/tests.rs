@@ -156,7 +156,7 @@ fn leading_gate() -> (Arc<LeaderGate>, Fence) {
         renewals.clone(),
         Duration::from_secs(10),
     ));
-    renewals.tick();
+    renewals.renewed(Instant::now());
     gate.set_leading(true);
     let fence = Fence::new(
         gate.clone(),
