@@ -41,7 +41,7 @@ impl RenewClock {
     /// Notes a successful renewal whose request left at `sent`.
     pub fn renewed(&self, sent: Instant) {
         if let Ok(mut last) = self.last.lock() {
-            *last = Some(last.map_or(sent, |t| t.max(sent)));
+            *last = Some(sent);
         }
     }
 
@@ -494,21 +494,13 @@ mod tests {
         assert!(!gate.may_write(), "lease lost");
     }
 
-    /// A stand-in API server for the Lease: no Lease yet, then every create or update is
-    /// stored. The answer to the create is only read `late` after it was sent, as when this
+    /// A client of a stand-in API server for the Lease: no Lease to read, and every create
+    /// or update answered with this replica's Lease. The answer to the create is only read `late` after it was sent, as when this
     /// process was frozen (SIGSTOP) with the answer waiting in its socket: the thread is
     /// blocked, so the renew-deadline timer and the answer are ready at the same poll.
-    fn lease_server(
-        late: Duration,
-    ) -> impl tower::Service<
-        http::Request<kube::client::Body>,
-        Response = http::Response<http_body_util::Full<axum::body::Bytes>>,
-        Error = std::convert::Infallible,
-        Future = impl Send,
-    > + Send
-    + 'static {
+    fn client_of_a_lease_server(late: Duration) -> kube::Client {
         let creates = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        tower::service_fn(move |req: http::Request<kube::client::Body>| {
+        let server = tower::service_fn(move |req: http::Request<kube::client::Body>| {
             let creates = creates.clone();
             async move {
                 let lease = r#"{"apiVersion":"coordination.k8s.io/v1","kind":"Lease",
@@ -531,9 +523,10 @@ mod tests {
                     axum::body::Bytes::from_static(body.as_bytes()),
                 ));
                 *resp.status_mut() = status;
-                Ok(resp)
+                Ok::<_, std::convert::Infallible>(resp)
             }
-        })
+        });
+        kube::Client::new(server, "default")
     }
 
     /// A token of workers that have already stopped.
@@ -546,7 +539,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn an_answer_read_after_the_renew_deadline_does_not_open_the_gate() {
         let renew_deadline = Duration::from_millis(200);
-        let client = kube::Client::new(lease_server(renew_deadline * 2), "default");
+        let client = client_of_a_lease_server(renew_deadline * 2);
         let clock = Arc::new(RenewClock::default());
         let gate = Arc::new(LeaderGate::elected(clock.clone(), renew_deadline));
         let mut changes = gate.subscribe();

@@ -208,11 +208,7 @@ async fn seed_scenario_on_the_real_control_plane() {
         !requests.is_empty(),
         "the audit log shows no request from {user}"
     );
-    let refused: Vec<String> = requests
-        .iter()
-        .filter(|e| e.code() == 403)
-        .map(|e| e.describe())
-        .collect();
+    let refused = AuditEvent::answered_with(&requests, 403);
     assert!(
         refused.is_empty(),
         "refused requests of {user}: {refused:?}"
@@ -232,11 +228,7 @@ async fn seed_scenario_on_the_real_control_plane() {
                 .is_some_and(|o| o.resource == "nodes" && joined_names.contains(&o.name.as_str()))
         })
         .collect();
-    let conflicts: Vec<String> = node_writes
-        .iter()
-        .filter(|e| e.code() == 409)
-        .map(|e| e.describe())
-        .collect();
+    let conflicts = AuditEvent::answered_with(node_writes.iter().copied(), 409);
     assert!(
         conflicts.is_empty(),
         "409 Conflicts of {user} on busy nodes: {conflicts:?}"

@@ -397,11 +397,7 @@ async fn every_shipped_rule_is_needed_by_the_real_authorizer() {
     let before = bed.audit().len();
     let joined = full_scenario(&bed, &client, dir.path()).await;
     let requests = ccm_requests(&bed, before);
-    let refused: Vec<String> = requests
-        .iter()
-        .filter(|e| e.code() == 403)
-        .map(AuditEvent::describe)
-        .collect();
+    let refused = AuditEvent::answered_with(&requests, 403);
     assert!(
         refused.is_empty(),
         "refused with the shipped RBAC: {refused:?}"

@@ -432,6 +432,18 @@ impl AuditEvent {
         self.response_status.as_ref().map_or(0, |s| s.code)
     }
 
+    /// [`AuditEvent::describe`] of each of `events` answered with `code`, for assertions.
+    pub fn answered_with<'a>(
+        events: impl IntoIterator<Item = &'a AuditEvent>,
+        code: u16,
+    ) -> Vec<String> {
+        events
+            .into_iter()
+            .filter(|e| e.code() == code)
+            .map(AuditEvent::describe)
+            .collect()
+    }
+
     /// `verb resource[/subresource][.group] [namespace/]name -> code`, for messages.
     pub fn describe(&self) -> String {
         let o = self.object_ref.clone().unwrap_or_default();

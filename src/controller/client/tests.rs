@@ -148,6 +148,16 @@ impl Service<Request<()>> for Counting {
     }
 }
 
+/// Waits until `service` may send: the rate limit and any Retry-After pause apply here.
+async fn ready<S: Service<Request<()>>>(service: &mut S)
+where
+    S::Error: std::fmt::Debug,
+{
+    std::future::poll_fn(|cx| service.poll_ready(cx))
+        .await
+        .unwrap();
+}
+
 /// A gate of a replica that leads with a fresh renewal (lease 15 s, renew deadline 10 s),
 /// and the fence of its writes.
 fn leading_gate() -> (Arc<LeaderGate>, Fence) {
@@ -180,9 +190,7 @@ async fn a_write_that_waited_while_the_lease_was_lost_is_not_sent() {
         sent.clone(),
     ));
     let patch = || Request::patch("/api/v1/nodes/n1").body(()).unwrap();
-    std::future::poll_fn(|cx| service.poll_ready(cx))
-        .await
-        .unwrap();
+    ready(&mut service).await;
     service.call(patch()).await.unwrap();
     assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), 1);
 
@@ -191,8 +199,7 @@ async fn a_write_that_waited_while_the_lease_was_lost_is_not_sent() {
         tokio::time::sleep(Duration::from_millis(50)).await;
         gate.set_leading(false);
     };
-    let (ready, ()) = tokio::join!(std::future::poll_fn(|cx| service.poll_ready(cx)), lose);
-    ready.unwrap();
+    tokio::join!(ready(&mut service), lose);
     match service.call(patch()).await {
         Err(refused) => assert!(refused.is::<Fenced>(), "{refused}"),
         Ok(_) => panic!("a write after the lease was lost got an answer"),
@@ -204,9 +211,7 @@ async fn a_write_that_waited_while_the_lease_was_lost_is_not_sent() {
     );
 
     // Reads are never fenced.
-    std::future::poll_fn(|cx| service.poll_ready(cx))
-        .await
-        .unwrap();
+    ready(&mut service).await;
     service
         .call(Request::get("/api/v1/nodes/n1").body(()).unwrap())
         .await
@@ -283,16 +288,12 @@ async fn a_write_still_in_flight_when_the_lease_is_lost_is_dropped() {
     let patch = || Request::patch("/api/v1/nodes/n1").body(()).unwrap();
 
     // Leading throughout: the slow write is answered.
-    std::future::poll_fn(|cx| service.poll_ready(cx))
-        .await
-        .unwrap();
+    ready(&mut service).await;
     service.call(patch()).await.unwrap();
     assert_eq!(answered.load(std::sync::atomic::Ordering::SeqCst), 1);
 
     // The lease is lost while the next write is on its way: it is dropped, not completed.
-    std::future::poll_fn(|cx| service.poll_ready(cx))
-        .await
-        .unwrap();
+    ready(&mut service).await;
     let write = service.call(patch());
     let lose = async {
         tokio::time::sleep(Duration::from_millis(50)).await;
